@@ -1,0 +1,519 @@
+package asmhsm;
+
+import static sun.security.pkcs11.wrapper.PKCS11Constants.*;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import sun.security.pkcs11.wrapper.CK_ATTRIBUTE;
+import sun.security.pkcs11.wrapper.CK_C_INITIALIZE_ARGS;
+import sun.security.pkcs11.wrapper.CK_GCM_PARAMS;
+import sun.security.pkcs11.wrapper.CK_MECHANISM;
+import sun.security.pkcs11.wrapper.CK_TOKEN_INFO;
+import sun.security.pkcs11.wrapper.PKCS11;
+import sun.security.pkcs11.wrapper.PKCS11Exception;
+
+/**
+ * One logged-in session on the HSM token, through the JDK's PKCS#11 wrapper.
+ * Not the SunPKCS11 KeyStore: it cannot set CKA_ID and refuses tokens where several
+ * secret keys share a label, which is the normal state for the plugin's KEKs.
+ */
+public final class Hsm implements AutoCloseable {
+    /** The label the Thales plugin gives every KEK; it finds a KEK by this label plus CKA_ID. */
+    public static final String KEK_LABEL = "k8s-kms-plugin-kek";
+    /** The plugin's default CA ID for the imported root certificate. */
+    public static final String DEFAULT_CA_ID = "1c3d30d5-dfa8-4167-a9f9-2c768464181b";
+    public static final String EMBEDDED_TOKEN = "asm-hsm";
+    static final String[] SOFTHSM_LIBS = {
+            "/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+            "/usr/local/lib/softhsm/libsofthsm2.so", "/usr/lib64/pkcs11/libsofthsm2.so",
+            "/opt/homebrew/lib/softhsm/libsofthsm2.so"};
+
+    // PKCS#11 return values (the JDK's constants for these moved between releases)
+    static final long CKR_ATTRIBUTE_SENSITIVE = 0x11, CKR_ATTRIBUTE_TYPE_INVALID = 0x12, CKR_PIN_INCORRECT = 0xA0,
+            CKR_PIN_LOCKED = 0xA4, CKR_USER_ALREADY_LOGGED_IN = 0x100;
+
+    public final String lib;
+    public final String tokenLabel;
+    public final long slot;
+    public final boolean embedded;
+    private final PKCS11 p11;
+    private final long session;
+
+    private Hsm(String lib, String tokenLabel, long slot, boolean embedded, PKCS11 p11, long session) {
+        this.lib = lib;
+        this.tokenLabel = tokenLabel;
+        this.slot = slot;
+        this.embedded = embedded;
+        this.p11 = p11;
+        this.session = session;
+    }
+
+    /** An object on the token, with the attributes every listing needs. */
+    public record Obj(long handle, long cls, String label, byte[] id) {
+        public String idText() { return printable(id); }
+    }
+
+    // ---------------------------------------------------------------- opening
+
+    /**
+     * Opens and logs in to the token the settings name. With no library set, the embedded
+     * SoftHSM2 token (created on first use). Returns null only under --dry-run when the
+     * embedded token does not exist yet (nothing may be created then).
+     */
+    public static Hsm open(Opts.Pkcs11 o, Out out) {
+        if (o.lib == null || o.lib.isBlank()) {
+            Embedded e = Embedded.ensure(o, out);
+            if (e == null) return null;
+            return open(e.lib, e.token, e.pinFile, true, "(embedded)");
+        }
+        if (o.token == null || o.token.isBlank())
+            throw Fail.badInput("no HSM token label given", "export P11_TOKEN=<HSM slot label> or pass --p11-token");
+        return open(o.lib, o.token, o.pinFile, false, "(P11_PIN_FILE)");
+    }
+
+    static Hsm open(String lib, String token, Path pinFile, boolean embedded, String pinSource) {
+        char[] pin = Env.readSecretChars(pinFile, "HSM PIN", pinSource.equals("(embedded)") ? null : "P11_PIN_FILE");
+        try {
+            PKCS11 p11 = load(lib);
+            long slot = findSlot(p11, lib, token);
+            long session;
+            try {
+                session = p11.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null, null);
+            } catch (PKCS11Exception e) {
+                throw Fail.failed("cannot open a session on token '" + token + "': " + e.getMessage(),
+                        "check that the HSM slot is reachable and not in use read-only");
+            }
+            try {
+                p11.C_Login(session, CKU_USER, pin);
+            } catch (PKCS11Exception e) {
+                if (e.getErrorCode() != CKR_USER_ALREADY_LOGGED_IN) {
+                    closeQuietly(p11, session);
+                    if (e.getErrorCode() == CKR_PIN_INCORRECT)
+                        throw Fail.failed("the HSM refused the PIN from " + pinFile + " for token '" + token + "'",
+                                "check P11_PIN_FILE holds the slot's user PIN; repeated failures can lock the slot");
+                    if (e.getErrorCode() == CKR_PIN_LOCKED)
+                        throw Fail.failed("the PIN of token '" + token + "' is locked", "ask the HSM administrator to unlock the slot");
+                    throw Fail.failed("login to token '" + token + "' failed: " + e.getMessage(), "check the PIN and the slot");
+                }
+            }
+            return new Hsm(lib, token, slot, embedded, p11, session);
+        } finally {
+            Arrays.fill(pin, '\0');
+        }
+    }
+
+    static PKCS11 load(String lib) {
+        Path p = Path.of(lib);
+        if (!Files.isRegularFile(p))
+            throw Fail.badInput("PKCS#11 library " + lib + " does not exist",
+                    "set P11_LIB to the HSM's PKCS#11 library (libCryptoki2.so for Luna, libsofthsm2.so for SoftHSM2)");
+        try {
+            CK_C_INITIALIZE_ARGS args = new CK_C_INITIALIZE_ARGS();
+            args.flags = CKF_OS_LOCKING_OK;
+            return PKCS11.getInstance(p.toAbsolutePath().toString(), "C_GetFunctionList", args, false);
+        } catch (IOException | PKCS11Exception | UnsatisfiedLinkError e) {
+            throw Fail.badInput(lib + " is not a usable PKCS#11 library (" + e.getMessage() + ")",
+                    "point P11_LIB at the HSM's PKCS#11 library; for Luna also set ChrystokiConfigurationPath");
+        }
+    }
+
+    static long findSlot(PKCS11 p11, String lib, String token) {
+        List<String> labels = new ArrayList<>();
+        try {
+            for (long s : p11.C_GetSlotList(true)) {
+                String label = new String(p11.C_GetTokenInfo(s).label).trim();
+                if (label.equals(token)) return s;
+                labels.add(label);
+            }
+        } catch (PKCS11Exception e) {
+            throw Fail.failed("cannot list the slots of " + lib + ": " + e.getMessage(), "check the HSM connection");
+        }
+        throw Fail.badInput("no token labelled '" + token + "' in " + lib
+                        + (labels.isEmpty() ? " (no initialised token at all)" : "; tokens there: " + String.join(", ", labels)),
+                "set P11_TOKEN to the label of the HSM slot provisioned for the mesh");
+    }
+
+    /** Token facts for hsm-info: never a secret. */
+    public Map<String, Object> tokenInfo() throws PKCS11Exception {
+        CK_TOKEN_INFO t = p11.C_GetTokenInfo(slot);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("library", lib);
+        m.put("embedded", embedded);
+        m.put("slot", slot);
+        m.put("label", new String(t.label).trim());
+        m.put("manufacturer", new String(t.manufacturerID).trim());
+        m.put("model", new String(t.model).trim());
+        m.put("serial", new String(t.serialNumber).trim());
+        return m;
+    }
+
+    // ---------------------------------------------------------------- finding
+
+    public List<Obj> find(CK_ATTRIBUTE... template) throws PKCS11Exception {
+        List<Long> handles = new ArrayList<>();
+        p11.C_FindObjectsInit(session, template);
+        try {
+            while (true) {
+                long[] batch = p11.C_FindObjects(session, 64);
+                if (batch == null || batch.length == 0) break;
+                for (long h : batch) handles.add(h);
+            }
+        } finally {
+            p11.C_FindObjectsFinal(session);
+        }
+        List<Obj> objs = new ArrayList<>();
+        for (long h : handles) objs.add(describe(h));
+        return objs;
+    }
+
+    Obj describe(long h) throws PKCS11Exception {
+        return new Obj(h, number(h, CKA_CLASS), text(bytes(h, CKA_LABEL)), bytes(h, CKA_ID));
+    }
+
+    public List<Obj> all() throws PKCS11Exception {
+        return find();
+    }
+
+    /** Every object whose CKA_ID is these bytes, whatever its class. */
+    public List<Obj> byId(byte[] id) throws PKCS11Exception {
+        return find(new CK_ATTRIBUTE(CKA_ID, id));
+    }
+
+    /** The KEK as the plugin looks it up: secret key + CKA_ID + the plugin's label. */
+    public List<Obj> keks(String kekId) throws PKCS11Exception {
+        if (kekId == null)
+            return find(new CK_ATTRIBUTE(CKA_CLASS, CKO_SECRET_KEY), new CK_ATTRIBUTE(CKA_LABEL, KEK_LABEL));
+        return find(new CK_ATTRIBUTE(CKA_CLASS, CKO_SECRET_KEY), new CK_ATTRIBUTE(CKA_ID, ascii(kekId)),
+                new CK_ATTRIBUTE(CKA_LABEL, KEK_LABEL));
+    }
+
+    public Obj kek(String kekId) throws PKCS11Exception {
+        List<Obj> found = keks(kekId);
+        if (found.isEmpty())
+            throw Fail.failed("no KEK with ID " + kekId + " on token '" + tokenLabel + "'",
+                    "check KEK_ID, or run gen-kek --kek-id " + kekId + " on this token");
+        if (found.size() > 1)
+            throw Fail.failed(found.size() + " KEKs share ID " + kekId + " on token '" + tokenLabel + "'",
+                    "the plugin cannot tell them apart: keep one (see hsm-info)");
+        return found.get(0);
+    }
+
+    public List<Obj> certificates(String caId) throws PKCS11Exception {
+        if (caId == null) return find(new CK_ATTRIBUTE(CKA_CLASS, CKO_CERTIFICATE));
+        return find(new CK_ATTRIBUTE(CKA_CLASS, CKO_CERTIFICATE), new CK_ATTRIBUTE(CKA_ID, ascii(caId)));
+    }
+
+    public List<Obj> privateKeys(String label) throws PKCS11Exception {
+        return find(new CK_ATTRIBUTE(CKA_CLASS, CKO_PRIVATE_KEY), new CK_ATTRIBUTE(CKA_LABEL, label));
+    }
+
+    // ---------------------------------------------------------------- attributes
+
+    public byte[] bytes(long h, long type) throws PKCS11Exception {
+        CK_ATTRIBUTE[] a = {new CK_ATTRIBUTE(type)};
+        try {
+            p11.C_GetAttributeValue(session, h, a);
+        } catch (PKCS11Exception e) {
+            if (e.getErrorCode() == CKR_ATTRIBUTE_SENSITIVE || e.getErrorCode() == CKR_ATTRIBUTE_TYPE_INVALID) return null;
+            throw e;
+        }
+        Object v = a[0].pValue;
+        if (v instanceof char[] chars) { // the wrapper hands text attributes back one byte per char
+            byte[] b = new byte[chars.length];
+            for (int i = 0; i < chars.length; i++) b[i] = (byte) chars[i];
+            return b;
+        }
+        return v == null ? null : a[0].getByteArray();
+    }
+
+    public Long number(long h, long type) throws PKCS11Exception {
+        CK_ATTRIBUTE[] a = {new CK_ATTRIBUTE(type)};
+        try {
+            p11.C_GetAttributeValue(session, h, a);
+        } catch (PKCS11Exception e) {
+            if (e.getErrorCode() == CKR_ATTRIBUTE_TYPE_INVALID) return null;
+            throw e;
+        }
+        return a[0].pValue == null ? null : a[0].getLong();
+    }
+
+    public Boolean flag(long h, long type) throws PKCS11Exception {
+        CK_ATTRIBUTE[] a = {new CK_ATTRIBUTE(type)};
+        try {
+            p11.C_GetAttributeValue(session, h, a);
+        } catch (PKCS11Exception e) {
+            if (e.getErrorCode() == CKR_ATTRIBUTE_TYPE_INVALID) return null;
+            throw e;
+        }
+        return a[0].pValue == null ? null : a[0].getBoolean();
+    }
+
+    /** The security attributes hsm-info shows and the tests check. */
+    public Map<String, Object> keyFacts(long h) throws PKCS11Exception {
+        Map<String, Object> m = new LinkedHashMap<>();
+        Long kt = number(h, CKA_KEY_TYPE);
+        m.put("keyType", kt == null ? null : keyTypeName(kt));
+        Long len = number(h, CKA_VALUE_LEN);
+        if (len != null) m.put("bits", len * 8);
+        byte[] mod = bytes(h, CKA_MODULUS);
+        if (mod != null) m.put("bits", new java.math.BigInteger(1, mod).bitLength());
+        m.put("token", flag(h, CKA_TOKEN));
+        m.put("private", flag(h, CKA_PRIVATE));
+        m.put("sensitive", flag(h, CKA_SENSITIVE));
+        m.put("extractable", flag(h, CKA_EXTRACTABLE));
+        m.put("alwaysSensitive", flag(h, CKA_ALWAYS_SENSITIVE));
+        m.put("neverExtractable", flag(h, CKA_NEVER_EXTRACTABLE));
+        m.put("encrypt", flag(h, CKA_ENCRYPT));
+        m.put("decrypt", flag(h, CKA_DECRYPT));
+        m.put("sign", flag(h, CKA_SIGN));
+        m.put("verify", flag(h, CKA_VERIFY));
+        m.values().removeIf(java.util.Objects::isNull);
+        return m;
+    }
+
+    static String keyTypeName(long kt) {
+        if (kt == CKK_AES) return "AES";
+        if (kt == CKK_RSA) return "RSA";
+        if (kt == CKK_EC) return "EC";
+        if (kt == CKK_GENERIC_SECRET) return "GENERIC_SECRET";
+        return "0x" + Long.toHexString(kt);
+    }
+
+    public static String className(long cls) {
+        if (cls == CKO_SECRET_KEY) return "secret-key";
+        if (cls == CKO_CERTIFICATE) return "certificate";
+        if (cls == CKO_PRIVATE_KEY) return "private-key";
+        if (cls == CKO_PUBLIC_KEY) return "public-key";
+        if (cls == CKO_DATA) return "data";
+        return "0x" + Long.toHexString(cls);
+    }
+
+    // ---------------------------------------------------------------- creating
+
+    /** AES-256 KEK exactly as the plugin's generate-kek makes it (hsm-formats.md). One object, one call. */
+    public long generateKek(String kekId) throws PKCS11Exception {
+        CK_ATTRIBUTE[] t = {
+                new CK_ATTRIBUTE(CKA_CLASS, CKO_SECRET_KEY),
+                new CK_ATTRIBUTE(CKA_KEY_TYPE, CKK_AES),
+                new CK_ATTRIBUTE(CKA_VALUE_LEN, 32L),
+                new CK_ATTRIBUTE(CKA_ID, ascii(kekId)),
+                new CK_ATTRIBUTE(CKA_LABEL, KEK_LABEL),
+                new CK_ATTRIBUTE(CKA_TOKEN, true),
+                new CK_ATTRIBUTE(CKA_ENCRYPT, true),
+                new CK_ATTRIBUTE(CKA_DECRYPT, true),
+                new CK_ATTRIBUTE(CKA_SIGN, false),
+                new CK_ATTRIBUTE(CKA_VERIFY, false),
+                new CK_ATTRIBUTE(CKA_SENSITIVE, true),
+                new CK_ATTRIBUTE(CKA_EXTRACTABLE, false),
+        };
+        return p11.C_GenerateKey(session, new CK_MECHANISM(CKM_AES_KEY_GEN), t);
+    }
+
+    /** The root CA certificate as the plugin's import-ca stores it (hsm-formats.md). */
+    public long importCertificate(String caId, String label, byte[] der, byte[] subject, byte[] issuer, byte[] serialDer)
+            throws PKCS11Exception {
+        CK_ATTRIBUTE[] t = {
+                new CK_ATTRIBUTE(CKA_CLASS, CKO_CERTIFICATE),
+                new CK_ATTRIBUTE(CKA_CERTIFICATE_TYPE, CKC_X_509),
+                new CK_ATTRIBUTE(CKA_TOKEN, true),
+                new CK_ATTRIBUTE(CKA_PRIVATE, false),
+                new CK_ATTRIBUTE(CKA_ID, ascii(caId)),
+                new CK_ATTRIBUTE(CKA_LABEL, label.getBytes(StandardCharsets.UTF_8)),
+                new CK_ATTRIBUTE(CKA_SUBJECT, subject),
+                new CK_ATTRIBUTE(CKA_ISSUER, issuer),
+                new CK_ATTRIBUTE(CKA_SERIAL_NUMBER, serialDer),
+                new CK_ATTRIBUTE(CKA_VALUE, der),
+        };
+        return p11.C_CreateObject(session, t);
+    }
+
+    public void destroy(long h) throws PKCS11Exception {
+        p11.C_DestroyObject(session, h);
+    }
+
+    // ---------------------------------------------------------------- using keys
+
+    /** AES-GCM decryption inside the HSM; input is ciphertext || 16-byte tag. */
+    public byte[] decryptGcm(long key, byte[] iv, byte[] aad, byte[] ctAndTag) throws PKCS11Exception {
+        p11.C_DecryptInit(session, new CK_MECHANISM(CKM_AES_GCM, new CK_GCM_PARAMS(128, iv, aad)), key);
+        byte[] outBuf = new byte[ctAndTag.length];
+        int n = p11.C_Decrypt(session, 0, ctAndTag, 0, ctAndTag.length, 0, outBuf, 0, outBuf.length);
+        return Arrays.copyOf(outBuf, n);
+    }
+
+    /** AES-GCM encryption inside the HSM; returns ciphertext || 16-byte tag. */
+    public byte[] encryptGcm(long key, byte[] iv, byte[] aad, byte[] plain) throws PKCS11Exception {
+        p11.C_EncryptInit(session, new CK_MECHANISM(CKM_AES_GCM, new CK_GCM_PARAMS(128, iv, aad)), key);
+        byte[] outBuf = new byte[plain.length + 16];
+        int n = p11.C_Encrypt(session, 0, plain, 0, plain.length, 0, outBuf, 0, outBuf.length);
+        return Arrays.copyOf(outBuf, n);
+    }
+
+    /** A signature made by a private key that never leaves the HSM. */
+    public byte[] sign(long key, long mechanism, byte[] data) throws PKCS11Exception {
+        p11.C_SignInit(session, new CK_MECHANISM(mechanism), key);
+        return p11.C_Sign(session, data);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    public static byte[] ascii(String s) {
+        return s.getBytes(StandardCharsets.US_ASCII);
+    }
+
+    static String text(byte[] b) {
+        return b == null ? null : new String(b, StandardCharsets.UTF_8);
+    }
+
+    /** An ID as text when it is printable (the plugin's IDs are), else hex. */
+    public static String printable(byte[] b) {
+        if (b == null) return null;
+        for (byte x : b) if (x < 0x20 || x > 0x7e) return "0x" + HexFormat.of().formatHex(b);
+        return new String(b, StandardCharsets.US_ASCII);
+    }
+
+    @Override
+    public void close() {
+        closeQuietly(p11, session);
+    }
+
+    private static void closeQuietly(PKCS11 p11, long session) {
+        try {
+            p11.C_CloseSession(session);
+        } catch (PKCS11Exception ignored) {
+            // closing is best effort; the token keeps nothing half-done from a session
+        }
+    }
+
+    // ---------------------------------------------------------------- embedded default
+
+    /**
+     * The embedded default HSM: a SoftHSM2 token under the toolkit's home, made on first
+     * use with a random PIN in a 0600 file. For trying the procedure without a Luna HSM.
+     */
+    static final class Embedded {
+        final String lib;
+        final String token;
+        final Path pinFile;
+
+        private Embedded(String lib, String token, Path pinFile) {
+            this.lib = lib;
+            this.token = token;
+            this.pinFile = pinFile;
+        }
+
+        static Embedded ensure(Opts.Pkcs11 o, Out out) {
+            String lib = null;
+            for (String c : SOFTHSM_LIBS) if (Files.isRegularFile(Path.of(c))) { lib = c; break; }
+            if (lib == null)
+                throw Fail.badInput("no P11_LIB set and SoftHSM2 (the embedded default) is not installed",
+                        "export P11_LIB=<path to libCryptoki2.so>, or install SoftHSM2: run tests/install (or apt-get install softhsm2 opensc)");
+            Path dir = Env.home().resolve("softhsm");
+            String token = o.token != null && !o.token.isBlank() ? o.token : EMBEDDED_TOKEN;
+            Path pinFile = o.pinFile != null ? o.pinFile : dir.resolve("pin");
+            // SoftHSM2 reads its configuration at load time from SOFTHSM2_CONF or, unset,
+            // ~/.config/softhsm2/softhsm2.conf: the JVM cannot set the variable, so use that file.
+            Path conf = Env.get("SOFTHSM2_CONF") != null ? Path.of(Env.get("SOFTHSM2_CONF"))
+                    : Env.userHome().resolve(".config/softhsm2/softhsm2.conf");
+            // Made before: the PIN file is ours. Otherwise never make a second token under a taken label.
+            if (Files.isRegularFile(conf) && Files.exists(pinFile)) return new Embedded(lib, token, pinFile);
+            if (Files.isRegularFile(conf) && listing(lib, conf).contains("token label        : " + token + "\n"))
+                throw Fail.badInput("SoftHSM2 already has a token '" + token + "' but " + pinFile + " is missing",
+                        "set P11_TOKEN and P11_PIN_FILE for that token, or choose another label with --p11-token");
+            if (out.dryRun()) {
+                out.change("create the embedded SoftHSM2 token '" + token + "' (PIN in " + pinFile + ")");
+                return null;
+            }
+            try {
+                create(lib, conf, dir, token, pinFile, out);
+            } catch (IOException | InterruptedException e) {
+                throw Fail.failed("cannot create the embedded SoftHSM2 token: " + e.getMessage(),
+                        "check that pkcs11-tool (OpenSC) is installed and " + dir + " is writable");
+            }
+            return new Embedded(lib, token, pinFile);
+        }
+
+        static void create(String lib, Path conf, Path dir, String token, Path pinFile, Out out)
+                throws IOException, InterruptedException {
+            Path tokens = dir.resolve("tokens");
+            Files.createDirectories(tokens, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+            if (!Files.exists(conf)) {
+                Env.writeFile(conf, ("# written by asm-hsm for its embedded default token\n"
+                        + "directories.tokendir = " + tokens + "\nobjectstore.backend = file\nlog.level = ERROR\n")
+                        .getBytes(StandardCharsets.UTF_8), "rw-------");
+            }
+            String pin = randomPin();
+            String soPin = randomPin();
+            if (!Files.exists(pinFile)) Env.writeSecret(pinFile, pin.getBytes(StandardCharsets.US_ASCII));
+            else pin = new String(Env.readSecret(pinFile, "HSM PIN", null), StandardCharsets.US_ASCII);
+            Env.writeSecret(dir.resolve("so-pin"), soPin.getBytes(StandardCharsets.US_ASCII));
+            // pkcs11-tool takes PINs from its environment ("env:NAME"), so none is on a command line.
+            run(lib, conf, pin, soPin, "--init-token", "--slot-index", "0", "--label", token, "--so-pin", "env:ASM_SO_PIN");
+            run(lib, conf, pin, soPin, "--token-label", token, "--login", "--login-type", "so",
+                    "--so-pin", "env:ASM_SO_PIN", "--init-pin", "--new-pin", "env:ASM_PIN");
+            out.warn("created the embedded SoftHSM2 token '" + token + "' (config " + conf + ", PIN file " + pinFile
+                    + "); set P11_LIB, P11_TOKEN and P11_PIN_FILE to use a real HSM");
+        }
+
+        /** --init-token takes the first free slot; SoftHSM2 always keeps one free slot last. */
+        private static void run(String lib, Path conf, String pin, String soPin, String... args)
+                throws IOException, InterruptedException {
+            List<String> cmd = new ArrayList<>(List.of("pkcs11-tool", "--module", lib));
+            cmd.addAll(List.of(args));
+            if (cmd.contains("--init-token")) {
+                int i = cmd.indexOf("--slot-index");
+                cmd.remove(i + 1);
+                cmd.remove(i);
+                cmd.add(3, "--slot");
+                cmd.add(4, freeSlot(lib, conf));
+            }
+            ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+            pb.environment().put("SOFTHSM2_CONF", conf.toString());
+            pb.environment().put("ASM_PIN", pin);
+            pb.environment().put("ASM_SO_PIN", soPin);
+            Process p = pb.start();
+            String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (p.waitFor() != 0) throw new IOException("pkcs11-tool " + args[0] + " failed: " + log.trim());
+        }
+
+        static String listing(String lib, Path conf) {
+            try {
+                ProcessBuilder pb = new ProcessBuilder("pkcs11-tool", "--module", lib, "--list-slots").redirectErrorStream(true);
+                pb.environment().put("SOFTHSM2_CONF", conf.toString());
+                Process p = pb.start();
+                String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                p.waitFor();
+                return text.replace("\r", "") + "\n";
+            } catch (IOException | InterruptedException e) {
+                throw Fail.failed("cannot run pkcs11-tool: " + e.getMessage(), "install OpenSC (apt-get install opensc)");
+            }
+        }
+
+        /** The uninitialised slot, from pkcs11-tool's listing (this JVM must not load SoftHSM2 before the token exists). */
+        private static String freeSlot(String lib, Path conf) throws IOException {
+            String slot = null;
+            for (String line : listing(lib, conf).split("\n")) {
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("^Slot \\d+ \\((0x[0-9a-fA-F]+)\\)").matcher(line);
+                if (m.find()) slot = m.group(1);
+                else if (slot != null && line.contains("token state") && line.contains("uninitialized")) return slot;
+            }
+            throw new IOException("SoftHSM2 shows no free slot");
+        }
+
+        private static String randomPin() {
+            byte[] b = new byte[12];
+            new SecureRandom().nextBytes(b);
+            return HexFormat.of().formatHex(b);
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package asmhsm;
+
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/**
+ * The options every step shares, declared once as picocli mixins. Defaults come from
+ * the guide's environment variables; an option on the command line wins over them.
+ * No option takes a secret: PINs, keys and tokens are read from files or the environment.
+ */
+public final class Opts {
+    private Opts() {}
+
+    public static class Common {
+        @Option(names = "--dry-run", description = "Say what would change; change nothing.")
+        public boolean dryRun;
+
+        @Option(names = "--json", description = "Print one machine-readable JSON result on stdout.")
+        public boolean json;
+
+        @Option(names = {"-v", "--verbose"}, description = "Show stack traces on failure.")
+        public boolean verbose;
+    }
+
+    public static class Pkcs11 {
+        @Option(names = "--p11-lib", defaultValue = "${env:P11_LIB}", paramLabel = "FILE",
+                description = "PKCS#11 library, e.g. libCryptoki2.so (env P11_LIB). Unset: the embedded SoftHSM2.")
+        public String lib;
+
+        @Option(names = "--p11-token", defaultValue = "${env:P11_TOKEN}", paramLabel = "LABEL",
+                description = "HSM slot / token label (env P11_TOKEN).")
+        public String token;
+
+        @Option(names = "--p11-pin-file", defaultValue = "${env:P11_PIN_FILE}", paramLabel = "FILE",
+                description = "File holding the slot PIN, mode 0600 (env P11_PIN_FILE).")
+        public Path pinFile;
+    }
+
+    public static class Kube {
+        @Option(names = "--kubeconfig", defaultValue = "${env:KUBECONFIG}", paramLabel = "FILE",
+                description = "kubeconfig file (env KUBECONFIG, default ~/.kube/config).")
+        public String kubeconfig;
+
+        @Option(names = "--context", paramLabel = "NAME", description = "kubeconfig context (default: the current one).")
+        public String context;
+    }
+
+    public static class Vault {
+        @Option(names = "--vault-addr", defaultValue = "${env:VAULT_ADDR}", paramLabel = "URL",
+                description = "Vault address, https://HOST:PORT (env VAULT_ADDR).")
+        public String addr;
+
+        @Option(names = "--vault-cacert", defaultValue = "${env:VAULT_CACERT}", paramLabel = "FILE",
+                description = "CA certificate that signed Vault's TLS certificate (env VAULT_CACERT).")
+        public Path caCert;
+        // The token is read as the Vault CLI does (VAULT_TOKEN, else ~/.vault-token), never from an option.
+    }
+
+    public static class Cluster {
+        @Option(names = "--cluster-suffix", defaultValue = "${env:CLUSTER_SUFFIX}", paramLabel = "SUFFIX",
+                description = "Cluster suffix, e.g. c1 (env CLUSTER_SUFFIX).")
+        public String suffix;
+
+        /** The suffix names a directory, files, a Vault mount and a policy: keep it a plain label. */
+        public String require() {
+            if (suffix == null || suffix.isBlank())
+                throw Fail.badInput("no cluster suffix given", "pass --cluster-suffix c1 or export CLUSTER_SUFFIX=c1");
+            if (!suffix.matches("[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?"))
+                throw Fail.badInput("cluster suffix '" + suffix + "' is not a plain label",
+                        "use lower-case letters, digits and inner dashes, at most 32 characters (e.g. c1)");
+            return suffix;
+        }
+    }
+}

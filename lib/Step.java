@@ -1,0 +1,68 @@
+//DEPS info.picocli:picocli:4.7.7
+//DEPS org.bouncycastle:bcpkix-jdk18on:1.87
+//DEPS io.github.jopenlibs:vault-java-driver:6.2.1
+//DEPS io.fabric8:kubernetes-client-api:8.0.0
+//DEPS io.fabric8:kubernetes-client:8.0.0
+//DEPS io.fabric8:kubernetes-httpclient-jdk:8.0.0
+//DEPS tools.jackson.dataformat:jackson-dataformat-yaml:3.2.3
+//JAVA 17+
+//COMPILE_OPTIONS --add-modules=jdk.crypto.cryptoki --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED
+//RUNTIME_OPTIONS --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED
+// The directives above are the whole toolkit's dependencies, once for every script
+// (JBang reads them from this file through each script's //SOURCES). Keep them in step
+// with pom.xml; LayoutTest compares the two.
+package asmhsm;
+
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
+
+/**
+ * The base of every step: runs it, turns failures into one or two lines (what is wrong,
+ * what to do) and an exit code (0 done, 1 failed, 2 bad usage or input). Stack traces
+ * only with --verbose.
+ */
+public abstract class Step implements Callable<Integer> {
+    @Mixin
+    public Opts.Common common;
+
+    @Spec
+    public CommandSpec spec;
+
+    protected Out out;
+
+    /** The step's work. Throw {@link Fail} for anything the operator must act on. */
+    protected abstract void run() throws Exception;
+
+    @Override
+    public final Integer call() {
+        out = new Out(spec.name(), common.json, common.dryRun, System.out, System.err);
+        Fail failure;
+        try {
+            run();
+            out.finish(0, null);
+            return 0;
+        } catch (Fail f) {
+            failure = f;
+        } catch (CommandLine.ParameterException e) {
+            failure = Fail.badInput(e.getMessage(), "see --help", e);
+        } catch (Exception | LinkageError e) {
+            failure = Fail.failed(describe(e), common.verbose ? null : "re-run with --verbose for the details", e);
+        }
+        out.endProgress();
+        System.err.println("error: " + failure.getMessage());
+        if (failure.hint != null) System.err.println("  -> " + failure.hint);
+        if (common.verbose && failure.getCause() != null) failure.getCause().printStackTrace();
+        out.finish(failure.exitCode, failure);
+        return failure.exitCode;
+    }
+
+    static String describe(Throwable e) {
+        String msg = e.getMessage();
+        String name = e.getClass().getSimpleName();
+        return msg == null || msg.isBlank() ? name : name + ": " + msg;
+    }
+
+}

@@ -1,0 +1,58 @@
+///usr/bin/env jbang "$0" "$@" ; exit $?
+//SOURCES ../lib/*.java
+package asmhsm;
+
+import java.util.List;
+import java.util.UUID;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "gen-kek", mixinStandardHelpOptions = true,
+        description = "Generate the HSM key-encryption key (KEK) istiod's HSM plugin uses (guide: 'Genera una KEK').")
+class GenKek extends Step {
+    @Mixin Opts.Pkcs11 p11;
+
+    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
+            description = "KEK ID (env KEK_ID); default a random UUID.")
+    String kekId;
+
+    @Override
+    protected void run() throws Exception {
+        if (kekId != null && !kekId.matches("[\\x21-\\x7e]{1,64}"))
+            throw Fail.badInput("KEK ID '" + kekId + "' is not 1-64 printable ASCII characters", "use a UUID, as the plugin does");
+        String id = kekId != null ? kekId : UUID.randomUUID().toString();
+        out.put("kekId", id);
+        try (Hsm hsm = Hsm.open(p11, out)) {
+            if (hsm == null) { out.change("generate AES-256 KEK " + id); return; }
+            out.put("token", hsm.tokenLabel);
+            List<Hsm.Obj> keks = hsm.keks(id);
+            List<Hsm.Obj> sameId = hsm.byId(Hsm.ascii(id));
+            if (keks.size() == 1 && sameId.size() == 1) {
+                var facts = hsm.keyFacts(keks.get(0).handle());
+                if (!"AES".equals(facts.get("keyType")) || !Long.valueOf(256).equals(facts.get("bits")))
+                    throw Fail.failed("KEK " + id + " exists but is " + facts.get("keyType") + "/" + facts.get("bits"),
+                            "the plugin needs AES-256: choose another --kek-id");
+                out.put("created", false);
+                out.say("KEK %s already exists on token '%s'", id, hsm.tokenLabel);
+                if (!out.json()) System.out.println(id);
+                return;
+            }
+            if (!sameId.isEmpty())
+                throw Fail.failed("token '" + hsm.tokenLabel + "' already holds " + sameId.size() + " object(s) with ID " + id
+                        + " that are not the plugin's KEK (" + Hsm.className(sameId.get(0).cls()) + ", label '"
+                        + sameId.get(0).label() + "')", "choose another --kek-id; see hsm-info");
+            if (out.dryRun()) { out.change("generate AES-256 KEK " + id + " on token '" + hsm.tokenLabel + "'"); return; }
+            hsm.generateKek(id);
+            out.change("generated AES-256 KEK on token '" + hsm.tokenLabel + "' (label " + Hsm.KEK_LABEL + ")");
+            out.put("created", true);
+            out.say("Record the KEK ID for install-asm: export KEK_ID=%s", id);
+            if (!out.json()) System.out.println(id);
+        }
+    }
+
+    public static void main(String... args) {
+        System.exit(new CommandLine(new GenKek()).execute(args));
+    }
+}

@@ -1,0 +1,67 @@
+///usr/bin/env jbang "$0" "$@" ; exit $?
+//SOURCES ../lib/*.java
+package asmhsm;
+
+import java.nio.file.Path;
+import java.security.cert.X509Certificate;
+import java.util.Arrays;
+import java.util.List;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "import-ca", mixinStandardHelpOptions = true,
+        description = "Import the root CA certificate into the HSM slot as istiod's HSM plugin stores it (guide: 'import-ca').")
+class ImportCa extends Step {
+    @Mixin Opts.Pkcs11 p11;
+
+    @Option(names = {"-f", "--file"}, required = true, paramLabel = "ROOT_PEM", description = "Root CA certificate, PEM.")
+    Path file;
+
+    @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
+            description = "CA ID the plugin looks the root up by (default ${DEFAULT-VALUE}).")
+    String caId;
+
+    @Option(names = "--replace", description = "Replace a different certificate already stored under this CA ID.")
+    boolean replace;
+
+    @Override
+    protected void run() throws Exception {
+        X509Certificate root = Pki.single(file, "root certificate");
+        Pki.requireRootCa(root, "root certificate");
+        byte[] der = root.getEncoded();
+        String label = Pki.goName(Pki.subjectDer(root));
+        out.put("caId", caId).put("subject", label).put("sha256", Pki.sha256Hex(der));
+        try (Hsm hsm = Hsm.open(p11, out)) {
+            if (hsm == null) { out.change("import '" + label + "' as CA " + caId); return; }
+            out.put("token", hsm.tokenLabel);
+            List<Hsm.Obj> same = hsm.byId(Hsm.ascii(caId));
+            List<Hsm.Obj> certs = hsm.certificates(caId);
+            if (same.size() == 1 && certs.size() == 1 && Arrays.equals(hsm.bytes(certs.get(0).handle(), 0x11 /* CKA_VALUE */), der)) {
+                out.say("root '%s' is already stored as CA %s on token '%s'", label, caId, hsm.tokenLabel);
+                return;
+            }
+            if (same.size() != certs.size())
+                throw Fail.failed("token '" + hsm.tokenLabel + "' holds a non-certificate object with ID " + caId,
+                        "choose another --ca-id; see hsm-info");
+            if (!certs.isEmpty() && !replace)
+                throw Fail.failed("a different certificate ('" + certs.get(0).label() + "') is stored as CA " + caId,
+                        "pass --replace to replace it, or --ca-id to store this one under another ID");
+            if (out.dryRun()) {
+                out.change((certs.isEmpty() ? "import" : "replace with") + " root '" + label + "' as CA " + caId);
+                return;
+            }
+            // create first, then remove the old one: a failure never leaves the token without a root
+            long created = hsm.importCertificate(caId, label, der, Pki.subjectDer(root), Pki.issuerDer(root),
+                    Pki.serialDer(root.getSerialNumber()));
+            for (Hsm.Obj old : certs) if (old.handle() != created) hsm.destroy(old.handle());
+            out.change((certs.isEmpty() ? "imported" : "replaced") + " root '" + label + "' as CA " + caId
+                    + " on token '" + hsm.tokenLabel + "'");
+        }
+    }
+
+    public static void main(String... args) {
+        System.exit(new CommandLine(new ImportCa()).execute(args));
+    }
+}
