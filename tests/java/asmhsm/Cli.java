@@ -1,0 +1,93 @@
+package asmhsm;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs the toolkit as an operator does, in its own process: `java asmhsm.Asm <step> ...`
+ * with the test classpath, or `jbang ...`. A PKCS#11 library reads its configuration
+ * (SOFTHSM2_CONF) once per process, so every HSM test needs its own process anyway.
+ */
+public final class Cli {
+    public record Result(int exit, String stdout, String stderr) {
+        public String all() { return stdout + stderr; }
+
+        @Override
+        public String toString() {
+            return "exit " + exit + "\n--- stdout\n" + stdout + "--- stderr\n" + stderr;
+        }
+    }
+
+    public static Path repo() {
+        return Path.of(System.getProperty("asm.repo", ".")).toAbsolutePath().normalize();
+    }
+
+    static String classpath() {
+        String cp = System.getProperty("surefire.test.class.path");
+        return cp != null && !cp.isBlank() ? cp : System.getProperty("java.class.path");
+    }
+
+    /** `asm <args>` in a fresh JVM with exactly the given extra environment (null values unset a variable). */
+    public static Result asm(Map<String, String> env, Path cwd, String... args) {
+        List<String> cmd = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto",
+                "--add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED",
+                "-cp", classpath(), "asmhsm.Asm"));
+        cmd.addAll(List.of(args));
+        return run(cmd, env, cwd, null);
+    }
+
+    public static Result asm(Map<String, String> env, String... args) {
+        return asm(env, repo(), args);
+    }
+
+    public static Result run(List<String> cmd, Map<String, String> env, Path cwd, String stdin) {
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory((cwd == null ? repo() : cwd).toFile());
+        Map<String, String> e = pb.environment();
+        // a test states every setting it depends on: none leaks in from the developer's shell
+        for (String k : List.of("P11_LIB", "P11_TOKEN", "P11_PIN_FILE", "SOFTHSM2_CONF", "KEK_ID", "CLUSTER_SUFFIX",
+                "VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT", "KUBECONFIG", "HSM_SLOT_LABEL", "HSM_SECRET_PATH",
+                "ASM_HSM_HOME", "ChrystokiConfigurationPath"))
+            e.remove(k);
+        if (env != null) env.forEach((k, v) -> { if (v == null) e.remove(k); else e.put(k, v); });
+        try {
+            Process p = pb.start();
+            if (stdin != null) p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));
+            p.getOutputStream().close();
+            var out = new java.util.concurrent.CompletableFuture<String>();
+            var err = new java.util.concurrent.CompletableFuture<String>();
+            Thread t1 = new Thread(() -> out.complete(read(p.getInputStream())));
+            Thread t2 = new Thread(() -> err.complete(read(p.getErrorStream())));
+            t1.start();
+            t2.start();
+            if (!p.waitFor(300, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError("timed out: " + cmd);
+            }
+            return new Result(p.exitValue(), out.get(), err.get());
+        } catch (IOException | InterruptedException | java.util.concurrent.ExecutionException ex) {
+            throw new AssertionError("cannot run " + cmd + ": " + ex, ex);
+        }
+    }
+
+    private static String read(java.io.InputStream in) {
+        try {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    public static Map<String, String> env(String... kv) {
+        Map<String, String> m = new HashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put(kv[i], kv[i + 1]);
+        return m;
+    }
+}
