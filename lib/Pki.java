@@ -208,15 +208,21 @@ public final class Pki {
         X500Name name = X500Name.getInstance(derName);
         List<AttributeTypeAndValue> atvs = new ArrayList<>();
         for (RDN rdn : name.getRDNs()) for (AttributeTypeAndValue a : rdn.getTypesAndValues()) atvs.add(a);
-        List<String[]> seq = new ArrayList<>(); // {oid, value, rawHexOrNull}
+        List<String[]> seq = new ArrayList<>(); // {oid, value, printed RDN or null}
         for (AttributeTypeAndValue a : atvs) {
             String oid = a.getType().getId();
             if (!PARSED.contains(oid)) seq.add(new String[]{oid, valueString(a.getValue()), null});
         }
-        for (String[] f : GO_FIELDS)
+        for (String[] f : GO_FIELDS) {
+            // Go keeps every value of a field, in order, as ONE multi-valued RDN
+            StringBuilder joined = null;
             for (AttributeTypeAndValue a : atvs)
-                if (a.getType().getId().equals(f[0]) && a.getValue() instanceof ASN1String)
-                    seq.add(new String[]{f[0], valueString(a.getValue()), null});
+                if (a.getType().getId().equals(f[0]) && a.getValue() instanceof ASN1String) {
+                    String v = f[1] + "=" + goEscape(valueString(a.getValue()));
+                    joined = joined == null ? new StringBuilder(v) : joined.append('+').append(v);
+                }
+            if (joined != null) seq.add(new String[]{f[0], null, joined.toString()});
+        }
         for (String single : new String[]{CN, SERIAL}) {
             String last = null;
             for (AttributeTypeAndValue a : atvs)
@@ -227,6 +233,7 @@ public final class Pki {
         for (int i = seq.size() - 1; i >= 0; i--) {
             if (s.length() > 0) s.append(',');
             String oid = seq.get(i)[0], value = seq.get(i)[1];
+            if (seq.get(i)[2] != null) { s.append(seq.get(i)[2]); continue; }
             String typeName = goTypeName(oid);
             if (typeName == null) {
                 // Go re-marshals the parsed string: PrintableString when it can, else UTF8String

@@ -1,0 +1,178 @@
+package asmhsm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.math.BigInteger;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.Date;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.BasicConstraints;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.KeyUsage;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** import-ca against a real SoftHSM2 token; roots made with openssl, odd certificates with Bouncy Castle. */
+class ImportCaTest {
+    @TempDir Path tmp;
+    SoftHsmToken t;
+    static final String CA_ID_HEX = HexFormat.of().formatHex(Hsm.DEFAULT_CA_ID.getBytes());
+
+    @BeforeEach
+    void token() {
+        t = SoftHsmToken.create(tmp);
+    }
+
+    Path opensslRoot(String name, String subj) {
+        Path key = tmp.resolve(name + ".key"), crt = tmp.resolve(name + ".pem");
+        Cli.Result r = Cli.run(List.of("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key.toString(),
+                "-out", crt.toString(), "-days", "30", "-subj", subj,
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"), null, tmp, null);
+        assertThat(r.exit()).as(r.toString()).isZero();
+        return crt;
+    }
+
+    @Test
+    void storesTheRootAsThePluginDoes() throws Exception {
+        Path root = opensslRoot("root", "/O=Istio/CN=Root CA");
+        Cli.Result r = Cli.asm(t.env(), "import-ca", "-f", root.toString());
+        assertThat(r.exit()).as(r.toString()).isZero();
+        String objects = t.objects();
+        assertThat(t.objectCount()).isEqualTo(1);
+        assertThat(objects).contains("Certificate Object; type = X.509 cert")
+                .contains("label:      CN=Root CA,O=Istio")
+                .contains("ID:         " + CA_ID_HEX);
+        // the stored value is the certificate's own DER, byte for byte (openssl converts the PEM independently)
+        Path stored = tmp.resolve("stored.der"), expected = tmp.resolve("expected.der");
+        t.tool("--token-label", t.label, "--read-object", "--type", "cert", "--id", CA_ID_HEX, "--output-file", stored.toString());
+        Cli.run(List.of("openssl", "x509", "-in", root.toString(), "-outform", "DER", "-out", expected.toString()), null, tmp, null);
+        assertThat(Files.readAllBytes(stored)).isEqualTo(Files.readAllBytes(expected));
+    }
+
+    @Test
+    void sameCertificateAgainIsANoOpAndADifferentOneNeedsReplace() {
+        Path a = opensslRoot("a", "/O=Istio/CN=Root A");
+        Path b = opensslRoot("b", "/O=Istio/CN=Root B");
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", a.toString()).exit()).isZero();
+        Cli.Result again = Cli.asm(t.env(), "import-ca", "-f", a.toString(), "--json");
+        assertThat(again.exit()).as(again.toString()).isZero();
+        assertThat(again.stdout()).contains("\"changed\" : false");
+        Cli.Result other = Cli.asm(t.env(), "import-ca", "-f", b.toString());
+        assertThat(other.exit()).as(other.toString()).isEqualTo(1);
+        assertThat(other.stderr()).contains("CN=Root A,O=Istio").contains("--replace");
+        assertThat(t.objects()).contains("CN=Root A,O=Istio").doesNotContain("Root B");
+        Cli.Result replaced = Cli.asm(t.env(), "import-ca", "-f", b.toString(), "--replace");
+        assertThat(replaced.exit()).as(replaced.toString()).isZero();
+        assertThat(t.objectCount()).isEqualTo(1);
+        assertThat(t.objects()).contains("CN=Root B,O=Istio").doesNotContain("Root A");
+    }
+
+    @Test
+    void otherCaIdAndDryRun() {
+        Path a = opensslRoot("a", "/CN=Mesh Root");
+        Cli.Result dry = Cli.asm(t.env(), "import-ca", "-f", a.toString(), "--ca-id", "my-ca", "--dry-run");
+        assertThat(dry.exit()).as(dry.toString()).isZero();
+        assertThat(t.objectCount()).isZero();
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", a.toString(), "--ca-id", "my-ca").exit()).isZero();
+        assertThat(t.objects()).contains("ID:         " + HexFormat.of().formatHex("my-ca".getBytes()));
+    }
+
+    void refused(Path file, String... messages) {
+        Cli.Result r = Cli.asm(t.env(), "import-ca", "-f", file.toString());
+        assertThat(r.exit()).as(r.toString()).isEqualTo(2);
+        for (String m : messages) assertThat(r.stderr()).contains(m);
+        assertThat(r.stderr().strip().lines().count()).as(r.stderr()).isLessThanOrEqualTo(2);
+        assertThat(t.objectCount()).isZero();
+    }
+
+    @Test
+    void garbageAndNonCertificatePem() throws Exception {
+        Path garbage = tmp.resolve("garbage.pem");
+        Files.writeString(garbage, "hello, not a certificate\n");
+        refused(garbage, "no PEM block");
+        Path broken = tmp.resolve("broken.pem");
+        Files.writeString(broken, "-----BEGIN CERTIFICATE-----\nAAAA%%%%\n-----END CERTIFICATE-----\n");
+        Cli.Result r = Cli.asm(t.env(), "import-ca", "-f", broken.toString());
+        assertThat(r.exit()).as(r.toString()).isEqualTo(2);
+        Path key = tmp.resolve("k.pem");
+        Cli.run(List.of("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key.toString()), null, tmp, null);
+        refused(key, "not a certificate");
+        refused(tmp.resolve("missing.pem"), "cannot read");
+    }
+
+    @Test
+    void severalCertificatesAreRefusedNotSilentlyTruncated() throws Exception {
+        Path a = opensslRoot("a", "/CN=A"), b = opensslRoot("b", "/CN=B");
+        Path both = tmp.resolve("both.pem");
+        Files.writeString(both, Files.readString(a) + Files.readString(b));
+        refused(both, "holds 2 certificates");
+    }
+
+    @Test
+    void leafNotSelfSignedNoKeyCertSignExpiredNotYetValid() throws Exception {
+        KeyPair rootKey = rsa(), leafKey = rsa();
+        Instant now = Instant.now();
+        refused(write("leaf", cert("CN=leaf", leafKey, "CN=leaf", leafKey, false, true, now.minus(1, ChronoUnit.DAYS), now.plus(9, ChronoUnit.DAYS))),
+                "not a CA certificate");
+        refused(write("inter", cert("CN=Intermediate", leafKey, "CN=Root", rootKey, true, true, now.minus(1, ChronoUnit.DAYS), now.plus(9, ChronoUnit.DAYS))),
+                "not self-signed");
+        refused(write("noku", cert("CN=NoSign", rootKey, "CN=NoSign", rootKey, true, false, now.minus(1, ChronoUnit.DAYS), now.plus(9, ChronoUnit.DAYS))),
+                "keyCertSign");
+        refused(write("expired", cert("CN=Old", rootKey, "CN=Old", rootKey, true, true, now.minus(30, ChronoUnit.DAYS), now.minus(1, ChronoUnit.DAYS))),
+                "expired");
+        refused(write("future", cert("CN=Later", rootKey, "CN=Later", rootKey, true, true, now.plus(2, ChronoUnit.DAYS), now.plus(30, ChronoUnit.DAYS))),
+                "not valid before");
+    }
+
+    @Test
+    void hsmInfoShowsTheRootAndTheKekButNoSecret() throws Exception {
+        Path root = opensslRoot("root", "/O=Istio/CN=Root CA");
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", root.toString()).exit()).isZero();
+        assertThat(Cli.asm(t.env(), "gen-kek", "--kek-id", "kek-1").exit()).isZero();
+        Cli.Result info = Cli.asm(t.env(), "hsm-info");
+        assertThat(info.exit()).as(info.toString()).isZero();
+        assertThat(info.stdout()).contains("2 object(s)").contains("role=kek").contains("id=kek-1")
+                .contains("keyType=AES").contains("bits=256").contains("neverExtractable=true")
+                .contains("subject=CN=Root CA,O=Istio").contains("id=" + Hsm.DEFAULT_CA_ID)
+                .contains("model SoftHSM");
+        assertThat(info.all()).doesNotContain(t.userPinForTests());
+        Cli.Result json = Cli.asm(t.env(), "hsm-info", "--json");
+        assertThat(json.stdout()).contains("\"role\" : \"kek\"").contains("\"sensitive\" : true").contains("\"extractable\" : false");
+        assertThat(json.all()).doesNotContain(t.userPinForTests());
+    }
+
+    static KeyPair rsa() throws Exception {
+        KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
+        g.initialize(2048);
+        return g.generateKeyPair();
+    }
+
+    static java.security.cert.X509Certificate cert(String subject, KeyPair subjectKey, String issuer, KeyPair issuerKey,
+            boolean ca, boolean keyCertSign, Instant from, Instant to) throws Exception {
+        var b = new JcaX509v3CertificateBuilder(new X500Name(issuer), BigInteger.valueOf(System.nanoTime()),
+                Date.from(from), Date.from(to), new X500Name(subject), subjectKey.getPublic());
+        b.addExtension(Extension.basicConstraints, true, new BasicConstraints(ca));
+        b.addExtension(Extension.keyUsage, true, new KeyUsage(keyCertSign ? KeyUsage.keyCertSign | KeyUsage.cRLSign : KeyUsage.digitalSignature));
+        return new JcaX509CertificateConverter().getCertificate(
+                b.build(new JcaContentSignerBuilder("SHA256withRSA").build(issuerKey.getPrivate())));
+    }
+
+    Path write(String name, java.security.cert.X509Certificate c) throws Exception {
+        Path p = tmp.resolve(name + ".pem");
+        Files.writeString(p, Pki.pem(c));
+        return p;
+    }
+
+}
