@@ -1,5 +1,12 @@
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.IntOrString;
+import io.fabric8.kubernetes.api.model.Namespace;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.ServiceBuilder;
+import io.fabric8.kubernetes.api.model.ServicePort;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
@@ -7,12 +14,33 @@ import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import io.fabric8.kubernetes.client.dsl.base.PatchContext;
+import io.fabric8.kubernetes.client.dsl.base.PatchType;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.node.ObjectNode;
 
 /**
  * The cluster, through one fabric8 client per step, from the kubeconfig and context the
  * operator uses with kubectl. Turns API failures into lines that say what to do.
  */
 public final class Kube implements AutoCloseable {
+    // Names the guide gives to what k8s-vault-prep, control-plane-prep and istiod-service create
+    // (status and install-asm read them from here).
+    public static final String VAULT_NAMESPACE = "vault";
+    public static final String TOKENREVIEW_BINDING = "role-tokenreview-binding";
+    public static final String AUTH_DELEGATOR_ROLE = "system:auth-delegator";
+    public static final String TOKENREVIEW_SA = "default";
+    public static final String TOKENREVIEW_SECRET = "default-token";
+    public static final String ISTIO_NAMESPACE = "istio-system";
+    public static final String ISTIOD_SA = "istiod-service-account";
+    public static final String VAULT_CA_CONFIGMAP = "vault-tls-cert";
+    public static final String VAULT_CA_KEY = "cert";
+    public static final String ISTIOD_SERVICE = "istiod";
+
     public final KubernetesClient client;
     public final Config config;
     public final String context;
@@ -92,6 +120,128 @@ public final class Kube implements AutoCloseable {
         while (t.getCause() != null && t.getCause() != t) t = t.getCause();
         String m = t.getMessage();
         return m == null ? t.getClass().getSimpleName() : m;
+    }
+
+    // ------------------------------------------------------------ desired state
+
+    /**
+     * The guide's Service {@code istiod} in istio-system ("Configura el webhook de validación"),
+     * so that the validating webhook finds istiod of the given revision, e.g. asm-198-6.
+     * istiod-service and install-asm both apply exactly this object.
+     */
+    public static Service istiodService(String revision) {
+        Map<String, String> labels = new LinkedHashMap<>();
+        labels.put("istio.io/rev", revision);
+        labels.put("app", "istiod");
+        labels.put("istio", "pilot");
+        labels.put("release", "istio");
+        Map<String, String> selector = new LinkedHashMap<>();
+        selector.put("app", "istiod");
+        selector.put("istio.io/rev", revision);
+        return new ServiceBuilder()
+                .withNewMetadata().withName(ISTIOD_SERVICE).withNamespace(ISTIO_NAMESPACE).withLabels(labels).endMetadata()
+                .withNewSpec()
+                .withPorts(port(15010, "grpc-xds", null), port(15012, "https-dns", null),
+                        port(443, "https-webhook", 15017), port(15014, "http-monitoring", null))
+                .withSelector(selector)
+                .endSpec().build();
+    }
+
+    private static ServicePort port(int port, String name, Integer target) {
+        ServicePort p = new ServicePort();
+        p.setPort(port);
+        p.setName(name);
+        p.setProtocol("TCP");
+        if (target != null) p.setTargetPort(new IntOrString(target));
+        return p;
+    }
+
+    public static Namespace namespace(String name) {
+        return new NamespaceBuilder().withNewMetadata().withName(name).endMetadata().build();
+    }
+
+    /** "Service istio-system/istiod", "Namespace vault". */
+    public static String describe(HasMetadata o) {
+        String ns = o.getMetadata().getNamespace();
+        return o.getKind() + " " + (ns == null ? "" : ns + "/") + o.getMetadata().getName();
+    }
+
+    /**
+     * Creates {@code desired}, or brings the live object to it; idempotent, honours --dry-run.
+     * Says "created X", "updated X (fields)" or "X already up to date" through {@code out};
+     * returns true when something changed (or would, under --dry-run).
+     * <p>What is compared and set: every field {@code desired} states. Labels and annotations are
+     * added (others' keys stay); string maps elsewhere (a selector, ConfigMap data) and lists are
+     * set exactly; fields the API server fills in (clusterIP, defaults, a token's data) are left
+     * alone. An update is one JSON merge patch, never delete-then-create.
+     */
+    public boolean apply(HasMetadata desired, Out out) {
+        String what = describe(desired);
+        JsonNode want = json(desired);
+        HasMetadata live;
+        try {
+            live = client.resource(desired).get();
+        } catch (KubernetesClientException e) {
+            throw explain(e, "read " + what);
+        }
+        if (live == null) {
+            if (!out.dryRun()) {
+                try {
+                    client.resource(desired).create();
+                } catch (KubernetesClientException e) {
+                    throw explain(e, "create " + what);
+                }
+            }
+            out.change("create " + what);
+            return true;
+        }
+        JsonNode have = json(live);
+        List<String> differs = new ArrayList<>();
+        ObjectNode patch = (ObjectNode) want.deepCopy();
+        compare(want, have, patch, "", differs);
+        if (differs.isEmpty()) {
+            out.say("%s already up to date", what);
+            return false;
+        }
+        if (!out.dryRun()) {
+            try {
+                client.resource(desired).patch(PatchContext.of(PatchType.JSON_MERGE), patch.toString());
+            } catch (KubernetesClientException e) {
+                throw explain(e, "update " + what + " (" + String.join(", ", differs) + ")");
+            }
+        }
+        out.change("update " + what + " (" + String.join(", ", differs) + ")");
+        return true;
+    }
+
+    private JsonNode json(HasMetadata o) {
+        return client.getKubernetesSerialization().convertValue(o, JsonNode.class);
+    }
+
+    /**
+     * Adds to {@code differs} the path of every field of {@code want} that {@code have} lacks or
+     * holds otherwise, and nulls into {@code patch} for keys of exact maps that must go.
+     */
+    static void compare(JsonNode want, JsonNode have, JsonNode patch, String path, List<String> differs) {
+        if (want.isObject() && have != null && have.isObject()) {
+            boolean exact = !path.startsWith("metadata") && !want.isEmpty()
+                    && want.properties().stream().allMatch(e -> e.getValue().isString());
+            for (var e : want.properties())
+                compare(e.getValue(), have.get(e.getKey()), patch.get(e.getKey()),
+                        path.isEmpty() ? e.getKey() : path + "." + e.getKey(), differs);
+            if (exact)
+                for (String k : have.propertyNames())
+                    if (!want.has(k)) {
+                        ((ObjectNode) patch).putNull(k);
+                        differs.add(path + "." + k);
+                    }
+        } else if (want.isArray() && have != null && have.isArray() && want.size() == have.size()) {
+            List<String> inner = new ArrayList<>();
+            for (int i = 0; i < want.size(); i++) compare(want.get(i), have.get(i), want.get(i).deepCopy(), path, inner);
+            if (!inner.isEmpty()) differs.add(path);   // a list is replaced whole
+        } else if (have == null || !want.equals(have)) {
+            differs.add(path);
+        }
     }
 
     @Override
