@@ -1,0 +1,78 @@
+package asmhsm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+/** The project's shape: every step is a script, an `asm` subcommand and a catalog alias, and nothing is a stub. */
+class LayoutTest {
+    static List<String> steps() {
+        try (Stream<Path> s = Files.list(Cli.repo().resolve("scripts"))) {
+            List<String> names = new ArrayList<>();
+            s.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".java") && !n.equals("asm.java"))
+                    .forEach(n -> names.add(n.substring(0, n.length() - 5)));
+            names.sort(null);
+            return names;
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    @Test
+    void everyScriptIsAnAsmSubcommandAndACatalogAlias() throws Exception {
+        Set<String> subcommands = new CommandLine(new Asm()).getSubcommands().keySet();
+        String catalog = Files.readString(Cli.repo().resolve("jbang-catalog.json"));
+        assertThat(steps()).hasSizeGreaterThanOrEqualTo(20);
+        for (String step : steps()) {
+            assertThat(subcommands).as("asm subcommand " + step).contains(step);
+            assertThat(catalog).as("catalog alias " + step).contains("\"" + step + "\": {")
+                    .contains("\"script-ref\": \"scripts/" + step + ".java\"");
+            String src = Files.readString(Cli.repo().resolve("scripts/" + step + ".java"));
+            assertThat(src).as(step).startsWith("///usr/bin/env jbang \"$0\" \"$@\" ; exit $?\n")
+                    .contains("//SOURCES ../lib/*.java").contains("@Command(name = \"" + step + "\"")
+                    .contains("mixinStandardHelpOptions = true");
+            assertThat(Files.isExecutable(Cli.repo().resolve("scripts/" + step + ".java"))).as(step + " executable").isTrue();
+        }
+        assertThat(new TreeSet<>(subcommands)).containsExactlyElementsOf(new TreeSet<>(steps()));
+    }
+
+    @Test
+    void noStepIsAPlaceholder() throws Exception {
+        for (String step : steps())
+            assertThat(Files.readString(Cli.repo().resolve("scripts/" + step + ".java"))).as(step)
+                    .doesNotContain("not implemented yet").doesNotContain("PLACEHOLDER");
+    }
+
+    /** JBang reads //DEPS, Maven reads the pom: the same versions, or tests prove nothing about what operators run. */
+    @Test
+    void jbangDepsMatchThePom() throws Exception {
+        String pom = Files.readString(Cli.repo().resolve("pom.xml"));
+        String deps = Files.readString(Cli.repo().resolve("lib/Step.java"));
+        Matcher m = Pattern.compile("//DEPS ([^:\\s]+):([^:\\s]+):([^\\s]+)").matcher(deps);
+        int n = 0;
+        while (m.find()) {
+            n++;
+            String group = m.group(1), artifact = m.group(2), version = m.group(3);
+            if (group.equals("io.fabric8")) {
+                assertThat(pom).contains("<fabric8.version>" + version + "</fabric8.version>");
+            } else if (group.startsWith("tools.jackson")) {
+                assertThat(pom).contains("<jackson.version>" + version + "</jackson.version>");
+            } else {
+                assertThat(pom).as(group + ":" + artifact).containsPattern(
+                        "<artifactId>" + Pattern.quote(artifact) + "</artifactId>\\s*<version>" + Pattern.quote(version) + "</version>");
+            }
+        }
+        assertThat(n).isGreaterThanOrEqualTo(5);
+    }
+}
