@@ -1,5 +1,6 @@
 //DEPS info.picocli:picocli:4.7.7
 //DEPS org.bouncycastle:bcpkix-jdk18on:1.87
+//DEPS org.bouncycastle:bcprov-jdk18on:1.87
 //DEPS io.github.jopenlibs:vault-java-driver:6.2.1
 //DEPS io.fabric8:kubernetes-client-api:8.0.0
 //DEPS io.fabric8:kubernetes-client:8.0.0
@@ -8,9 +9,12 @@
 //JAVA 17+
 //COMPILE_OPTIONS --add-modules=jdk.crypto.cryptoki --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED
 //RUNTIME_OPTIONS --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED
+//JAVA_OPTIONS -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto
+//CDS
 // The directives above are the whole toolkit's dependencies, once for every script
 // (JBang reads them from this file through each script's //SOURCES). Keep them in step
-// with pom.xml; LayoutTest compares the two.
+// with pom.xml; LayoutTest compares the two. A step is a short-lived process: the C1
+// compiler, the serial GC and a class-data-sharing archive (//CDS) cut its start-up.
 package asmhsm;
 
 import java.util.concurrent.Callable;

@@ -2,6 +2,7 @@
 //SOURCES ../lib/*.java
 //SOURCES preflight.java grant-admin.java gen-kek.java import-ca.java hsm-info.java k8s-vault-prep.java vault-setup.java vault-verify.java fetch-release.java control-plane-prep.java istiod-service.java install-asm.java istiod-status.java decrypt-csr.java sign-csr.java upload-chain.java verify-ca.java verify-mtls.java enable-injection.java external-ip.java status.java
 //MAIN asmhsm.Asm
+//CDS
 package asmhsm;
 
 import picocli.CommandLine;
