@@ -8,13 +8,17 @@ import io.fabric8.kubernetes.api.model.Service;
 import io.fabric8.kubernetes.api.model.ServicePort;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.security.cert.X509Certificate;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Function;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -24,7 +28,347 @@ import java.util.regex.Pattern;
 public final class Istio {
     private Istio() {}
 
-    // The istiod stages and log lines (issue 5) go above this block.
+    // ================================================================ istiod install and stages (issue 5)
+    // install-asm, istiod-status
+
+    /** The profile the guide installs with (istioctl install --set profile=...). */
+    public static final String PROFILE = "asm-multicloud";
+
+    /** A revision is a label value and part of object names. */
+    public static String requireRevision(String revision) {
+        if (revision == null || !revision.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
+            throw Fail.badInput("revision '" + revision + "' is not a DNS label", "use the guide's " + GUIDE_REVISION);
+        return revision;
+    }
+
+    /**
+     * A Go duration as istioctl parses WAIT_FOR_RESOURCES_TIMEOUT (time.ParseDuration):
+     * "10s", "1m30s", "1.5h", "250ms", "0". Null when it is not one.
+     */
+    public static Duration goDuration(String text) {
+        if (text == null) return null;
+        String s = text.strip();
+        if (s.equals("0")) return Duration.ZERO;
+        Matcher m = Pattern.compile("(\\d+(?:\\.\\d*)?|\\.\\d+)(ns|us|µs|ms|s|m|h)").matcher(s);
+        double nanos = 0;
+        int at = 0;
+        while (at < s.length() && m.find(at) && m.start() == at) {
+            double unit = switch (m.group(2)) {
+                case "ns" -> 1;
+                case "us", "µs" -> 1e3;
+                case "ms" -> 1e6;
+                case "s" -> 1e9;
+                case "m" -> 60e9;
+                default -> 3600e9;
+            };
+            nanos += Double.parseDouble(m.group(1)) * unit;
+            at = m.end();
+        }
+        return at == s.length() && at > 0 ? Duration.ofNanos((long) nanos) : null;
+    }
+
+    // ------------------------------------------------------------------ install-asm
+
+    /** The values of the guide's `istioctl install` (section "Instale Anthos Service Mesh"). */
+    public record InstallSettings(String revision, String kekId, String hsmPluginImage, String hsmSlotLabel,
+                                  String vaultClientImage, String vaultAddr, String hsmSecretPath) {
+
+        public static final String VAULT_AUTH_ROLE = "istiod";
+        public static final String VAULT_AUTH_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+        public static final String JWT_POLICY = "first-party-jwt";
+
+        /** Every `--set` of the guide, path -> value, in the guide's order. */
+        public Map<String, Object> sets() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("profile", PROFILE);
+            m.put("revision", revision);
+            m.put("values.hsm.enabled", true);
+            m.put("values.hsm.hsmKEKID", kekId);
+            m.put("values.hsm.hsmPluginImage", hsmPluginImage);
+            m.put("values.hsm.hsmSlotLabel", hsmSlotLabel);
+            m.put("values.hsm.vaultClientImage", vaultClientImage);
+            m.put("values.hsm.vaultAddr", vaultAddr);
+            m.put("values.hsm.vaultAuthPath", "auth/" + hsmSecretPath + "/login");
+            m.put("values.hsm.vaultAuthRole", VAULT_AUTH_ROLE);
+            m.put("values.hsm.vaultAuthJwtPath", VAULT_AUTH_JWT_PATH);
+            m.put("values.hsm.vaultSecretPath", hsmSecretPath);
+            m.put("values.global.jwtPolicy", JWT_POLICY);
+            return m;
+        }
+
+        /** `install --set k=v ...` then `-f F` for each extra file: istioctl's arguments. */
+        public List<String> istioctlArgs(List<String> extraFiles) {
+            List<String> args = new ArrayList<>(List.of("install"));
+            sets().forEach((k, v) -> args.addAll(List.of("--set", k + "=" + v)));
+            for (String f : extraFiles) args.addAll(List.of("-f", f));
+            return args;
+        }
+
+        /** The same settings as an IstioOperator resource (`istioctl install -f` reads it). */
+        public Map<String, Object> istioOperator() {
+            Map<String, Object> spec = new LinkedHashMap<>();
+            sets().forEach((path, value) -> {
+                Map<String, Object> at = spec;
+                String[] keys = path.split("\\.");
+                for (int i = 0; i < keys.length - 1; i++) {
+                    @SuppressWarnings("unchecked")
+                    Map<String, Object> next = (Map<String, Object>) at.computeIfAbsent(keys[i], k -> new LinkedHashMap<String, Object>());
+                    at = next;
+                }
+                at.put(keys[keys.length - 1], value);
+            });
+            Map<String, Object> iop = new LinkedHashMap<>();
+            iop.put("apiVersion", "install.istio.io/v1alpha1");
+            iop.put("kind", "IstioOperator");
+            iop.put("spec", spec);
+            return iop;
+        }
+    }
+
+    /**
+     * istioctl's report that it gave up waiting for resources to become ready. With the
+     * guide's WAIT_FOR_RESOURCES_TIMEOUT=10s this is expected: istiod waits for its CA.
+     */
+    public static final String ISTIOCTL_WAIT_TIMEOUT = "resources not ready after";
+    /** istioctl's line for a component that failed ("✘ Istiod encountered an error: ..."). */
+    public static final Pattern ISTIOCTL_COMPONENT_ERROR = Pattern.compile("(?m)^.*encountered an error: (.*)$");
+
+    /** True when istioctl failed only because it stopped waiting (each failed component timed out waiting). */
+    public static boolean onlyWaitTimedOut(String istioctlOutput) {
+        Matcher m = ISTIOCTL_COMPONENT_ERROR.matcher(istioctlOutput);
+        boolean any = false;
+        while (m.find()) {
+            if (!m.group(1).contains(ISTIOCTL_WAIT_TIMEOUT)) return false;
+            any = true;
+        }
+        return any;
+    }
+
+    // ------------------------------------------------------------------ istiod-status
+
+    /** The HSM plugin's container in the istiod pod (its log names the KEK). */
+    public static final String HSM_PLUGIN_CONTAINER = "hsm-plugin";
+
+    /** istiod's log lines (scope pkica), in the order a first start prints them. */
+    public static final String LOG_KMS_CA = "Use KMS backed CA";
+    public static final String LOG_CSR_WRITTEN = "Newly generated CSR is successfully written into secret istio-ca-cert-csr.";
+    public static final String LOG_CSR_EXISTS = "CSR exists in secret istio-ca-cert-csr.";
+    public static final String LOG_WAITING_FOR_CA = "Wait until the CA certificate secret istio-system.istio-ca-cert can be loaded";
+    public static final String LOG_SECRET_LOADED = "Successfully loaded the secret.";
+    public static final String LOG_CA_LOADED = "Loaded decrypted CA key and CA certificate into memory.";
+    public static final String LOG_CHAIN_REJECTED = "Failed to verify certificate chain";
+    /** The HSM plugin names the KEK it uses: "KEK ID: 7651a4ea-eeb7-4c1f-927b-8c871c2127aa". */
+    public static final Pattern LOG_KEK_ID = Pattern.compile("KEK ID: (\\S+)");
+
+    private static final Pattern WAITING_LINE =
+            Pattern.compile("Wait until the CA certificate secret \\S+\\.istio-ca-cert can be loaded");
+
+    /** Where istiod is on its way to serving certificates signed by the HSM-held CA key. */
+    public enum Stage {
+        NOT_STARTED("not-started", "not started"),
+        WAITING_FOR_CA("waiting-for-ca", "waiting for the CA"),
+        RUNNING("running", "running");
+
+        public final String id;
+        public final String words;
+
+        Stage(String id, String words) {
+            this.id = id;
+            this.words = words;
+        }
+
+        public static Stage of(String id) {
+            for (Stage s : values()) if (s.id.equals(id)) return s;
+            throw Fail.badInput("unknown stage '" + id + "'", "use not-started, waiting-for-ca or running");
+        }
+
+        /** What the operator does next at this stage. */
+        public String next() {
+            return switch (this) {
+                case NOT_STARTED -> "wait for the pods to start (istiod-status --wait); if they do not, look at the problems above";
+                case WAITING_FOR_CA -> "istiod waits for its CA certificate: run decrypt-csr, sign-csr, then upload-chain";
+                case RUNNING -> "istiod runs with its CA: check the chain it loaded with verify-ca, then enable-injection";
+            };
+        }
+    }
+
+    public record Problem(String what, String hint) {}
+
+    public record ContainerReport(String name, boolean ready, String state, int restarts) {}
+
+    /** One istiod pod as istiod-status shows it. Log lines are null when the log could not be read. */
+    public record PodReport(String name, String revision, String phase, int ready, int total,
+                            List<ContainerReport> containers, Stage stage, String kekId, String waitingLine,
+                            List<String> notes, List<Problem> problems) {
+        public String readiness() { return ready + "/" + total; }
+    }
+
+    /** What istiod's discovery log says of the CA, from its last relevant line. */
+    enum CaLog { NOTHING, WAITING, LOADED, REJECTED }
+
+    static CaLog caLog(String log) {
+        CaLog state = CaLog.NOTHING;
+        for (String line : log.split("\n")) {
+            if (WAITING_LINE.matcher(line).find()) state = CaLog.WAITING;
+            else if (line.contains(LOG_SECRET_LOADED) || line.contains(LOG_CA_LOADED)) state = CaLog.LOADED;
+            else if (line.contains(LOG_CHAIN_REJECTED)) state = CaLog.REJECTED;
+        }
+        return state;
+    }
+
+    static String lastLine(String log, Pattern p) {
+        String found = null;
+        for (String line : log.split("\n")) if (p.matcher(line).find()) found = line.strip();
+        return found;
+    }
+
+    /**
+     * The stage of one istiod pod, from its container statuses and, when `logs` can give
+     * them (null otherwise), the hsm-plugin and discovery logs. expectedKek, when given,
+     * is compared with the KEK ID the plugin printed.
+     */
+    public static PodReport inspect(Pod pod, Function<String, String> logs, String expectedKek) {
+        List<String> notes = new ArrayList<>();
+        List<Problem> problems = new ArrayList<>();
+        var status = pod.getStatus();
+        String phase = status == null || status.getPhase() == null ? "Unknown" : status.getPhase();
+        List<ContainerReport> containers = new ArrayList<>();
+        Map<String, ContainerStatus> byName = new LinkedHashMap<>();
+        if (status != null && status.getContainerStatuses() != null)
+            for (ContainerStatus cs : status.getContainerStatuses()) byName.put(cs.getName(), cs);
+        List<String> names = containerNames(pod);
+        byName.keySet().forEach(n -> { if (!names.contains(n)) names.add(n); });
+        int ready = 0;
+        for (String n : names) {
+            ContainerStatus cs = byName.get(n);
+            boolean r = cs != null && Boolean.TRUE.equals(cs.getReady());
+            if (r) ready++;
+            String state = describe(cs);
+            int restarts = cs == null || cs.getRestartCount() == null ? 0 : cs.getRestartCount();
+            containers.add(new ContainerReport(n, r, state, restarts));
+            String reason = waitingReason(cs);
+            if (reason != null && reason.matches("CrashLoopBackOff|ImagePullBackOff|ErrImagePull|InvalidImageName|CreateContainerConfigError|CreateContainerError|RunContainerError"))
+                problems.add(containerProblem(n, reason, cs, restarts));
+        }
+        String revision = revisionOf(pod);
+
+        String kekId = null, waitingLine = null;
+        CaLog ca = null;
+        ContainerStatus plugin = byName.get(HSM_PLUGIN_CONTAINER), discovery = byName.get(DISCOVERY_CONTAINER);
+        if (started(plugin)) {
+            String log = logs.apply(HSM_PLUGIN_CONTAINER);
+            if (log != null) {
+                String line = lastLine(log, LOG_KEK_ID);
+                if (line == null) notes.add("hsm-plugin has not printed its KEK ID yet");
+                else {
+                    Matcher m = LOG_KEK_ID.matcher(line);
+                    m.find();
+                    kekId = m.group(1);
+                    if (expectedKek != null && !expectedKek.equals(kekId))
+                        problems.add(new Problem("hsm-plugin uses KEK " + kekId + ", not KEK_ID " + expectedKek,
+                                "install-asm again with the KEK generated by gen-kek (KEK_ID), or correct KEK_ID"));
+                }
+            }
+        }
+        if (started(discovery)) {
+            String log = logs.apply(DISCOVERY_CONTAINER);
+            if (log != null) {
+                ca = caLog(log);
+                waitingLine = lastLine(log, WAITING_LINE);
+                if (ca == CaLog.REJECTED)
+                    problems.add(new Problem("istiod refused the CA chain: " + lastLine(log, Pattern.compile(Pattern.quote(LOG_CHAIN_REJECTED))),
+                            "the CA certificate must be issued directly by the root imported in the HSM: sign-csr again, then upload-chain"));
+            }
+        }
+
+        Stage stage;
+        boolean discoveryRunning = discovery != null && discovery.getState() != null && discovery.getState().getRunning() != null;
+        boolean discoveryReady = discovery != null && Boolean.TRUE.equals(discovery.getReady());
+        if (!"Running".equals(phase) || names.isEmpty()) {
+            stage = Stage.NOT_STARTED;
+            notes.add("pod is " + phase + podReason(pod));
+        } else if (ready == names.size()) {
+            stage = Stage.RUNNING;
+        } else if (discoveryRunning && !discoveryReady && (ca == CaLog.WAITING || ca == CaLog.LOADED)) {
+            stage = Stage.WAITING_FOR_CA;
+            if (ca == CaLog.LOADED) notes.add("istiod has loaded its CA certificate; discovery is not ready yet");
+        } else if (discoveryRunning && !discoveryReady && ca == null && ready == names.size() - 1) {
+            // no log to read: the guide's sign, 2/3 with only discovery not ready
+            stage = Stage.WAITING_FOR_CA;
+            notes.add("inferred from readiness (" + ready + "/" + names.size() + ", only discovery not ready): its log could not be read");
+        } else {
+            stage = Stage.NOT_STARTED;
+            List<String> notReady = new ArrayList<>();
+            for (ContainerReport c : containers) if (!c.ready()) notReady.add(c.name());
+            notes.add("not ready: " + String.join(", ", notReady)
+                    + (discoveryRunning && ca == CaLog.NOTHING ? "; discovery has not started waiting for the CA yet" : ""));
+        }
+        return new PodReport(pod.getMetadata().getName(), revision, phase, ready, names.size(), containers, stage,
+                kekId, waitingLine, notes, problems);
+    }
+
+    /** istiod pods (app=istiod) in a namespace, oldest first, leaving out those being deleted. */
+    public static List<Pod> istiodPods(KubernetesClient k, String namespace) {
+        List<Pod> pods = new ArrayList<>();
+        for (Pod p : k.pods().inNamespace(namespace).withLabel("app", ISTIOD_APP).list().getItems())
+            if (p.getMetadata().getDeletionTimestamp() == null) pods.add(p);
+        pods.sort(java.util.Comparator.comparing(p -> String.valueOf(p.getMetadata().getCreationTimestamp())));
+        return pods;
+    }
+
+    /** The least advanced stage of all pods: istiod is only as far as its slowest pod. */
+    public static Stage overall(List<PodReport> pods) {
+        Stage s = Stage.RUNNING;
+        for (PodReport p : pods) if (p.stage().ordinal() < s.ordinal()) s = p.stage();
+        return pods.isEmpty() ? Stage.NOT_STARTED : s;
+    }
+
+    private static String describe(ContainerStatus cs) {
+        if (cs == null || cs.getState() == null) return "no status";
+        var st = cs.getState();
+        if (st.getRunning() != null) return "running";
+        if (st.getWaiting() != null) return "waiting: " + st.getWaiting().getReason();
+        if (st.getTerminated() != null) return "terminated: " + st.getTerminated().getReason();
+        return "unknown";
+    }
+
+    /** A container that runs or ran, so it has a log to read. */
+    private static boolean started(ContainerStatus cs) {
+        if (cs == null || cs.getState() == null) return false;
+        return cs.getState().getRunning() != null || cs.getState().getTerminated() != null
+                || (cs.getRestartCount() != null && cs.getRestartCount() > 0);
+    }
+
+    private static String waitingReason(ContainerStatus cs) {
+        return cs == null || cs.getState() == null || cs.getState().getWaiting() == null ? null : cs.getState().getWaiting().getReason();
+    }
+
+    private static Problem containerProblem(String container, String reason, ContainerStatus cs, int restarts) {
+        String msg = cs.getState().getWaiting().getMessage();
+        String what = "container " + container + ": " + reason + (restarts > 0 ? " (" + restarts + " restarts)" : "")
+                + (msg == null || msg.isBlank() ? "" : ": " + msg.strip());
+        String hint;
+        if (reason.contains("Image") || reason.equals("ErrImagePull"))
+            hint = "check HSM_PLUGIN_IMAGE / VAULT_CLIENT_IMAGE and that the cluster may pull them (the guide: ask support for image access)";
+        else if (container.equals(HSM_PLUGIN_CONTAINER))
+            hint = "the HSM plugin cannot start: check the HSM is reachable from the cluster and the slot label, then vault-verify"
+                    + " (kubectl logs -c hsm-plugin -l app=istiod -n istio-system)";
+        else if (container.equals(DISCOVERY_CONTAINER))
+            hint = "look at istiod's log: kubectl logs -c discovery -l app=istiod -n istio-system";
+        else
+            hint = "the Vault client cannot fetch the HSM credentials: check VAULT_ADDR, ConfigMap vault-tls-cert and vault-verify";
+        return new Problem(what, hint);
+    }
+
+    private static String podReason(Pod pod) {
+        var st = pod.getStatus();
+        if (st == null) return "";
+        if (st.getConditions() != null)
+            for (var c : st.getConditions())
+                if ("PodScheduled".equals(c.getType()) && "False".equals(c.getStatus()) && c.getMessage() != null)
+                    return " (not scheduled: " + c.getMessage() + ")";
+        return st.getReason() == null ? "" : " (" + st.getReason() + ")";
+    }
 
     // ================================================================ mesh checks (issue 7)
     // preflight, verify-ca, verify-mtls, enable-injection, external-ip, status
@@ -268,10 +612,32 @@ public final class Istio {
         return null;
     }
 
+    /** One Kubernetes API call; a failure becomes Kube's one-line explanation of `what` (exit 1). */
+    public static <T> T api(Kube k, java.util.function.Supplier<T> call, String what) {
+        try {
+            return call.get();
+        } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
+            throw k.explain(e, what);
+        }
+    }
+
     /** The root certificate stored on the HSM under a CA ID (as import-ca stores it), or null. */
     public static X509Certificate hsmRoot(Hsm hsm, String caId) throws Exception {
         List<Hsm.Obj> certs = hsm.certificates(caId);
         if (certs.isEmpty()) return null;
         return Pki.certificate(hsm.bytes(certs.get(0).handle(), 0x11 /* CKA_VALUE */), "the root on the HSM");
+    }
+
+    /** The root to check chains against: the given PEM file, else the HSM's root under caId; fails when there is none. */
+    public static X509Certificate trustedRoot(java.nio.file.Path rootFile, Opts.Pkcs11 p11, String caId, Out out) throws Exception {
+        if (rootFile != null) return Pki.single(rootFile, "root certificate");
+        try (Hsm hsm = Hsm.open(p11, out)) {
+            if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet", "import the root first (import-ca)");
+            X509Certificate root = hsmRoot(hsm, caId);
+            if (root == null)
+                throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + hsm.tokenLabel + "'",
+                        "import it (import-ca), or pass --ca-id / --root-cert");
+            return root;
+        }
     }
 }

@@ -1,0 +1,830 @@
+package asmhsm;
+
+import java.io.BufferedInputStream;
+import java.io.Closeable;
+import java.io.EOFException;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.ConnectException;
+import java.net.InetSocketAddress;
+import java.net.Proxy;
+import java.net.ProxySelector;
+import java.net.SocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermission;
+import java.security.GeneralSecurityException;
+import java.security.KeyFactory;
+import java.security.PublicKey;
+import java.security.Signature;
+import java.security.SignatureException;
+import java.security.interfaces.ECPublicKey;
+import java.security.spec.X509EncodedKeySpec;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.zip.GZIPInputStream;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipException;
+import java.util.zip.ZipFile;
+import org.bouncycastle.util.io.pem.PemObject;
+
+/**
+ * The ASM release archive: where it is published, its download, the check of its
+ * signature against Google's release key (as the guide's `openssl dgst -sha256 -verify`),
+ * and an extraction that writes nothing outside the release directory and leaves no
+ * half-extracted directory behind.
+ */
+public final class Release {
+    private Release() {}
+
+    public static final String DEFAULT_VERSION = "1.9.8-asm.6";
+    public static final String DEFAULT_BASE_URL = "https://storage.googleapis.com/gke-release/asm/";
+
+    /** The public key the guide prints for `openssl dgst -verify` (ECDSA P-256). */
+    public static final String GUIDE_PUBLIC_KEY = """
+            -----BEGIN PUBLIC KEY-----
+            MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEWZrGCUaJJr1H8a36sG4UUoXvlXvZ
+            wQfk16sxprI2gOJ2vFFggdq3ixF2h4qNBt0kI7ciDhgpwS8t+/960IsIgw==
+            -----END PUBLIC KEY-----
+            """;
+
+    /** What an extracted release may grow to at most; the real one is a few hundred MB. */
+    static final long MAX_EXTRACTED_BYTES = 4L << 30;
+    static final int MAX_ENTRIES = 200_000;
+
+    public enum Platform {
+        LINUX_AMD64("linux-amd64", ".tar.gz"), OSX("osx", ".tar.gz"), WIN("win", ".zip");
+
+        public final String id;
+        public final String suffix;
+
+        Platform(String id, String suffix) {
+            this.id = id;
+            this.suffix = suffix;
+        }
+
+        public static Platform of(String id) {
+            for (Platform p : values()) if (p.id.equals(id)) return p;
+            throw Fail.badInput("unknown platform '" + id + "'", "use linux-amd64, osx or win (the guide's three archives)");
+        }
+
+        /** The platform of this machine; the guide publishes Linux for amd64 only. */
+        public static Platform current() {
+            String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
+            if (os.startsWith("mac") || os.contains("darwin")) return OSX;
+            if (os.startsWith("windows")) return WIN;
+            return LINUX_AMD64;
+        }
+
+        public boolean zip() { return suffix.equals(".zip"); }
+    }
+
+    /** A release version as Google names them, e.g. 1.9.8-asm.6; it becomes a file and directory name. */
+    public static String requireVersion(String version) {
+        if (version == null || !version.matches("\\d+\\.\\d+\\.\\d+-asm\\.\\d+"))
+            throw Fail.badInput("version '" + version + "' is not an ASM release version",
+                    "use the form 1.9.8-asm.6 (the guide's version)");
+        return version;
+    }
+
+    public static String archiveName(String version, Platform p) { return "istio-" + version + "-" + p.id + p.suffix; }
+
+    public static String signatureName(String archiveName) { return archiveName + ".1.sig"; }
+
+    /** The directory the archive holds: istio-1.9.8-asm.6. */
+    public static String topDir(String version) { return "istio-" + version; }
+
+    /** istioctl inside an extracted release, or null when it is not there. */
+    public static Path istioctl(Path releaseDir) {
+        for (String name : List.of("istioctl", "istioctl.exe")) {
+            Path p = releaseDir.resolve("bin").resolve(name);
+            if (Files.isRegularFile(p)) return p;
+        }
+        return null;
+    }
+
+    public static Path profiles(Path releaseDir) { return releaseDir.resolve("manifests").resolve("profiles"); }
+
+    /** An extracted release the guide's next steps can use: istioctl and the profiles are there. */
+    public static boolean complete(Path releaseDir) {
+        return istioctl(releaseDir) != null && Files.isDirectory(profiles(releaseDir));
+    }
+
+    // ------------------------------------------------------------------ signature
+
+    public static PublicKey guideKey() {
+        return publicKey(Pki.pemBlocks(GUIDE_PUBLIC_KEY, "the built-in release key"), "the built-in release key");
+    }
+
+    /** An ECDSA public key from a PEM file (-----BEGIN PUBLIC KEY-----), as `openssl dgst -verify` takes it. */
+    public static PublicKey readPublicKey(Path file) {
+        if (!Files.isRegularFile(file))
+            throw Fail.badInput("public key file " + file + " does not exist", "check --public-key");
+        return publicKey(Pki.pemBlocks(file, "public key file"), "public key file " + file);
+    }
+
+    static PublicKey publicKey(List<PemObject> blocks, String what) {
+        if (blocks.size() != 1 || !blocks.get(0).getType().equals("PUBLIC KEY"))
+            throw Fail.badInput(what + " is not one PEM public key", "give a file with one -----BEGIN PUBLIC KEY----- block");
+        PublicKey key;
+        try {
+            key = KeyFactory.getInstance("EC").generatePublic(new X509EncodedKeySpec(blocks.get(0).getContent()));
+        } catch (GeneralSecurityException e) {
+            throw Fail.badInput(what + " is not an EC public key: " + e.getMessage(), "the release is signed with ECDSA P-256");
+        }
+        if (((ECPublicKey) key).getParams().getCurve().getField().getFieldSize() != 256)
+            throw Fail.badInput(what + " is not a P-256 key", "the release is signed with ECDSA P-256 / SHA-256");
+        return key;
+    }
+
+    /**
+     * True when `signature` (DER ECDSA, as `openssl dgst -sign` writes it) signs the
+     * SHA-256 of the file with `key`. A malformed signature does not verify.
+     */
+    public static boolean verifies(Path file, byte[] signature, PublicKey key) throws IOException {
+        try {
+            Signature s = Signature.getInstance("SHA256withECDSA");
+            s.initVerify(key);
+            try (InputStream in = Files.newInputStream(file)) {
+                byte[] buf = new byte[1 << 16];
+                for (int n; (n = in.read(buf)) > 0; ) s.update(buf, 0, n);
+            }
+            return s.verify(signature);
+        } catch (SignatureException e) {
+            return false;
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException("SHA256withECDSA is not available: " + e.getMessage(), e);
+        }
+    }
+
+    // ------------------------------------------------------------------ download
+
+    /** Called as bytes arrive; total is -1 when the server does not say. */
+    public interface Progress {
+        void update(long done, long total);
+    }
+
+    /** An HTTP client that follows redirects (as `curl -L`) and the proxy variables curl honours. */
+    public static HttpClient httpClient() {
+        return HttpClient.newBuilder()
+                .followRedirects(HttpClient.Redirect.NORMAL)
+                .connectTimeout(Duration.ofSeconds(30))
+                .proxy(new EnvProxy())
+                .build();
+    }
+
+    /**
+     * Downloads url into target: into `target.part` first, renamed only once every byte
+     * the server announced has arrived, so a file at `target` is always whole.
+     */
+    public static void download(HttpClient http, URI url, Path target, Progress progress) {
+        Path part = target.resolveSibling(target.getFileName() + ".part");
+        String name = target.getFileName().toString();
+        try {
+            HttpResponse<InputStream> response = http.send(
+                    HttpRequest.newBuilder(url).timeout(Duration.ofSeconds(60)).header("User-Agent", "asm-hsm").GET().build(),
+                    HttpResponse.BodyHandlers.ofInputStream());
+            try (InputStream body = response.body()) {
+                int code = response.statusCode();
+                if (code != 200)
+                    throw Fail.failed("cannot download " + url + ": HTTP " + code + (code == 404 ? " Not Found" : ""),
+                            code == 404 ? "check --version and --platform; for a mirror pass --base-url"
+                                    : "try again later, or download elsewhere and pass --archive and --signature");
+                long total = response.headers().firstValueAsLong("Content-Length").orElse(-1);
+                long done = 0;
+                Files.deleteIfExists(part);
+                try (OutputStream out = Files.newOutputStream(part)) {
+                    byte[] buf = new byte[1 << 16];
+                    long shown = 0;
+                    for (int n; (n = body.read(buf)) > 0; ) {
+                        out.write(buf, 0, n);
+                        done += n;
+                        long now = System.nanoTime();
+                        if (progress != null && now - shown > 100_000_000L) {
+                            progress.update(done, total);
+                            shown = now;
+                        }
+                    }
+                } catch (IOException e) {
+                    throw cutShort(name, done, total, e);
+                }
+                if (total >= 0 && done != total) throw cutShort(name, done, total, null);
+                if (progress != null) progress.update(done, total);
+            }
+            Files.move(part, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (ConnectException | java.nio.channels.UnresolvedAddressException e) {
+            throw Fail.failed("cannot reach " + url.getHost() + " to download " + name + ": " + Kube.rootMessage(e),
+                    "check the network and HTTPS_PROXY, use a mirror (--base-url), or pass --archive and --signature", e);
+        } catch (IOException e) {
+            throw Fail.failed("download of " + url + " failed: " + Kube.rootMessage(e),
+                    "run fetch-release again; for a mirror pass --base-url", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw Fail.failed("download of " + name + " interrupted", "run fetch-release again");
+        } finally {
+            try {
+                Files.deleteIfExists(part);
+            } catch (IOException ignored) {
+                // best effort: a .part file is never taken for a whole download
+            }
+        }
+    }
+
+    private static Fail cutShort(String name, long done, long total, IOException cause) {
+        return Fail.failed("download of " + name + " was cut short: got " + done + (total >= 0 ? " of " + total : "")
+                + " bytes" + (cause == null ? "" : " (" + Kube.rootMessage(cause) + ")"), "run fetch-release again", cause);
+    }
+
+    /** `[#########.........]  45%  21.3 MiB / 47.0 MiB  name` for out.progress. */
+    public static String progressLine(String name, long done, long total) {
+        if (total <= 0) return String.format("%s  %s", human(done), name);
+        int width = 30;
+        int filled = (int) (width * done / total);
+        return String.format("[%s%s] %3d%%  %s / %s  %s", "#".repeat(filled), ".".repeat(width - filled),
+                100 * done / total, human(done), human(total), name);
+    }
+
+    static String human(long bytes) {
+        if (bytes < 1024) return bytes + " B";
+        if (bytes < 1024 * 1024) return String.format("%.1f KiB", bytes / 1024.0);
+        return String.format("%.1f MiB", bytes / (1024.0 * 1024));
+    }
+
+    /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY as curl reads them; loopback always goes direct. */
+    static final class EnvProxy extends ProxySelector {
+        @Override
+        public List<Proxy> select(URI uri) {
+            String host = uri.getHost() == null ? "" : uri.getHost().toLowerCase(Locale.ROOT);
+            String proxy = "https".equals(uri.getScheme()) ? env("https_proxy") : env("http_proxy");
+            if (proxy == null || host.equals("localhost") || host.startsWith("127.") || host.equals("[::1]") || host.equals("::1")
+                    || noProxy(host))
+                return List.of(Proxy.NO_PROXY);
+            URI p = URI.create(proxy.contains("://") ? proxy : "http://" + proxy);
+            int port = p.getPort() > 0 ? p.getPort() : ("https".equals(p.getScheme()) ? 443 : 80);
+            return List.of(new Proxy(Proxy.Type.HTTP, InetSocketAddress.createUnresolved(p.getHost(), port)));
+        }
+
+        private static boolean noProxy(String host) {
+            String list = env("no_proxy");
+            if (list == null) return false;
+            for (String entry : list.split(",")) {
+                String e = entry.strip().toLowerCase(Locale.ROOT);
+                if (e.equals("*")) return true;
+                if (e.startsWith(".")) e = e.substring(1);
+                if (!e.isEmpty() && (host.equals(e) || host.endsWith("." + e))) return true;
+            }
+            return false;
+        }
+
+        private static String env(String lower) {
+            String v = Env.get(lower);
+            return v != null ? v : Env.get(lower.toUpperCase(Locale.ROOT));
+        }
+
+        @Override
+        public void connectFailed(URI uri, SocketAddress sa, IOException ioe) {
+            // the request itself reports the failure
+        }
+    }
+
+    // ------------------------------------------------------------------ extraction
+
+    /** An archive refused as unsafe or malformed: nothing of it is kept. */
+    public static final class Refused extends IOException {
+        Refused(String message) { super(message); }
+    }
+
+    enum Kind { FILE, DIR, SYMLINK, HARDLINK, OTHER }
+
+    /** One archive member: its name as stored, what it is, and (for links) what it points to. */
+    record Entry(String name, Kind kind, long size, int mode, long mtimeMillis, String link, String typeName) {}
+
+    /** The members of an archive, in order; data() reads the current member's content. */
+    interface Entries extends Closeable {
+        Entry next() throws IOException;
+
+        InputStream data() throws IOException;
+    }
+
+    /**
+     * Extracts the archive into `parent/topDir`, which must not exist yet. Every member
+     * must lie under topDir; names that are absolute or hold `..`, links that resolve
+     * outside topDir, devices and anything unknown refuse the whole archive. Work happens
+     * in a hidden sibling directory that is renamed at the end, or removed on any failure.
+     * Returns the release directory.
+     */
+    public static Path extract(Path archive, boolean zip, Path parent, String topDir) throws IOException {
+        Path dest = parent.resolve(topDir);
+        if (Env.exists(dest)) throw new IOException(dest + " already exists");
+        Path staging = Files.createTempDirectory(parent, "." + topDir + ".partial-");
+        try {
+            try (Entries entries = zip ? new ZipEntries(archive) : new TarEntries(archive)) {
+                new Extraction(staging, topDir).run(entries);
+            }
+            Path top = staging.resolve(topDir);
+            if (!Files.isDirectory(top, LinkOption.NOFOLLOW_LINKS))
+                throw new Refused("the archive holds no " + topDir + "/ directory");
+            Files.move(top, dest, StandardCopyOption.ATOMIC_MOVE);
+            Files.delete(staging);
+            return dest;
+        } catch (IOException | RuntimeException e) {
+            deleteTree(staging);
+            throw e;
+        }
+    }
+
+    /** Removes a directory tree without following links out of it. */
+    public static void deleteTree(Path dir) throws IOException {
+        if (!Env.exists(dir)) return;
+        Files.walkFileTree(dir, new SimpleFileVisitor<>() {
+            @Override
+            public FileVisitResult preVisitDirectory(Path d, BasicFileAttributes a) throws IOException {
+                // read-only directories from the archive: make them writable to empty them
+                if (!d.toFile().canWrite()) d.toFile().setWritable(true, true);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult visitFile(Path f, BasicFileAttributes a) throws IOException {
+                Files.delete(f);
+                return FileVisitResult.CONTINUE;
+            }
+
+            @Override
+            public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+                if (e != null) throw e;
+                Files.delete(d);
+                return FileVisitResult.CONTINUE;
+            }
+        });
+    }
+
+    /**
+     * The member checks and the writing. Files and directories are written first with no
+     * link in the tree; links are checked against the whole archive's links (as the OS
+     * will resolve them) and made last, so no write ever goes through a link.
+     */
+    static final class Extraction {
+        private final Path root;
+        private final String top;
+        private final Map<String, String> symlinks = new LinkedHashMap<>();
+        private final Map<String, Entry> dirs = new LinkedHashMap<>();
+        private final Map<String, Entry> files = new HashMap<>();
+        private long written;
+
+        Extraction(Path root, String top) {
+            this.root = root;
+            this.top = top;
+        }
+
+        void run(Entries entries) throws IOException {
+            int count = 0;
+            for (Entry e; (e = entries.next()) != null; ) {
+                if (++count > MAX_ENTRIES) throw new Refused("the archive has more than " + MAX_ENTRIES + " members");
+                String name = safeName(e.name(), "member");
+                if (name == null) continue;   // "./" itself
+                if (!name.equals(top) && !name.startsWith(top + "/"))
+                    throw new Refused("member '" + e.name() + "' is outside " + top + "/");
+                for (String p = parentOf(name); p != null; p = parentOf(p))
+                    if (symlinks.containsKey(p)) throw new Refused("member '" + e.name() + "' lies under the link " + p);
+                if (symlinks.containsKey(name)) throw new Refused("member '" + e.name() + "' replaces a link");
+                Path target = root.resolve(name);
+                switch (e.kind()) {
+                    case DIR -> {
+                        if (files.containsKey(name)) throw new Refused("member '" + e.name() + "' replaces a file with a directory");
+                        Files.createDirectories(target);
+                        dirs.put(name, e);
+                    }
+                    case FILE -> writeFile(name, target, e, entries.data());
+                    case HARDLINK -> {
+                        String to = safeName(e.link(), "hard link target of '" + e.name() + "':");
+                        if (to == null || !files.containsKey(to))
+                            throw new Refused("hard link '" + e.name() + "' points to '" + e.link() + "', not an earlier file of the archive");
+                        try (InputStream in = Files.newInputStream(root.resolve(to))) {
+                            writeFile(name, target, e, in);
+                        }
+                    }
+                    case SYMLINK -> {
+                        if (Env.exists(target)) throw new Refused("link '" + e.name() + "' replaces a file or directory");
+                        if (e.link() == null || e.link().isEmpty()) throw new Refused("link '" + e.name() + "' has no target");
+                        symlinks.put(name, e.link());
+                    }
+                    case OTHER -> throw new Refused("member '" + e.name() + "' is a " + e.typeName() + ", not a file, directory or link");
+                }
+            }
+            for (var link : symlinks.entrySet()) checkLink(link.getKey(), link.getValue());
+            for (var link : symlinks.entrySet()) {
+                Path at = root.resolve(link.getKey());
+                Files.createDirectories(at.getParent());
+                Files.createSymbolicLink(at, Path.of(link.getValue().replace('\\', '/')));
+            }
+            // deepest first, so a read-only directory is closed only after what is in it
+            List<String> names = new ArrayList<>(dirs.keySet());
+            names.sort((a, b) -> b.length() - a.length());
+            for (String d : names) finish(root.resolve(d), dirs.get(d), true);
+        }
+
+        private void writeFile(String name, Path target, Entry e, InputStream in) throws IOException {
+            if (dirs.containsKey(name) || Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS))
+                throw new Refused("member '" + e.name() + "' replaces a directory with a file");
+            Files.createDirectories(target.getParent());
+            Files.deleteIfExists(target);   // a later member of the same name wins, as with tar
+            try (OutputStream out = Files.newOutputStream(target)) {
+                byte[] buf = new byte[1 << 16];
+                for (int n; (n = in.read(buf)) > 0; ) {
+                    written += n;
+                    if (written > MAX_EXTRACTED_BYTES)
+                        throw new Refused("the archive expands to more than " + (MAX_EXTRACTED_BYTES >> 30) + " GiB");
+                    out.write(buf, 0, n);
+                }
+            }
+            files.put(name, e);
+            finish(target, e, false);
+        }
+
+        /** Mode (no set-id bits, no write for group and others, as under umask 022) and time. */
+        private static void finish(Path p, Entry e, boolean dir) throws IOException {
+            int mode = e.mode() & 0755;
+            if (dir) mode |= 0700;
+            else if (mode == 0) mode = 0644;   // zip members carry no mode
+            try {
+                Files.setPosixFilePermissions(p, permissions(mode));
+            } catch (UnsupportedOperationException notPosix) {
+                if ((mode & 0100) != 0) p.toFile().setExecutable(true, true);
+            }
+            if (e.mtimeMillis() > 0) Files.setLastModifiedTime(p, FileTime.fromMillis(e.mtimeMillis()));
+        }
+
+        /**
+         * Resolves the link as the OS will, through every link of the archive, and refuses
+         * it if any step leaves the release directory (or loops).
+         */
+        void checkLink(String name, String target) throws Refused {
+            Deque<String> path = new ArrayDeque<>(Arrays.asList(name.split("/")));
+            path.removeLast();
+            Deque<String> todo = new ArrayDeque<>();
+            pushFront(todo, name, target);
+            int hops = 0;
+            while (!todo.isEmpty()) {
+                String c = todo.pollFirst();
+                if (c.isEmpty() || c.equals(".")) continue;
+                if (c.equals("..")) {
+                    if (path.size() <= 1) throw new Refused("link '" + name + "' -> '" + target + "' points outside " + top + "/");
+                    path.removeLast();
+                    continue;
+                }
+                path.addLast(c);
+                String next = symlinks.get(String.join("/", path));
+                if (next != null) {
+                    if (++hops > 40) throw new Refused("link '" + name + "' -> '" + target + "' loops");
+                    path.removeLast();
+                    pushFront(todo, name, next);
+                }
+            }
+            if (path.isEmpty() || !path.getFirst().equals(top))
+                throw new Refused("link '" + name + "' -> '" + target + "' points outside " + top + "/");
+        }
+
+        private void pushFront(Deque<String> todo, String name, String target) throws Refused {
+            String t = target.replace('\\', '/');
+            if (t.startsWith("/") || t.matches("[A-Za-z]:.*"))
+                throw new Refused("link '" + name + "' -> '" + target + "' is absolute");
+            String[] parts = t.split("/");
+            for (int i = parts.length - 1; i >= 0; i--) todo.addFirst(parts[i]);
+        }
+    }
+
+    /**
+     * A member name made relative and clean: `./` segments dropped; absolute names (`/x`,
+     * `C:x`, `\\x`) and any `..` refused. Returns null for the archive root itself.
+     */
+    static String safeName(String raw, String what) throws Refused {
+        if (raw == null || raw.isEmpty()) throw new Refused(what + " with an empty name");
+        if (raw.indexOf('\0') >= 0) throw new Refused(what + " '" + raw.replace('\0', '?') + "' has a NUL in its name");
+        String n = raw.replace('\\', '/');
+        if (n.startsWith("/") || n.matches("[A-Za-z]:.*")) throw new Refused(what + " '" + raw + "' has an absolute path");
+        List<String> kept = new ArrayList<>();
+        for (String s : n.split("/")) {
+            if (s.equals("..")) throw new Refused(what + " '" + raw + "' has a '..' segment");
+            if (!s.isEmpty() && !s.equals(".")) kept.add(s);
+        }
+        return kept.isEmpty() ? null : String.join("/", kept);
+    }
+
+    static String parentOf(String name) {
+        int i = name.lastIndexOf('/');
+        return i < 0 ? null : name.substring(0, i);
+    }
+
+    static Set<PosixFilePermission> permissions(int mode) {
+        Set<PosixFilePermission> s = EnumSet.noneOf(PosixFilePermission.class);
+        PosixFilePermission[] bits = {
+                PosixFilePermission.OTHERS_EXECUTE, PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_READ,
+                PosixFilePermission.GROUP_EXECUTE, PosixFilePermission.GROUP_WRITE, PosixFilePermission.GROUP_READ,
+                PosixFilePermission.OWNER_EXECUTE, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_READ};
+        for (int i = 0; i < bits.length; i++) if ((mode & (1 << i)) != 0) s.add(bits[i]);
+        return s;
+    }
+
+    // ------------------------------------------------------------------ zip
+
+    /** Zip members from the central directory (java.util.zip). Links are not represented. */
+    static final class ZipEntries implements Entries {
+        private final ZipFile zip;
+        private final java.util.Enumeration<? extends ZipEntry> all;
+        private ZipEntry current;
+
+        ZipEntries(Path file) throws IOException {
+            try {
+                zip = new ZipFile(file.toFile());
+            } catch (ZipException e) {
+                throw new Refused("not a zip archive: " + e.getMessage());
+            }
+            all = zip.entries();
+        }
+
+        @Override
+        public Entry next() {
+            if (!all.hasMoreElements()) return null;
+            current = all.nextElement();
+            long time = current.getTime();
+            return new Entry(current.getName(), current.isDirectory() ? Kind.DIR : Kind.FILE, current.getSize(), 0,
+                    Math.max(time, 0), null, current.isDirectory() ? "directory" : "file");
+        }
+
+        @Override
+        public InputStream data() throws IOException { return zip.getInputStream(current); }
+
+        @Override
+        public void close() throws IOException { zip.close(); }
+    }
+
+    // ------------------------------------------------------------------ tar
+
+    /**
+     * A reader of gzip-compressed tar in the three layouts GNU and BSD tar write: POSIX
+     * ustar (name prefix), GNU (././@LongLink members for long names, base-256 sizes) and
+     * pax (extended headers: path, linkpath, size, mtime). Every header's checksum is
+     * checked; a stream that ends before the end-of-archive blocks is an error.
+     */
+    static final class TarEntries implements Entries {
+        private static final int BLOCK = 512;
+        private final InputStream in;
+        private final Map<String, String> globalPax = new HashMap<>();
+        private long offset;      // of the next byte read, for messages
+        private long remaining;   // of the current member's data
+        private long padding;
+
+        TarEntries(Path file) throws IOException {
+            InputStream raw = new BufferedInputStream(Files.newInputStream(file), 1 << 16);
+            try {
+                in = new GZIPInputStream(raw, 1 << 16);
+            } catch (ZipException | EOFException e) {
+                raw.close();
+                throw new Refused("not a gzip-compressed archive: " + e.getMessage());
+            }
+        }
+
+        @Override
+        public Entry next() throws IOException {
+            skip(remaining + padding);
+            remaining = padding = 0;
+            String longName = null, longLink = null;
+            Map<String, String> pax = new HashMap<>(globalPax);
+            while (true) {
+                long at = offset;
+                byte[] h = readBlock();
+                if (h == null) throw new Refused("the archive ends without its end-of-archive blocks (truncated?)");
+                if (allZero(h)) return null;
+                checkChecksum(h, at);
+                char type = (char) h[156];
+                long size = number(h, 124, 12, at);
+                if (size < 0) throw new Refused("tar header at byte " + at + " has a negative size");
+                switch (type) {
+                    case 'L' -> { longName = cString(readData(size, at)); continue; }
+                    case 'K' -> { longLink = cString(readData(size, at)); continue; }
+                    case 'x' -> { pax.putAll(pax(readData(size, at), at)); continue; }
+                    case 'g' -> {
+                        Map<String, String> g = pax(readData(size, at), at);
+                        globalPax.putAll(g);
+                        pax.putAll(g);
+                        continue;
+                    }
+                    case 'V' -> { skipPadded(size); continue; }   // volume label
+                    default -> { }
+                }
+                for (String k : pax.keySet())
+                    if (k.startsWith("GNU.sparse.")) throw new Refused("sparse files are not supported (member at byte " + at + ")");
+                boolean ustar = h[257] == 'u' && h[258] == 's' && h[259] == 't' && h[260] == 'a' && h[261] == 'r' && h[262] == 0;
+                String name = cString(Arrays.copyOfRange(h, 0, 100));
+                if (ustar) {
+                    String prefix = cString(Arrays.copyOfRange(h, 345, 500));
+                    if (!prefix.isEmpty()) name = prefix + "/" + name;
+                }
+                if (longName != null) name = longName;
+                if (pax.get("path") != null && !pax.get("path").isEmpty()) name = pax.get("path");
+                String link = cString(Arrays.copyOfRange(h, 157, 257));
+                if (longLink != null) link = longLink;
+                if (pax.get("linkpath") != null && !pax.get("linkpath").isEmpty()) link = pax.get("linkpath");
+                if (pax.containsKey("size")) size = paxNumber(pax.get("size"), "size", at);
+                long mtime = pax.containsKey("mtime") ? (long) (paxDecimal(pax.get("mtime"), at) * 1000)
+                        : number(h, 136, 12, at) * 1000;
+                int mode = (int) number(h, 100, 8, at);
+                Kind kind;
+                String typeName;
+                switch (type) {
+                    case '0', '\0', '7' -> { kind = Kind.FILE; typeName = "file"; }
+                    case '1' -> { kind = Kind.HARDLINK; typeName = "hard link"; }
+                    case '2' -> { kind = Kind.SYMLINK; typeName = "symbolic link"; }
+                    case '5' -> { kind = Kind.DIR; typeName = "directory"; }
+                    case '3' -> { kind = Kind.OTHER; typeName = "character device"; }
+                    case '4' -> { kind = Kind.OTHER; typeName = "block device"; }
+                    case '6' -> { kind = Kind.OTHER; typeName = "FIFO"; }
+                    case 'S' -> { kind = Kind.OTHER; typeName = "GNU sparse file"; }
+                    default -> { kind = Kind.OTHER; typeName = "member of unknown type '" + type + "'"; }
+                }
+                if (kind == Kind.FILE && name.endsWith("/")) kind = Kind.DIR;   // old tars mark directories by name only
+                // as GNU and Go tar: only regular files (and unknown types) carry data blocks
+                remaining = kind == Kind.FILE || kind == Kind.OTHER ? size : 0;
+                padding = pad(remaining);
+                return new Entry(name, kind, size, mode, mtime, link, typeName);
+            }
+        }
+
+        @Override
+        public InputStream data() {
+            return new FilterInputStream(in) {
+                @Override
+                public int read() throws IOException {
+                    byte[] one = new byte[1];
+                    return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+                }
+
+                @Override
+                public int read(byte[] b, int off, int len) throws IOException {
+                    if (remaining == 0) return -1;
+                    int n = in.read(b, off, (int) Math.min(len, remaining));
+                    if (n < 0) throw new Refused("the archive is truncated (inside a member)");
+                    remaining -= n;
+                    offset += n;
+                    return n;
+                }
+
+                @Override
+                public void close() {
+                    // the archive stream stays open for the next member
+                }
+            };
+        }
+
+        @Override
+        public void close() throws IOException { in.close(); }
+
+        private byte[] readBlock() throws IOException {
+            byte[] b = in.readNBytes(BLOCK);
+            offset += b.length;
+            if (b.length == 0) return null;
+            if (b.length < BLOCK) throw new Refused("the archive is truncated (inside a header)");
+            return b;
+        }
+
+        private byte[] readData(long size, long at) throws IOException {
+            if (size > 1 << 20) throw new Refused("extended header at byte " + at + " is too large (" + size + " bytes)");
+            byte[] b = in.readNBytes((int) size);
+            offset += b.length;
+            if (b.length < size) throw new Refused("the archive is truncated (inside an extended header)");
+            skip(pad(size));
+            return b;
+        }
+
+        private void skipPadded(long size) throws IOException { skip(size + pad(size)); }
+
+        private void skip(long n) throws IOException {
+            while (n > 0) {
+                long s = in.skip(n);
+                if (s <= 0) {
+                    if (in.read() < 0) throw new Refused("the archive is truncated");
+                    s = 1;
+                }
+                n -= s;
+                offset += s;
+            }
+        }
+
+        private static long pad(long size) { return (BLOCK - size % BLOCK) % BLOCK; }
+
+        private static boolean allZero(byte[] b) {
+            for (byte x : b) if (x != 0) return false;
+            return true;
+        }
+
+        /** Sum of the header with the checksum field read as spaces; some old tars summed signed bytes. */
+        private static void checkChecksum(byte[] h, long at) throws Refused {
+            long unsigned = 0, signed = 0;
+            for (int i = 0; i < BLOCK; i++) {
+                int b = i >= 148 && i < 156 ? ' ' : h[i];
+                unsigned += b & 0xff;
+                signed += b;
+            }
+            long stored = number(h, 148, 8, at);
+            if (stored != unsigned && stored != signed)
+                throw new Refused("tar header at byte " + at + " has a bad checksum (not a tar archive, or corrupt)");
+        }
+
+        /** An octal field (NUL or space terminated), or GNU base-256 when the high bit of the first byte is set. */
+        static long number(byte[] h, int off, int len, long at) throws Refused {
+            if ((h[off] & 0x80) != 0) {
+                if ((h[off] & 0x40) != 0) throw new Refused("tar header at byte " + at + " has a negative number");
+                long v = h[off] & 0x3f;
+                for (int i = off + 1; i < off + len; i++) {
+                    if (v > (Long.MAX_VALUE >> 8)) throw new Refused("tar header at byte " + at + " has a number too large");
+                    v = (v << 8) | (h[i] & 0xff);
+                }
+                return v;
+            }
+            int i = off, end = off + len;
+            while (i < end && (h[i] == ' ' || h[i] == 0)) i++;
+            long v = 0;
+            for (; i < end && h[i] != ' ' && h[i] != 0; i++) {
+                if (h[i] < '0' || h[i] > '7') throw new Refused("tar header at byte " + at + " has a malformed number");
+                if (v > (Long.MAX_VALUE >> 3)) throw new Refused("tar header at byte " + at + " has a number too large");
+                v = (v << 3) + (h[i] - '0');
+            }
+            return v;
+        }
+
+        /** pax records: "LEN key=value\n", LEN counting the whole record in bytes. */
+        static Map<String, String> pax(byte[] data, long at) throws Refused {
+            Map<String, String> m = new HashMap<>();
+            int i = 0;
+            while (i < data.length) {
+                if (data[i] == 0) break;   // padding some writers leave
+                int sp = i;
+                while (sp < data.length && data[sp] != ' ') sp++;
+                int len;
+                try {
+                    len = Integer.parseInt(new String(data, i, sp - i, StandardCharsets.US_ASCII));
+                } catch (NumberFormatException e) {
+                    throw new Refused("pax header at byte " + at + " is malformed");
+                }
+                int end = i + len;
+                if (len <= 0 || sp >= end || end > data.length || data[end - 1] != '\n')
+                    throw new Refused("pax header at byte " + at + " is malformed");
+                String record = new String(data, sp + 1, end - sp - 2, StandardCharsets.UTF_8);
+                int eq = record.indexOf('=');
+                if (eq <= 0) throw new Refused("pax header at byte " + at + " is malformed");
+                m.put(record.substring(0, eq), record.substring(eq + 1));
+                i = end;
+            }
+            return m;
+        }
+
+        private static long paxNumber(String v, String key, long at) throws Refused {
+            try {
+                long n = Long.parseLong(v.strip());
+                if (n < 0) throw new NumberFormatException();
+                return n;
+            } catch (NumberFormatException e) {
+                throw new Refused("pax header at byte " + at + " has a malformed " + key);
+            }
+        }
+
+        private static double paxDecimal(String v, long at) throws Refused {
+            try {
+                return Double.parseDouble(v.strip());
+            } catch (NumberFormatException e) {
+                throw new Refused("pax header at byte " + at + " has a malformed mtime");
+            }
+        }
+
+        private static String cString(byte[] b) {
+            int n = 0;
+            while (n < b.length && b[n] != 0) n++;
+            return new String(b, 0, n, StandardCharsets.UTF_8);
+        }
+    }
+}
