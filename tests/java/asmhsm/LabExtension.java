@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Gives tests the running lab: {@code @ExtendWith(LabExtension.class)} and a {@link Lab}
@@ -63,10 +64,16 @@ public final class LabExtension implements ParameterResolver {
         final Path ownedDir;          // null when the lab was already up (ASM_LAB_ENV)
         final RuntimeException failure;
 
+        private final AtomicBoolean closed = new AtomicBoolean();
+        private final Thread shutdownHook;
+
         private Running(Lab lab, Path ownedDir, RuntimeException failure) {
             this.lab = lab;
             this.ownedDir = ownedDir;
             this.failure = failure;
+            // The store is closed when the run ends; this covers a JVM stopped early (Ctrl-C, kill).
+            this.shutdownHook = ownedDir == null ? null : new Thread(this::close, "lab-down");
+            if (shutdownHook != null) Runtime.getRuntime().addShutdownHook(shutdownHook);
         }
 
         static Running start() {
@@ -146,8 +153,16 @@ public final class LabExtension implements ParameterResolver {
 
         @Override
         public void close() {
+            if (!closed.compareAndSet(false, true)) return;
             if (lab != null) lab.close();
             if (ownedDir != null) down(repo(), ownedDir, Map.of());
+            if (shutdownHook != null && Thread.currentThread() != shutdownHook) {
+                try {
+                    Runtime.getRuntime().removeShutdownHook(shutdownHook);
+                } catch (IllegalStateException shuttingDown) {
+                    // the hook is running or about to; close() is idempotent
+                }
+            }
         }
     }
 }
