@@ -2,16 +2,132 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.Secret;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "verify-ca", mixinStandardHelpOptions = true,
-        description = "Check istiod loaded the uploaded CA chain (guide: 'Verifica').")
+        description = "Check istiod loaded the CA chain of Secret istio-ca-cert, that the chain ends at the root in the HSM, "
+                + "and that the istiod pods are 3/3 (guide: `kubectl logs ISTIOD_POD -c discovery | grep \"CA cert:\"`).")
 class VerifyCa extends Step {
+    @Mixin Opts.Kube kube;
+    @Mixin Opts.Pkcs11 p11;
+
+    @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
+            description = "CA ID of the root on the HSM (default ${DEFAULT-VALUE}).")
+    String caId;
+
+    @Option(names = "--root-cert", paramLabel = "ROOT_PEM",
+            description = "Compare with this root certificate instead of reading it from the HSM.")
+    Path rootFile;
+
+    @Option(names = "--pod", paramLabel = "ISTIOD_POD", description = "Check only this istiod pod (default: all of them).")
+    String podName;
+
     @Override
-    protected void run() {
-        throw Fail.failed("verify-ca is not implemented yet", "see the open issues");
+    protected void run() throws Exception {
+        if (rootFile != null) Pki.single(rootFile, "root certificate"); // a bad file is bad input, before anything is read
+        try (Kube k = Kube.connect(kube)) {
+            List<X509Certificate> chain = secretChain(k);
+            X509Certificate root = Istio.trustedRoot(rootFile, p11, caId, out);
+            out.put("root", Istio.name(root)).put("chain", chain.stream().map(Istio::name).toList());
+            if (!Istio.sameCert(chain.get(chain.size() - 1), root))
+                throw Fail.failed("the chain in Secret " + Istio.CA_CERT_SECRET + " ends at '" + Istio.name(chain.get(chain.size() - 1))
+                        + "', not at the root '" + Istio.name(root) + "'" + (rootFile == null ? " on the HSM" : " of " + rootFile),
+                        "sign the CSR with the root imported in the HSM (sign-csr), then upload-chain --replace");
+            String broken = Istio.chainProblem(chain, root, "cert-chain.pem");
+            if (broken != null) throw Fail.failed(broken, "sign the CSR again (sign-csr), then upload-chain --replace");
+            out.say("Secret %s holds %d certificate(s), CA '%s', ending at the root '%s'", Istio.CA_CERT_SECRET, chain.size(),
+                    Istio.name(chain.get(0)), Istio.name(root));
+
+            List<Pod> pods = Istio.api(k, () -> Istio.istiodPods(k.client), "list the istiod pods");
+            if (podName != null) pods = pods.stream().filter(p -> p.getMetadata().getName().equals(podName)).toList();
+            if (pods.isEmpty())
+                throw podName != null
+                        ? Fail.badInput("no istiod pod " + podName + " in " + Kube.ISTIO_NAMESPACE, "list them with: kubectl get pod -l app=istiod -n istio-system")
+                        : Fail.failed("no istiod pod in " + Kube.ISTIO_NAMESPACE, "install the mesh first (install-asm)");
+            List<String> problems = new ArrayList<>();
+            List<Map<String, Object>> report = new ArrayList<>();
+            for (Pod p : pods) report.add(checkPod(k, p, chain, problems));
+            out.put("pods", report);
+            if (!problems.isEmpty())
+                throw Fail.failed(String.join("; ", problems),
+                        "wait for istiod to load the chain (istiod-status --wait); if it refused it, sign-csr and upload-chain again");
+            out.say("istiod loaded the chain of %s in %d pod(s), all %d/%d ready: the CA key is the one in the HSM", Istio.CA_CERT_SECRET,
+                    pods.size(), Istio.ISTIOD_CONTAINERS, Istio.ISTIOD_CONTAINERS);
+        }
+    }
+
+    private List<X509Certificate> secretChain(Kube k) {
+        Secret s = Istio.api(k, () -> k.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CA_CERT_SECRET).get(),
+                "read Secret " + Istio.CA_CERT_SECRET);
+        String b64 = s == null || s.getData() == null ? null : s.getData().get(Istio.CA_CERT_KEY);
+        if (b64 == null)
+            throw Fail.failed(s == null ? "Secret " + Kube.ISTIO_NAMESPACE + "/" + Istio.CA_CERT_SECRET + " does not exist"
+                    : "Secret " + Istio.CA_CERT_SECRET + " has no key " + Istio.CA_CERT_KEY, "upload the signed chain first (upload-chain)");
+        String pem = new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8);
+        return Pki.certificates(Pki.pemBlocks(pem, "Secret " + Istio.CA_CERT_SECRET), "Secret " + Istio.CA_CERT_SECRET);
+    }
+
+    /** One pod: 3/3 ready, and its discovery log shows exactly the Secret's chain. */
+    private Map<String, Object> checkPod(Kube k, Pod p, List<X509Certificate> chain, List<String> problems) {
+        String name = p.getMetadata().getName();
+        int[] ready = Istio.readiness(p);
+        String readyText = ready[0] + "/" + ready[1];
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("pod", name);
+        r.put("ready", readyText);
+        if (ready[1] != Istio.ISTIOD_CONTAINERS)
+            problems.add("pod " + name + " has " + ready[1] + " containers, not the HSM install's " + Istio.ISTIOD_CONTAINERS
+                    + " (discovery, hsm-plugin, vaultclient): was it installed with values.hsm.enabled=true?");
+        else if (ready[0] != ready[1]) problems.add("pod " + name + " is " + readyText + " ready, not " + ready[1] + "/" + ready[1]);
+        String log = Istio.api(k, () -> k.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(name)
+                .inContainer(Istio.DISCOVERY_CONTAINER).getLog(), "read the discovery log of " + name);
+        Istio.LoggedChain logged = Istio.caCertBlock(log == null ? "" : log);
+        if (logged == null) {
+            String refused = log == null ? null : Istio.lastLine(log, Pattern.compile(Pattern.quote(Istio.LOG_CHAIN_REJECTED)));
+            problems.add("pod " + name + (refused != null ? " refused the chain: " + refused : " has not logged 'CA cert:' yet"));
+            r.put("logged", false);
+            return r;
+        }
+        List<X509Certificate> seen = logged.all();
+        r.put("logged", true);
+        r.put("loggedChain", seen.stream().map(Istio::name).toList());
+        String diff = difference(seen, chain);
+        r.put("matches", diff == null);
+        if (diff != null) problems.add("pod " + name + " loaded another chain than Secret " + Istio.CA_CERT_SECRET + ": " + diff);
+        else out.say("pod %s: %s ready, logged CA cert '%s' and %d more, the same chain as the Secret", name, readyText,
+                Istio.name(seen.get(0)), seen.size() - 1);
+        return r;
+    }
+
+    /** Where the logged chain differs from the Secret's, in words; null when they are the same certificates in the same order. */
+    static String difference(List<X509Certificate> logged, List<X509Certificate> secret) {
+        for (int i = 0; i < Math.max(logged.size(), secret.size()); i++) {
+            if (i >= logged.size()) return "the log lacks certificate #" + (i + 1) + " '" + Istio.name(secret.get(i)) + "'";
+            if (i >= secret.size()) return "the log has an extra certificate #" + (i + 1) + " '" + Istio.name(logged.get(i)) + "'";
+            if (!Istio.sameCert(logged.get(i), secret.get(i)))
+                return "certificate #" + (i + 1) + " is '" + Istio.name(logged.get(i)) + "' (SHA-256 " + fingerprint(logged.get(i))
+                        + ") in the log but '" + Istio.name(secret.get(i)) + "' (SHA-256 " + fingerprint(secret.get(i))
+                        + ") in the Secret; restart istiod if the Secret changed";
+        }
+        return null;
+    }
+
+    private static String fingerprint(X509Certificate c) {
+        return Pki.sha256Hex(Pki.encoded(c)).substring(0, 16) + "...";
     }
 
     public static void main(String... args) {
