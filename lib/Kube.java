@@ -130,6 +130,11 @@ public final class Kube implements AutoCloseable {
      * istiod-service and install-asm both apply exactly this object.
      */
     public static Service istiodService(String revision) {
+        return istiodService(revision, ISTIO_NAMESPACE);
+    }
+
+    /** The same Service in another namespace (tests; clusters whose Istio lives elsewhere). */
+    public static Service istiodService(String revision, String namespace) {
         Map<String, String> labels = new LinkedHashMap<>();
         labels.put("istio.io/rev", revision);
         labels.put("app", "istiod");
@@ -139,7 +144,7 @@ public final class Kube implements AutoCloseable {
         selector.put("app", "istiod");
         selector.put("istio.io/rev", revision);
         return new ServiceBuilder()
-                .withNewMetadata().withName(ISTIOD_SERVICE).withNamespace(ISTIO_NAMESPACE).withLabels(labels).endMetadata()
+                .withNewMetadata().withName(ISTIOD_SERVICE).withNamespace(namespace).withLabels(labels).endMetadata()
                 .withNewSpec()
                 .withPorts(port(15010, "grpc-xds", null), port(15012, "https-dns", null),
                         port(443, "https-webhook", 15017), port(15014, "http-monitoring", null))
@@ -168,7 +173,8 @@ public final class Kube implements AutoCloseable {
 
     /**
      * Creates {@code desired}, or brings the live object to it; idempotent, honours --dry-run.
-     * Says "created X", "updated X (fields)" or "X already up to date" through {@code out};
+     * Says "created X", "updated X (fields)" ("would create/update" under --dry-run) or
+     * "X already up to date" through {@code out};
      * returns true when something changed (or would, under --dry-run).
      * <p>What is compared and set: every field {@code desired} states. Labels and annotations are
      * added (others' keys stay); string maps elsewhere (a selector, ConfigMap data) and lists are
@@ -178,12 +184,7 @@ public final class Kube implements AutoCloseable {
     public boolean apply(HasMetadata desired, Out out) {
         String what = describe(desired);
         JsonNode want = json(desired);
-        HasMetadata live;
-        try {
-            live = client.resource(desired).get();
-        } catch (KubernetesClientException e) {
-            throw explain(e, "read " + what);
-        }
+        HasMetadata live = live(desired);
         if (live == null) {
             if (!out.dryRun()) {
                 try {
@@ -192,7 +193,7 @@ public final class Kube implements AutoCloseable {
                     throw explain(e, "create " + what);
                 }
             }
-            out.change("create " + what);
+            out.change((out.dryRun() ? "create " : "created ") + what);
             return true;
         }
         JsonNode have = json(live);
@@ -210,8 +211,49 @@ public final class Kube implements AutoCloseable {
                 throw explain(e, "update " + what + " (" + String.join(", ", differs) + ")");
             }
         }
-        out.change("update " + what + " (" + String.join(", ", differs) + ")");
+        out.change((out.dryRun() ? "update " : "updated ") + what + " (" + String.join(", ", differs) + ")");
         return true;
+    }
+
+    /** The object on the server with the kind, namespace and name of {@code desired}; null if there is none. */
+    public <T extends HasMetadata> T live(T desired) {
+        try {
+            return client.resource(desired).get();
+        } catch (KubernetesClientException e) {
+            throw explain(e, "read " + describe(desired));
+        }
+    }
+
+    /**
+     * Polls {@code probe} (every half second) until it returns non-null, with a progress line;
+     * fails after {@code seconds} with {@code hint}. API errors fail at once.
+     */
+    public <T> T await(String waitingFor, int seconds, String hint, java.util.function.Supplier<T> probe, Out out) {
+        long start = System.nanoTime();
+        while (true) {
+            T value;
+            try {
+                value = probe.get();
+            } catch (KubernetesClientException e) {
+                throw explain(e, "wait for " + waitingFor);
+            }
+            if (value != null) {
+                out.endProgress();
+                return value;
+            }
+            long waited = (System.nanoTime() - start) / 1_000_000_000L;
+            if (waited >= seconds) {
+                out.endProgress();
+                throw Fail.failed("timed out after " + seconds + "s waiting for " + waitingFor, hint);
+            }
+            out.progress("waiting for " + waitingFor + " (" + waited + "s of " + seconds + "s)");
+            try {
+                Thread.sleep(500);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw Fail.failed("interrupted while waiting for " + waitingFor, null);
+            }
+        }
     }
 
     private JsonNode json(HasMetadata o) {

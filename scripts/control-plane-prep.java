@@ -2,16 +2,52 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.cert.X509Certificate;
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "control-plane-prep", mixinStandardHelpOptions = true,
-        description = "Namespace istio-system and ConfigMap vault-tls-cert (guide: 'Configura el recurso en el plano de control').")
+        description = "Namespace istio-system and ConfigMap vault-tls-cert (key cert: the CA istiod's Vault client trusts) "
+                + "(guide: 'Configura el recurso en el plano de control').")
 class ControlPlanePrep extends Step {
+    @Mixin Opts.Kube kube;
+
+    @Option(names = "--vault-ca", defaultValue = "${env:VAULT_CACERT}", paramLabel = "FILE",
+            description = "PEM certificate that authenticates the Vault server: its CA (env VAULT_CACERT).")
+    Path vaultCa;
+
+    @Option(names = {"-n", "--namespace"}, defaultValue = Kube.ISTIO_NAMESPACE, paramLabel = "NS",
+            description = "Istio's namespace (default: ${DEFAULT-VALUE}).")
+    String namespace;
+
     @Override
-    protected void run() {
-        throw Fail.failed("control-plane-prep is not implemented yet", "see the open issues");
+    protected void run() throws Exception {
+        if (vaultCa == null)
+            throw Fail.badInput("no Vault CA certificate given", "pass --vault-ca FILE or export VAULT_CACERT=FILE");
+        if (!Files.isRegularFile(vaultCa))
+            throw Fail.badInput("Vault CA certificate " + vaultCa + " does not exist", "check --vault-ca / VAULT_CACERT");
+        String pem = Files.readString(vaultCa, StandardCharsets.UTF_8);
+        if (pem.isBlank()) throw Fail.badInput("Vault CA certificate " + vaultCa + " is empty", "give the PEM file of Vault's CA");
+        List<X509Certificate> certs = Pki.certificates(Pki.pemBlocks(pem, "Vault CA certificate " + vaultCa), "Vault CA certificate " + vaultCa);
+        for (X509Certificate c : certs) Pki.requireValidNow(c, "Vault CA certificate");
+        out.put("configMap", namespace + "/" + Kube.VAULT_CA_CONFIGMAP)
+                .put("subjects", certs.stream().map(c -> Pki.goName(c.getSubjectX500Principal().getEncoded())).toList());
+
+        // The file goes in as it is, like `kubectl create configmap --from-file=./cert`; an old one is patched in place.
+        ConfigMap cm = new ConfigMapBuilder().withNewMetadata().withName(Kube.VAULT_CA_CONFIGMAP).withNamespace(namespace).endMetadata()
+                .addToData(Kube.VAULT_CA_KEY, pem).build();
+        try (Kube k = Kube.connect(kube)) {
+            k.apply(Kube.namespace(namespace), out);
+            k.apply(cm, out);
+        }
     }
 
     public static void main(String... args) {

@@ -2,16 +2,46 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.Service;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import tools.jackson.dataformat.yaml.YAMLMapper;
+import tools.jackson.dataformat.yaml.YAMLWriteFeature;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "istiod-service", mixinStandardHelpOptions = true,
-        description = "The istiod Service with the revision label (guide: 'Configura el webhook de validacion').")
+        description = "The istiod Service with the revision label, so the validating webhook finds istiod "
+                + "(guide: 'Configura el webhook de validacion'). --dry-run prints its YAML.")
 class IstiodService extends Step {
+    @Mixin Opts.Kube kube;
+
+    @Option(names = "--revision", defaultValue = "asm-198-6", paramLabel = "REV",
+            description = "istiod's revision label, istio.io/rev (default: ${DEFAULT-VALUE}).")
+    String revision;
+
+    @Option(names = {"-n", "--namespace"}, defaultValue = Kube.ISTIO_NAMESPACE, paramLabel = "NS",
+            description = "Istio's namespace (default: ${DEFAULT-VALUE}).")
+    String namespace;
+
     @Override
     protected void run() {
-        throw Fail.failed("istiod-service is not implemented yet", "see the open issues");
+        if (!revision.matches("[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?"))
+            throw Fail.badInput("revision '" + revision + "' is not a valid label value", "give istiod's istio.io/rev label, e.g. asm-198-6");
+        Service service = Kube.istiodService(revision, namespace);
+        out.put("service", namespace + "/" + Kube.ISTIOD_SERVICE).put("revision", revision);
+        if (out.dryRun()) {
+            String yaml = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
+                    .enable(YAMLWriteFeature.MINIMIZE_QUOTES).enable(YAMLWriteFeature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS)
+                    .build().writeValueAsString(service);
+            out.put("manifest", yaml);
+            out.say(yaml.stripTrailing());
+        }
+        try (Kube k = Kube.connect(kube)) {
+            if (k.live(Kube.namespace(namespace)) == null)
+                throw Fail.failed("namespace " + namespace + " does not exist", "run control-plane-prep first (it creates it)");
+            k.apply(service, out);
+        }
     }
 
     public static void main(String... args) {

@@ -2,16 +2,147 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBinding;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "k8s-vault-prep", mixinStandardHelpOptions = true,
-        description = "Prepare Kubernetes for Vault's TokenReview (guide: 'Configura Kubernetes para la autenticacion de Vault').")
+        description = "Prepare Kubernetes for Vault's TokenReview (guide: 'Configura Kubernetes para la autenticacion de Vault'): "
+                + "namespace, auth-delegator binding, token Secret, and the files <suffix>-tokenreview_jwt, -k8s_addr, -k8s_cert.")
 class K8sVaultPrep extends Step {
+    static final String TOKEN_TYPE = "kubernetes.io/service-account-token";
+
+    @Mixin Opts.Kube kube;
+    @Mixin Opts.Cluster cluster;
+
+    @Option(names = "--dir", paramLabel = "DIR", description = "Where to write the three files (default: ./<suffix>, as the guide does).")
+    Path dir;
+
+    @Option(names = "--namespace", defaultValue = Kube.VAULT_NAMESPACE, paramLabel = "NS",
+            description = "Namespace of the service account Vault reviews tokens with (default: ${DEFAULT-VALUE}).")
+    String namespace;
+
+    @Option(names = "--binding", defaultValue = Kube.TOKENREVIEW_BINDING, paramLabel = "NAME",
+            description = "ClusterRoleBinding to system:auth-delegator (default: ${DEFAULT-VALUE}).")
+    String binding;
+
+    @Option(names = "--timeout", defaultValue = "120", paramLabel = "SECONDS",
+            description = "How long to wait for the service account and its token (default: ${DEFAULT-VALUE}).")
+    int timeout;
+
     @Override
-    protected void run() {
-        throw Fail.failed("k8s-vault-prep is not implemented yet", "see the open issues");
+    protected void run() throws Exception {
+        String suffix = cluster.require();
+        if (!namespace.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
+            throw Fail.badInput("namespace '" + namespace + "' is not a valid Kubernetes name", "use lower-case letters, digits and dashes");
+        if (!binding.matches("[a-z0-9:]([-a-z0-9.:]{0,251}[a-z0-9])?"))
+            throw Fail.badInput("binding name '" + binding + "' is not a valid Kubernetes name", "use lower-case letters, digits, dashes, dots");
+        if (timeout <= 0) throw Fail.badInput("--timeout must be positive", "give seconds, e.g. --timeout 120");
+        Path outDir = dir != null ? dir : Path.of(suffix);
+        if (Env.exists(outDir) && !Files.isDirectory(outDir))
+            throw Fail.badInput(outDir + " exists and is not a directory", "pass --dir or move it away");
+        Vault.ReviewerFiles files = Vault.ReviewerFiles.in(outDir, suffix);
+        out.put("namespace", namespace).put("binding", binding).put("secret", namespace + "/" + Kube.TOKENREVIEW_SECRET);
+
+        ClusterRoleBinding crb = new ClusterRoleBindingBuilder()
+                .withNewMetadata().withName(binding).endMetadata()
+                .withNewRoleRef().withApiGroup("rbac.authorization.k8s.io").withKind("ClusterRole").withName(Kube.AUTH_DELEGATOR_ROLE).endRoleRef()
+                .addNewSubject().withKind("ServiceAccount").withName(Kube.TOKENREVIEW_SA).withNamespace(namespace).endSubject()
+                .build();
+        Secret secret = new SecretBuilder()
+                .withNewMetadata().withName(Kube.TOKENREVIEW_SECRET).withNamespace(namespace)
+                .addToAnnotations("kubernetes.io/service-account.name", Kube.TOKENREVIEW_SA).endMetadata()
+                .withType(TOKEN_TYPE).build();
+
+        try (Kube k = Kube.connect(kube)) {
+            // What a patch cannot fix is refused before anything changes.
+            ClusterRoleBinding liveCrb = k.live(crb);
+            if (liveCrb != null && !crb.getRoleRef().getName().equals(liveCrb.getRoleRef().getName()))
+                throw Fail.failed("ClusterRoleBinding " + binding + " exists and binds " + liveCrb.getRoleRef().getKind() + " "
+                        + liveCrb.getRoleRef().getName() + "; the role of a binding cannot be changed",
+                        "check who uses it, then: kubectl delete clusterrolebinding " + binding + " (or pass --binding NAME)");
+            Secret live = k.live(secret);
+            if (live != null && (!TOKEN_TYPE.equals(live.getType()) || !Kube.TOKENREVIEW_SA.equals(annotation(live))))
+                throw Fail.failed("Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET + " exists but is not a token of service account "
+                        + Kube.TOKENREVIEW_SA + " (type " + live.getType() + ", account " + annotation(live) + ")",
+                        "check who uses it, then: kubectl -n " + namespace + " delete secret " + Kube.TOKENREVIEW_SECRET);
+
+            k.apply(Kube.namespace(namespace), out);
+            k.apply(crb, out);
+            if (!out.dryRun())
+                k.await("service account " + namespace + "/" + Kube.TOKENREVIEW_SA, timeout,
+                        "is kube-controller-manager running? (it creates every namespace's default service account)",
+                        () -> k.client.serviceAccounts().inNamespace(namespace).withName(Kube.TOKENREVIEW_SA).get(), out);
+            k.apply(secret, out);
+            Secret filled = out.dryRun() ? issued(live)
+                    : k.await("the token in Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET, timeout,
+                        "is kube-controller-manager running with --service-account-private-key-file? It fills service-account-token Secrets",
+                        () -> issued(k.client.secrets().inNamespace(namespace).withName(Kube.TOKENREVIEW_SECRET).get()), out);
+            if (filled == null) {   // --dry-run before the token exists
+                out.change("write " + files.jwt() + ", " + files.addr() + ", " + files.cert() + " once the token is issued");
+                return;
+            }
+            byte[] jwt = Base64.getDecoder().decode(filled.getData().get("token"));
+            byte[] ca = Base64.getDecoder().decode(filled.getData().get("ca.crt"));
+            // The Secret holds the PEM as it is; written byte for byte it needs none of the guide's sed repairs.
+            Pki.certificates(Pki.pemBlocks(new String(ca, StandardCharsets.UTF_8), "ca.crt of Secret " + Kube.TOKENREVIEW_SECRET),
+                    "ca.crt of Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET);
+            if (write(files.jwt(), concat(jwt, "\n"), true) && !out.dryRun())
+                out.say("The token reviewer JWT is new: give it to Vault with vault-setup --cluster-suffix %s --rewrite-reviewer-jwt", suffix);
+            write(files.addr(), (k.server() + "\n").getBytes(StandardCharsets.UTF_8), false);
+            write(files.cert(), ca, false);
+            Arrays.fill(jwt, (byte) 0);
+            out.put("k8sAddr", k.server()).put("files", List.of(files.jwt().toString(), files.addr().toString(), files.cert().toString()));
+        }
+    }
+
+    private static String annotation(Secret s) {
+        var a = s.getMetadata().getAnnotations();
+        return a == null ? null : a.get("kubernetes.io/service-account.name");
+    }
+
+    /** The Secret once the token controller has filled in its token and CA, else null. */
+    private static Secret issued(Secret s) {
+        if (s == null || s.getData() == null) return null;
+        String token = s.getData().get("token"), ca = s.getData().get("ca.crt");
+        return token != null && !token.isEmpty() && ca != null && !ca.isEmpty() ? s : null;
+    }
+
+    private static byte[] concat(byte[] a, String b) {
+        byte[] t = b.getBytes(StandardCharsets.UTF_8);
+        byte[] r = Arrays.copyOf(a, a.length + t.length);
+        System.arraycopy(t, 0, r, a.length, t.length);
+        return r;
+    }
+
+    /** Writes a file unless it already holds these bytes (and, for a secret, is private); true if it replaced one. */
+    private boolean write(Path file, byte[] content, boolean secret) throws Exception {
+        boolean exists = Files.isRegularFile(file);
+        boolean same = exists && Arrays.equals(Files.readAllBytes(file), content);
+        boolean privateEnough = !secret || !exists
+                || Files.getPosixFilePermissions(file).equals(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+        if (same && privateEnough) {
+            out.say("%s already up to date", file);
+            return false;
+        }
+        if (!out.dryRun()) {
+            if (secret) Env.writeSecret(file, content);
+            else Env.writeFile(file, content, "rw-r--r--");
+        }
+        out.change((exists ? (out.dryRun() ? "update " : "updated ") : (out.dryRun() ? "write " : "wrote ")) + file
+                + (secret ? " (mode 0600)" : ""));
+        return exists && !same;
     }
 
     public static void main(String... args) {

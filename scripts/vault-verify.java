@@ -2,16 +2,150 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.ServiceAccount;
+import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
+import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.github.jopenlibs.vault.VaultException;
+import io.github.jopenlibs.vault.response.AuthResponse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import tools.jackson.databind.JsonNode;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "vault-verify", mixinStandardHelpOptions = true,
-        description = "Log in to Vault as istiod will and read the HSM secret.")
+        description = "Before anything is installed, do what istiod's Vault client will do: log in at auth/asm-<suffix>/hsm/login "
+                + "with a token of istio-system/istiod-service-account, role istiod, and read the HSM secret (its values are never shown).")
 class VaultVerify extends Step {
+    @Mixin Opts.Kube kube;
+    @Mixin Opts.Vault vault;
+    @Mixin Opts.Cluster cluster;
+
+    @Option(names = "--create-sa", description = "Create namespace istio-system and service account istiod-service-account if missing.")
+    boolean createSa;
+
     @Override
-    protected void run() {
-        throw Fail.failed("vault-verify is not implemented yet", "see the open issues");
+    protected void run() throws Exception {
+        String suffix = cluster.require();
+        String secretPath = Vault.secretPath(suffix), policy = Vault.policy(suffix), login = Vault.loginPath(suffix);
+        String account = Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SA;
+        out.put("loginPath", login).put("role", Vault.ROLE).put("secretPath", secretPath).put("serviceAccount", account);
+        Vault anonymous = Vault.connect(vault, null);   // no admin token: istiod has none either
+        try (Kube k = Kube.connect(kube)) {
+            ServiceAccount sa = new ServiceAccountBuilder().withNewMetadata().withName(Kube.ISTIOD_SA)
+                    .withNamespace(Kube.ISTIO_NAMESPACE).endMetadata().build();
+            if (k.live(sa) == null) {
+                if (!createSa)
+                    throw Fail.failed("service account " + account + " does not exist yet",
+                            "create it (kubectl create namespace " + Kube.ISTIO_NAMESPACE + "; kubectl -n " + Kube.ISTIO_NAMESPACE
+                                    + " create serviceaccount " + Kube.ISTIOD_SA + ") or re-run with --create-sa");
+                k.apply(Kube.namespace(Kube.ISTIO_NAMESPACE), out);
+                k.apply(sa, out);
+            }
+            anonymous.requireUnsealed("log in at " + login);
+            if (out.dryRun()) {
+                out.say("would log in at %s as %s (role %s), read %s and revoke the token", login, account, Vault.ROLE, secretPath);
+                return;
+            }
+            String jwt;
+            try {
+                jwt = k.client.serviceAccounts().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.ISTIOD_SA)
+                        .tokenRequest(new TokenRequestBuilder().withNewSpec().withExpirationSeconds(600L).endSpec().build())
+                        .getStatus().getToken();
+            } catch (KubernetesClientException e) {
+                throw k.explain(e, "request a token for " + account + " (TokenRequest)");
+            }
+
+            AuthResponse auth;
+            try {
+                // the driver takes the auth path whole: POST /v1/<authPath>/login
+                auth = anonymous.api.auth().loginByKubernetes(Vault.ROLE, jwt, "auth/" + secretPath);
+            } catch (VaultException e) {
+                throw loginFailure(anonymous, e, jwt, suffix, account);
+            }
+            Vault istiod = Vault.connect(vault, auth.getAuthClientToken());
+            try {
+                List<String> policies = auth.getAuthPolicies();
+                out.say("logged in at %s as %s (role %s, policies %s, ttl %ds)", login, account, Vault.ROLE, policies,
+                        auth.getAuthLeaseDuration());
+                out.put("policies", policies).put("ttlSeconds", auth.getAuthLeaseDuration());
+                if (policies == null || !policies.contains(policy))
+                    throw Fail.failed("broken link: policy. Role " + Vault.ROLE + " gives tokens the policies " + policies + ", not " + policy,
+                            "run vault-setup --cluster-suffix " + suffix + " (it sets token_policies of role " + Vault.ROLE + ")");
+                JsonNode secret;
+                try {
+                    secret = istiod.readOrThrow(secretPath);
+                } catch (VaultException e) {
+                    if (e.getHttpStatusCode() != 403) throw istiod.explain(e, "read " + secretPath);
+                    throw Fail.failed("broken link: policy. The istiod token may not read " + secretPath + " (403 " + Vault.message(e) + ")",
+                            "policy " + policy + " must grant read on " + secretPath + ": run vault-setup --cluster-suffix " + suffix);
+                }
+                if (secret == null)
+                    throw Fail.failed("broken link: path. Nothing is stored at " + secretPath,
+                            "run vault-setup --cluster-suffix " + suffix + " (it writes the HSM credentials there)");
+                List<String> missing = new ArrayList<>();
+                for (String key : Vault.HSM_KEYS) if (secret.path(key).asString("").isBlank()) missing.add(key);
+                if (!missing.isEmpty())
+                    throw Fail.failed("broken link: path. " + secretPath + " lacks " + missing + " (istiod's vault client needs "
+                            + Vault.HSM_KEYS + ")", "run vault-setup --cluster-suffix " + suffix + " with all four files");
+                out.say("read %s: %s present (values not shown)", secretPath, String.join(", ", Vault.HSM_KEYS));
+                out.put("keys", Vault.HSM_KEYS);
+            } finally {
+                try {
+                    istiod.api.auth().revokeSelf();
+                    out.say("revoked the test token");
+                } catch (VaultException e) {
+                    out.warn("could not revoke the test token (it expires by itself): " + Vault.message(e));
+                }
+            }
+            out.say("OK: istiod will be able to read its HSM credentials from Vault");
+        }
+    }
+
+    /** Says which link of the chain broke, from what Vault answered to the login. */
+    private static Fail loginFailure(Vault v, VaultException e, String jwt, String suffix, String account) {
+        int code = e.getHttpStatusCode();
+        String said = Vault.message(e), low = said.toLowerCase(Locale.ROOT);
+        String rerunPrep = "re-run k8s-vault-prep --cluster-suffix " + suffix + ", then vault-setup --cluster-suffix " + suffix
+                + " --rewrite-reviewer-jwt";
+        if (code <= 0) return v.explain(e, "log in at " + Vault.loginPath(suffix));
+        if (low.contains("invalid role name"))
+            return Fail.failed("broken link: role binding names. There is no role " + Vault.ROLE + " at auth/" + Vault.secretPath(suffix)
+                    + " (" + said + ")", "run vault-setup --cluster-suffix " + suffix);
+        if (low.contains("not authorized") && (low.contains("service account") || low.contains("namespace")))
+            return Fail.failed("broken link: role binding names. Role " + Vault.ROLE + " is not bound to " + account + " (" + said + ")",
+                    "run vault-setup --cluster-suffix " + suffix + " (it binds " + account + ")");
+        if (low.contains("tokenreview") || low.contains("service account unauthorized") || low.contains("token_reviewer")
+                || low.contains("unauthorized") || low.contains("forbidden"))
+            return Fail.failed("broken link: TokenReview permission. Vault could not review the token with the Kubernetes API ("
+                    + said + ")", "the reviewer account needs ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + " and a current JWT: " + rerunPrep);
+        if (low.contains("x509") || low.contains("certificate") || low.contains("connection refused") || low.contains("no such host")
+                || low.contains("timeout") || low.contains("dial tcp"))
+            return Fail.failed("broken link: TokenReview permission. Vault cannot reach or trust the Kubernetes API (" + said + ")",
+                    "kubernetes_host and kubernetes_ca_cert of auth/" + Vault.secretPath(suffix) + "/config come from k8s-vault-prep: " + rerunPrep);
+        if (code == 403 && low.contains("permission denied")) {
+            // Vault says only "permission denied" both when nothing is mounted there and when the Kubernetes API refused
+            // its TokenReview. A role that cannot exist tells them apart: only a mounted kubernetes auth names the role.
+            boolean mounted;
+            try {
+                v.api.auth().loginByKubernetes("asm-hsm-no-such-role", jwt, "auth/" + Vault.secretPath(suffix));
+                mounted = true;
+            } catch (VaultException probe) {
+                mounted = probe.getHttpStatusCode() != 403;
+            }
+            if (mounted)
+                return Fail.failed("broken link: TokenReview permission. Vault's kubernetes auth at auth/" + Vault.secretPath(suffix)
+                        + " answered \"permission denied\": the Kubernetes API refused its TokenReview",
+                        "the reviewer account needs ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + " and a current JWT: " + rerunPrep);
+        }
+        if (code == 403 || code == 404 || low.contains("no handler") || low.contains("unsupported path"))
+            return Fail.failed("broken link: path. No kubernetes auth answers at " + Vault.loginPath(suffix) + " (" + code + " " + said + ")",
+                    "run vault-setup --cluster-suffix " + suffix + " (it enables kubernetes auth at auth/" + Vault.secretPath(suffix) + ")");
+        return v.explain(e, "log in at " + Vault.loginPath(suffix) + " as " + account);
     }
 
     public static void main(String... args) {
