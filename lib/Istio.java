@@ -295,7 +295,7 @@ public final class Istio {
         } else if (discoveryRunning && !discoveryReady && ca == null && ready == names.size() - 1) {
             // no log to read: the guide's sign, 2/3 with only discovery not ready
             stage = Stage.WAITING_FOR_CA;
-            notes.add("inferred from readiness (" + ready + "/" + names.size() + ", only discovery not ready): its log could not be read");
+            notes.add("inferred from readiness (" + ready + "/" + names.size() + ", only discovery not ready): no discovery log to read");
         } else {
             stage = Stage.NOT_STARTED;
             List<String> notReady = new ArrayList<>();

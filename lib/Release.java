@@ -237,7 +237,8 @@ public final class Release {
             }
             Files.move(part, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (ConnectException | java.nio.channels.UnresolvedAddressException e) {
-            throw Fail.failed("cannot reach " + url.getHost() + " to download " + name + ": " + Kube.rootMessage(e),
+            throw Fail.failed("cannot reach " + url.getHost() + (url.getPort() > 0 ? ":" + url.getPort() : "") + " to download " + name
+                            + ": " + networkReason(e),
                     "check the network and HTTPS_PROXY, use a mirror (--base-url), or pass --archive and --signature", e);
         } catch (IOException e) {
             throw Fail.failed("download of " + url + " failed: " + Kube.rootMessage(e),
@@ -252,6 +253,17 @@ public final class Release {
                 // best effort: a .part file is never taken for a whole download
             }
         }
+    }
+
+    /** What the JDK client says only through exception types: unknown host, refused connection, timeout. */
+    static String networkReason(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.nio.channels.UnresolvedAddressException || t instanceof java.net.UnknownHostException)
+                return "host not found";
+            if (t instanceof java.net.http.HttpConnectTimeoutException) return "connection timed out";
+            if (t.getMessage() != null && !t.getMessage().isBlank()) return t.getMessage();
+        }
+        return e instanceof ConnectException ? "connection refused" : e.getClass().getSimpleName();
     }
 
     private static Fail cutShort(String name, long done, long total, IOException cause) {
@@ -619,7 +631,10 @@ public final class Release {
                 long at = offset;
                 byte[] h = readBlock();
                 if (h == null) throw new Refused("the archive ends without its end-of-archive blocks (truncated?)");
-                if (allZero(h)) return null;
+                if (allZero(h)) {
+                    drain();
+                    return null;
+                }
                 checkChecksum(h, at);
                 char type = (char) h[156];
                 long size = number(h, 124, 12, at);
@@ -703,6 +718,13 @@ public final class Release {
 
         @Override
         public void close() throws IOException { in.close(); }
+
+        /** Reads on to the end of the gzip stream, as tar and gzip do, so its CRC and length are checked too. */
+        private void drain() throws IOException {
+            byte[] buf = new byte[1 << 16];
+            long left = 64L << 20;   // a few blocks of zeros follow the end marker; never decompress much more
+            for (int n; left > 0 && (n = in.read(buf)) > 0; ) left -= n;
+        }
 
         private byte[] readBlock() throws IOException {
             byte[] b = in.readNBytes(BLOCK);

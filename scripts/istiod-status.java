@@ -2,16 +2,144 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "istiod-status", mixinStandardHelpOptions = true,
-        description = "Which stage istiod is in (guide: 'Verifica que Istiod se inicialice').")
+        description = "Which stage istiod is in (not started / waiting for the CA / running), from its pods' readiness and"
+                + " the hsm-plugin and discovery logs (guide: 'Verifica que Istiod se inicialice correctamente').")
 class IstiodStatus extends Step {
+    @Mixin Opts.Kube kube;
+
+    @Option(names = {"-n", "--namespace"}, defaultValue = Istio.SYSTEM_NAMESPACE, paramLabel = "NS",
+            description = "Namespace of istiod (default: ${DEFAULT-VALUE}).")
+    String namespace;
+
+    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
+            description = "KEK ID the HSM plugin should report (env KEK_ID).")
+    String kekId;
+
+    @Option(names = "--wait", arity = "0..1", fallbackValue = "waiting-for-ca", paramLabel = "STAGE",
+            description = "Poll until istiod reaches STAGE or further: waiting-for-ca (the default) or running.")
+    String waitFor;
+
+    @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION",
+            description = "How long --wait polls, e.g. 90s, 5m (default: ${DEFAULT-VALUE}).")
+    String timeout;
+
+    private final Map<String, String> unreadableLogs = new LinkedHashMap<>();
+
     @Override
-    protected void run() {
-        throw Fail.failed("istiod-status is not implemented yet", "see the open issues");
+    protected void run() throws Exception {
+        Istio.Stage target = waitFor == null ? null : Istio.Stage.of(waitFor);
+        Duration limit = Istio.goDuration(timeout);
+        if (limit == null || limit.isZero())
+            throw Fail.badInput("--timeout '" + timeout + "' is not a duration", "use e.g. 90s or 5m");
+        try (Kube k = Kube.connect(kube)) {
+            long start = System.nanoTime();
+            List<Istio.PodReport> pods;
+            Istio.Stage stage;
+            while (true) {
+                pods = inspect(k);
+                stage = Istio.overall(pods);
+                if (target == null || stage.ordinal() >= target.ordinal()) break;
+                long waited = (System.nanoTime() - start) / 1_000_000_000L;
+                if (waited >= limit.toSeconds()) {
+                    show(pods, stage);
+                    throw Fail.failed("istiod did not reach '" + target.words + "' within " + timeout + ": it is " + stage.words,
+                            pods.isEmpty() ? "install istiod with install-asm" : stage.next());
+                }
+                out.progress(String.format("istiod: %s (%s)  %ds / %ds", stage.words, readiness(pods), waited, limit.toSeconds()));
+                Thread.sleep(2000);
+            }
+            show(pods, stage);
+            if (pods.isEmpty())
+                throw Fail.failed("no istiod pods (app=" + Istio.ISTIOD_APP + ") in namespace " + namespace,
+                        "install istiod with install-asm (or check --context / --namespace)");
+            List<Istio.Problem> problems = new ArrayList<>();
+            pods.forEach(p -> problems.addAll(p.problems()));
+            if (!problems.isEmpty())
+                throw Fail.failed(problems.get(0).what() + (problems.size() > 1 ? " (and " + (problems.size() - 1) + " more above)" : ""),
+                        problems.get(0).hint());
+        }
+    }
+
+    private List<Istio.PodReport> inspect(Kube k) {
+        List<Istio.PodReport> reports = new ArrayList<>();
+        try {
+            for (Pod pod : Istio.istiodPods(k.client, namespace))
+                reports.add(Istio.inspect(pod, container -> log(k, pod, container), kekId));
+        } catch (KubernetesClientException e) {
+            throw k.explain(e, "list the istiod pods in " + namespace);
+        }
+        return reports;
+    }
+
+    /**
+     * A container's recent log, or null (noted once) when the API server cannot serve it or
+     * serves it empty (as for a pod no kubelet runs): a running istiod always logs something.
+     */
+    private String log(Kube k, Pod pod, String container) {
+        String where = pod.getMetadata().getName() + "/" + container;
+        try {
+            String log = k.client.pods().inNamespace(namespace).withName(pod.getMetadata().getName())
+                    .inContainer(container).tailingLines(5000).getLog();
+            if (log != null && !log.isBlank()) return log;
+            unreadableLogs.putIfAbsent(where, "the log of " + where + " is empty");
+        } catch (KubernetesClientException e) {
+            unreadableLogs.putIfAbsent(where, "cannot read the log of " + where + ": " + Kube.reason(e));
+        }
+        return null;
+    }
+
+    private void show(List<Istio.PodReport> pods, Istio.Stage stage) {
+        out.put("namespace", namespace).put("stage", stage.id);
+        out.say("istiod in %s: %s", namespace, pods.isEmpty() ? "not started (no pods)" : stage.words);
+        List<Map<String, Object>> json = new ArrayList<>();
+        for (Istio.PodReport p : pods) {
+            out.say("  pod %s  %s  %s%s", p.name(), p.readiness(), p.phase(), p.revision() == null ? "" : "  revision " + p.revision());
+            for (Istio.ContainerReport c : p.containers())
+                out.say("    %-12s %-9s %s%s", c.name(), c.ready() ? "ready" : "not ready", c.state(),
+                        c.restarts() > 0 ? " (" + c.restarts() + " restarts)" : "");
+            if (p.kekId() != null) out.say("    hsm-plugin log: KEK ID: %s", p.kekId());
+            if (p.waitingLine() != null) out.say("    discovery log: %s", p.waitingLine());
+            p.notes().forEach(n -> out.say("    note: %s", n));
+            p.problems().forEach(pr -> out.say("    problem: %s", pr.what()));
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("name", p.name());
+            m.put("revision", p.revision());
+            m.put("phase", p.phase());
+            m.put("ready", p.readiness());
+            m.put("stage", p.stage().id);
+            m.put("containers", p.containers());
+            m.put("kekId", p.kekId());
+            m.put("waitingForCaLogged", p.waitingLine() != null);
+            m.put("notes", p.notes());
+            m.put("problems", p.problems());
+            json.add(m);
+        }
+        unreadableLogs.values().forEach(out::warn);
+        out.put("pods", json);
+        if (!pods.isEmpty()) {
+            out.put("next", stage.next());
+            out.say("Next: %s", stage.next());
+        }
+    }
+
+    private static String readiness(List<Istio.PodReport> pods) {
+        if (pods.isEmpty()) return "no pods yet";
+        List<String> r = new ArrayList<>();
+        for (Istio.PodReport p : pods) r.add(p.readiness());
+        return String.join(", ", r) + " ready";
     }
 
     public static void main(String... args) {
