@@ -394,6 +394,52 @@ public final class Hsm implements AutoCloseable {
         }
     }
 
+    // ---------------------------------------------------------------- CA signing (sign-csr, upload-chain)
+
+    /** The one private key with this label; never a guess between several. */
+    public Obj privateKey(String label) throws PKCS11Exception {
+        List<Obj> found = privateKeys(label);
+        if (found.isEmpty())
+            throw Fail.badInput("no private key labelled '" + label + "' on token '" + tokenLabel + "'",
+                    "check --root-key-label and P11_TOKEN (pkcs11-tool --list-objects --login lists the labels)");
+        if (found.size() > 1)
+            throw Fail.badInput(found.size() + " private keys are labelled '" + label + "' on token '" + tokenLabel + "'",
+                    "give the root key a label of its own");
+        return found.get(0);
+    }
+
+    /** "RSA", "EC" (the JCA names) or the PKCS#11 key type of a key object. */
+    public String keyAlgorithm(long key) throws PKCS11Exception {
+        Long kt = number(key, CKA_KEY_TYPE);
+        return kt == null ? "unknown" : keyTypeName(kt);
+    }
+
+    /**
+     * A SHA-256 signature by a key that stays in the HSM, DER-encoded as X.509 carries it:
+     * RSA through CKM_SHA256_RSA_PKCS; EC through CKM_ECDSA on the SHA-256 digest (SoftHSM2 and
+     * many HSMs lack CKM_ECDSA_SHA256), its r || s re-encoded as a DER sequence.
+     */
+    public byte[] signSha256(long key, byte[] data) throws PKCS11Exception, java.security.NoSuchAlgorithmException {
+        String alg = keyAlgorithm(key);
+        if (alg.equals("RSA")) return sign(key, CKM_SHA256_RSA_PKCS, data);
+        if (alg.equals("EC"))
+            return Pki.ecdsaDer(sign(key, CKM_ECDSA, java.security.MessageDigest.getInstance("SHA-256").digest(data)));
+        throw Fail.badInput("the root key on token '" + tokenLabel + "' is " + alg + "; only RSA and EC keys can sign here",
+                "use an RSA or EC root key");
+    }
+
+    /** The DER of the root certificate the plugin verifies against (stored by import-ca under the CA ID). */
+    public byte[] rootCertificate(String caId) throws PKCS11Exception {
+        List<Obj> certs = certificates(caId);
+        if (certs.isEmpty())
+            throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + tokenLabel + "'",
+                    "import the root first: import-ca -f root.pem (or pass the --ca-id istiod uses)");
+        if (certs.size() > 1)
+            throw Fail.failed(certs.size() + " certificates share CA ID " + caId + " on token '" + tokenLabel + "'",
+                    "keep one (see hsm-info)");
+        return bytes(certs.get(0).handle(), CKA_VALUE);
+    }
+
     // ---------------------------------------------------------------- embedded default
 
     /**

@@ -2,26 +2,59 @@ package asmhsm;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.StringReader;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.PrivateKey;
+import java.security.PublicKey;
 import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
+import java.security.interfaces.ECPublicKey;
+import java.security.interfaces.RSAPublicKey;
+import java.security.spec.ECParameterSpec;
+import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Date;
+import java.util.Enumeration;
 import java.util.HexFormat;
 import java.util.List;
 import org.bouncycastle.asn1.ASN1Encodable;
 import org.bouncycastle.asn1.ASN1Integer;
+import org.bouncycastle.asn1.ASN1ObjectIdentifier;
 import org.bouncycastle.asn1.ASN1String;
 import org.bouncycastle.asn1.DERPrintableString;
+import org.bouncycastle.asn1.DERSequence;
 import org.bouncycastle.asn1.DERUTF8String;
+import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.asn1.x500.AttributeTypeAndValue;
 import org.bouncycastle.asn1.x500.RDN;
 import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.AlgorithmIdentifier;
+import org.bouncycastle.asn1.x509.BasicConstraints;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.KeyPurposeId;
+import org.bouncycastle.asn1.x509.KeyUsage;
+import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
+import org.bouncycastle.cert.X509v3CertificateBuilder;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509ExtensionUtils;
+import org.bouncycastle.openssl.PEMEncryptedKeyPair;
+import org.bouncycastle.openssl.PEMKeyPair;
 import org.bouncycastle.openssl.PEMParser;
+import org.bouncycastle.openssl.jcajce.JcaPEMKeyConverter;
+import org.bouncycastle.openssl.jcajce.JcePEMDecryptorProviderBuilder;
+import org.bouncycastle.operator.ContentSigner;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.bouncycastle.operator.jcajce.JcaContentVerifierProviderBuilder;
+import org.bouncycastle.pkcs.PKCS10CertificationRequest;
+import org.bouncycastle.pkcs.PKCS8EncryptedPrivateKeyInfo;
+import org.bouncycastle.pkcs.jcajce.JcaPKCS10CertificationRequest;
 import org.bouncycastle.util.io.pem.PemObject;
 
 /** Certificates and PEM, through Bouncy Castle and the JDK: parsing, checks, names as Go prints them. */
@@ -291,4 +324,316 @@ public final class Pki {
         return out.toString();
     }
 
+    /**
+     * Writes a public PEM file (mode 0644) unless it holds exactly this text already; a file
+     * holding anything else is kept unless `replace`. Returns whether it changed (or would).
+     */
+    public static boolean writePem(Out out, Path file, String pem, boolean replace, String what) throws IOException {
+        byte[] bytes = pem.getBytes(StandardCharsets.US_ASCII);
+        boolean exists = Files.exists(file);
+        if (exists && Files.isRegularFile(file) && java.util.Arrays.equals(Files.readAllBytes(file), bytes)) {
+            out.say("%s already holds this %s", file, what);
+            return false;
+        }
+        if (exists && !replace)
+            throw Fail.failed(file + " already exists and holds something else than this " + what,
+                    "pass --replace to overwrite it, or -o to write elsewhere");
+        if (!out.dryRun()) Env.writeFile(file, bytes, "rw-r--r--");
+        out.change((out.dryRun() ? (exists ? "replace " : "write ") : (exists ? "replaced " : "wrote ")) + file + " (" + what + ")");
+        return true;
+    }
+
+    // ------------------------------------------------------------ CSR (istiod's request)
+
+    /** The one certificate request of a PEM file; any other block, or several, is refused. */
+    public static PKCS10CertificationRequest csr(Path file, String what) {
+        return csr(pemBlocks(file, what), what + " " + file);
+    }
+
+    public static PKCS10CertificationRequest csr(String pem, String what) {
+        return csr(pemBlocks(pem, what), what);
+    }
+
+    private static PKCS10CertificationRequest csr(List<PemObject> blocks, String what) {
+        if (blocks.size() != 1 || !blocks.get(0).getType().endsWith("CERTIFICATE REQUEST"))
+            throw Fail.badInput(what + " is not one PEM CERTIFICATE REQUEST (found "
+                    + blocks.stream().map(PemObject::getType).toList() + ")", "give the csr.pem that decrypt-csr wrote");
+        try {
+            PKCS10CertificationRequest r = new PKCS10CertificationRequest(blocks.get(0).getContent());
+            r.getSubject(); // parsing is lazy in places: touch what is used later
+            return r;
+        } catch (IOException | RuntimeException e) {
+            throw Fail.badInput(what + " is not a valid PKCS#10 request: " + e.getMessage(), "give the csr.pem that decrypt-csr wrote");
+        }
+    }
+
+    /** The request is signed by the key it carries: the requester holds that key. */
+    public static boolean csrSignatureValid(PKCS10CertificationRequest csr) {
+        try {
+            return csr.isSignatureValid(new JcaContentVerifierProviderBuilder().build(csr.getSubjectPublicKeyInfo()));
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    public static PublicKey publicKey(PKCS10CertificationRequest csr) {
+        try {
+            return new JcaPKCS10CertificationRequest(csr).getPublicKey();
+        } catch (GeneralSecurityException | RuntimeException e) {
+            throw Fail.badInput("the CSR's public key cannot be read: " + e.getMessage(), "check the CSR (openssl req -text)");
+        }
+    }
+
+    public static String subject(PKCS10CertificationRequest csr) {
+        return goName(der(csr.getSubject()));
+    }
+
+    public static String pem(PKCS10CertificationRequest csr) {
+        try {
+            return pem("CERTIFICATE REQUEST", csr.getEncoded());
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** "RSA 2048", "EC P-256": the key as an operator names it. */
+    public static String keyDescription(PublicKey k) {
+        if (k instanceof RSAPublicKey r) return "RSA " + r.getModulus().bitLength();
+        if (k instanceof ECPublicKey e) {
+            var params = SubjectPublicKeyInfo.getInstance(k.getEncoded()).getAlgorithm().getParameters();
+            String curve = params instanceof ASN1ObjectIdentifier oid ? org.bouncycastle.asn1.nist.NISTNamedCurves.getName(oid) : null;
+            return "EC " + (curve != null ? curve : e.getParams().getCurve().getField().getFieldSize() + "-bit");
+        }
+        return k.getAlgorithm();
+    }
+
+    public static int keyBits(PublicKey k) {
+        if (k instanceof RSAPublicKey r) return r.getModulus().bitLength();
+        if (k instanceof ECPublicKey e) return e.getParams().getCurve().getField().getFieldSize();
+        return 0;
+    }
+
+    /** The same public key (RSA by modulus and exponent, EC by curve and point; else by encoding). */
+    public static boolean sameKey(PublicKey a, PublicKey b) {
+        if (a instanceof RSAPublicKey x && b instanceof RSAPublicKey y)
+            return x.getModulus().equals(y.getModulus()) && x.getPublicExponent().equals(y.getPublicExponent());
+        if (a instanceof ECPublicKey x && b instanceof ECPublicKey y) {
+            ECParameterSpec p = x.getParams(), q = y.getParams();
+            return x.getW().equals(y.getW()) && p.getCurve().equals(q.getCurve()) && p.getGenerator().equals(q.getGenerator());
+        }
+        return java.util.Arrays.equals(a.getEncoded(), b.getEncoded());
+    }
+
+    /**
+     * The trust domain a subject names when it is exactly istiod's `O=<trust domain>` (one
+     * attribute, organisation, a DNS-like name); null for anything else.
+     */
+    public static String trustDomain(X500Name subject) {
+        RDN[] rdns = subject.getRDNs();
+        if (rdns.length != 1 || rdns[0].isMultiValued()) return null;
+        AttributeTypeAndValue a = rdns[0].getFirst();
+        if (!a.getType().getId().equals("2.5.4.10") || !(a.getValue() instanceof ASN1String)) return null;
+        String v = valueString(a.getValue());
+        return v.matches("[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?") ? v : null;
+    }
+
+    // ------------------------------------------------------------ issuing the Istio CA certificate
+
+    /** Signs with a key held elsewhere (the HSM); returns a DER signature as X.509 carries it. */
+    public interface SignFunction {
+        byte[] sign(byte[] data) throws Exception;
+    }
+
+    /** SHA-256 with the root key's algorithm: RSA (PKCS#1 v1.5) or ECDSA. */
+    public static AlgorithmIdentifier sha256SignatureAlgorithm(String keyAlgorithm) {
+        String name = switch (keyAlgorithm) {
+            case "RSA" -> "SHA256withRSA";
+            case "EC", "ECDSA" -> "SHA256withECDSA";
+            default -> throw Fail.badInput("the root key is " + keyAlgorithm + "; only RSA and EC roots are supported",
+                    "use an RSA or ECDSA root, as istiod's plugin verifies");
+        };
+        return new org.bouncycastle.operator.DefaultSignatureAlgorithmIdentifierFinder().find(name);
+    }
+
+    public static ContentSigner signer(String keyAlgorithm, SignFunction f) {
+        AlgorithmIdentifier alg = sha256SignatureAlgorithm(keyAlgorithm);
+        java.io.ByteArrayOutputStream tbs = new java.io.ByteArrayOutputStream();
+        return new ContentSigner() {
+            @Override public AlgorithmIdentifier getAlgorithmIdentifier() { return alg; }
+            @Override public OutputStream getOutputStream() { return tbs; }
+            @Override public byte[] getSignature() {
+                try {
+                    return f.sign(tbs.toByteArray());
+                } catch (Fail e) {
+                    throw e;
+                } catch (Exception e) {
+                    throw Fail.failed("signing with the root key failed: " + e.getMessage(), "check the root key and the HSM", e);
+                }
+            }
+        };
+    }
+
+    public static ContentSigner signer(PrivateKey key) {
+        sha256SignatureAlgorithm(key.getAlgorithm()); // refuses other key types with the same message
+        try {
+            return new JcaContentSignerBuilder(key.getAlgorithm().equals("RSA") ? "SHA256withRSA" : "SHA256withECDSA").build(key);
+        } catch (org.bouncycastle.operator.OperatorCreationException e) {
+            throw Fail.badInput("cannot sign with the root key: " + e.getMessage(), "check the root key file");
+        }
+    }
+
+    /** PKCS#11 CKM_ECDSA returns r || s; X.509 carries SEQUENCE { r INTEGER, s INTEGER }. */
+    public static byte[] ecdsaDer(byte[] rs) {
+        int n = rs.length / 2;
+        return der(new DERSequence(new ASN1Encodable[]{
+                new ASN1Integer(new BigInteger(1, java.util.Arrays.copyOfRange(rs, 0, n))),
+                new ASN1Integer(new BigInteger(1, java.util.Arrays.copyOfRange(rs, n, rs.length)))}));
+    }
+
+    /**
+     * The Istio CA certificate as istiod's plugin accepts it: issued directly by the root,
+     * CA:TRUE pathLen 0 (critical), keyUsage keyCertSign + cRLSign + digitalSignature
+     * (critical), no ExtKeyUsage, the CSR's subject and key, key identifiers, SHA-256.
+     * The issuer name is the root's subject byte for byte, as Go matches them.
+     */
+    public static X509Certificate issueIstioCa(PKCS10CertificationRequest csr, X509Certificate root, ContentSigner signer,
+            Instant notBefore, Instant notAfter, BigInteger serial) {
+        try {
+            JcaX509ExtensionUtils u = new JcaX509ExtensionUtils();
+            X509v3CertificateBuilder b = new X509v3CertificateBuilder(X500Name.getInstance(subjectDer(root)), serial,
+                    Date.from(notBefore), Date.from(notAfter), csr.getSubject(), csr.getSubjectPublicKeyInfo());
+            b.addExtension(Extension.basicConstraints, true, new BasicConstraints(0));
+            b.addExtension(Extension.keyUsage, true,
+                    new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign | KeyUsage.digitalSignature));
+            b.addExtension(Extension.subjectKeyIdentifier, false, u.createSubjectKeyIdentifier(csr.getSubjectPublicKeyInfo()));
+            byte[] rootSki = root.getExtensionValue(Extension.subjectKeyIdentifier.getId());
+            b.addExtension(Extension.authorityKeyIdentifier, false, rootSki != null
+                    ? new org.bouncycastle.asn1.x509.AuthorityKeyIdentifier(
+                            org.bouncycastle.asn1.x509.SubjectKeyIdentifier.getInstance(
+                                    org.bouncycastle.asn1.ASN1OctetString.getInstance(rootSki).getOctets()).getKeyIdentifier())
+                    : u.createAuthorityKeyIdentifier(SubjectPublicKeyInfo.getInstance(root.getPublicKey().getEncoded())));
+            return new JcaX509CertificateConverter().getCertificate(b.build(signer));
+        } catch (GeneralSecurityException | IOException e) {
+            throw Fail.failed("cannot build the CA certificate: " + e.getMessage(), "re-run with --verbose", e);
+        }
+    }
+
+    /** A random positive 128-bit serial number, as Go's tooling makes them. */
+    public static BigInteger randomSerial() {
+        return new BigInteger(128, new java.security.SecureRandom()).setBit(127);
+    }
+
+    // ------------------------------------------------------------ private key files
+
+    /**
+     * A private key from a file's bytes: PEM (PKCS#1, SEC1, PKCS#8, encrypted PKCS#8 or
+     * OpenSSL-encrypted) or PKCS#12. The password is needed only for encrypted files.
+     */
+    public static PrivateKey privateKey(byte[] content, char[] password, String what) {
+        String head = new String(content, 0, Math.min(content.length, 8192), StandardCharsets.ISO_8859_1);
+        return head.contains("-----BEGIN ") ? pemPrivateKey(new String(content, StandardCharsets.UTF_8), password, what)
+                : pkcs12PrivateKey(content, password, what);
+    }
+
+    private static final java.security.Provider BC = new org.bouncycastle.jce.provider.BouncyCastleProvider();
+
+    private static PrivateKey pemPrivateKey(String text, char[] password, String what) {
+        JcaPEMKeyConverter conv = new JcaPEMKeyConverter();
+        try (PEMParser p = new PEMParser(new StringReader(text))) {
+            for (Object o; (o = p.readObject()) != null; ) {
+                if ((o instanceof PEMEncryptedKeyPair || o instanceof PKCS8EncryptedPrivateKeyInfo) && password == null)
+                    throw Fail.badInput(what + " is encrypted", "pass the file holding its password with --root-key-pass-file");
+                if (o instanceof PEMKeyPair kp) return conv.getKeyPair(kp).getPrivate();
+                if (o instanceof PrivateKeyInfo info) return conv.getPrivateKey(info);
+                // BC's own ciphers: the JDK lacks the names openssl's encryptions map to (AES/CBC/PKCS7Padding)
+                if (o instanceof PEMEncryptedKeyPair e)
+                    return conv.getKeyPair(e.decryptKeyPair(new JcePEMDecryptorProviderBuilder().setProvider(BC).build(password))).getPrivate();
+                if (o instanceof PKCS8EncryptedPrivateKeyInfo e)
+                    return conv.getPrivateKey(e.decryptPrivateKeyInfo(
+                            new org.bouncycastle.openssl.jcajce.JceOpenSSLPKCS8DecryptorProviderBuilder().setProvider(BC).build(password)));
+            }
+        } catch (Fail f) {
+            throw f;
+        } catch (Exception e) {
+            throw Fail.badInput("cannot read the private key in " + what + ": " + e.getMessage(),
+                    "give an unencrypted or password-protected PEM key, or a PKCS#12 file, and the right password file");
+        }
+        throw Fail.badInput(what + " holds no private key", "give the root's private key (PEM or PKCS#12)");
+    }
+
+    private static PrivateKey pkcs12PrivateKey(byte[] content, char[] password, String what) {
+        try {
+            KeyStore ks = KeyStore.getInstance("PKCS12");
+            char[] pass = password != null ? password : new char[0];
+            ks.load(new ByteArrayInputStream(content), pass);
+            List<String> keys = new ArrayList<>();
+            for (Enumeration<String> e = ks.aliases(); e.hasMoreElements(); ) {
+                String alias = e.nextElement();
+                if (ks.isKeyEntry(alias)) keys.add(alias);
+            }
+            if (keys.size() != 1)
+                throw Fail.badInput(what + " holds " + keys.size() + " private keys, expected exactly one", "export only the root key");
+            return (PrivateKey) ks.getKey(keys.get(0), pass);
+        } catch (Fail f) {
+            throw f;
+        } catch (IOException e) {
+            throw Fail.badInput("cannot open " + what + " as PEM or PKCS#12: " + e.getMessage(),
+                    password == null ? "if it is a protected PKCS#12 file, pass its password file with --root-key-pass-file"
+                            : "check the password file and the key file");
+        } catch (GeneralSecurityException | RuntimeException e) {
+            throw Fail.badInput("cannot read the private key in " + what + ": " + e.getMessage(), "check the key file");
+        }
+    }
+
+    // ------------------------------------------------------------ chains as Go verifies them
+
+    private static final String SERVER_AUTH = KeyPurposeId.id_kp_serverAuth.getId(), ANY_EKU = "2.5.29.37.0",
+            NETSCAPE_SGC = "2.16.840.1.113730.4.1", MICROSOFT_SGC = "1.3.6.1.4.1.311.10.3.3";
+
+    /**
+     * Why Go's x509.Verify, as istiod and its HSM plugin call it (default options, hence
+     * ExtKeyUsage serverAuth), would refuse this path (leaf first, trusted root last); null
+     * when it would accept it. Checks dates of every certificate, issuer names byte for
+     * byte, signatures, intermediates being CAs, path lengths and ExtKeyUsage along the path.
+     */
+    public static String goChainProblem(List<X509Certificate> path, Date now) {
+        for (int i = 0; i < path.size(); i++) {
+            X509Certificate c = path.get(i);
+            String name = "'" + goName(subjectDer(c)) + "'";
+            if (now.before(c.getNotBefore()))
+                return "x509: certificate has expired or is not yet valid: " + name + " is not valid before " + c.getNotBefore().toInstant();
+            if (now.after(c.getNotAfter()))
+                return "x509: certificate has expired or is not yet valid: " + name + " expired on " + c.getNotAfter().toInstant();
+            if (i > 0 && i < path.size() - 1 && !isCa(c))
+                return "x509: " + name + " is not authorized to sign other certificates (not a CA)";
+            int pathLen = c.getBasicConstraints();
+            if (i > 0 && pathLen >= 0 && i - 1 > pathLen)
+                return "x509: too many intermediates for path length constraint of " + name + " (pathLen " + pathLen + ")";
+            if (i == path.size() - 1) break;
+            X509Certificate parent = path.get(i + 1);
+            String parentName = "'" + goName(subjectDer(parent)) + "'";
+            if (!java.util.Arrays.equals(issuerDer(c), subjectDer(parent)))
+                return "x509: certificate signed by unknown authority: " + name + " is issued by '" + goName(issuerDer(c))
+                        + "', not by " + parentName;
+            try {
+                c.verify(parent.getPublicKey());
+            } catch (GeneralSecurityException | RuntimeException e) {
+                return "x509: certificate signed by unknown authority: the signature on " + name
+                        + " does not verify with the key of " + parentName;
+            }
+        }
+        for (int i = path.size() - 1; i >= 0; i--) {
+            List<String> eku;
+            try {
+                eku = path.get(i).getExtendedKeyUsage();
+            } catch (java.security.cert.CertificateParsingException e) {
+                return "x509: cannot parse the ExtKeyUsage of '" + goName(subjectDer(path.get(i))) + "'";
+            }
+            if (eku == null || eku.isEmpty() || eku.contains(ANY_EKU) || eku.contains(SERVER_AUTH)
+                    || eku.contains(NETSCAPE_SGC) || eku.contains(MICROSOFT_SGC)) continue;
+            return "x509: certificate specifies an incompatible key usage: '" + goName(subjectDer(path.get(i)))
+                    + "' allows only ExtKeyUsage " + eku + ", not serverAuth";
+        }
+        return null;
+    }
 }

@@ -1,0 +1,243 @@
+package asmhsm;
+
+import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import java.nio.charset.StandardCharsets;
+import java.security.GeneralSecurityException;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import javax.crypto.AEADBadTagException;
+import javax.crypto.Cipher;
+import javax.crypto.spec.GCMParameterSpec;
+import javax.crypto.spec.SecretKeySpec;
+import org.bouncycastle.pkcs.PKCS10CertificationRequest;
+import sun.security.pkcs11.wrapper.PKCS11Exception;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * The formats of the Thales k8s-kms-plugin that istiod runs as its hsm-plugin
+ * (reference/hsm-formats.md): Secret istio-ca-cert-csr, the compact-JWE blobs in it, the
+ * DEK as a JWK, and the way back to istiod's CSR. The KEK never leaves the HSM: the DEK
+ * blob is decrypted by the HSM ({@link Hsm#decryptGcm}), the CSR blob in software.
+ * Every failure here is the step's failure (exit 1): the blobs come from the cluster.
+ */
+public final class KmsPlugin {
+    private KmsPlugin() {}
+
+    static final String KEK_ID = "kek-id", ENCRYPTED_DEK = "encrypted-dek", CSR_ID = "csr-id", ENCRYPTED_CSR = "encrypted-csr";
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
+    /** The four values of Secret istio-ca-cert-csr, base64-decoded; `source` names where they came from. */
+    public record EncryptedCsr(String kekId, String encryptedDek, String csrId, String encryptedCsr, String source) {
+
+        /**
+         * What the guide saves with `kubectl get secret istio-ca-cert-csr -o jsonpath={.data}`:
+         * a JSON object of base64 values (kubectl before 1.19 printed Go's `map[k:v ...]`
+         * instead; both are read). A whole `kubectl get secret -o json` works too.
+         */
+        public static EncryptedCsr fromKubectl(String text, String source) {
+            String t = text.strip();
+            Map<String, String> data = new LinkedHashMap<>();
+            if (t.startsWith("map[")) {
+                if (!t.endsWith("]"))
+                    throw Fail.failed(source + " is cut short (no closing ']')", "save it again with kubectl get secret ... -o jsonpath={.data}");
+                Matcher m = Pattern.compile("([a-z-]+):(\\S*)").matcher(t.substring(4, t.length() - 1));
+                while (m.find()) data.put(m.group(1), m.group(2));
+                return fromData(data, source);
+            }
+            JsonNode root;
+            try {
+                root = JSON.readTree(t);
+            } catch (JacksonException e) {
+                var at = e.getLocation();
+                String why = String.valueOf(e.getOriginalMessage()).contains("end-of-input") ? "it is cut short"
+                        : at == null ? "unreadable" : "error at line " + at.getLineNr() + ", column " + at.getColumnNr();
+                throw Fail.failed(source + " is not complete JSON (" + why + ")",
+                        "save it again: kubectl get secret " + Istio.CSR_SECRET + " -n " + Istio.SYSTEM_NAMESPACE + " -o jsonpath={.data} > encrypted_csr.json");
+            }
+            if (root != null && root.path("data").isObject()) root = root.get("data");
+            if (root == null || !root.isObject())
+                throw Fail.failed(source + " is not a JSON object of the Secret's data", "save it with kubectl get secret ... -o jsonpath={.data}");
+            for (var e : root.properties())
+                if (e.getValue().isString()) data.put(e.getKey(), e.getValue().stringValue());
+            return fromData(data, source);
+        }
+
+        /** Secret istio-ca-cert-csr as istiod wrote it in the cluster. */
+        public static EncryptedCsr fromCluster(Kube k, String namespace) {
+            Secret s;
+            try {
+                s = k.client.secrets().inNamespace(namespace).withName(Istio.CSR_SECRET).get();
+            } catch (KubernetesClientException x) {
+                throw k.explain(x, "read Secret " + namespace + "/" + Istio.CSR_SECRET);
+            }
+            if (s == null)
+                throw Fail.failed("Secret " + namespace + "/" + Istio.CSR_SECRET + " does not exist (yet)",
+                        "istiod writes it at start-up when it runs with the HSM plugin: check istiod-status and its hsm-plugin log");
+            return fromData(s.getData(), "Secret " + namespace + "/" + Istio.CSR_SECRET);
+        }
+
+        /** A Secret's data map (base64 values, as the API returns them). */
+        public static EncryptedCsr fromData(Map<String, String> data, String source) {
+            return new EncryptedCsr(field(data, KEK_ID, source), field(data, ENCRYPTED_DEK, source),
+                    field(data, CSR_ID, source), field(data, ENCRYPTED_CSR, source), source);
+        }
+
+        private static String field(Map<String, String> data, String key, String source) {
+            String v = data == null ? null : data.get(key);
+            if (v == null || v.isEmpty())
+                throw Fail.failed(source + " has no '" + key + "'", "it must hold kek-id, encrypted-dek, csr-id and encrypted-csr, as istiod writes them");
+            try {
+                return new String(Base64.getDecoder().decode(v), StandardCharsets.UTF_8);
+            } catch (IllegalArgumentException e) {
+                throw Fail.failed("'" + key + "' in " + source + " is not base64 (" + e.getMessage() + ")",
+                        "the file was altered or cut; save it again from the Secret");
+            }
+        }
+    }
+
+    /** One compact JWE with direct encryption: header . (empty) . iv . ciphertext . tag (RFC 7516). */
+    record Jwe(String protectedHeader, JsonNode header, byte[] iv, byte[] ciphertext, byte[] tag, String what) {
+
+        static Jwe parse(String compact, String what) {
+            String[] parts = compact.strip().split("\\.", -1);
+            if (parts.length != 5)
+                throw Fail.failed(what + " is not a compact JWE (" + parts.length + " parts, not 5)", "the Secret was altered or cut");
+            if (!parts[1].isEmpty())
+                throw Fail.failed(what + " carries an encrypted key; the plugin's blobs use direct encryption", "the Secret was not written by the plugin");
+            JsonNode header;
+            try {
+                header = JSON.readTree(b64u(parts[0], what + " header"));
+            } catch (JacksonException e) {
+                throw Fail.failed(what + " has a header that is not JSON", "the Secret was altered");
+            }
+            if (header == null || !header.isObject())
+                throw Fail.failed(what + " has a header that is not a JSON object", "the Secret was altered");
+            Jwe jwe = new Jwe(parts[0], header, b64u(parts[2], what + " IV"), b64u(parts[3], what + " ciphertext"),
+                    b64u(parts[4], what + " tag"), what);
+            if (!"dir".equals(jwe.header("alg")) || !"A256GCM".equals(jwe.header("enc")))
+                throw Fail.failed(what + " is alg " + jwe.header("alg") + " / enc " + jwe.header("enc") + ", not dir / A256GCM",
+                        "the Secret was not written by the Thales plugin");
+            if (jwe.iv.length == 0 || jwe.tag.length != 16)
+                throw Fail.failed(what + " has a " + jwe.iv.length + "-byte IV and a " + jwe.tag.length + "-byte tag (expected a 16-byte tag)",
+                        "the Secret was altered or cut");
+            return jwe;
+        }
+
+        String header(String name) {
+            JsonNode v = header.get(name);
+            return v != null && v.isString() ? v.stringValue() : null;
+        }
+
+        /** RFC 7516: the AAD is the ASCII of the protected header as it was sent. */
+        byte[] aad() {
+            return protectedHeader.getBytes(StandardCharsets.US_ASCII);
+        }
+
+        byte[] ciphertextAndTag() {
+            byte[] b = Arrays.copyOf(ciphertext, ciphertext.length + tag.length);
+            System.arraycopy(tag, 0, b, ciphertext.length, tag.length);
+            return b;
+        }
+    }
+
+    static byte[] b64u(String s, String what) {
+        try {
+            return Base64.getUrlDecoder().decode(s);
+        } catch (IllegalArgumentException e) {
+            throw Fail.failed(what + " is not base64url (" + e.getMessage() + ")", "the Secret was altered or cut");
+        }
+    }
+
+    static String b64u(byte[] b) {
+        return Base64.getUrlEncoder().withoutPadding().encodeToString(b);
+    }
+
+    /** istiod's CSR, decrypted and checked. */
+    public record Csr(String pem, PKCS10CertificationRequest request, String kekId, String csrId) {}
+
+    /**
+     * Decrypts istiod's CSR: the DEK blob inside the HSM with the KEK the plugin would use,
+     * the CSR blob with the DEK; checks that every ID agrees (the DEK blob's kid = kek-id,
+     * the CSR blob's kid = the DEK's kid, `_thales_aad` = csr-id), that `expectedKekId` (when
+     * given) is that KEK, and that the CSR is signed by its own key.
+     */
+    public static Csr decrypt(Hsm hsm, EncryptedCsr e, String expectedKekId) throws PKCS11Exception {
+        Jwe dekBlob = Jwe.parse(e.encryptedDek(), "encrypted-dek");
+        Jwe csrBlob = Jwe.parse(e.encryptedCsr(), "encrypted-csr");
+        if (!e.kekId().equals(dekBlob.header("kid")))
+            throw Fail.failed("encrypted-dek was made with KEK " + dekBlob.header("kid") + " but kek-id says " + e.kekId(),
+                    "the Secret was altered: let istiod write it again (delete " + Istio.CSR_SECRET + " and restart istiod)");
+        if (expectedKekId != null && !expectedKekId.equals(e.kekId()))
+            throw Fail.failed("the CSR is encrypted under KEK " + e.kekId() + ", not under KEK_ID " + expectedKekId,
+                    "istiod runs with another KEK: use that KEK ID, or check values.hsm.kekId of the install");
+        long kek = hsm.kek(e.kekId()).handle();
+        byte[] jwk;
+        try {
+            jwk = hsm.decryptGcm(kek, dekBlob.iv(), dekBlob.aad(), dekBlob.ciphertextAndTag());
+        } catch (PKCS11Exception x) {
+            throw Fail.failed("the HSM could not decrypt encrypted-dek with KEK " + e.kekId() + " (" + x.getMessage() + ")",
+                    "the blob was altered, or this token's KEK " + e.kekId() + " is not the one istiod used (another slot?)");
+        }
+        byte[] dek = null;
+        try {
+            JsonNode key = parseJwk(jwk);
+            dek = b64u(key.get("k").stringValue(), "the DEK");
+            if (dek.length != 32)
+                throw Fail.failed("the DEK is " + dek.length * 8 + " bits, not 256", "the Secret was not written by the plugin");
+            String dekKid = key.path("kid").stringValue(null);
+            if (dekKid == null || !dekKid.equals(csrBlob.header("kid")))
+                throw Fail.failed("encrypted-csr names DEK " + csrBlob.header("kid") + " but encrypted-dek holds DEK " + dekKid,
+                        "the two blobs come from different Secrets: save the Secret again in one piece");
+            String pem = decryptCsrBlob(csrBlob, dek);
+            String aad = csrBlob.header("_thales_aad");
+            String boundTo = aad == null ? null : new String(b64u(aad, "_thales_aad"), StandardCharsets.UTF_8);
+            if (!e.csrId().equals(boundTo))
+                throw Fail.failed("the CSR was encrypted for trust domain '" + boundTo + "' but csr-id says '" + e.csrId() + "'",
+                        "the Secret was altered or mixes two meshes: let istiod write it again");
+            PKCS10CertificationRequest request;
+            try {
+                request = Pki.csr(pem, "the decrypted CSR");
+            } catch (Fail f) {
+                throw Fail.failed(f.getMessage(), "istiod wrote something else than a PEM CSR: check its version and logs");
+            }
+            if (!Pki.csrSignatureValid(request))
+                throw Fail.failed("the decrypted CSR's signature does not verify with its own key", "do not sign it; let istiod write a new one");
+            return new Csr(pem, request, e.kekId(), e.csrId());
+        } finally {
+            Arrays.fill(jwk, (byte) 0);
+            if (dek != null) Arrays.fill(dek, (byte) 0);
+        }
+    }
+
+    private static JsonNode parseJwk(byte[] jwk) {
+        JsonNode key;
+        try {
+            key = JSON.readTree(jwk);
+        } catch (JacksonException x) {
+            throw Fail.failed("the decrypted DEK is not a JSON Web Key", "the Secret was not written by the Thales plugin");
+        }
+        if (key == null || !"oct".equals(key.path("kty").stringValue(null)) || !key.path("k").isString())
+            throw Fail.failed("the decrypted DEK is not a symmetric JSON Web Key (kty oct with k)", "the Secret was not written by the Thales plugin");
+        return key;
+    }
+
+    private static String decryptCsrBlob(Jwe blob, byte[] dek) {
+        try {
+            Cipher c = Cipher.getInstance("AES/GCM/NoPadding");
+            c.init(Cipher.DECRYPT_MODE, new SecretKeySpec(dek, "AES"), new GCMParameterSpec(128, blob.iv()));
+            c.updateAAD(blob.aad());
+            return new String(c.doFinal(blob.ciphertextAndTag()), StandardCharsets.UTF_8);
+        } catch (AEADBadTagException x) {
+            throw Fail.failed("encrypted-csr fails authentication with its DEK", "the blob or its header was altered: let istiod write it again");
+        } catch (GeneralSecurityException x) {
+            throw Fail.failed("cannot decrypt encrypted-csr: " + x.getMessage(), "the Secret was altered or cut");
+        }
+    }
+}
