@@ -2,16 +2,80 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.PublicKey;
 import picocli.CommandLine;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "decrypt-csr", mixinStandardHelpOptions = true,
-        description = "Decrypt istiod's CSR with the KEK in the HSM (guide: 'Firma del certificado').")
+        description = "Decrypt istiod's CSR (Secret istio-ca-cert-csr) with the KEK in the HSM (guide: 'Firma del certificado para Istio').")
 class DecryptCsr extends Step {
+    @Mixin Opts.Pkcs11 p11;
+    @Mixin Opts.Kube kube;
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Source from;
+
+    static class Source {
+        @Option(names = {"-f", "--file"}, paramLabel = "JSON", description = "The Secret's data as the guide saves it: "
+                + "kubectl get secret istio-ca-cert-csr -n istio-system -o jsonpath={.data} > encrypted_csr.json")
+        Path file;
+
+        @Option(names = "--from-secret", description = "Read Secret istio-ca-cert-csr from the cluster instead.")
+        boolean secret;
+    }
+
+    @Option(names = {"-n", "--namespace"}, defaultValue = Istio.SYSTEM_NAMESPACE, paramLabel = "NS",
+            description = "istiod's namespace (default ${DEFAULT-VALUE}).")
+    String namespace;
+
+    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
+            description = "The KEK istiod uses (env KEK_ID); when set, a CSR under another KEK is refused.")
+    String kekId;
+
+    @Option(names = {"-o", "--output"}, defaultValue = "csr.pem", paramLabel = "CSR_PEM", description = "Where to write the CSR (default ${DEFAULT-VALUE}).")
+    Path output;
+
+    @Option(names = "--replace", description = "Overwrite an output file that holds another CSR.")
+    boolean replace;
+
     @Override
-    protected void run() {
-        throw Fail.failed("decrypt-csr is not implemented yet", "see the open issues");
+    protected void run() throws Exception {
+        KmsPlugin.EncryptedCsr encrypted;
+        if (from.file != null) {
+            String text;
+            try {
+                text = Files.readString(from.file, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                throw Fail.badInput("cannot read " + from.file + ": " + e.getMessage(), "save it with kubectl get secret "
+                        + Istio.CSR_SECRET + " -n " + namespace + " -o jsonpath={.data} > encrypted_csr.json");
+            }
+            encrypted = KmsPlugin.EncryptedCsr.fromKubectl(text, from.file.toString());
+        } else {
+            try (Kube k = Kube.connect(kube)) {
+                encrypted = KmsPlugin.EncryptedCsr.fromCluster(k, namespace);
+            }
+        }
+        out.put("kekId", encrypted.kekId()).put("csrId", encrypted.csrId());
+        KmsPlugin.Csr csr;
+        try (Hsm hsm = Hsm.open(p11, out)) {
+            if (hsm == null)
+                throw Fail.failed("the embedded HSM token does not exist yet, so it holds no KEK",
+                        "set P11_LIB, P11_TOKEN and P11_PIN_FILE to the slot istiod's plugin uses");
+            csr = KmsPlugin.decrypt(hsm, encrypted, kekId);
+        }
+        PublicKey key = Pki.publicKey(csr.request());
+        String subject = Pki.subject(csr.request());
+        out.put("subject", subject).put("key", Pki.keyDescription(key)).put("keyBits", Pki.keyBits(key)).put("output", output.toString());
+        out.say("CSR from istiod (trust domain %s, KEK %s): subject %s, key %s", csr.csrId(), csr.kekId(), subject, Pki.keyDescription(key));
+        Pki.writePem(out, output, Pki.pem(csr.request()), replace, "CSR");
+        out.say("Next: the security administrator signs it: sign-csr --csr %s --root-cert root.pem --root-key-label <label>", output);
     }
 
     public static void main(String... args) {

@@ -2,16 +2,161 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.cert.X509Certificate;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.Date;
+import java.util.List;
+import org.bouncycastle.operator.ContentSigner;
+import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 import picocli.CommandLine;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "sign-csr", mixinStandardHelpOptions = true,
-        description = "Sign istiod's CSR as the Istio CA certificate, directly by the root.")
+        description = "Sign istiod's CSR as the Istio CA certificate, directly by the root, and write cert-chain.pem "
+                + "(the security administrator's step of 'Firma del certificado para Istio').")
 class SignCsr extends Step {
+    @Mixin Opts.Pkcs11 p11;
+
+    @Option(names = "--csr", required = true, paramLabel = "CSR_PEM", description = "istiod's CSR, as decrypt-csr wrote it.")
+    Path csrFile;
+
+    @Option(names = "--root-cert", required = true, paramLabel = "ROOT_PEM", description = "The root CA certificate (the one imported in the HSM).")
+    Path rootFile;
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    RootKey rootKey;
+
+    static class RootKey {
+        @Option(names = "--root-key-label", paramLabel = "LABEL",
+                description = "Label of the root's private key in the HSM (P11_LIB, P11_TOKEN, P11_PIN_FILE name its slot).")
+        String label;
+
+        @Option(names = "--root-key", paramLabel = "FILE", description = "The root's private key in a PEM or PKCS#12 file, mode 0600 (discouraged).")
+        Path file;
+    }
+
+    @Option(names = "--root-key-pass-file", paramLabel = "FILE", description = "File holding the password of an encrypted --root-key, mode 0600.")
+    Path passFile;
+
+    @Option(names = "--days", defaultValue = "365", paramLabel = "N", description = "Validity in days (default ${DEFAULT-VALUE}; never past the root's).")
+    int days;
+
+    @Option(names = {"-o", "--output"}, defaultValue = "cert-chain.pem", paramLabel = "CHAIN_PEM",
+            description = "Where to write the CA certificate followed by the root (default ${DEFAULT-VALUE}).")
+    Path output;
+
+    @Option(names = "--allow-any-subject", description = "Sign a CSR whose subject is not O=<trust domain> as istiod writes it.")
+    boolean anySubject;
+
+    @Option(names = "--replace", description = "Overwrite an output file that holds another chain.")
+    boolean replace;
+
     @Override
-    protected void run() {
-        throw Fail.failed("sign-csr is not implemented yet", "see the open issues");
+    protected void run() throws Exception {
+        if (days < 1 || days > 36500) throw Fail.badInput("--days " + days + " is out of range", "give 1 to 36500 days");
+        if (passFile != null && rootKey.file == null)
+            throw Fail.badInput("--root-key-pass-file goes with --root-key only", "a key in the HSM needs no password file");
+        PKCS10CertificationRequest csr = Pki.csr(csrFile, "CSR");
+        String subject = Pki.subject(csr);
+        if (!Pki.csrSignatureValid(csr))
+            throw Fail.badInput("the signature of the CSR '" + subject + "' does not verify with its own key",
+                    "do not sign it: decrypt istiod's CSR again with decrypt-csr");
+        if (Pki.trustDomain(csr.getSubject()) == null && !anySubject)
+            throw Fail.badInput("the CSR's subject '" + subject + "' is not O=<trust domain>, as istiod writes it",
+                    "sign only istiod's CSR (decrypt-csr); --allow-any-subject overrides this check");
+        X509Certificate root = Pki.single(rootFile, "root certificate");
+        Pki.requireRootCa(root, "root certificate");
+        String rootName = Pki.goName(Pki.subjectDer(root));
+        if (root.getBasicConstraints() == 0)
+            throw Fail.badInput("root '" + rootName + "' has pathLen 0: it may not have a CA below it", "use a root without that path length limit");
+        Instant now = Instant.now();
+        Instant notBefore = later(now.minus(Duration.ofMinutes(5)), root.getNotBefore().toInstant()); // clock skew between machines
+        Instant notAfter = now.plus(Duration.ofDays(days));
+        if (notAfter.isAfter(root.getNotAfter().toInstant())) {
+            notAfter = root.getNotAfter().toInstant();
+            out.warn("the root expires on " + notAfter + ": the CA certificate is valid until then, not " + days + " days");
+        }
+        out.put("subject", subject).put("key", Pki.keyDescription(Pki.publicKey(csr))).put("root", rootName).put("output", output.toString());
+        if (Files.exists(output) && !replace) {
+            String why = whyNotDone(output, csr, root);
+            if (why == null) {
+                out.say("%s already holds a CA certificate for this CSR issued by '%s'; nothing to do (--replace signs it again)", output, rootName);
+                return;
+            }
+            throw Fail.failed(output + " already exists and is not this CSR's chain (" + why + ")", "pass --replace to overwrite it, or -o to write elsewhere");
+        }
+        X509Certificate ca = rootKey.file != null ? signWithFile(csr, root, notBefore, notAfter) : signInHsm(csr, root, notBefore, notAfter);
+        if (ca == null) return; // --dry-run without an HSM token
+        try {
+            ca.verify(root.getPublicKey());
+        } catch (Exception e) {
+            throw Fail.badInput("the root key does not match the root certificate '" + rootName + "'",
+                    "give the private key of " + rootFile + " (check --root-key-label / --root-key)");
+        }
+        String problem = Pki.goChainProblem(List.of(ca, root), new Date());
+        if (problem != null) throw Fail.failed("the new CA certificate would be refused by istiod: " + problem, "report this as a bug");
+        out.put("notAfter", ca.getNotAfter().toInstant().toString()).put("serial", ca.getSerialNumber().toString(16));
+        Pki.writePem(out, output, Pki.pem(ca) + Pki.pem(root), true, "CA certificate and root");
+        out.say("CA certificate '%s' issued by '%s', valid until %s. Next: upload-chain -f %s", subject, rootName, ca.getNotAfter().toInstant(), output);
+    }
+
+    X509Certificate signWithFile(PKCS10CertificationRequest csr, X509Certificate root, Instant from, Instant to) {
+        out.warn("the root's private key is read from a file; keep root keys in an HSM (--root-key-label)");
+        Env.readSecret(rootKey.file, "root private key", null); // refuses a key file others can read
+        char[] pass = passFile == null ? null : Env.readSecretChars(passFile, "root key password", null);
+        byte[] content;
+        try {
+            content = Files.readAllBytes(rootKey.file); // raw: readSecret trims newlines, which would cut a PKCS#12 file
+        } catch (java.io.IOException e) {
+            throw Fail.badInput("cannot read " + rootKey.file + ": " + e.getMessage(), "check the path");
+        }
+        try {
+            ContentSigner signer = Pki.signer(Pki.privateKey(content, pass, "root key file " + rootKey.file));
+            return Pki.issueIstioCa(csr, root, signer, from, to, Pki.randomSerial());
+        } finally {
+            Arrays.fill(content, (byte) 0);
+            if (pass != null) Arrays.fill(pass, '\0');
+        }
+    }
+
+    X509Certificate signInHsm(PKCS10CertificationRequest csr, X509Certificate root, Instant from, Instant to) throws Exception {
+        try (Hsm hsm = Hsm.open(p11, out)) {
+            if (hsm == null) {
+                out.change("sign with key '" + rootKey.label + "' of the embedded token (it does not exist yet)");
+                return null;
+            }
+            long key = hsm.privateKey(rootKey.label).handle();
+            out.put("token", hsm.tokenLabel);
+            ContentSigner signer = Pki.signer(hsm.keyAlgorithm(key), data -> hsm.signSha256(key, data));
+            return Pki.issueIstioCa(csr, root, signer, from, to, Pki.randomSerial());
+        }
+    }
+
+    /** Why an existing output is not a valid chain for this CSR and root; null when it is. */
+    static String whyNotDone(Path output, PKCS10CertificationRequest csr, X509Certificate root) {
+        List<X509Certificate> certs;
+        try {
+            certs = Pki.certificates(output, "existing chain");
+        } catch (Fail f) {
+            return f.getMessage();
+        }
+        if (certs.size() != 2 || !certs.get(1).equals(root)) return "it is not one CA certificate followed by this root";
+        X509Certificate ca = certs.get(0);
+        if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr)) || !Arrays.equals(Pki.subjectDer(ca), Pki.der(csr.getSubject())))
+            return "its CA certificate is for another CSR";
+        if (!Pki.isCa(ca)) return "its first certificate is not a CA";
+        return Pki.goChainProblem(certs, new Date());
+    }
+
+    static Instant later(Instant a, Instant b) {
+        return a.isAfter(b) ? a : b;
     }
 
     public static void main(String... args) {
