@@ -1,0 +1,191 @@
+package asmhsm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.math.BigInteger;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
+import java.security.Signature;
+import java.security.cert.X509Certificate;
+import java.security.spec.ECGenParameterSpec;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Date;
+import java.util.List;
+import java.util.Map;
+import org.bouncycastle.asn1.ASN1Sequence;
+import org.bouncycastle.asn1.x500.X500Name;
+import org.bouncycastle.asn1.x509.BasicConstraints;
+import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
+import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.x509.KeyPurposeId;
+import org.bouncycastle.asn1.x509.KeyUsage;
+import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
+import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
+import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.bouncycastle.pkcs.PKCS10CertificationRequest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Pki's CSR, issuing, key-file and Go-chain rules, in process; certificates made with BC or openssl. */
+class PkiTest {
+    @TempDir Path tmp;
+    static final Date NOW = new Date();
+
+    static KeyPair ec() throws Exception {
+        KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
+        g.initialize(new ECGenParameterSpec("secp256r1"));
+        return g.generateKeyPair();
+    }
+
+    /** A certificate made with BC: `ca` pathLen (-1 = not a CA, MAX = no limit), optional EKU. */
+    static X509Certificate cert(String subject, KeyPair key, String issuer, KeyPair issuerKey, int ca, KeyPurposeId eku,
+                                Instant from, Instant to) throws Exception {
+        var b = new JcaX509v3CertificateBuilder(new X500Name(issuer), BigInteger.valueOf(System.nanoTime()), Date.from(from), Date.from(to),
+                new X500Name(subject), key.getPublic());
+        if (ca >= 0) b.addExtension(Extension.basicConstraints, true, ca == Integer.MAX_VALUE ? new BasicConstraints(true) : new BasicConstraints(ca));
+        else b.addExtension(Extension.basicConstraints, true, new BasicConstraints(false));
+        b.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.digitalSignature));
+        if (eku != null) b.addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(eku));
+        String alg = issuerKey.getPrivate().getAlgorithm().equals("EC") ? "SHA256withECDSA" : "SHA256withRSA";
+        return new JcaX509CertificateConverter().getCertificate(b.build(new JcaContentSignerBuilder(alg).build(issuerKey.getPrivate())));
+    }
+
+    static X509Certificate cert(String subject, KeyPair key, String issuer, KeyPair issuerKey, int ca, KeyPurposeId eku) throws Exception {
+        Instant now = Instant.now();
+        return cert(subject, key, issuer, issuerKey, ca, eku, now.minus(Duration.ofHours(1)), now.plus(Duration.ofDays(30)));
+    }
+
+    @Test
+    void goChainRulesAsIstiodAppliesThem() throws Exception {
+        KeyPair rk = ec(), ik = ec(), ck = ec();
+        X509Certificate root = cert("CN=Root", rk, "CN=Root", rk, Integer.MAX_VALUE, null);
+        X509Certificate ca = cert("O=cluster.local", ck, "CN=Root", rk, 0, null);
+        assertThat(Pki.goChainProblem(List.of(ca, root), NOW)).isNull();
+        // EKU: none or one allowing serverAuth passes; clientAuth alone is refused (also on the root)
+        assertThat(Pki.goChainProblem(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.id_kp_serverAuth), root), NOW)).isNull();
+        assertThat(Pki.goChainProblem(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.anyExtendedKeyUsage), root), NOW)).isNull();
+        assertThat(Pki.goChainProblem(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.id_kp_clientAuth), root), NOW))
+                .startsWith("x509: certificate specifies an incompatible key usage: 'O=td'");
+        X509Certificate clientRoot = cert("CN=Root", rk, "CN=Root", rk, Integer.MAX_VALUE, KeyPurposeId.id_kp_clientAuth);
+        assertThat(Pki.goChainProblem(List.of(ca, clientRoot), NOW)).contains("incompatible key usage: 'CN=Root'");
+        // issued by an intermediate: not by the root alone
+        X509Certificate inter = cert("CN=Inter", ik, "CN=Root", rk, Integer.MAX_VALUE, null);
+        X509Certificate underInter = cert("O=cluster.local", ck, "CN=Inter", ik, 0, null);
+        assertThat(Pki.goChainProblem(List.of(underInter, root), NOW)).isEqualTo(
+                "x509: certificate signed by unknown authority: 'O=cluster.local' is issued by 'CN=Inter', not by 'CN=Root'");
+        assertThat(Pki.goChainProblem(List.of(underInter, inter, root), NOW)).isNull();
+        // same name, other key
+        X509Certificate otherRoot = cert("CN=Root", ik, "CN=Root", ik, Integer.MAX_VALUE, null);
+        assertThat(Pki.goChainProblem(List.of(ca, otherRoot), NOW)).contains("does not verify with the key of 'CN=Root'");
+        // an intermediate that is not a CA; path length
+        X509Certificate notCa = cert("CN=Inter", ik, "CN=Root", rk, -1, null);
+        assertThat(Pki.goChainProblem(List.of(underInter, notCa, root), NOW)).contains("'CN=Inter' is not authorized to sign");
+        X509Certificate rootLen0 = cert("CN=Root", rk, "CN=Root", rk, 0, null);
+        assertThat(Pki.goChainProblem(List.of(underInter, inter, rootLen0), NOW)).startsWith("x509: too many intermediates");
+        // dates, of every certificate
+        Instant now = Instant.now();
+        X509Certificate oldRoot = cert("CN=Root", rk, "CN=Root", rk, Integer.MAX_VALUE, null, now.minus(Duration.ofDays(9)), now.minus(Duration.ofDays(1)));
+        assertThat(Pki.goChainProblem(List.of(ca, oldRoot), NOW)).contains("'CN=Root' expired on");
+        X509Certificate future = cert("O=td", ck, "CN=Root", rk, 0, null, now.plus(Duration.ofDays(1)), now.plus(Duration.ofDays(9)));
+        assertThat(Pki.goChainProblem(List.of(future, root), NOW)).contains("'O=td' is not valid before");
+    }
+
+    @Test
+    void issuesTheIstioCaCertificateDirectlyUnderTheRoot() throws Exception {
+        KeyPair rk = ec(), ik = SignCsrTest.rsa();
+        // an openssl root: its subject's string types must be copied byte for byte into the issuer
+        Path rootPem = SignCsrTest.opensslRoot(tmp, "root", "/C=US/O=Istio/CN=Root CA", "ec", 30);
+        X509Certificate root = Pki.single(rootPem, "root");
+        PKCS10CertificationRequest csr = Pki.csr(IstiodStandIn.csr("cluster.local", ik), "csr");
+        assertThat(Pki.csrSignatureValid(csr)).isTrue();
+        assertThat(Pki.trustDomain(csr.getSubject())).isEqualTo("cluster.local");
+        var key = Pki.privateKey(Files.readAllBytes(tmp.resolve("root.key")), null, "root.key");
+        Instant now = Instant.now();
+        X509Certificate ca = Pki.issueIstioCa(csr, root, Pki.signer(key), now, now.plus(Duration.ofDays(1)), Pki.randomSerial());
+        ca.verify(root.getPublicKey());
+        assertThat(Pki.issuerDer(ca)).isEqualTo(Pki.subjectDer(root));
+        assertThat(ca.getBasicConstraints()).isZero();
+        assertThat(ca.getCriticalExtensionOIDs()).containsExactlyInAnyOrder(Extension.basicConstraints.getId(), Extension.keyUsage.getId());
+        assertThat(ca.getKeyUsage()).startsWith(true, false, false, false, false, true, true);
+        assertThat(ca.getExtendedKeyUsage()).isNull();
+        assertThat(ca.getSigAlgName()).isEqualTo("SHA256withECDSA");
+        assertThat(ca.getSerialNumber().bitLength()).isEqualTo(128);
+        assertThat(Pki.sameKey(ca.getPublicKey(), ik.getPublic())).isTrue();
+        assertThat(Pki.sameKey(ca.getPublicKey(), rk.getPublic())).isFalse();
+        // the authority key identifier is the root's own subject key identifier
+        byte[] aki = org.bouncycastle.asn1.x509.AuthorityKeyIdentifier.getInstance(
+                org.bouncycastle.asn1.ASN1OctetString.getInstance(ca.getExtensionValue(Extension.authorityKeyIdentifier.getId())).getOctets()).getKeyIdentifier();
+        byte[] ski = org.bouncycastle.asn1.ASN1OctetString.getInstance(org.bouncycastle.asn1.ASN1OctetString.getInstance(
+                root.getExtensionValue(Extension.subjectKeyIdentifier.getId())).getOctets()).getOctets();
+        assertThat(aki).isEqualTo(ski);
+        assertThat(Pki.goChainProblem(List.of(ca, root), new Date())).isNull();
+    }
+
+    @Test
+    void trustDomainSubjectsOnly() {
+        assertThat(Pki.trustDomain(new X500Name("O=cluster.local"))).isEqualTo("cluster.local");
+        assertThat(Pki.trustDomain(new X500Name("O=td_1.example-mesh"))).isEqualTo("td_1.example-mesh");
+        assertThat(Pki.trustDomain(new X500Name("CN=cluster.local"))).isNull();
+        assertThat(Pki.trustDomain(new X500Name("O=cluster.local,CN=x"))).isNull();
+        assertThat(Pki.trustDomain(new X500Name("O=two words"))).isNull();
+        assertThat(Pki.trustDomain(new X500Name("O=.local"))).isNull();
+    }
+
+    @Test
+    void ecdsaSignaturesFromPkcs11BecomeDer() throws Exception {
+        KeyPair k = ec();
+        Signature s = Signature.getInstance("SHA256withECDSAinP1363Format"); // r || s, as CKM_ECDSA returns it
+        s.initSign(k.getPrivate());
+        s.update("tbs".getBytes(StandardCharsets.US_ASCII));
+        byte[] der = Pki.ecdsaDer(s.sign());
+        assertThat(ASN1Sequence.getInstance(der).size()).isEqualTo(2);
+        Signature v = Signature.getInstance("SHA256withECDSA");
+        v.initVerify(k.getPublic());
+        v.update("tbs".getBytes(StandardCharsets.US_ASCII));
+        assertThat(v.verify(der)).isTrue();
+    }
+
+    @Test
+    void readsRootKeysInTheFormatsOperatorsHave() throws Exception {
+        SignCsrTest.opensslRoot(tmp, "r", "/CN=R", "rsa", 30);
+        Path pkcs8 = tmp.resolve("r.key");
+        Path pkcs1 = tmp.resolve("r1.key"), enc = tmp.resolve("renc.key"), pass = tmp.resolve("pass");
+        Files.writeString(pass, "pw");
+        SignCsrTest.run(tmp, "openssl", "rsa", "-in", pkcs8.toString(), "-out", pkcs1.toString(), "-traditional");
+        SignCsrTest.run(tmp, "openssl", "pkcs8", "-topk8", "-in", pkcs8.toString(), "-out", enc.toString(), "-v2", "aes-256-cbc", "-passout", "file:" + pass);
+        Path legacy = tmp.resolve("rlegacy.key");
+        SignCsrTest.run(tmp, "openssl", "rsa", "-in", pkcs8.toString(), "-out", legacy.toString(), "-traditional", "-aes256", "-passout", "file:" + pass);
+        var a = Pki.privateKey(Files.readAllBytes(pkcs8), null, "pkcs8");
+        assertThat(Files.readString(legacy)).contains("Proc-Type: 4,ENCRYPTED");
+        assertThat(Pki.privateKey(Files.readAllBytes(legacy), "pw".toCharArray(), "legacy").getEncoded()).isEqualTo(a.getEncoded());
+        assertThat(Files.readString(pkcs1)).contains("BEGIN RSA PRIVATE KEY");
+        assertThat(Pki.privateKey(Files.readAllBytes(pkcs1), null, "pkcs1").getEncoded()).isEqualTo(a.getEncoded());
+        assertThat(Pki.privateKey(Files.readAllBytes(enc), "pw".toCharArray(), "enc").getEncoded()).isEqualTo(a.getEncoded());
+        Fail noPass = KmsPluginTest.fail(() -> Pki.privateKey(readAll(enc), null, "enc"));
+        assertThat(noPass.exitCode).isEqualTo(2);
+        assertThat(noPass.getMessage()).isEqualTo("enc is encrypted");
+        assertThat(KmsPluginTest.fail(() -> Pki.privateKey(readAll(enc), "wrong".toCharArray(), "enc")).getMessage())
+                .startsWith("cannot read the private key in enc");
+        assertThat(KmsPluginTest.fail(() -> Pki.privateKey(readAll(tmp.resolve("r.pem")), null, "cert")).getMessage()).isEqualTo("cert holds no private key");
+        assertThat(KmsPluginTest.fail(() -> Pki.privateKey(new byte[]{1, 2, 3}, null, "junk")).getMessage()).startsWith("cannot open junk as PEM or PKCS#12");
+    }
+
+    static byte[] readAll(Path p) {
+        try {
+            return Files.readAllBytes(p);
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Test
+    void keysAreNamedAsOperatorsReadThem() throws Exception {
+        assertThat(Pki.keyDescription(ec().getPublic())).isEqualTo("EC P-256");
+        assertThat(Pki.keyDescription(SignCsrTest.rsa().getPublic())).isEqualTo("RSA 2048");
+        assertThat(Map.of("bits", Pki.keyBits(ec().getPublic()))).containsEntry("bits", 256);
+    }
+}
