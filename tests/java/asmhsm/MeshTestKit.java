@@ -194,6 +194,33 @@ final class MeshTestKit {
                 "discovery", "hsm-plugin", "vaultclient");
     }
 
+    // ---------------------------------------------------------------- nodes (the lab has no kubelet: tests make them)
+
+    /** A Node with capacity = allocatable = cpu / memory and an InternalIP, status set through the status subresource. */
+    static io.fabric8.kubernetes.api.model.Node node(KubernetesClient k, String name, String cpu, String memory, String internalIp) {
+        var node = k.nodes().resource(new io.fabric8.kubernetes.api.model.NodeBuilder().withNewMetadata().withName(name)
+                .addToLabels("asm-hsm-test", "true").endMetadata().build()).create();
+        Map<String, io.fabric8.kubernetes.api.model.Quantity> res = Map.of("cpu", new io.fabric8.kubernetes.api.model.Quantity(cpu),
+                "memory", new io.fabric8.kubernetes.api.model.Quantity(memory), "pods", new io.fabric8.kubernetes.api.model.Quantity("110"));
+        node.setStatus(new io.fabric8.kubernetes.api.model.NodeStatusBuilder().withCapacity(res).withAllocatable(res)
+                .addNewAddress().withType("InternalIP").withAddress(internalIp).endAddress()
+                .addNewAddress().withType("Hostname").withAddress(name).endAddress().build());
+        return k.nodes().resource(node).updateStatus();
+    }
+
+    static void deleteNodes(KubernetesClient k, List<String> names) {
+        for (String n : names) k.nodes().withName(n).delete();
+    }
+
+    /** kubectl with the given kubeconfig: the independent reading of what a step did. */
+    static String kubectl(Path kubeconfig, String... args) {
+        List<String> cmd = new ArrayList<>(List.of("kubectl", "--kubeconfig", kubeconfig.toString()));
+        cmd.addAll(List.of(args));
+        Cli.Result r = Cli.run(cmd, Map.of(), null, null);
+        if (r.exit() != 0) throw new AssertionError("kubectl " + String.join(" ", args) + " failed:\n" + r);
+        return r.stdout();
+    }
+
     // ---------------------------------------------------------------- files
 
     static Path write(Path file, String text) {
