@@ -2,16 +2,235 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import tools.jackson.dataformat.yaml.YAMLMapper;
+import tools.jackson.dataformat.yaml.YAMLWriteFeature;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "install-asm", mixinStandardHelpOptions = true,
-        description = "Run istioctl install with the HSM settings (guide: 'Instale Anthos Service Mesh').")
+        description = "Run the guide's istioctl install (profile asm-multicloud, the HSM and Vault settings), then apply the"
+                + " istiod Service (guide: 'Instale Anthos Service Mesh').")
 class InstallAsm extends Step {
+    @Mixin Opts.Kube kube;
+    @Mixin Opts.Vault vault;
+
+    @Option(names = "--hsm-slot-label", defaultValue = "${env:HSM_SLOT_LABEL}", paramLabel = "LABEL",
+            description = "HSM slot label (env HSM_SLOT_LABEL).")
+    String slotLabel;
+
+    @Option(names = "--hsm-secret-path", defaultValue = "${env:HSM_SECRET_PATH}", paramLabel = "PATH",
+            description = "Vault path of the HSM secret, e.g. asm-c1/hsm (env HSM_SECRET_PATH).")
+    String secretPath;
+
+    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID", description = "KEK ID from gen-kek (env KEK_ID).")
+    String kekId;
+
+    @Option(names = "--hsm-plugin-image", defaultValue = "${env:HSM_PLUGIN_IMAGE}", paramLabel = "IMAGE",
+            description = "HSM plugin image (env HSM_PLUGIN_IMAGE).")
+    String pluginImage;
+
+    @Option(names = "--vault-client-image", defaultValue = "${env:VAULT_CLIENT_IMAGE}", paramLabel = "IMAGE",
+            description = "Vault client image (env VAULT_CLIENT_IMAGE).")
+    String vaultClientImage;
+
+    @Option(names = "--wait-for-resources-timeout", defaultValue = "${env:WAIT_FOR_RESOURCES_TIMEOUT}", paramLabel = "DURATION",
+            description = "How long istioctl waits for resources, e.g. 10s (env WAIT_FOR_RESOURCES_TIMEOUT; passed to istioctl in its environment).")
+    String waitTimeout;
+
+    @Option(names = "--revision", defaultValue = Istio.GUIDE_REVISION, paramLabel = "REV", description = "Revision (default ${DEFAULT-VALUE}).")
+    String revision;
+
+    @Option(names = {"-f", "--filename"}, paramLabel = "FILE", description = "Extra IstioOperator YAML for optional features, passed to istioctl.")
+    List<Path> extraFiles = new ArrayList<>();
+
+    @Option(names = "--istioctl", paramLabel = "FILE", description = "istioctl to run (default: bin/istioctl of the extracted release).")
+    Path istioctl;
+
+    @Option(names = {"-y", "--skip-confirmation"}, description = "Pass -y: istioctl does not ask before installing.")
+    boolean yes;
+
+    @Option(names = "--print", description = "Print the istioctl command instead of running it.")
+    boolean print;
+
+    @Option(names = "--overlay", paramLabel = "FILE", description = "Write the settings as an IstioOperator YAML file instead of running istioctl.")
+    Path overlay;
+
     @Override
-    protected void run() {
-        throw Fail.failed("install-asm is not implemented yet", "see the open issues");
+    protected void run() throws Exception {
+        Istio.InstallSettings settings = settings();
+        for (Path f : extraFiles)
+            if (!Files.isRegularFile(f)) throw Fail.badInput("-f " + f + " does not exist or is not a file", "check the path");
+        if (overlay != null) {
+            writeOverlay(settings);
+            if (!print) return;
+        }
+        List<String> cmd = new ArrayList<>();
+        Path found = istioctl != null ? istioctl : findIstioctl();
+        cmd.add(found == null ? "istioctl" : found.toString());
+        cmd.addAll(settings.istioctlArgs(extraFiles.stream().map(Path::toString).toList()));
+        if (kube.context != null) cmd.addAll(List.of("--context", kube.context));
+        if (yes) cmd.add("-y");
+        String shown = "WAIT_FOR_RESOURCES_TIMEOUT=" + shellQuote(waitTimeout) + " " + String.join(" ", cmd.stream().map(InstallAsm::shellQuote).toList());
+        out.put("command", cmd).put("environment", Map.of("WAIT_FOR_RESOURCES_TIMEOUT", waitTimeout));
+        if (print) {
+            if (!out.json()) System.out.println(shown);
+            return;
+        }
+        if (found == null || !Files.isExecutable(found))
+            throw Fail.badInput(found == null ? "no istioctl found (bin/istioctl here or in ./" + Release.topDir(Release.DEFAULT_VERSION) + "/)"
+                            : found + " is not an executable file",
+                    "run fetch-release first and run install-asm from where it extracted, or pass --istioctl");
+        try (Kube k = Kube.connect(kube)) {
+            if (out.dryRun()) {
+                out.change("run " + shown);
+                k.apply(Kube.istiodService(revision), out);
+                return;
+            }
+            out.say("Running: %s", shown);
+            StringBuilder output = new StringBuilder();
+            int exit = runIstioctl(cmd, output);
+            if (exit != 0 && !Istio.onlyWaitTimedOut(output.toString()))
+                throw Fail.failed("istioctl install failed (exit " + exit + ")", "see istioctl's output above; fix the cause and run install-asm again");
+            if (exit != 0)
+                out.warn("istioctl stopped waiting after WAIT_FOR_RESOURCES_TIMEOUT=" + waitTimeout
+                        + ": expected, as istiod waits for its CA certificate (the guide shortens this wait on purpose)");
+            out.change("ran istioctl install (revision " + revision + ")");
+            k.apply(Kube.istiodService(revision), out);
+        }
+        out.say("Next: istiod-status --wait (the guide expects istiod 2/3 ready, waiting for its CA certificate)");
+    }
+
+    /** The guide's environment variables (or options), all present and well-formed, else one refusal naming each missing one. */
+    private Istio.InstallSettings settings() {
+        Istio.requireRevision(revision);
+        Map<String, String> values = new LinkedHashMap<>();
+        values.put("HSM_SLOT_LABEL --hsm-slot-label", slotLabel);
+        values.put("VAULT_ADDR --vault-addr", vault.addr);
+        values.put("HSM_SECRET_PATH --hsm-secret-path", secretPath);
+        values.put("KEK_ID --kek-id", kekId);
+        values.put("HSM_PLUGIN_IMAGE --hsm-plugin-image", pluginImage);
+        values.put("VAULT_CLIENT_IMAGE --vault-client-image", vaultClientImage);
+        if (overlay == null || print) values.put("WAIT_FOR_RESOURCES_TIMEOUT --wait-for-resources-timeout", waitTimeout);
+        List<String> missing = new ArrayList<>();
+        values.forEach((k, v) -> { if (v == null || v.isBlank()) missing.add(k.split(" ")[0]); });
+        if (!missing.isEmpty())
+            throw Fail.badInput("missing " + String.join(", ", missing) + " (set as in the guide's 'Instale Anthos Service Mesh', or pass "
+                            + String.join(", ", values.keySet().stream().filter(k -> missing.contains(k.split(" ")[0])).map(k -> k.split(" ")[1]).toList()) + ")",
+                    example(missing.get(0)));
+        if (!slotLabel.matches("[^\\p{Cntrl}]{1,32}"))
+            throw Fail.badInput("HSM slot label '" + slotLabel + "' is not 1-32 printable characters", "give the slot label of the HSM (P11_TOKEN)");
+        if (!vault.addr.matches("https?://[^/\\s]+/?"))
+            throw Fail.badInput("VAULT_ADDR '" + vault.addr + "' is not http(s)://HOST:PORT", "the guide: export VAULT_ADDR=https://VAULT_IP:PORT");
+        if (!secretPath.matches("[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"))
+            throw Fail.badInput("HSM_SECRET_PATH '" + secretPath + "' is not a Vault path like asm-c1/hsm", "no leading or trailing '/', no spaces");
+        if (!kekId.matches("[\\x21-\\x7e]{1,64}"))
+            throw Fail.badInput("KEK ID '" + kekId + "' is not 1-64 printable ASCII characters", "give the ID gen-kek printed");
+        for (String image : List.of(pluginImage, vaultClientImage))
+            if (!image.matches("[^\\s,]+")) throw Fail.badInput("image '" + image + "' is not an image reference", "e.g. " + GUIDE_PLUGIN_IMAGE);
+        if (waitTimeout != null && Istio.goDuration(waitTimeout) == null)
+            throw Fail.badInput("WAIT_FOR_RESOURCES_TIMEOUT '" + waitTimeout + "' is not a duration istioctl reads", "the guide uses 10s");
+        String addr = vault.addr.endsWith("/") ? vault.addr.substring(0, vault.addr.length() - 1) : vault.addr;
+        return new Istio.InstallSettings(revision, kekId, pluginImage, slotLabel, vaultClientImage, addr, secretPath);
+    }
+
+    static final String GUIDE_PLUGIN_IMAGE = "gcr.io/thalescpl-io-k8s-kms-plugin/hsm-plugin:asm-1.7-1";
+
+    private static String example(String variable) {
+        return switch (variable) {
+            case "HSM_PLUGIN_IMAGE" -> "the guide: export HSM_PLUGIN_IMAGE=" + GUIDE_PLUGIN_IMAGE;
+            case "VAULT_CLIENT_IMAGE" -> "the guide: export VAULT_CLIENT_IMAGE=gcr.io/gke-release/asm/vaultclient:latest";
+            case "WAIT_FOR_RESOURCES_TIMEOUT" -> "the guide: export WAIT_FOR_RESOURCES_TIMEOUT=10s";
+            case "HSM_SECRET_PATH" -> "the path vault-setup wrote the HSM secret to: export HSM_SECRET_PATH=asm-$CLUSTER_SUFFIX/hsm";
+            case "KEK_ID" -> "the ID gen-kek printed: export KEK_ID=...";
+            case "VAULT_ADDR" -> "export VAULT_ADDR=https://VAULT_IP:PORT";
+            default -> "the HSM slot label: export HSM_SLOT_LABEL=...";
+        };
+    }
+
+    /** bin/istioctl when run from the release (as the guide: cd istio-1.9.8-asm.6), else ./istio-VERSION/bin/istioctl. */
+    private static Path findIstioctl() {
+        Path here = Path.of("").toAbsolutePath();
+        Path p = Release.istioctl(here);
+        return p != null ? p : Release.istioctl(here.resolve(Release.topDir(Release.DEFAULT_VERSION)));
+    }
+
+    private void writeOverlay(Istio.InstallSettings settings) throws IOException {
+        YAMLMapper yaml = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
+                .enable(YAMLWriteFeature.MINIMIZE_QUOTES, YAMLWriteFeature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS).build();
+        String text = "# The guide's istioctl install settings (asm-hsm install-asm). Install with:\n"
+                + "#   WAIT_FOR_RESOURCES_TIMEOUT=10s istioctl install -f " + overlay.getFileName() + "\n"
+                + yaml.writeValueAsString(settings.istioOperator());
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        out.put("overlay", overlay.toString());
+        if (Files.isRegularFile(overlay) && java.util.Arrays.equals(Files.readAllBytes(overlay), bytes)) {
+            out.say("%s already holds these settings", overlay);
+            return;
+        }
+        boolean existed = Files.exists(overlay);
+        if (!out.dryRun()) Env.writeFile(overlay, bytes, "rw-r--r--");
+        String verb = existed ? (out.dryRun() ? "update " : "updated ") : (out.dryRun() ? "write " : "wrote ");
+        out.change(verb + overlay + " (IstioOperator, revision " + settings.revision() + ")");
+    }
+
+    /** Runs istioctl with the operator's terminal for input, streaming its output (to stderr under --json) and keeping a copy. */
+    private int runIstioctl(List<String> cmd, StringBuilder copy) throws IOException, InterruptedException {
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.INHERIT);
+        pb.environment().put("WAIT_FOR_RESOURCES_TIMEOUT", waitTimeout);
+        pb.environment().remove("VAULT_TOKEN");   // istioctl has no use for it
+        if (kube.kubeconfig != null && !kube.kubeconfig.isBlank()) pb.environment().put("KUBECONFIG", kube.kubeconfig);
+        Process p;
+        try {
+            p = pb.start();
+        } catch (IOException e) {
+            throw Fail.failed("cannot run " + cmd.get(0) + ": " + e.getMessage(), "check --istioctl");
+        }
+        Thread stop = new Thread(p::destroy);
+        Runtime.getRuntime().addShutdownHook(stop);
+        Thread o = pump(p.getInputStream(), out.json() ? System.err : System.out, copy);
+        Thread e = pump(p.getErrorStream(), System.err, copy);
+        int exit = p.waitFor();
+        o.join();
+        e.join();
+        Runtime.getRuntime().removeShutdownHook(stop);
+        return exit;
+    }
+
+    private static Thread pump(InputStream in, PrintStream to, StringBuilder copy) {
+        Thread t = new Thread(() -> {
+            byte[] buf = new byte[8192];
+            ByteArrayOutputStream all = new ByteArrayOutputStream();
+            try (in) {
+                for (int n; (n = in.read(buf)) > 0; ) {
+                    to.write(buf, 0, n);
+                    to.flush();
+                    if (all.size() < (1 << 20)) all.write(buf, 0, n);
+                }
+            } catch (IOException ignored) {
+                // the process ended; its exit code tells the rest
+            }
+            synchronized (copy) {
+                copy.append(all.toString(StandardCharsets.UTF_8));
+            }
+        });
+        t.start();
+        return t;
+    }
+
+    static String shellQuote(String s) {
+        return s.matches("[A-Za-z0-9_./:=@%+,-]+") ? s : "'" + s.replace("'", "'\\''") + "'";
     }
 
     public static void main(String... args) {
