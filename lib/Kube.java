@@ -76,6 +76,11 @@ public final class Kube implements AutoCloseable {
         return new Kube(new KubernetesClientBuilder().withConfig(config).build(), config, ctx);
     }
 
+    /** A Kube around a client made elsewhere (tests: the fabric8 mock server). */
+    static Kube of(KubernetesClient client) {
+        return new Kube(client, client.getConfiguration(), null);
+    }
+
     static File kubeconfigFile(String option) {
         if (option != null && !option.isBlank()) {
             // like kubectl, KUBECONFIG may list several files: the first that exists is used
