@@ -18,8 +18,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * enable-injection against the lab: namespace labels, istiod's revision from its Deployment
- * and pods, and `rollout restart` as the lab's deployment controller sees it (it makes
- * ReplicaSets and Pods; without a kubelet or the injector, tests label pods themselves).
+ * and pods, and `rollout restart` as the restartedAt annotation on the Deployment's template
+ * (the lab rolls no pods and runs no injector: tests make and label pods themselves).
  */
 @ExtendWith(LabExtension.class)
 class EnableInjectionTest {
