@@ -25,7 +25,6 @@ import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
-import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermission;
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
@@ -406,6 +405,7 @@ public final class Release {
         private final Map<String, String> symlinks = new LinkedHashMap<>();
         private final Map<String, Entry> dirs = new LinkedHashMap<>();
         private final Map<String, Entry> files = new HashMap<>();
+        private final Set<Path> madeDirs = new java.util.HashSet<>();
         private long written;
 
         Extraction(Path root, String top) {
@@ -463,8 +463,8 @@ public final class Release {
         private void writeFile(String name, Path target, Entry e, InputStream in) throws IOException {
             if (dirs.containsKey(name) || Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS))
                 throw new Refused("member '" + e.name() + "' replaces a directory with a file");
-            Files.createDirectories(target.getParent());
-            Files.deleteIfExists(target);   // a later member of the same name wins, as with tar
+            if (madeDirs.add(target.getParent())) Files.createDirectories(target.getParent());
+            if (files.containsKey(name)) Files.delete(target);   // a later member of the same name wins, as with tar
             try (OutputStream out = Files.newOutputStream(target)) {
                 byte[] buf = new byte[1 << 16];
                 for (int n; (n = in.read(buf)) > 0; ) {
@@ -488,7 +488,8 @@ public final class Release {
             } catch (UnsupportedOperationException notPosix) {
                 if ((mode & 0100) != 0) p.toFile().setExecutable(true, true);
             }
-            if (e.mtimeMillis() > 0) Files.setLastModifiedTime(p, FileTime.fromMillis(e.mtimeMillis()));
+            // java.io.File sets the time by path (utimes); Files.setLastModifiedTime opens the file again
+            if (e.mtimeMillis() > 0) p.toFile().setLastModified(e.mtimeMillis());
         }
 
         /**

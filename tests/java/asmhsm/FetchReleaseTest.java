@@ -237,6 +237,26 @@ class FetchReleaseTest {
     }
 
     @Test
+    void proxyVariablesAreHonouredAsCurlDoes() throws Exception {
+        // a mirror only reachable through the proxy (our server answers proxied requests by path)
+        String proxy = "http://127.0.0.1:" + server.getAddress().getPort();
+        Cli.Result r = Cli.asm(Map.of("HTTP_PROXY", proxy, "NO_PROXY", "internal.example"), tmp, "fetch-release",
+                "--base-url", "http://mirror.invalid/asm/", "--dir", dir.toString(), "--platform", "linux-amd64",
+                "--public-key", pub.toString());
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(requests.get()).isEqualTo(2);
+        // NO_PROXY names the host: direct, and so unreachable
+        Cli.Result direct = Cli.asm(Map.of("http_proxy", proxy, "no_proxy", ".invalid"), tmp, "fetch-release",
+                "--base-url", "http://mirror.invalid/asm/", "--dir", tmp.resolve("w2").toString(), "--public-key", pub.toString());
+        assertThat(direct.exit()).as(direct.toString()).isEqualTo(1);
+        assertThat(direct.stderr()).contains("cannot reach mirror.invalid").contains("host not found");
+        // loopback never goes through a proxy
+        Cli.Result local = Cli.asm(Map.of("HTTP_PROXY", "http://127.0.0.1:1"), tmp, "fetch-release", "--base-url", baseUrl(),
+                "--dir", tmp.resolve("w3").toString(), "--platform", "linux-amd64", "--public-key", pub.toString());
+        assertThat(local.exit()).as(local.toString()).isZero();
+    }
+
+    @Test
     void dryRunFetchesNothing() throws Exception {
         Cli.Result r = fetch("--public-key", pub.toString(), "--dry-run");
         assertThat(r.exit()).as(r.toString()).isZero();
