@@ -5,9 +5,16 @@ package asmhsm;
 import io.fabric8.kubernetes.api.model.ServiceAccount;
 import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
 import io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder;
+import io.fabric8.kubernetes.api.model.authentication.TokenReviewBuilder;
+import io.fabric8.kubernetes.api.model.authentication.TokenReviewStatus;
+import io.fabric8.kubernetes.api.model.authentication.UserInfo;
+import io.fabric8.kubernetes.api.model.authorization.v1.SubjectAccessReviewBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.github.jopenlibs.vault.VaultException;
 import io.github.jopenlibs.vault.response.AuthResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -24,6 +31,10 @@ class VaultVerify extends Step {
     @Mixin Opts.Kube kube;
     @Mixin Opts.Vault vault;
     @Mixin Opts.Cluster cluster;
+
+    @Option(names = "--dir", paramLabel = "DIR",
+            description = "Where k8s-vault-prep wrote its files (default: ./<suffix>); only read to explain a failed TokenReview.")
+    Path dir;
 
     @Option(names = "--create-sa", description = "Create namespace istio-system and service account istiod-service-account if missing.")
     boolean createSa;
@@ -65,7 +76,8 @@ class VaultVerify extends Step {
                 // the driver takes the auth path whole: POST /v1/<authPath>/login
                 auth = anonymous.api.auth().loginByKubernetes(Vault.ROLE, jwt, "auth/" + secretPath);
             } catch (VaultException e) {
-                throw loginFailure(anonymous, e, jwt, suffix, account);
+                Fail f = loginFailure(anonymous, e, jwt, suffix, account);
+                throw f.getMessage().startsWith(TOKEN_REVIEW) ? reviewerFailure(k, suffix, f) : f;
             }
             Vault istiod = Vault.connect(vault, auth.getAuthClientToken());
             try {
@@ -106,6 +118,41 @@ class VaultVerify extends Step {
         }
     }
 
+    static final String TOKEN_REVIEW = "broken link: TokenReview permission. ";
+
+    /**
+     * Vault does not say why its TokenReview failed. If k8s-vault-prep's reviewer JWT is here, the API server
+     * can: is that token still valid, and may its account create TokenReviews?
+     */
+    private Fail reviewerFailure(Kube k, String suffix, Fail general) {
+        Path jwtFile = Vault.ReviewerFiles.in(dir != null ? dir : Path.of(suffix), suffix).jwt();
+        if (!Files.isRegularFile(jwtFile)) return general;
+        String again = "re-run k8s-vault-prep --cluster-suffix " + suffix + ", then vault-setup --cluster-suffix " + suffix
+                + " --rewrite-reviewer-jwt";
+        try {
+            String jwt = new String(Env.readSecret(jwtFile, "token reviewer JWT", null), StandardCharsets.UTF_8).trim();
+            TokenReviewStatus review = k.client.authentication().v1().tokenReviews()
+                    .create(new TokenReviewBuilder().withNewSpec().withToken(jwt).endSpec().build()).getStatus();
+            if (!Boolean.TRUE.equals(review.getAuthenticated()))
+                return Fail.failed(TOKEN_REVIEW + "The token reviewer JWT in " + jwtFile + " is no longer valid ("
+                        + review.getError() + ")", again);
+            UserInfo reviewer = review.getUser();
+            boolean allowed = Boolean.TRUE.equals(k.client.authorization().v1().subjectAccessReview().create(
+                    new SubjectAccessReviewBuilder().withNewSpec().withUser(reviewer.getUsername()).withGroups(reviewer.getGroups())
+                            .withUid(reviewer.getUid()).withNewResourceAttributes().withGroup("authentication.k8s.io")
+                            .withResource("tokenreviews").withVerb("create").endResourceAttributes().endSpec().build())
+                    .getStatus().getAllowed());
+            if (!allowed)
+                return Fail.failed(TOKEN_REVIEW + reviewer.getUsername() + " (the reviewer of " + jwtFile + ") may not create TokenReviews",
+                        "bind it to ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + ": re-run k8s-vault-prep --cluster-suffix " + suffix);
+            return Fail.failed(TOKEN_REVIEW + "The reviewer of " + jwtFile + " (" + reviewer.getUsername() + ") is valid and allowed: Vault "
+                    + "holds another JWT, or cannot reach or trust the API server at its kubernetes_host", "give Vault the files of "
+                    + jwtFile.getParent() + ": vault-setup --cluster-suffix " + suffix + " --rewrite-reviewer-jwt");
+        } catch (KubernetesClientException | Fail notSure) {
+            return general;   // the operator may not review tokens: Vault's answer is all there is
+        }
+    }
+
     /** Says which link of the chain broke, from what Vault answered to the login. */
     private static Fail loginFailure(Vault v, VaultException e, String jwt, String suffix, String account) {
         int code = e.getHttpStatusCode();
@@ -121,11 +168,11 @@ class VaultVerify extends Step {
                     "run vault-setup --cluster-suffix " + suffix + " (it binds " + account + ")");
         if (low.contains("tokenreview") || low.contains("service account unauthorized") || low.contains("token_reviewer")
                 || low.contains("unauthorized") || low.contains("forbidden"))
-            return Fail.failed("broken link: TokenReview permission. Vault could not review the token with the Kubernetes API ("
+            return Fail.failed(TOKEN_REVIEW + "Vault could not review the token with the Kubernetes API ("
                     + said + ")", "the reviewer account needs ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + " and a current JWT: " + rerunPrep);
         if (low.contains("x509") || low.contains("certificate") || low.contains("connection refused") || low.contains("no such host")
                 || low.contains("timeout") || low.contains("dial tcp"))
-            return Fail.failed("broken link: TokenReview permission. Vault cannot reach or trust the Kubernetes API (" + said + ")",
+            return Fail.failed(TOKEN_REVIEW + "Vault cannot reach or trust the Kubernetes API (" + said + ")",
                     "kubernetes_host and kubernetes_ca_cert of auth/" + Vault.secretPath(suffix) + "/config come from k8s-vault-prep: " + rerunPrep);
         if (code == 403 && low.contains("permission denied")) {
             // Vault says only "permission denied" both when nothing is mounted there and when the Kubernetes API refused
@@ -138,9 +185,10 @@ class VaultVerify extends Step {
                 mounted = probe.getHttpStatusCode() != 403;
             }
             if (mounted)
-                return Fail.failed("broken link: TokenReview permission. Vault's kubernetes auth at auth/" + Vault.secretPath(suffix)
-                        + " answered \"permission denied\": the Kubernetes API refused its TokenReview",
-                        "the reviewer account needs ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + " and a current JWT: " + rerunPrep);
+                return Fail.failed(TOKEN_REVIEW + "Vault's kubernetes auth at auth/" + Vault.secretPath(suffix) + " answered \"permission denied\" "
+                        + "to a valid token of " + account + ": its TokenReview call to the Kubernetes API failed",
+                        "the reviewer account needs ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + " and Vault a current JWT, kubernetes_host "
+                                + "and CA: " + rerunPrep);
         }
         if (code == 403 || code == 404 || low.contains("no handler") || low.contains("unsupported path"))
             return Fail.failed("broken link: path. No kubernetes auth answers at " + Vault.loginPath(suffix) + " (" + code + " " + said + ")",

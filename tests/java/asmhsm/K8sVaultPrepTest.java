@@ -1,5 +1,6 @@
 package asmhsm;
 
+import static asmhsm.KubeVaultStepsSupport.concat;
 import static asmhsm.KubeVaultStepsSupport.env;
 import static asmhsm.KubeVaultStepsSupport.errorLines;
 import static asmhsm.KubeVaultStepsSupport.json;
@@ -13,6 +14,10 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Base64;
 import java.util.List;
+import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
+import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
@@ -41,7 +46,6 @@ class K8sVaultPrepTest {
         assertThat(first.stdout()).contains("created Namespace " + ns, "created ClusterRoleBinding tokenreview-" + ns,
                 "created Secret " + ns + "/default-token", "wrote c1/c1-tokenreview_jwt (mode 0600)", "wrote c1/c1-k8s_addr",
                 "wrote c1/c1-k8s_cert");
-        assertThat(first.stderr()).contains("waiting for the token in Secret " + ns + "/default-token");
         checkClusterAndFiles(lab, ns, tmp.resolve("c1"));
 
         Cli.Result again = Cli.asm(env(lab), tmp, prep(ns, "--cluster-suffix", "c1", "--json"));
@@ -58,7 +62,12 @@ class K8sVaultPrepTest {
     }
 
     static void checkClusterAndFiles(Lab lab, String ns, Path dir) throws Exception {
-        JsonNode crb = kubectlJson(lab, "get", "clusterrolebinding", "tokenreview-" + ns);
+        checkClusterAndFiles(lab, ns, "tokenreview-" + ns, dir, "c1");
+    }
+
+    /** The guide's objects in the cluster and its three files, checked with kubectl, openssl and a TokenReview-capable kubeconfig. */
+    static void checkClusterAndFiles(Lab lab, String ns, String binding, Path dir, String suffix) throws Exception {
+        JsonNode crb = kubectlJson(lab, "get", "clusterrolebinding", binding);
         assertThat(crb.at("/roleRef/kind").asString()).isEqualTo("ClusterRole");
         assertThat(crb.at("/roleRef/name").asString()).isEqualTo("system:auth-delegator");
         assertThat(crb.at("/subjects")).hasSize(1);
@@ -70,7 +79,7 @@ class K8sVaultPrepTest {
         assertThat(secret.at("/metadata/annotations/kubernetes.io~1service-account.name").asString()).isEqualTo("default");
 
         // the files hold what the guide's kubectl/jsonpath/base64 pipeline extracts, without its sed repairs
-        Path jwt = dir.resolve("c1-tokenreview_jwt"), addr = dir.resolve("c1-k8s_addr"), cert = dir.resolve("c1-k8s_cert");
+        Path jwt = dir.resolve(suffix + "-tokenreview_jwt"), addr = dir.resolve(suffix + "-k8s_addr"), cert = dir.resolve(suffix + "-k8s_cert");
         String token = new String(Base64.getDecoder().decode(secret.at("/data/token").asString()), StandardCharsets.UTF_8);
         assertThat(Files.readString(jwt)).isEqualTo(token + "\n");
         assertThat(Files.getPosixFilePermissions(jwt)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
@@ -94,6 +103,65 @@ class K8sVaultPrepTest {
                 "tokenreviews.authentication.k8s.io"), java.util.Map.of(), dir, null);
         assertThat(canI.stdout().strip()).as(canI.toString()).isEqualTo("yes");
         Files.delete(kc);
+    }
+
+    /**
+     * The waits, on the fabric8 mock server: it has no controllers, so the service account and the
+     * token never come, and the step must give up after --timeout with a progress line and a hint.
+     */
+    @Nested
+    @EnableKubernetesMockClient(crud = true)
+    class WaitsOnTheMockServer {
+        KubernetesClient client;
+
+        Cli.Result prepInProcess(Path kubeconfig, String... args) {
+            var out = new java.io.ByteArrayOutputStream();
+            var err = new java.io.ByteArrayOutputStream();
+            java.io.PrintStream o = System.out, e = System.err;
+            try {
+                System.setOut(new java.io.PrintStream(out, true, StandardCharsets.UTF_8));
+                System.setErr(new java.io.PrintStream(err, true, StandardCharsets.UTF_8));
+                int exit = new picocli.CommandLine(new K8sVaultPrep()).execute(concat(List.of("--kubeconfig", kubeconfig.toString()), args));
+                return new Cli.Result(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+            } finally {
+                System.setOut(o);
+                System.setErr(e);
+            }
+        }
+
+        Path kubeconfig() throws Exception {
+            return Files.writeString(tmp.resolve("mock.kubeconfig"), """
+                    apiVersion: v1
+                    kind: Config
+                    clusters: [{name: m, cluster: {server: "%s", insecure-skip-tls-verify: true}}]
+                    users: [{name: u, user: {token: mock}}]
+                    contexts: [{name: m, context: {cluster: m, user: u, namespace: default}}]
+                    current-context: m
+                    """.formatted(client.getConfiguration().getMasterUrl()));
+        }
+
+        @Test
+        void givesUpWaitingForTheServiceAccount() throws Exception {
+            Cli.Result r = prepInProcess(kubeconfig(), "--cluster-suffix", "c1", "--dir", tmp.resolve("c1").toString(), "--timeout", "2");
+            assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+            assertThat(r.stderr()).contains("\rwaiting for service account vault/default (0s of 2s)", "(1s of 2s)")
+                    .contains("error: timed out after 2s waiting for service account vault/default")
+                    .contains("-> is kube-controller-manager running?");
+            assertThat(tmp.resolve("c1")).doesNotExist();
+        }
+
+        @Test
+        void givesUpWaitingForTheToken() throws Exception {
+            client.serviceAccounts().inNamespace("vault").resource(new ServiceAccountBuilder().withNewMetadata().withName("default")
+                    .withNamespace("vault").endMetadata().build()).create();
+            Cli.Result r = prepInProcess(kubeconfig(), "--cluster-suffix", "c1", "--dir", tmp.resolve("c1").toString(), "--timeout", "1");
+            assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+            assertThat(r.stdout()).contains("created Secret vault/default-token");
+            assertThat(r.stderr()).contains("\rwaiting for the token in Secret vault/default-token (0s of 1s)")
+                    .contains("error: timed out after 1s waiting for the token in Secret vault/default-token")
+                    .contains("service-account-token Secrets");
+            assertThat(tmp.resolve("c1")).doesNotExist();
+        }
     }
 
     @Test
