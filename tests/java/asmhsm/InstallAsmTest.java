@@ -293,6 +293,24 @@ class InstallAsmTest {
     }
 
     @Test
+    void jsonKeepsStdoutForTheResultAndIstioctlOnStderr() throws Exception {
+        Cli.Result r = install(env(), "--json");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        JsonNode json = tools.jackson.databind.json.JsonMapper.builder().build().readTree(r.stdout());
+        assertThat(json.path("ok").asBoolean()).isTrue();
+        assertThat(json.path("changed").asBoolean()).isTrue();
+        assertThat(json.path("command").get(1).asString()).isEqualTo("install");
+        assertThat(json.path("environment").path("WAIT_FOR_RESOURCES_TIMEOUT").asString()).isEqualTo("10s");
+        assertThat(r.stderr()).contains("✔ Installation complete");
+        assertThat(recordedArgs()).hasSize(27);
+
+        Cli.Result print = install(env(), "--print", "--json");
+        JsonNode p = tools.jackson.databind.json.JsonMapper.builder().build().readTree(print.stdout());
+        assertThat(p.path("command").size()).isEqualTo(28);
+        assertThat(p.path("command").get(0).asString()).isEqualTo(istioctl.toString());
+    }
+
+    @Test
     void dryRunChangesNothing() throws Exception {
         Cli.Result r = install(env(), "--dry-run");
         assertThat(r.exit()).as(r.toString()).isZero();
