@@ -1,0 +1,350 @@
+package asmhsm;
+
+import io.fabric8.kubernetes.api.model.ContainerStatus;
+import io.fabric8.kubernetes.api.model.ContainerStatusBuilder;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.ServiceBuilder;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.apps.DeploymentBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.KeyPairGenerator;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The world the runbooks are rehearsed in: a lab of its own (tests/lab/up: OpenBao, etcd,
+ * kube-apiserver, kube-controller-manager; its own because the guide's names are cluster-wide:
+ * namespaces vault and istio-system, a ClusterRoleBinding, the Vault mount asm-c1), a SoftHSM2
+ * token made with pkcs11-tool holding the root CA's key, and stand-ins for what cannot run here:
+ * <ul>
+ * <li>four Nodes (as kubelets would register them: 4 vCPU, 16 GiB, an InternalIP each);
+ * <li>an application namespace with a Deployment, running before the mesh, as in the guide;
+ * <li>the release: no internet, and only Google can sign an archive the guide's key accepts,
+ *     so a release tree is put where fetch-release extracts it, with a stand-in istioctl;
+ * <li>istioctl: records its arguments, creates with kubectl what later steps look at (istiod's
+ *     Deployment, its service account, the ingress gateway Service) and gives up waiting as the
+ *     guide expects with WAIT_FOR_RESOURCES_TIMEOUT=10s;
+ * <li>istiod ({@link IstiodStandIn}): when install-asm has run it writes Secret
+ *     istio-ca-cert-csr under the KEK and reports 2/3 ready; when upload-chain has run it loads
+ *     Secret istio-ca-cert as istiod and its HSM plugin would and reports 3/3;
+ * <li>the Vault CLI: OpenBao's {@code bao}, which takes the same commands.
+ * </ul>
+ * The values the runbooks' manual blocks ask the operator for come from {@link #answers()}.
+ */
+final class RunbookLab implements AutoCloseable {
+    static final String APP_NAMESPACE = "bookinfo", ROOT_TOKEN = "asm-root", ROOT_KEY_LABEL = "asm-root-ca", TRUST_DOMAIN = "cluster.local";
+
+    final Path dir, work, labDir;
+    final Map<String, String> labEnv;
+    final SoftHsmToken token;
+    final Path rootCert;
+    final KubernetesClient admin;
+    final List<String> notes = new ArrayList<>();
+    private IstiodStandIn istiod;
+    private final boolean keep;
+
+    private RunbookLab(Path dir, Path labDir, Map<String, String> labEnv, boolean keep) throws Exception {
+        this.dir = dir;
+        this.labDir = labDir;
+        this.labEnv = labEnv;
+        this.keep = keep;
+        this.work = Files.createDirectories(dir.resolve("work"));
+        this.admin = new Lab(Cli.repo(), labEnv).client(Path.of(labEnv.get("KUBECONFIG")));
+        Path hsm = Files.createDirectories(dir.resolve("hsm"));
+        this.token = SoftHsmToken.create(hsm);
+        // The security administrator's slot, beside istiod's on the same HSM: the root key, never in istiod's slot.
+        token.tool("--init-token", "--slot-index", "1", "--label", ROOT_TOKEN, "--so-pin", "env:SO_PIN");
+        token.tool("--token-label", ROOT_TOKEN, "--login", "--login-type", "so", "--so-pin", "env:SO_PIN", "--init-pin", "--new-pin", "env:USER_PIN");
+        this.rootCert = SignCsrTest.opensslRoot(hsm, "root-ca", "/O=Example Corp/CN=Example Root CA", "rsa", 3650);
+        token.tool("--token-label", ROOT_TOKEN, "--login", "--pin", "env:USER_PIN", "--write-object", hsm.resolve("root-ca.key").toString(),
+                "--type", "privkey", "--label", ROOT_KEY_LABEL, "--id", "0a01", "--usage-sign");
+        Files.delete(hsm.resolve("root-ca.key"));
+        notes.add("HSM: SoftHSM2 tokens made by pkcs11-tool: '" + token.label + "' for istiod, '" + ROOT_TOKEN
+                + "' holding the root CA's key '" + ROOT_KEY_LABEL + "' (made by openssl)");
+    }
+
+    /** Starts a lab of its own. {@code keep}: leave it and the files running after the test, to look around. */
+    static RunbookLab start(boolean keep) throws Exception {
+        Path dir = Files.createTempDirectory("asm-runbook");
+        Path labDir = dir.resolve("lab");
+        Map<String, String> env = Lab.parseEnv(Lab.run(List.of(Cli.repo().resolve("tests/lab/up").toString()),
+                Map.of("ASM_LAB_DIR", labDir.toString())));
+        try {
+            RunbookLab lab = new RunbookLab(dir, labDir, env, keep);
+            lab.prepare();
+            return lab;
+        } catch (Exception | Error e) {
+            Lab.run(List.of(Cli.repo().resolve("tests/lab/down").toString(), labDir.toString()), Map.of());
+            throw e;
+        }
+    }
+
+    private void prepare() throws Exception {
+        for (int i = 0; i < 4; i++) {
+            String name = "lab-node-" + (i + 1);
+            admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(name).addToLabels("kubernetes.io/hostname", name).endMetadata()
+                    .withNewStatus().addToCapacity(Map.of("cpu", new Quantity("4"), "memory", new Quantity("16Gi"), "pods", new Quantity("110")))
+                    .addToAllocatable(Map.of("cpu", new Quantity("4"), "memory", new Quantity("16Gi"), "pods", new Quantity("110")))
+                    .addNewAddress().withType("InternalIP").withAddress("192.168.0." + (10 + i)).endAddress()
+                    .addNewCondition().withType("Ready").withStatus("True").withReason("KubeletReady").withMessage("runbook test stand-in")
+                    .withLastHeartbeatTime(Instant.now().toString()).withLastTransitionTime(Instant.now().toString()).endCondition()
+                    .endStatus().build()).create();
+        }
+        notes.add("nodes: 4 stand-in Nodes, 4 vCPU and 16 GiB each, InternalIP 192.168.0.10-13 (no kubelets)");
+
+        admin.namespaces().resource(Kube.namespace(APP_NAMESPACE)).create();
+        Map<String, String> app = Map.of("app", "details");
+        admin.apps().deployments().inNamespace(APP_NAMESPACE).resource(new DeploymentBuilder().withNewMetadata().withName("details")
+                .withLabels(app).endMetadata().withNewSpec().withReplicas(1).withNewSelector().withMatchLabels(app).endSelector()
+                .withNewTemplate().withNewMetadata().withLabels(app).endMetadata().withNewSpec().addNewContainer().withName("details")
+                .withImage("docker.io/istio/examples-bookinfo-details-v1:1.16.2").endContainer().endSpec().endTemplate().endSpec()
+                .build()).create();
+        admin.services().inNamespace(APP_NAMESPACE).resource(new ServiceBuilder().withNewMetadata().withName("details").endMetadata()
+                .withNewSpec().withSelector(app).addNewPort().withName("http").withPort(9080).endPort().endSpec().build()).create();
+        notes.add("application: namespace " + APP_NAMESPACE + " with Deployment and Service details, there before the mesh");
+
+        String version = admin.getKubernetesVersion().getGitVersion().replaceFirst("^v(\\d+\\.\\d+).*", "$1");
+        Files.writeString(dir.resolve("supported-versions.txt"), "# the lab's Kubernetes, newer than GKE on VMware of ASM 1.9's time\n" + version + "\n");
+        notes.add("preflight: ASM_SUPPORTED_VERSIONS lists the lab's Kubernetes " + version);
+
+        Path creds = Files.createDirectories(dir.resolve("hsm-credential"));
+        for (String name : List.of("client", "server"))
+            SignCsrTest.run(creds, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", name + ".key", "-out", name + ".pem", "-days", "30", "-subj", "/CN=asm-lab HSM " + name);
+        Files.setPosixFilePermissions(creds.resolve("client.key"), PosixFilePermissions.fromString("rw-------"));
+        notes.add("HSM mTLS files: client and server certificates made by openssl");
+
+        Path release = work.resolve(Release.topDir(Release.DEFAULT_VERSION));
+        Files.createDirectories(release.resolve("manifests/profiles"));
+        Files.createDirectories(release.resolve("samples"));
+        Files.writeString(release.resolve("manifests/profiles/asm-multicloud.yaml"), "# stand-in profile of the runbook test\n");
+        Path istioctl = Files.createDirectories(release.resolve("bin")).resolve("istioctl");
+        Files.writeString(istioctl, ISTIOCTL);
+        Files.setPosixFilePermissions(istioctl, PosixFilePermissions.fromString("rwxr-xr-x"));
+        notes.add("release: " + work.relativize(release) + "/ in place, with a stand-in bin/istioctl (no internet here; only Google signs releases)");
+
+        Path bin = Files.createDirectories(dir.resolve("bin"));
+        Files.createSymbolicLink(bin.resolve("vault"), Path.of(labEnv.get("LAB_BIN"), "bao"));
+        notes.add("vault CLI: OpenBao's bao");
+    }
+
+    /** The first `jbang asm@org` goes through JBang, later ones run the compiled classes (RUNBOOK_JBANG=all: every one through JBang). */
+    void jbangShim(String realJbang, boolean allThroughJbang) throws IOException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        String shim = "#!/usr/bin/env bash\n"
+                + "# The runbook test's jbang: the first `jbang asm@org` is the real JBang (it proves the runbooks' command form);\n"
+                + "# later ones run the classes under test directly, with the same JVM options, for speed.\n"
+                + "if [[ ${1:-} == asm@org && -e " + RunbookShell.quote(dir.resolve("jbang-used").toString()) + " && "
+                + (allThroughJbang ? "false" : "true") + " ]]; then\n"
+                + "  shift\n"
+                + "  exec " + RunbookShell.quote(java) + " -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
+                + " --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED -cp " + RunbookShell.quote(Cli.classpath())
+                + " asmhsm.Asm \"$@\"\n"
+                + "fi\n"
+                + "[[ ${1:-} == asm@org ]] && touch " + RunbookShell.quote(dir.resolve("jbang-used").toString()) + "\n"
+                + "exec " + RunbookShell.quote(realJbang) + " \"$@\"\n";
+        Path file = dir.resolve("bin/jbang");
+        Files.writeString(file, shim);
+        Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rwxr-xr-x"));
+    }
+
+    /** What a terminal of the operator has before the first runbook: the lab's settings (as `eval "$(tests/lab/up)"`) and the HSM token. */
+    Map<String, String> environment() {
+        Map<String, String> env = new LinkedHashMap<>();
+        for (String k : List.of("HOME", "USER", "LANG", "LC_ALL", "JAVA_HOME", "TERM"))
+            if (System.getenv(k) != null) env.put(k, System.getenv(k));
+        env.put("PATH", dir.resolve("bin") + ":" + System.getenv("PATH"));
+        env.putAll(labEnv);
+        env.putAll(token.env());
+        env.put("ASM_SUPPORTED_VERSIONS", dir.resolve("supported-versions.txt").toString());
+        return env;
+    }
+
+    /** The lab's answers to the manual blocks: the values an operator fills in for their own site. */
+    Map<String, String> answers() {
+        Map<String, String> a = new LinkedHashMap<>();
+        a.put("CLUSTER_SUFFIX", "c1");
+        a.put("ASM_WORK", work.toString());
+        a.put("USER_ACCOUNT", "asm-lab-admin");
+        a.put("ROOT_CERT", rootCert.toString());
+        a.put("ROOT_P11_TOKEN", ROOT_TOKEN);
+        a.put("ROOT_P11_PIN_FILE", token.pinFile.toString()); // the lab gives both slots one PIN
+        a.put("ROOT_KEY_LABEL", ROOT_KEY_LABEL);
+        a.put("HSM_CLIENT_CERT", dir.resolve("hsm-credential/client.pem").toString());
+        a.put("HSM_CLIENT_KEY", dir.resolve("hsm-credential/client.key").toString());
+        a.put("HSM_SERVER_CERT", dir.resolve("hsm-credential/server.pem").toString());
+        a.put("NAMESPACE", APP_NAMESPACE);
+        a.put("INGRESS_IP", "203.0.113.1");
+        return a;
+    }
+
+    /** Variables of manual blocks that the lab leaves unset on purpose, and why. */
+    static final Map<String, String> NOT_IN_THE_LAB = Map.of(
+            "ChrystokiConfigurationPath", "a Luna client setting; SoftHSM2 reads SOFTHSM2_CONF instead");
+
+    // ------------------------------------------------------------------ istiod
+
+    /** istiod starts: its pod runs, the HSM plugin encrypts a new CSR under the KEK into istio-ca-cert-csr, discovery waits. */
+    String istiodStarts(String kekId) throws Exception {
+        List<Deployment> deps = admin.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
+        if (deps.isEmpty()) throw new AssertionError("install-asm left no istiod Deployment in " + Kube.ISTIO_NAMESPACE);
+        StringBuilder said = new StringBuilder();
+        if (Istio.istiodPods(admin).isEmpty()) { // the lab's controller-manager may not turn Deployments into pods
+            Deployment d = deps.get(0);
+            admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
+                    .withName(d.getMetadata().getName() + "-6d8f7c9b5-lab01").withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
+                    .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
+            said.append("created istiod's pod from its Deployment; ");
+        }
+        KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
+        g.initialize(2048);
+        istiod = IstiodStandIn.start(token.env(), kekId, TRUST_DOMAIN, g.generateKeyPair());
+        istiod.writeSecret(admin, Kube.ISTIO_NAMESPACE);
+        setReady(Map.of("discovery", false, "hsm-plugin", true, "vaultclient", true));
+        return said + "wrote Secret istio-ca-cert-csr (KEK " + kekId + ", trust domain " + TRUST_DOMAIN + "); pod 2/3 ready, discovery waits for its CA";
+    }
+
+    /** istiod finds Secret istio-ca-cert: loads it as istiod and its plugin would (throws if it would refuse it), then is 3/3. */
+    String istiodLoadsChain() throws Exception {
+        if (istiod == null) throw new AssertionError("upload-chain ran before istiod started");
+        var ca = istiod.loadChain(admin, Kube.ISTIO_NAMESPACE, token, Hsm.DEFAULT_CA_ID);
+        setReady(Map.of("discovery", true, "hsm-plugin", true, "vaultclient", true));
+        return "loaded istio-ca-cert: CA '" + Pki.goName(Pki.subjectDer(ca)) + "' verifies against the HSM's root and matches istiod's key; pod 3/3 ready";
+    }
+
+    private void setReady(Map<String, Boolean> ready) {
+        String now = Instant.now().toString();
+        for (Pod p : Istio.istiodPods(admin)) {
+            List<ContainerStatus> statuses = new ArrayList<>();
+            for (var c : p.getSpec().getContainers())
+                statuses.add(new ContainerStatusBuilder().withName(c.getName()).withImage(c.getImage()).withImageID("")
+                        .withReady(ready.getOrDefault(c.getName(), true)).withStarted(true).withRestartCount(0)
+                        .withNewState().withNewRunning().withStartedAt(now).endRunning().endState().build());
+            boolean all = statuses.stream().allMatch(ContainerStatus::getReady);
+            admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(p.getMetadata().getName()).editStatus(q -> new PodBuilder(q)
+                    .editOrNewStatus().withPhase("Running").withConditions().addNewCondition().withType("Ready").withStatus(all ? "True" : "False")
+                    .endCondition().withContainerStatuses(statuses).endStatus().build());
+        }
+    }
+
+    @Override
+    public void close() {
+        admin.close();
+        if (keep) return;
+        Lab.run(List.of(Cli.repo().resolve("tests/lab/down").toString(), labDir.toString()), Map.of());
+        try {
+            Release.deleteTree(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * The stand-in istioctl (bash and kubectl). `install` without -y asks, as istioctl does, so a
+     * runbook that forgets -y fails here (standard input is empty) instead of waiting in a terminal.
+     */
+    static final String ISTIOCTL = """
+            #!/usr/bin/env bash
+            # Stand-in istioctl of the asm-hsm runbook test (pods cannot run in the lab: no kubelet).
+            # Records its arguments in ../istioctl-calls.log; `install` creates with kubectl what the
+            # asm-multicloud profile creates that later steps look at, then gives up waiting for
+            # istiod as the guide expects, after WAIT_FOR_RESOURCES_TIMEOUT.
+            set -euo pipefail
+            here=$(cd "$(dirname "$0")/.." && pwd)
+            printf '%q ' "$@" >> "$here/istioctl-calls.log"; echo >> "$here/istioctl-calls.log"
+            case "${1:-}" in
+              version) echo "1.9.8-asm.6 (runbook test stand-in)"; exit 0 ;;
+              install) shift ;;
+              *) echo "Error: the stand-in istioctl plays only 'install' and 'version'" >&2; exit 64 ;;
+            esac
+            declare -A set=()
+            yes=no
+            while (( $# )); do
+              case "$1" in
+                --set) set[${2%%=*}]=${2#*=}; shift 2 ;;
+                -y|--skip-confirmation) yes=yes; shift ;;
+                *) shift ;;
+              esac
+            done
+            for want in profile=asm-multicloud values.hsm.enabled=true values.global.jwtPolicy=first-party-jwt; do
+              [[ ${set[${want%%=*}]:-} == "${want#*=}" ]] || { echo "Error: the guide's install sets $want" >&2; exit 1; }
+            done
+            for key in revision values.hsm.hsmKEKID values.hsm.hsmSlotLabel values.hsm.hsmPluginImage values.hsm.vaultClientImage \\
+                       values.hsm.vaultAddr values.hsm.vaultAuthPath values.hsm.vaultAuthRole values.hsm.vaultSecretPath; do
+              [[ -n ${set[$key]:-} ]] || { echo "Error: the guide's install sets $key" >&2; exit 1; }
+            done
+            if [[ $yes != yes ]]; then
+              printf 'This will install the Istio %s profile with ["Istio core" "Istiod" "Ingress gateways"] components into the cluster. Proceed? (y/N) ' "${set[profile]}"
+              read -r answer || answer=
+              [[ $answer == y* ]] || { echo "Cancelled."; exit 1; }
+            fi
+            rev=${set[revision]}
+            kubectl apply --server-side --field-manager=istioctl -f - >/dev/null <<YAML
+            apiVersion: v1
+            kind: ServiceAccount
+            metadata: {name: istiod-service-account, namespace: istio-system}
+            ---
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata:
+              name: istiod-$rev
+              namespace: istio-system
+              labels: {app: istiod, istio.io/rev: "$rev", istio: pilot}
+            spec:
+              replicas: 1
+              selector: {matchLabels: {app: istiod, istio.io/rev: "$rev"}}
+              template:
+                metadata: {labels: {app: istiod, istio.io/rev: "$rev", istio: istiod}}
+                spec:
+                  serviceAccountName: istiod-service-account
+                  containers:
+                  - name: discovery
+                    image: "gcr.io/gke-release/asm/pilot:1.9.8-asm.6"
+                  - name: hsm-plugin
+                    image: "${set[values.hsm.hsmPluginImage]}"
+                    env:
+                    - {name: P11_TOKEN, value: "${set[values.hsm.hsmSlotLabel]}"}
+                    - {name: KEK_ID, value: "${set[values.hsm.hsmKEKID]}"}
+                  - name: vaultclient
+                    image: "${set[values.hsm.vaultClientImage]}"
+                    env:
+                    - {name: VAULT_ADDR, value: "${set[values.hsm.vaultAddr]}"}
+                    - {name: VAULT_AUTH_PATH, value: "${set[values.hsm.vaultAuthPath]}"}
+                    - {name: VAULT_SECRET_PATH, value: "${set[values.hsm.vaultSecretPath]}"}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: istio-ingressgateway
+              namespace: istio-system
+              labels: {app: istio-ingressgateway, istio: ingressgateway}
+            spec:
+              type: LoadBalancer
+              selector: {app: istio-ingressgateway, istio: ingressgateway}
+              ports:
+              - {name: status-port, port: 15021, targetPort: 15021, protocol: TCP}
+              - {name: http2, port: 80, targetPort: 8080, protocol: TCP}
+              - {name: https, port: 443, targetPort: 8443, protocol: TCP}
+              - {name: tls, port: 15443, targetPort: 15443, protocol: TCP}
+            YAML
+            wait=${WAIT_FOR_RESOURCES_TIMEOUT:-300s}
+            echo "✔ Istio core installed"
+            echo "✘ Istiod encountered an error: failed to wait for resource: resources not ready after $wait: timed out waiting for the condition"
+            echo "Deployment/istio-system/istiod-$rev"
+            echo "✘ Ingress gateways encountered an error: failed to wait for resource: resources not ready after $wait: timed out waiting for the condition"
+            echo "- Pruning removed resources"
+            echo "Error: failed to install manifests: errors occurred during operation"
+            exit 1
+            """;
+}

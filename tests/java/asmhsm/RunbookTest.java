@@ -1,0 +1,199 @@
+package asmhsm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * The runbooks, run for real: every ```sh run block of runbooks/01..12, in order, pasted into
+ * one shell session against a lab of its own (RunbookLab: OpenBao, kube-apiserver, SoftHSM2,
+ * stand-ins for istioctl, istiod and the kubelets). A block's ```text output must match what
+ * it printed. Nothing is skipped silently: cluster-only blocks are listed with their reason,
+ * manual blocks with the lab's values for what they set. Then `status` must report every line
+ * done, and every run block is pasted a second time, as operators do after an interruption:
+ * each must succeed again.
+ *
+ * <p>-Drunbook.keep=true leaves the lab and the work directory running afterwards;
+ * RUNBOOK_JBANG=all sends every `jbang asm@org` through JBang (default: only the first).
+ */
+class RunbookTest {
+    static final long BLOCK_TIMEOUT_SECONDS = 900; // the first block may build the asm script with JBang
+
+    RunbookLab lab;
+    RunbookShell shell;
+    final Set<String> ran = new LinkedHashSet<>(), clusterOnly = new LinkedHashSet<>();
+    int runBlocks, skippedBlocks, manualBlocks;
+    boolean istiodStarted, istiodLoaded;
+
+    @Test
+    void runbooksRunEndToEndInTheLab() throws Exception {
+        String realJbang = Cli.run(List.of("bash", "-c", "command -v jbang"), null, null, null).stdout().strip();
+        assertThat(realJbang).as("jbang on PATH (tests/install)").isNotEmpty();
+        assertThat(Cli.run(List.of("bash", "-c", "command -v kubectl"), null, null, null).exit())
+                .as("kubectl on PATH: the runbooks cross-check with the guide's own tool").isZero();
+        boolean keep = Boolean.getBoolean("runbook.keep");
+        try (RunbookLab l = RunbookLab.start(keep)) {
+            lab = l;
+            lab.jbangShim(realJbang, "all".equals(System.getenv("RUNBOOK_JBANG")));
+            say("The lab (stand-ins for what cannot run here):");
+            lab.notes.forEach(n -> say("  - " + n));
+            shell = new RunbookShell(lab.dir.resolve("shell"), lab.environment(), lab.dir);
+
+            for (Runbook book : Runbook.all("")) {
+                say("\n=================== runbooks/" + book.file);
+                for (Runbook.Block b : book.blocks) if (b.shell()) paste(book, b);
+            }
+            assertThat(istiodStarted).as("a run block ran install-asm, after which istiod starts").isTrue();
+            assertThat(istiodLoaded).as("a run block ran upload-chain, after which istiod loads its CA").isTrue();
+            statusIsAllDone();
+
+            say(String.format("%n%d blocks ran, %d cluster-only blocks skipped, %d manual blocks answered by the lab.",
+                    runBlocks, skippedBlocks, manualBlocks));
+            clusterOnly.removeAll(ran);
+            say("Steps run: " + String.join(", ", ran));
+            say("Steps only in cluster-only blocks (they read pod logs or exec into pods): " + String.join(", ", clusterOnly));
+            assertThat(ran).as("every step but those that need a real cluster ran")
+                    .containsAll(LayoutTest.steps().stream().filter(s -> !clusterOnly.contains(s)).toList());
+
+            say("\n=================== every run block pasted again");
+            for (Runbook book : Runbook.all(""))
+                for (Runbook.Block b : book.blocks) {
+                    if (!b.run()) continue;
+                    RunbookShell.Result r = shell.run(b.text(), BLOCK_TIMEOUT_SECONDS);
+                    say(String.format("  %-32s exit %d  %s", b.where(), r.exit(), firstLine(r.output())));
+                    assertThat(r.exit()).as("%s pasted a second time failed:%n%s", b.where(), r.output()).isZero();
+                }
+            statusIsAllDone();
+            if (keep) say("\nKept: the lab (source " + lab.labDir.resolve("env") + "; tests/lab/down " + lab.labDir + ") and " + lab.work);
+        }
+    }
+
+    /** One block, as its mark says. */
+    void paste(Runbook book, Runbook.Block b) throws Exception {
+        say("\n--- " + b.where() + "  " + b.heading() + "  [" + b.mark() + "]");
+        say(indent(b.text().stripTrailing(), "  $ "));
+        switch (b.mark()) {
+            case Runbook.CLUSTER_ONLY -> {
+                skippedBlocks++;
+                say("  SKIPPED, cluster-only: " + b.reason());
+                b.commands().forEach(c -> clusterOnly.add(c.step()));
+            }
+            case Runbook.MANUAL -> {
+                manualBlocks++;
+                say("  MANUAL: " + b.reason());
+                answer(b);
+            }
+            case Runbook.RUN -> {
+                runBlocks++;
+                RunbookShell.Result r = shell.run(b.text(), BLOCK_TIMEOUT_SECONDS);
+                if (!r.output().isBlank()) say(indent(r.output().stripTrailing(), "  | "));
+                say("  exit " + r.exit() + " in " + r.millis() + " ms");
+                assertThat(r.exit()).as("%s (%s) failed; its output is above:%n%s", b.where(), b.heading(), r.output()).isZero();
+                Runbook.Block expected = book.outputOf(b);
+                if (expected != null)
+                    assertThat(outputMismatch(expected.text(), r.output()))
+                            .as("%s: the output shown at %s is not what the block printed", b.where(), expected.where()).isNull();
+                for (Runbook.Command c : b.commands()) {
+                    ran.add(c.step());
+                    boolean real = !c.args().contains("--dry-run") && !c.args().contains("--print");
+                    if (real && c.step().equals("install-asm")) {
+                        say("  ISTIOD (stand-in) starts: " + lab.istiodStarts(shell.variable("KEK_ID")));
+                        istiodStarted = true;
+                    }
+                    if (real && c.step().equals("upload-chain")) {
+                        say("  ISTIOD (stand-in) finds its CA: " + lab.istiodLoadsChain());
+                        istiodLoaded = true;
+                    }
+                }
+            }
+            default -> throw new AssertionError(b.where() + ": unknown mark " + b.mark());
+        }
+    }
+
+    /** A manual block: the operator types their own values; the lab answers with its values, exported in the session. */
+    void answer(Runbook.Block b) {
+        Map<String, String> answers = lab.answers(), env = lab.environment();
+        StringBuilder exports = new StringBuilder();
+        for (String name : b.exports()) {
+            if (answers.containsKey(name)) {
+                exports.append("export ").append(name).append('=').append(RunbookShell.quote(answers.get(name))).append('\n');
+                say("  lab: " + name + "=" + answers.get(name));
+            } else if (env.containsKey(name)) {
+                say("  lab: " + name + " is set by tests/lab/up: " + env.get(name));
+            } else if (RunbookLab.NOT_IN_THE_LAB.containsKey(name)) {
+                say("  lab: " + name + " stays unset: " + RunbookLab.NOT_IN_THE_LAB.get(name));
+            } else {
+                throw new AssertionError(b.where() + ": the manual block sets " + name + ", for which the lab has no value (RunbookLab.answers)");
+            }
+        }
+        if (exports.length() > 0) {
+            RunbookShell.Result r = shell.run(exports.toString(), 30);
+            assertThat(r.exit()).as(r.output()).isZero();
+        }
+    }
+
+    /** `status --json`: every line of the checklist done. */
+    void statusIsAllDone() throws Exception {
+        RunbookShell.Result status = shell.run("jbang asm@org status --json 2>status.err", 300);
+        JsonNode doc = JsonMapper.builder().build().readTree(status.output());
+        say("\n=================== status");
+        List<String> notDone = new ArrayList<>();
+        for (JsonNode line : doc.path("checks")) {
+            say(String.format("  %-8s %-36s %s", line.path("state").asString(), line.path("name").asString(), line.path("detail").asString()));
+            if (!"done".equals(line.path("state").asString())) notDone.add(line.path("name").asString() + ": " + line.path("detail").asString());
+        }
+        assertThat(doc.path("checks").size()).as("status lines").isGreaterThan(10);
+        assertThat(notDone).as("status lines not done after the runbooks ran").isEmpty();
+        assertThat(status.exit()).isZero();
+    }
+
+    /**
+     * Null when every line of {@code expected} was printed (each by its own line of {@code actual},
+     * in any order: steps list HSM objects, for one, in the order the HSM returns them); in an
+     * expected line {@code <...>} stands for any text, a line "..." for nothing (a reminder that
+     * lines are left out) and a run of spaces for any spacing. Else the first line not printed.
+     */
+    static String outputMismatch(String expected, String actual) {
+        List<String> lines = new ArrayList<>();
+        for (String raw : actual.split("\n")) // a terminal shows what follows the last carriage return
+            lines.add(raw.substring(raw.lastIndexOf('\r') + 1).replaceAll("\u001b\\[[0-9;]*[A-Za-z]", "").strip());
+        for (String want : expected.split("\n")) {
+            String w = want.strip();
+            if (w.isEmpty() || w.equals("...")) continue;
+            StringBuilder re = new StringBuilder();
+            for (String part : w.split("<[^<>]+>", -1)) {
+                if (re.length() > 0) re.append(".*?");
+                String[] words = part.split("\\s+", -1);
+                for (int i = 0; i < words.length; i++) re.append(i > 0 ? "\\s+" : "").append(Pattern.quote(words[i]));
+            }
+            Pattern p = Pattern.compile(re.toString());
+            int found = -1;
+            for (int i = 0; i < lines.size() && found < 0; i++) if (p.matcher(lines.get(i)).matches()) found = i;
+            if (found < 0) return "not printed: " + w;
+            lines.remove(found);
+        }
+        return null;
+    }
+
+    void say(String s) {
+        System.out.println(s);
+    }
+
+    static String indent(String text, String prefix) {
+        return prefix + text.replace("\n", "\n" + prefix);
+    }
+
+    static String firstLine(String output) {
+        for (String l : output.split("\n"))
+            if (!l.isBlank() && !l.startsWith("SLF4J") && !l.contains("[warning][cds]")) return l.strip();
+        return "";
+    }
+}
