@@ -184,7 +184,7 @@ class Preflight extends Step {
     }
 
     static BigDecimal amount(Quantity q) {
-        return q == null ? BigDecimal.ZERO : Quantity.getAmountInBytes(q);
+        return q == null ? BigDecimal.ZERO : q.getNumericalAmount();
     }
 
     static String gb(BigDecimal bytes) {

@@ -100,7 +100,13 @@ class PreflightTest {
     }
 
     static JsonNode check(Cli.Result r, String name) {
-        for (JsonNode c : JSON.readTree(r.stdout()).get("checks")) if (c.get("name").asString().equals(name)) return c;
+        JsonNode checks;
+        try {
+            checks = JSON.readTree(r.stdout()).get("checks");
+        } catch (RuntimeException e) {
+            throw new AssertionError("not one JSON result: " + r, e);
+        }
+        if (checks != null) for (JsonNode c : checks) if (c.get("name").asString().equals(name)) return c;
         throw new AssertionError("no check " + name + " in " + r);
     }
 
@@ -204,6 +210,21 @@ class PreflightTest {
                 .contains("create clusterrolebindings.rbac.authorization.k8s.io  (grant-admin, k8s-vault-prep)",
                         "create secrets in istio-system  (upload-chain)", "create pods/exec (all namespaces)  (verify-mtls)");
         assertThat(Cli.asm(env, "preflight", "--skip", "everything").exit()).isEqualTo(2);
+    }
+
+    /** JBang ships lib/supported-versions.txt with the scripts (//FILES): both ways operators run preflight read it. */
+    @Test
+    @ExtendWith(LabExtension.class)
+    void underJbangTheToolkitsOwnVersionListIsUsed(Lab lab) {
+        Map<String, String> env = Map.of("KUBECONFIG", lab.kubeconfig().toString());
+        String skip = "nodes,permissions,ports,hsm,vault";
+        Cli.Result script = Cli.run(List.of("jbang", "--quiet", Cli.repo().resolve("scripts/preflight.java").toString(),
+                "--skip", skip, "--json"), env, tmp, null);
+        assertThat(script.exit()).as(script.toString()).isEqualTo(1);
+        assertThat(check(script, "version").get("detail").asString()).contains("is not in the supported list (1.18, 1.19, 1.20)");
+        Cli.Result asm = Cli.run(List.of("jbang", "--quiet", "asm@org", "preflight", "--skip", skip), env, tmp, null);
+        assertThat(asm.exit()).as(asm.toString()).isEqualTo(1);
+        assertThat(asm.stdout()).containsPattern("FAIL\\s+version\\s+server v\\S+ is not in the supported list \\(1\\.18, 1\\.19, 1\\.20\\)");
     }
 
     @Test
