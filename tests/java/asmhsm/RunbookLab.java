@@ -195,6 +195,40 @@ final class RunbookLab implements AutoCloseable {
 
     // ------------------------------------------------------------------ istiod
 
+    /**
+     * The guide's `istioctl install` line ("Instale Anthos Service Mesh"), its ${VARIABLES} filled in
+     * from the session: the stand-in istioctl must have been called with exactly these settings.
+     */
+    static final List<String> GUIDE_INSTALL = List.of("install", "--set", "profile=asm-multicloud", "--set", "revision=asm-198-6",
+            "--set", "values.hsm.enabled=true", "--set", "values.hsm.hsmKEKID=${KEK_ID}",
+            "--set", "values.hsm.hsmPluginImage=${HSM_PLUGIN_IMAGE}", "--set", "values.hsm.hsmSlotLabel=${HSM_SLOT_LABEL}",
+            "--set", "values.hsm.vaultClientImage=${VAULT_CLIENT_IMAGE}", "--set", "values.hsm.vaultAddr=${VAULT_ADDR}",
+            "--set", "values.hsm.vaultAuthPath=auth/${HSM_SECRET_PATH}/login", "--set", "values.hsm.vaultAuthRole=istiod",
+            "--set", "values.hsm.vaultAuthJwtPath=/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "--set", "values.hsm.vaultSecretPath=${HSM_SECRET_PATH}", "--set", "values.global.jwtPolicy=first-party-jwt");
+
+    /** The stand-in istioctl's last call, word by word, against the guide's line with the session's values. */
+    String istioctlCalledAsTheGuideSays(RunbookShell shell) throws IOException {
+        List<String> calls = Files.readAllLines(work.resolve(Release.topDir(Release.DEFAULT_VERSION)).resolve("istioctl-calls.log"));
+        List<String> called = new ArrayList<>(List.of(calls.get(calls.size() - 1).strip().split(" ")));
+        called.remove("-y");
+        List<String> expected = new ArrayList<>();
+        for (String word : GUIDE_INSTALL) {
+            var m = java.util.regex.Pattern.compile("\\$\\{([A-Z_]+)}").matcher(word);
+            StringBuilder filled = new StringBuilder();
+            while (m.find()) {
+                String value = shell.variable(m.group(1));
+                if (value.isEmpty()) throw new AssertionError("$" + m.group(1) + " is not set in the session when istioctl ran");
+                m.appendReplacement(filled, java.util.regex.Matcher.quoteReplacement(value));
+            }
+            m.appendTail(filled);
+            expected.add(filled.toString());
+        }
+        if (!called.equals(expected))
+            throw new AssertionError("istioctl was called as\n  " + String.join(" ", called) + "\nnot as the guide says\n  " + String.join(" ", expected));
+        return "istioctl install ran with the guide's " + (expected.size() - 1) / 2 + " settings and this session's values";
+    }
+
     /** istiod starts: its pod runs, the HSM plugin encrypts a new CSR under the KEK into istio-ca-cert-csr, discovery waits. */
     String istiodStarts(String kekId) throws Exception {
         List<Deployment> deps = admin.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
@@ -205,7 +239,7 @@ final class RunbookLab implements AutoCloseable {
             admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
                     .withName(d.getMetadata().getName() + "-6d8f7c9b5-lab01").withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
                     .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
-            said.append("created istiod's pod from its Deployment; ");
+            said.append("created istiod's pod from its Deployment's template (the lab's controller-manager made none); ");
         }
         KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
         g.initialize(2048);

@@ -105,6 +105,7 @@ class RunbookTest {
                     ran.add(c.step());
                     boolean real = !c.args().contains("--dry-run") && !c.args().contains("--print");
                     if (real && c.step().equals("install-asm")) {
+                        say("  ISTIOCTL (stand-in): " + lab.istioctlCalledAsTheGuideSays(shell));
                         say("  ISTIOD (stand-in) starts: " + lab.istiodStarts(shell.variable("KEK_ID")));
                         istiodStarted = true;
                     }
