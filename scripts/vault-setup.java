@@ -48,7 +48,15 @@ class VaultSetup extends Step {
     boolean rewriteJwt;
 
     /** One write the plan needs: what the operator reads, the path, and what the token must be allowed there. */
-    record Change(String doing, String done, String path, boolean sudo, Map<String, Object> body) {}
+    record Change(String doing, String path, boolean sudo, Map<String, Object> body) {
+        /** "enable x" -> "enabled x": what the change says once made. */
+        String done() {
+            int sp = doing.indexOf(' ');
+            String verb = doing.substring(0, sp);
+            return Map.of("enable", "enabled", "write", "wrote", "update", "updated", "tune", "tuned", "replace", "replaced")
+                    .getOrDefault(verb, verb) + doing.substring(sp);
+        }
+    }
 
     @Override
     protected void run() throws Exception {
@@ -83,7 +91,6 @@ class VaultSetup extends Step {
         if (m.isMissingNode()) m = null;
         if (m == null) {
             plan.add(new Change("enable kv (version 1) secrets engine at " + mount + "/, max-lease-ttl " + Vault.MAX_LEASE_TTL,
-                    "enabled kv (version 1) secrets engine at " + mount + "/, max-lease-ttl " + Vault.MAX_LEASE_TTL,
                     "sys/mounts/" + mount, false, Map.of("type", "kv", "options", Map.of("version", "1"),
                             "config", Map.of("max_lease_ttl", Vault.MAX_LEASE_TTL))));
         } else {
@@ -95,7 +102,6 @@ class VaultSetup extends Step {
             long ttl = m.path("config").path("max_lease_ttl").asLong(0);
             if (ttl != MAX_LEASE_TTL_SECONDS)
                 plan.add(new Change("tune " + mount + "/ max-lease-ttl from " + ttl + "s to " + Vault.MAX_LEASE_TTL,
-                        "tuned " + mount + "/ max-lease-ttl from " + ttl + "s to " + Vault.MAX_LEASE_TTL,
                         "sys/mounts/" + mount + "/tune", false, Map.of("max_lease_ttl", Vault.MAX_LEASE_TTL)));
             else out.say("%s/ already kv version 1 with max-lease-ttl %s", mount, Vault.MAX_LEASE_TTL);
         }
@@ -106,11 +112,11 @@ class VaultSetup extends Step {
         hsm.forEach((key, value) -> { if (stored == null || !value.equals(stored.path(key).asString(null))) differ.add(key); });
         if (stored != null) stored.propertyNames().forEach(key -> { if (!hsm.containsKey(key)) differ.add(key + " (removed)"); });
         if (stored == null)
-            plan.add(new Change("write " + secretPath + " (" + String.join(", ", hsm.keySet()) + ")",
-                    "wrote " + secretPath + " (" + String.join(", ", hsm.keySet()) + ")", secretPath, false, new LinkedHashMap<>(hsm)));
+            plan.add(new Change("write " + secretPath + " (" + String.join(", ", hsm.keySet()) + ")", secretPath, false,
+                    new LinkedHashMap<>(hsm)));
         else if (!differ.isEmpty())
-            plan.add(new Change("update " + secretPath + ": " + String.join(", ", differ) + " differ from the files given",
-                    "updated " + secretPath + ": " + String.join(", ", differ), secretPath, false, new LinkedHashMap<>(hsm)));
+            plan.add(new Change("update " + secretPath + " (not as in the files given: " + String.join(", ", differ) + ")",
+                    secretPath, false, new LinkedHashMap<>(hsm)));
         else out.say("%s already holds these HSM credentials", secretPath);
 
         // policy: read on the secret, nothing else
@@ -118,7 +124,6 @@ class VaultSetup extends Step {
         JsonNode pol = v.read("sys/policies/acl/" + policy, "read policy " + policy);
         if (pol == null || !squash(pol.path("policy").asString("")).equals(squash(policyText)))
             plan.add(new Change((pol == null ? "write" : "replace") + " policy " + policy + " (read on " + secretPath + ")",
-                    (pol == null ? "wrote" : "replaced") + " policy " + policy + " (read on " + secretPath + ")",
                     "sys/policies/acl/" + policy, false, Map.of("policy", policyText)));
         else out.say("policy %s already grants read on %s", policy, secretPath);
 
@@ -129,7 +134,7 @@ class VaultSetup extends Step {
             throw Fail.failed("auth/" + secretPath + " is already a " + auth.path("type").asString() + " auth method, not kubernetes",
                     "check what uses it, then: vault auth disable " + secretPath);
         if (auth == null)
-            plan.add(new Change("enable kubernetes auth at auth/" + secretPath, "enabled kubernetes auth at auth/" + secretPath,
+            plan.add(new Change("enable kubernetes auth at auth/" + secretPath,
                     "sys/auth/" + secretPath, true, Map.of("type", "kubernetes")));
         else out.say("kubernetes auth already enabled at auth/%s", secretPath);
 
@@ -144,7 +149,7 @@ class VaultSetup extends Step {
         }
         if (cfg == null || !cfgDiffer.isEmpty())
             plan.add(new Change("write " + authConfig + (cfg == null ? "" : " (" + String.join(", ", cfgDiffer) + ")"),
-                    "wrote " + authConfig + (cfg == null ? "" : " (" + String.join(", ", cfgDiffer) + ")"), authConfig, false, config));
+                    authConfig, false, config));
         else out.say("%s already points at %s (its token reviewer JWT cannot be read back: --rewrite-reviewer-jwt writes it again)",
                 authConfig, k8sAddr);
 
@@ -161,10 +166,9 @@ class VaultSetup extends Step {
             if (r.path("token_ttl").asLong(-1) != ROLE_TTL_SECONDS) roleDiffer.add("token_ttl " + r.path("token_ttl").asLong(-1) + "s");
         }
         if (r == null || !roleDiffer.isEmpty())
-            plan.add(new Change((r == null ? "write" : "update") + " role " + Vault.ROLE + " (" + Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SA
-                    + ", policy " + policy + ", ttl " + Vault.ROLE_TTL + ")" + (r == null ? "" : ", was: " + String.join("; ", roleDiffer)),
-                    (r == null ? "wrote" : "updated") + " role " + Vault.ROLE + " at auth/" + secretPath
-                            + (r == null ? "" : " (was: " + String.join("; ", roleDiffer) + ")"), rolePath, false, role));
+            plan.add(new Change((r == null ? "write" : "update") + " role " + Vault.ROLE + " at auth/" + secretPath + " ("
+                    + Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SA + ", policy " + policy + ", ttl " + Vault.ROLE_TTL + ")"
+                    + (r == null ? "" : ", was: " + String.join("; ", roleDiffer)), rolePath, false, role));
         else out.say("role %s already binds %s/%s to %s, ttl %s", Vault.ROLE, Kube.ISTIO_NAMESPACE, Kube.ISTIOD_SA, policy, Vault.ROLE_TTL);
 
         out.put("changes", plan.stream().map(Change::doing).toList());

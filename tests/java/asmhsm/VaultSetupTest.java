@@ -46,6 +46,12 @@ class VaultSetupTest {
         return dir;
     }
 
+    /** The Kubernetes files for suffix s and HSM credential files: all vault-setup needs. */
+    KubeVaultStepsSupport.HsmFiles ready(Lab lab, String s) throws Exception {
+        reviewerFilesFor(s);
+        return KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+    }
+
     Cli.Result setup(Lab lab, Map<String, String> env, String suffix, KubeVaultStepsSupport.HsmFiles hsm, String... more) {
         return Cli.asm(env, tmp, concat(concat(new String[] {"vault-setup", "--cluster-suffix", suffix}, hsm.args()), List.of(more)));
     }
@@ -53,8 +59,7 @@ class VaultSetupTest {
     @Test
     void writesWhatTheGuideWritesThenChangesNothing(Lab lab) throws Exception {
         String s = lab.freshMount();
-        reviewerFilesFor(s);
-        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        var hsm = ready(lab, s);
         Cli.Result first = setup(lab, env(lab), s, hsm, "--json");
         assertThat(first.exit()).as(first.toString()).isZero();
         assertThat(json(first).get("changed").asBoolean()).isTrue();
@@ -108,8 +113,7 @@ class VaultSetupTest {
     @Test
     void aValueThatDiffersIsReportedByNameAndUpdated(Lab lab) throws Exception {
         String s = lab.freshMount();
-        reviewerFilesFor(s);
-        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        var hsm = ready(lab, s);
         assertThat(setup(lab, env(lab), s, hsm).exit()).isZero();
         // someone changed the role and the policy by hand; the HSM PIN was rotated
         tool(lab, null, "bao", "write", "auth/asm-" + s + "/hsm/role/istiod", "bound_service_account_names=istiod-service-account",
@@ -121,12 +125,12 @@ class VaultSetupTest {
 
         Cli.Result dry = setup(lab, env(lab), s, hsm, "--dry-run");
         assertThat(dry.exit()).as(dry.toString()).isZero();
-        assertThat(dry.stdout()).contains("would update asm-" + s + "/hsm: PIN differ");
+        assertThat(dry.stdout()).contains("would update asm-" + s + "/hsm (not as in the files given: PIN)");
         assertThat(baoRead(lab, "asm-" + s + "/hsm").get("PIN").asString()).isNotEqualTo("9999-rotated");
 
         Cli.Result r = setup(lab, env(lab), s, hsm);
         assertThat(r.exit()).as(r.toString()).isZero();
-        assertThat(r.stdout()).contains("tuned asm-" + s + "/ max-lease-ttl from 3600s to 87600h", "updated asm-" + s + "/hsm: PIN\n",
+        assertThat(r.stdout()).contains("tuned asm-" + s + "/ max-lease-ttl from 3600s to 87600h", "updated asm-" + s + "/hsm (not as in the files given: PIN)\n",
                 "replaced policy asm-" + s + "-hsm-policy", "updated role istiod", "bound_service_account_namespaces [default, istio-system]",
                 "token_ttl 3600s").doesNotContain("9999");
         checkVault(lab, s, tmp.resolve(s), hsm);
@@ -135,8 +139,7 @@ class VaultSetupTest {
     @Test
     void dryRunWritesNothing(Lab lab) throws Exception {
         String s = lab.freshMount();
-        reviewerFilesFor(s);
-        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        var hsm = ready(lab, s);
         Cli.Result r = setup(lab, env(lab), s, hsm, "--dry-run");
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("would enable kv (version 1) secrets engine at asm-" + s + "/", "would write asm-" + s + "/hsm",
@@ -207,8 +210,7 @@ class VaultSetupTest {
     @Test
     void vaultProblemsGetOneClearLine(Lab lab) throws Exception {
         String s = lab.freshMount();
-        reviewerFilesFor(s);
-        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        var hsm = ready(lab, s);
         Cli.Result badToken = setup(lab, env(lab, "VAULT_TOKEN", "s.not-a-token"), s, hsm);
         Cli.Result wrongCa = setup(lab, env(lab, "VAULT_CACERT", lab.k8sCaCert().toString()), s, hsm);
         Cli.Result noCa = setup(lab, env(lab, "VAULT_CACERT", null), s, hsm);
@@ -243,8 +245,7 @@ class VaultSetupTest {
     @Test
     void aTokenThatMayNotDoEveryWriteChangesNothing(Lab lab) throws Exception {
         String s = lab.freshMount();
-        reviewerFilesFor(s);
-        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        var hsm = ready(lab, s);
         // may read everything it needs and write mounts and secrets, but not enable an auth method (no sudo)
         Path hcl = Files.writeString(tmp.resolve("p.hcl"), """
                 path "sys/mounts" { capabilities = ["read"] }
@@ -269,8 +270,7 @@ class VaultSetupTest {
     @Test
     void aMountThatIsNotKvVersion1IsRefused(Lab lab) throws Exception {
         String s = lab.freshMount();
-        reviewerFilesFor(s);
-        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        var hsm = ready(lab, s);
         tool(lab, null, "bao", "secrets", "enable", "-path=asm-" + s, "-version=2", "kv");
         Cli.Result r = setup(lab, env(lab), s, hsm);
         assertThat(r.exit()).as(r.toString()).isEqualTo(1);
