@@ -2,16 +2,343 @@
 //SOURCES ../lib/*.java
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.Namespace;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBinding;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import tools.jackson.databind.JsonNode;
 
-// PLACEHOLDER: replaced by the real step (tracked in its issue). Never ship this.
 @Command(name = "status", mixinStandardHelpOptions = true,
-        description = "One checklist of every step's state.")
+        description = "One checklist of the whole procedure, read live from the HSM, Vault and the cluster: each line done, "
+                + "missing or wrong, with the step that fixes it. Exits 0 only when everything is done.")
 class Status extends Step {
+    static final String DONE = "done", MISSING = "missing", WRONG = "wrong", UNKNOWN = "unknown";
+
+    @Mixin Opts.Pkcs11 p11;
+    @Mixin Opts.Vault vault;
+    @Mixin Opts.Kube kube;
+    @Mixin Opts.Cluster cluster;
+
+    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
+            description = "The KEK istiod uses (env KEK_ID); unset: any KEK of the plugin counts.")
+    String kekId;
+
+    @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
+            description = "CA ID of the root on the HSM (default ${DEFAULT-VALUE}).")
+    String caId;
+
+    private Checklist list;
+    private X509Certificate hsmRoot;
+    private String k8sServer;
+
     @Override
     protected void run() {
-        throw Fail.failed("status is not implemented yet", "see the open issues");
+        String suffix = cluster.require();
+        out.put("clusterSuffix", suffix);
+        list = new Checklist(out);
+        hsm();
+        Kube k = null;
+        try {
+            k = Kube.connect(kube);
+            k8sServer = k.server();
+        } catch (Fail f) {
+            k = null;
+            clusterUnknown(f);
+        }
+        vault(suffix);
+        if (k != null) try (Kube kk = k) { cluster(kk); }
+        out.put("checks", list.json());
+        List<Checklist.Line> open = list.notGood();
+        if (!open.isEmpty())
+            throw Fail.failed(open.size() + " of " + list.lines().size() + " not done: "
+                    + String.join(", ", open.stream().map(Checklist.Line::name).toList()), "run the steps named above (->), in the guide's order");
+        out.say("all %d done", list.lines().size());
+    }
+
+    private void line(String name, String state, String detail, String fix) {
+        list.add(name, state, DONE.equals(state), detail, fix);
+    }
+
+    /** Runs one group of lines; if its system cannot be read, each of its lines is "unknown" with the reason. */
+    private void group(List<String> names, Runnable body) {
+        int before = list.lines().size();
+        try {
+            body.run();
+        } catch (Fail f) {
+            List<String> done = list.lines().subList(before, list.lines().size()).stream().map(Checklist.Line::name).toList();
+            for (String n : names) if (!done.contains(n)) line(n, UNKNOWN, f.getMessage(), f.hint);
+        } catch (RuntimeException e) {
+            List<String> done = list.lines().subList(before, list.lines().size()).stream().map(Checklist.Line::name).toList();
+            for (String n : names) if (!done.contains(n)) line(n, UNKNOWN, Step.describe(e), "re-run with --verbose for the details");
+            if (common.verbose) e.printStackTrace();
+        }
+    }
+
+    // ---------------------------------------------------------------- HSM
+
+    private void hsm() {
+        group(List.of("hsm: KEK", "hsm: root CA"), () -> {
+            // status never creates the embedded token: open it as under --dry-run, silently
+            Out quiet = new Out("status", true, true, new PrintStream(new ByteArrayOutputStream()), new PrintStream(new ByteArrayOutputStream()));
+            try (Hsm hsm = Hsm.open(p11, quiet)) {
+                if (hsm == null)
+                    throw Fail.failed("no HSM configured (P11_LIB unset) and no embedded token", "set P11_LIB, P11_TOKEN and P11_PIN_FILE");
+                List<Hsm.Obj> keks = hsm.keks(kekId);
+                String on = " on token '" + hsm.tokenLabel + "'";
+                if (kekId == null && !keks.isEmpty())
+                    line("hsm: KEK", DONE, keks.size() + " KEK(s) of the plugin" + on + " (set KEK_ID to check the one istiod uses)", null);
+                else if (keks.size() == 1) line("hsm: KEK", DONE, "KEK " + kekId + on, null);
+                else if (keks.isEmpty()) line("hsm: KEK", MISSING, (kekId == null ? "no KEK" : "no KEK " + kekId) + on, "gen-kek" + (kekId == null ? "" : " --kek-id " + kekId));
+                else line("hsm: KEK", WRONG, keks.size() + " KEKs share ID " + kekId + on + ": the plugin cannot choose", "remove the extra ones (hsm-info lists them)");
+                hsmRoot = Istio.hsmRoot(hsm, caId);
+                if (hsmRoot == null) line("hsm: root CA", MISSING, "no root certificate with CA ID " + caId + on, "import-ca -f ROOT_PEM");
+                else line("hsm: root CA", DONE, "'" + Istio.name(hsmRoot) + "' as CA " + caId + on, null);
+            } catch (Fail f) {
+                throw f;
+            } catch (Exception e) {
+                throw Fail.failed("cannot read the HSM token: " + Step.describe(e), "check the HSM connection (hsm-info)");
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- Vault
+
+    private void vault(String suffix) {
+        String mount = Vault.mount(suffix), secret = Vault.secretPath(suffix), policy = Vault.policy(suffix);
+        String lMount = "vault: mount " + mount, lSecret = "vault: secret " + secret, lPolicy = "vault: policy " + policy,
+                lAuth = "vault: auth " + secret, lConfig = "vault: auth config", lRole = "vault: role " + Vault.ROLE;
+        String fix = "vault-setup";
+        group(List.of(lMount, lSecret, lPolicy, lAuth, lConfig, lRole), () -> {
+            Vault v = Vault.connect(vault);
+            v.requireUnsealed("read the setup");
+            JsonNode m = v.read("sys/mounts", "list the secrets engines").get(mount + "/");
+            if (m == null) line(lMount, MISSING, "no secrets engine at " + mount + "/", fix);
+            else if (!"kv".equals(m.path("type").asString()) || "2".equals(m.path("options").path("version").asString()))
+                line(lMount, WRONG, mount + "/ is " + m.path("type").asString() + " version " + m.path("options").path("version").asString("1")
+                        + ", not kv version 1", "disable it and run vault-setup (the guide's kv is version 1)");
+            else if (m.path("config").path("max_lease_ttl").asLong() != 87600L * 3600)
+                line(lMount, WRONG, "kv at " + mount + "/ has max lease TTL " + m.path("config").path("max_lease_ttl").asLong() + "s, not "
+                        + Vault.MAX_LEASE_TTL, fix);
+            else line(lMount, DONE, "kv at " + mount + "/, max lease TTL " + Vault.MAX_LEASE_TTL, null);
+
+            JsonNode s = m == null ? null : v.read(secret, "read " + secret);
+            List<String> absent = new ArrayList<>();
+            if (s != null) for (String key : Vault.HSM_KEYS) if (s.path(key).asString("").isBlank()) absent.add(key);
+            if (s == null) line(lSecret, MISSING, "no secret at " + secret, fix);
+            else if (!absent.isEmpty()) line(lSecret, WRONG, secret + " lacks " + String.join(", ", absent), fix);
+            else line(lSecret, DONE, secret + " holds " + String.join(", ", Vault.HSM_KEYS), null);
+
+            JsonNode p = v.read("sys/policy/" + policy, "read policy " + policy);
+            String rules = p == null ? null : p.path("rules").asString("");
+            if (p == null) line(lPolicy, MISSING, "no policy " + policy, fix);
+            else if (!rules.matches("(?s).*path\\s+\"" + java.util.regex.Pattern.quote(secret) + "\"\\s*\\{[^}]*capabilities\\s*=\\s*\\[[^\\]]*\"read\".*"))
+                line(lPolicy, WRONG, policy + " does not grant read on " + secret, fix);
+            else line(lPolicy, DONE, policy + " grants read on " + secret, null);
+
+            JsonNode a = v.read("sys/auth", "list the auth methods").get(secret + "/");
+            if (a == null) line(lAuth, MISSING, "no auth method at " + secret + "/", fix);
+            else if (!"kubernetes".equals(a.path("type").asString())) line(lAuth, WRONG, secret + "/ is " + a.path("type").asString() + ", not kubernetes", fix);
+            else line(lAuth, DONE, "kubernetes auth at " + secret + "/", null);
+
+            JsonNode c = a == null ? null : v.read("auth/" + secret + "/config", "read the kubernetes auth config");
+            String host = c == null ? "" : c.path("kubernetes_host").asString("");
+            if (c == null || host.isBlank()) line(lConfig, MISSING, "kubernetes auth at " + secret + " is not configured", "k8s-vault-prep, then vault-setup");
+            else if (k8sServer != null && !strip(host).equals(strip(k8sServer)))
+                line(lConfig, WRONG, "kubernetes_host is " + host + " but the cluster is " + k8sServer, "k8s-vault-prep, then vault-setup");
+            else if (c.path("kubernetes_ca_cert").asString("").isBlank())
+                line(lConfig, WRONG, "no kubernetes_ca_cert: Vault cannot trust the API server", "k8s-vault-prep, then vault-setup");
+            else if (c.has("token_reviewer_jwt_set") && !c.path("token_reviewer_jwt_set").asBoolean())
+                line(lConfig, WRONG, "no token_reviewer_jwt: Vault cannot call TokenReview", "k8s-vault-prep, then vault-setup");
+            else line(lConfig, DONE, "kubernetes_host " + host + ", CA certificate and reviewer JWT set", null);
+
+            JsonNode r = a == null ? null : v.read("auth/" + secret + "/role/" + Vault.ROLE, "read role " + Vault.ROLE);
+            if (r == null) line(lRole, MISSING, "no role " + Vault.ROLE + " at auth/" + secret, fix);
+            else {
+                List<String> wrong = new ArrayList<>();
+                if (!has(r.path("bound_service_account_names"), Kube.ISTIOD_SA)) wrong.add("not bound to " + Kube.ISTIOD_SA);
+                if (!has(r.path("bound_service_account_namespaces"), Kube.ISTIO_NAMESPACE)) wrong.add("not bound to namespace " + Kube.ISTIO_NAMESPACE);
+                if (!has(r.path("token_policies"), policy) && !has(r.path("policies"), policy)) wrong.add("lacks policy " + policy);
+                long ttl = r.has("token_ttl") ? r.path("token_ttl").asLong() : r.path("ttl").asLong();
+                if (ttl != 768L * 3600) wrong.add("ttl " + ttl + "s, not " + Vault.ROLE_TTL);
+                if (wrong.isEmpty()) line(lRole, DONE, Vault.ROLE + ": " + Kube.ISTIOD_SA + "." + Kube.ISTIO_NAMESPACE + ", policy " + policy + ", ttl " + Vault.ROLE_TTL, null);
+                else line(lRole, WRONG, "role " + Vault.ROLE + " " + String.join(", ", wrong), fix);
+            }
+        });
+    }
+
+    private static boolean has(JsonNode list, String value) {
+        if (list.isArray()) for (JsonNode n : list) if (value.equals(n.asString())) return true;
+        return list.isString() && List.of(list.asString().split(",")).contains(value);
+    }
+
+    private static String strip(String url) {
+        return url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
+    }
+
+    // ---------------------------------------------------------------- cluster
+
+    static final List<String> CLUSTER_LINES = List.of("namespace vault", "binding " + Kube.TOKENREVIEW_BINDING, "secret vault/" + Kube.TOKENREVIEW_SECRET,
+            "namespace istio-system", "configmap " + Kube.VAULT_CA_CONFIGMAP, "service istiod", "istiod pods", "secret " + Istio.CSR_SECRET,
+            "secret " + Istio.CA_CERT_SECRET, "injection", "ingress address");
+
+    private void clusterUnknown(Fail f) {
+        for (String n : CLUSTER_LINES) line(n, UNKNOWN, f.getMessage(), f.hint);
+    }
+
+    private void cluster(Kube k) {
+        group(CLUSTER_LINES, () -> {
+            var c = k.client;
+            Namespace vaultNs = Istio.api(k, () -> c.namespaces().withName(Kube.VAULT_NAMESPACE).get(), "read namespace vault");
+            exists("namespace vault", vaultNs != null, "namespace " + Kube.VAULT_NAMESPACE, "k8s-vault-prep");
+
+            ClusterRoleBinding b = Istio.api(k, () -> c.rbac().clusterRoleBindings().withName(Kube.TOKENREVIEW_BINDING).get(), "read the TokenReview binding");
+            String lb = "binding " + Kube.TOKENREVIEW_BINDING;
+            if (b == null) line(lb, MISSING, "no ClusterRoleBinding " + Kube.TOKENREVIEW_BINDING, "k8s-vault-prep");
+            else if (!Kube.AUTH_DELEGATOR_ROLE.equals(b.getRoleRef().getName()) || b.getSubjects() == null || b.getSubjects().stream().noneMatch(s ->
+                    "ServiceAccount".equals(s.getKind()) && Kube.TOKENREVIEW_SA.equals(s.getName()) && Kube.VAULT_NAMESPACE.equals(s.getNamespace())))
+                line(lb, WRONG, Kube.TOKENREVIEW_BINDING + " does not bind " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA + " to " + Kube.AUTH_DELEGATOR_ROLE, "k8s-vault-prep");
+            else line(lb, DONE, Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA + " may create TokenReviews (" + Kube.AUTH_DELEGATOR_ROLE + ")", null);
+
+            Secret t = vaultNs == null ? null : Istio.api(k, () -> c.secrets().inNamespace(Kube.VAULT_NAMESPACE).withName(Kube.TOKENREVIEW_SECRET).get(), "read the token Secret");
+            String lt = "secret vault/" + Kube.TOKENREVIEW_SECRET;
+            if (t == null) line(lt, MISSING, "no Secret " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SECRET, "k8s-vault-prep");
+            else if (!"kubernetes.io/service-account-token".equals(t.getType()) || t.getData() == null || !t.getData().containsKey("token"))
+                line(lt, WRONG, Kube.TOKENREVIEW_SECRET + " is " + t.getType() + (t.getData() != null && t.getData().containsKey("token") ? "" : " without a token"),
+                        "delete it and run k8s-vault-prep (the token controller fills a service-account-token Secret)");
+            else line(lt, DONE, "service-account token of " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA, null);
+
+            Namespace istioNs = Istio.api(k, () -> c.namespaces().withName(Kube.ISTIO_NAMESPACE).get(), "read namespace istio-system");
+            exists("namespace istio-system", istioNs != null, "namespace " + Kube.ISTIO_NAMESPACE, "control-plane-prep");
+
+            ConfigMap cm = istioNs == null ? null : Istio.api(k, () -> c.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.VAULT_CA_CONFIGMAP).get(), "read the Vault CA ConfigMap");
+            configMap(cm);
+
+            Service svc = istioNs == null ? null : Istio.api(k, () -> c.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.ISTIOD_SERVICE).get(), "read Service istiod");
+            String rev = svc == null ? null : Istio.revisionOf(svc);
+            if (svc == null) line("service istiod", MISSING, "no Service " + Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SERVICE, "istiod-service");
+            else if (rev == null) line("service istiod", WRONG, "Service istiod has no " + Istio.REV_LABEL + " label: the validating webhook cannot find it", "istiod-service");
+            else line("service istiod", DONE, "Service istiod, revision " + rev, null);
+
+            List<Pod> pods = istioNs == null ? List.of() : Istio.api(k, () -> Istio.istiodPods(c), "list the istiod pods");
+            istiod(pods);
+
+            Secret csr = istioNs == null ? null : Istio.api(k, () -> c.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CSR_SECRET).get(), "read the CSR Secret");
+            csr(csr);
+
+            Secret chain = istioNs == null ? null : Istio.api(k, () -> c.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CA_CERT_SECRET).get(), "read the chain Secret");
+            chain(chain, csr != null);
+
+            List<Namespace> labelled = Istio.api(k, () -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(), "list the namespaces");
+            injection(labelled, rev);
+
+            Service gw = istioNs == null ? null : Istio.api(k, () -> c.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get(), "read the ingress gateway");
+            ingress(gw);
+        });
+    }
+
+    private void exists(String name, boolean exists, String what, String fix) {
+        if (exists) line(name, DONE, what + " exists", null);
+        else line(name, MISSING, "no " + what, fix);
+    }
+
+    private void configMap(ConfigMap cm) {
+        String l = "configmap " + Kube.VAULT_CA_CONFIGMAP, fix = "control-plane-prep";
+        String pem = cm == null || cm.getData() == null ? null : cm.getData().get(Kube.VAULT_CA_KEY);
+        if (cm == null) { line(l, MISSING, "no ConfigMap " + Kube.ISTIO_NAMESPACE + "/" + Kube.VAULT_CA_CONFIGMAP, fix); return; }
+        if (pem == null) { line(l, WRONG, Kube.VAULT_CA_CONFIGMAP + " has no key " + Kube.VAULT_CA_KEY, fix); return; }
+        List<X509Certificate> certs;
+        try {
+            certs = Pki.certificates(Pki.pemBlocks(pem, "ConfigMap " + Kube.VAULT_CA_CONFIGMAP), "ConfigMap " + Kube.VAULT_CA_CONFIGMAP);
+        } catch (Fail f) {
+            line(l, WRONG, f.getMessage(), fix);
+            return;
+        }
+        if (vault.caCert != null && java.nio.file.Files.isRegularFile(vault.caCert)) {
+            List<X509Certificate> want = Pki.certificates(vault.caCert, "VAULT_CACERT");
+            boolean same = want.size() == certs.size();
+            for (int i = 0; same && i < want.size(); i++) same = Istio.sameCert(want.get(i), certs.get(i));
+            if (!same) { line(l, WRONG, Kube.VAULT_CA_CONFIGMAP + " holds another certificate than VAULT_CACERT (" + vault.caCert + ")", fix); return; }
+        }
+        line(l, DONE, Kube.VAULT_CA_CONFIGMAP + "/" + Kube.VAULT_CA_KEY + ": '" + Istio.name(certs.get(0)) + "'", null);
+    }
+
+    /** istiod's stage from its pods' readiness (no logs read): 3/3 is done. */
+    private void istiod(List<Pod> pods) {
+        if (pods.isEmpty()) { line("istiod pods", MISSING, "no istiod pod in " + Kube.ISTIO_NAMESPACE, "install-asm"); return; }
+        List<Istio.PodReport> reports = new ArrayList<>();
+        for (Pod p : pods) reports.add(Istio.inspect(p, container -> null, kekId));
+        Istio.Stage stage = Istio.overall(reports);
+        String ready = String.join(", ", reports.stream().map(r -> r.name() + " " + r.readiness()).toList());
+        boolean full = reports.stream().allMatch(r -> r.total() == Istio.ISTIOD_CONTAINERS && r.ready() == r.total());
+        if (stage == Istio.Stage.RUNNING && full) line("istiod pods", DONE, ready, null);
+        else line("istiod pods", WRONG, ready + ": " + stage.words, stage.next());
+    }
+
+    private void csr(Secret csr) {
+        String l = "secret " + Istio.CSR_SECRET;
+        if (csr == null) { line(l, MISSING, "no Secret " + Istio.CSR_SECRET + " (istiod writes it when it starts)", "install-asm"); return; }
+        String b64 = csr.getData() == null ? null : csr.getData().get("kek-id");
+        String kek = b64 == null ? null : new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8);
+        if (kek == null || csr.getData().get("encrypted-csr") == null) line(l, WRONG, Istio.CSR_SECRET + " lacks kek-id or encrypted-csr", "restart istiod so it writes a new CSR");
+        else if (kekId != null && !kekId.equals(kek)) line(l, WRONG, "CSR encrypted with KEK " + kek + ", not KEK_ID " + kekId, "install-asm with the KEK generated by gen-kek");
+        else line(l, DONE, "CSR of istiod, encrypted with KEK " + kek, null);
+    }
+
+    private void chain(Secret s, boolean csrExists) {
+        String l = "secret " + Istio.CA_CERT_SECRET, fix = "decrypt-csr, sign-csr, then upload-chain";
+        String b64 = s == null || s.getData() == null ? null : s.getData().get(Istio.CA_CERT_KEY);
+        if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET + (csrExists ? "" : " (and no CSR yet)"), csrExists ? fix : "install-asm, then " + fix); return; }
+        if (b64 == null) { line(l, WRONG, Istio.CA_CERT_SECRET + " has no " + Istio.CA_CERT_KEY, fix); return; }
+        List<X509Certificate> chain;
+        try {
+            chain = Pki.certificates(Pki.pemBlocks(new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8), l), l);
+        } catch (Fail f) {
+            line(l, WRONG, f.getMessage(), fix);
+            return;
+        }
+        String problem = hsmRoot == null ? null : Istio.chainProblem(chain, hsmRoot, Istio.CA_CERT_KEY);
+        if (problem == null && hsmRoot != null && !Istio.sameCert(chain.get(chain.size() - 1), hsmRoot))
+            problem = "it ends at '" + Istio.name(chain.get(chain.size() - 1)) + "', not at the HSM root";
+        if (problem != null) line(l, WRONG, problem, "sign-csr with the HSM's root, then upload-chain --replace");
+        else line(l, DONE, chain.size() + " certificate(s), CA '" + Istio.name(chain.get(0)) + "'"
+                + (hsmRoot == null ? " (HSM root not read: not compared)" : ", ending at the HSM root"), null);
+    }
+
+    private void injection(List<Namespace> labelled, String rev) {
+        if (labelled.isEmpty()) { line("injection", MISSING, "no namespace is labelled " + Istio.REV_LABEL, "enable-injection --namespace NAMESPACE"); return; }
+        List<String> names = new ArrayList<>(), wrong = new ArrayList<>();
+        for (Namespace n : labelled) {
+            String name = n.getMetadata().getName(), r = Istio.revisionOf(n);
+            names.add(name + "=" + r);
+            if (n.getMetadata().getLabels().containsKey(Istio.INJECTION_LABEL)) wrong.add(name + " also has " + Istio.INJECTION_LABEL);
+            else if (rev != null && !rev.equals(r)) wrong.add(name + " is labelled " + r + ", istiod runs " + rev);
+        }
+        if (wrong.isEmpty()) line("injection", DONE, String.join(", ", names), null);
+        else line("injection", WRONG, String.join("; ", wrong), "enable-injection --namespace NAMESPACE");
+    }
+
+    private void ingress(Service gw) {
+        String l = "ingress address";
+        if (gw == null) { line(l, MISSING, "no Service " + Istio.INGRESS_GATEWAY, "install-asm"); return; }
+        String type = gw.getSpec().getType(), ip = gw.getSpec().getLoadBalancerIP();
+        if ("LoadBalancer".equals(type) && ip != null && !ip.isBlank()) line(l, DONE, Istio.INGRESS_GATEWAY + " loadBalancerIP " + ip, null);
+        else if ("LoadBalancer".equals(type)) line(l, MISSING, Istio.INGRESS_GATEWAY + " has no loadBalancerIP", "external-ip --mode integrated --ip ADDRESS");
+        else if ("NodePort".equals(type)) line(l, DONE, Istio.INGRESS_GATEWAY + " is NodePort: manual mode, forwarded by your load balancer (external-ip --mode manual shows the plan)", null);
+        else line(l, WRONG, Istio.INGRESS_GATEWAY + " is " + type + ": it has no external address", "make it LoadBalancer or NodePort, then external-ip");
     }
 
     public static void main(String... args) {

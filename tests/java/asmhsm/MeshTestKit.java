@@ -189,9 +189,10 @@ final class MeshTestKit {
         return b.withNewStatus().withPhase("Running").withContainerStatuses(statuses).endStatus().build();
     }
 
+    /** istiod of the HSM install; with ready 2 it is the guide's 2/3: discovery waits for its CA, the others run. */
     static Pod istiodPod(String name, String revision, int ready) {
         return pod(Kube.ISTIO_NAMESPACE, name, Map.of("app", "istiod", "istio.io/rev", revision), ready,
-                "discovery", "hsm-plugin", "vaultclient");
+                "hsm-plugin", "vaultclient", "discovery");
     }
 
     // ---------------------------------------------------------------- nodes (the lab has no kubelet: tests make them)

@@ -1,0 +1,269 @@
+package asmhsm;
+
+import static asmhsm.MeshTestKit.*;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import io.fabric8.kubernetes.api.model.ServiceBuilder;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * status against a lab of its own (the guide's names are cluster-wide: namespaces vault and
+ * istio-system, one ClusterRoleBinding): the world is built step by step with the admin
+ * client, OpenBao's HTTP API and pkcs11-tool/import-ca, never with the steps status judges,
+ * and each line must follow.
+ */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class StatusTest {
+    static final JsonMapper JSON = JsonMapper.builder().build();
+    static final String SUFFIX = "s1", REV = "asm-198-6", KEK = "status-kek-1";
+    static Path dir, labDir;
+    static Lab lab;
+    static KubernetesClient k;
+    static Map<String, String> token;
+    static Issued root, ca;
+
+    @BeforeAll
+    static void ownLab() throws Exception {
+        dir = Files.createTempDirectory("asm-status");
+        labDir = dir.resolve("lab");
+        lab = new Lab(Cli.repo(), Lab.parseEnv(Lab.run(List.of(Cli.repo().resolve("tests/lab/up").toString()),
+                Map.of("ASM_LAB_DIR", labDir.toString()))));
+        k = lab.admin();
+        token = lab.freshToken();
+        root = root("CN=Status Root,O=Example");
+        ca = ca(root, "O=cluster.local");
+    }
+
+    @AfterAll
+    static void down() {
+        if (lab != null) lab.close();
+        if (labDir != null) Lab.run(List.of(Cli.repo().resolve("tests/lab/down").toString(), labDir.toString()), Map.of());
+    }
+
+    static Map<String, String> env() {
+        Map<String, String> env = new HashMap<>(token);
+        env.put("KUBECONFIG", lab.kubeconfig().toString());
+        env.put("VAULT_ADDR", lab.vaultAddr());
+        env.put("VAULT_CACERT", lab.vaultCaCert().toString());
+        env.put("VAULT_TOKEN", lab.vaultToken());
+        env.put("CLUSTER_SUFFIX", SUFFIX);
+        env.put("KEK_ID", KEK);
+        return env;
+    }
+
+    /** name -> {state, detail, fix} of `status --json`. */
+    static Map<String, JsonNode> lines(Cli.Result r) {
+        Map<String, JsonNode> m = new LinkedHashMap<>();
+        for (JsonNode c : JSON.readTree(r.stdout()).get("checks")) m.put(c.get("name").asString(), c);
+        return m;
+    }
+
+    static Cli.Result status(Map<String, String> env) {
+        return Cli.asm(env, "status", "--json");
+    }
+
+    static String state(Map<String, JsonNode> lines, String name) {
+        assertThat(lines).as("line %s", name).containsKey(name);
+        return lines.get(name).get("state").asString();
+    }
+
+    // ---------------------------------------------------------------- Vault through its HTTP API
+
+    static int vault(String method, String path, Map<String, ?> body) throws Exception {
+        HttpClient http = HttpClient.newBuilder().sslContext(Lab.trusting(lab.vaultCaCert())).build();
+        HttpRequest req = HttpRequest.newBuilder(URI.create(lab.vaultAddr() + "/v1/" + path)).header("X-Vault-Token", lab.vaultToken())
+                .method(method, HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build();
+        HttpResponse<String> r = http.send(req, HttpResponse.BodyHandlers.ofString());
+        assertThat(r.statusCode()).as("%s %s: %s", method, path, r.body()).isLessThan(300);
+        return r.statusCode();
+    }
+
+    static String b64(String s) {
+        return Base64.getEncoder().encodeToString(s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    // ---------------------------------------------------------------- the tests, in the guide's order
+
+    @Test
+    @Order(1)
+    void anEmptyWorldIsMissingEverythingAndEachLineNamesItsStep() {
+        Cli.Result r = status(env());
+        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+        Map<String, JsonNode> l = lines(r);
+        assertThat(l.keySet()).containsExactly("hsm: KEK", "hsm: root CA", "vault: mount asm-s1", "vault: secret asm-s1/hsm",
+                "vault: policy asm-s1-hsm-policy", "vault: auth asm-s1/hsm", "vault: auth config", "vault: role istiod",
+                "namespace vault", "binding role-tokenreview-binding", "secret vault/default-token", "namespace istio-system",
+                "configmap vault-tls-cert", "service istiod", "istiod pods", "secret istio-ca-cert-csr", "secret istio-ca-cert",
+                "injection", "ingress address");
+        assertThat(l.values()).allSatisfy(c -> assertThat(c.get("state").asString()).isEqualTo("missing"));
+        assertThat(l.get("hsm: KEK").get("fix").asString()).isEqualTo("gen-kek --kek-id " + KEK);
+        assertThat(l.get("hsm: root CA").get("fix").asString()).startsWith("import-ca");
+        assertThat(l.get("vault: mount asm-s1").get("fix").asString()).isEqualTo("vault-setup");
+        assertThat(l.get("namespace vault").get("fix").asString()).isEqualTo("k8s-vault-prep");
+        assertThat(l.get("configmap vault-tls-cert").get("fix").asString()).isEqualTo("control-plane-prep");
+        assertThat(l.get("service istiod").get("fix").asString()).isEqualTo("istiod-service");
+        assertThat(l.get("istiod pods").get("fix").asString()).isEqualTo("install-asm");
+        assertThat(l.get("injection").get("fix").asString()).startsWith("enable-injection");
+        assertThat(l.get("ingress address").get("fix").asString()).startsWith("install-asm");
+        assertThat(JSON.readTree(r.stdout()).get("error").asString()).startsWith("19 of 19 not done");
+        // the human checklist says the same
+        Cli.Result human = Cli.asm(env(), "status");
+        assertThat(human.stdout()).containsPattern("missing\\s+hsm: KEK\\s+no KEK status-kek-1 on token 't").contains("-> gen-kek --kek-id status-kek-1");
+    }
+
+    @Test
+    @Order(2)
+    void aWorldBuiltAsTheGuideSaysIsAllDone() throws Exception {
+        // HSM: the KEK and the root (pkcs11-tool and import-ca)
+        assertThat(Cli.asm(token, "gen-kek", "--kek-id", KEK).exit()).isZero();
+        assertThat(Cli.asm(token, "import-ca", "-f", write(dir.resolve("root.pem"), root.pem()).toString()).exit()).isZero();
+
+        // Kubernetes for Vault
+        k.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("vault").endMetadata().build()).create();
+        k.serviceAccounts().inNamespace("vault").withName("default").waitUntilCondition(sa -> sa != null, 60, TimeUnit.SECONDS);
+        k.rbac().clusterRoleBindings().resource(new ClusterRoleBindingBuilder().withNewMetadata().withName("role-tokenreview-binding").endMetadata()
+                .withNewRoleRef().withApiGroup("rbac.authorization.k8s.io").withKind("ClusterRole").withName("system:auth-delegator").endRoleRef()
+                .addNewSubject().withKind("ServiceAccount").withName("default").withNamespace("vault").endSubject().build()).create();
+        k.secrets().inNamespace("vault").resource(new SecretBuilder().withNewMetadata().withName("default-token")
+                .addToAnnotations("kubernetes.io/service-account.name", "default").endMetadata()
+                .withType("kubernetes.io/service-account-token").build()).create();
+        String jwt = new String(Base64.getDecoder().decode(k.secrets().inNamespace("vault").withName("default-token").waitUntilCondition(
+                s -> s != null && s.getData() != null && s.getData().containsKey("token"), 60, TimeUnit.SECONDS).getData().get("token")), StandardCharsets.UTF_8);
+
+        // Vault, as the guide's vault commands do
+        String mount = "asm-" + SUFFIX, path = mount + "/hsm", policy = mount + "-hsm-policy";
+        vault("POST", "sys/mounts/" + mount, Map.of("type", "kv", "config", Map.of("max_lease_ttl", "87600h")));
+        vault("POST", path, Map.of("clientcert", "CERT", "clientkey", "KEY", "servercert", "SERVER", "PIN", "1234"));
+        vault("PUT", "sys/policy/" + policy, Map.of("policy", "path \"" + path + "\" { capabilities = [\"read\"] }"));
+        vault("POST", "sys/auth/" + path, Map.of("type", "kubernetes"));
+        vault("POST", "auth/" + path + "/config", Map.of("kubernetes_host", lab.k8sAddr(), "kubernetes_ca_cert",
+                Files.readString(lab.k8sCaCert()), "token_reviewer_jwt", jwt));
+        vault("POST", "auth/" + path + "/role/istiod", Map.of("bound_service_account_names", "istiod-service-account",
+                "bound_service_account_namespaces", "istio-system", "policies", policy, "ttl", "768h"));
+
+        // the control plane
+        k.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("istio-system").endMetadata().build()).create();
+        k.configMaps().inNamespace("istio-system").resource(new ConfigMapBuilder().withNewMetadata().withName("vault-tls-cert").endMetadata()
+                .addToData("cert", Files.readString(lab.vaultCaCert())).build()).create();
+        k.services().inNamespace("istio-system").resource(Kube.istiodService(REV)).create();
+        for (String name : List.of("istiod-asm-198-6-a", "istiod-asm-198-6-b")) runningPod(istiodPod(name, REV, 3));
+        k.secrets().inNamespace("istio-system").resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert-csr").endMetadata()
+                .withType("istio.io/intermediate-ca").addToData(Map.of("kek-id", b64(KEK), "encrypted-dek", b64("x.y"),
+                        "csr-id", b64("cluster.local"), "encrypted-csr", b64("x.y"))).build()).create();
+        k.secrets().inNamespace("istio-system").resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert").endMetadata()
+                .addToData("cert-chain.pem", b64(pems(ca, root))).build()).create();
+        k.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("bookinfo").addToLabels("istio.io/rev", REV).endMetadata().build()).create();
+        k.services().inNamespace("istio-system").resource(new ServiceBuilder().withNewMetadata().withName("istio-ingressgateway").endMetadata()
+                .withNewSpec().withType("LoadBalancer").withLoadBalancerIP("203.0.113.1").addToSelector("app", "istio-ingressgateway")
+                .addNewPort().withName("http2").withPort(80).endPort().endSpec().build()).create();
+
+        Cli.Result r = status(env());
+        Map<String, JsonNode> l = lines(r);
+        assertThat(l.values()).allSatisfy(c -> assertThat(c.get("state").asString()).as(c.toString()).isEqualTo("done"));
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(l.get("hsm: root CA").get("detail").asString()).contains("'CN=Status Root,O=Example'");
+        assertThat(l.get("secret istio-ca-cert").get("detail").asString()).contains("ending at the HSM root");
+        assertThat(l.get("istiod pods").get("detail").asString()).contains("istiod-asm-198-6-a 3/3");
+        assertThat(l.get("vault: secret asm-s1/hsm").get("detail").asString()).doesNotContain("1234", "KEY");
+        Cli.Result human = Cli.asm(env(), "status");
+        assertThat(human.exit()).isZero();
+        assertThat(human.stdout()).contains("all 19 done").doesNotContain("1234");
+    }
+
+    /** A pod as the kubelet would report it: created, then its status set through the status subresource. */
+    static void runningPod(Pod p) {
+        Pod created = k.pods().inNamespace(p.getMetadata().getNamespace()).resource(new io.fabric8.kubernetes.api.model.PodBuilder(p)
+                .withStatus(null).build()).create();
+        created.setStatus(p.getStatus());
+        k.pods().inNamespace(p.getMetadata().getNamespace()).resource(created).updateStatus();
+    }
+
+    @Test
+    @Order(3)
+    void whatIsThereButWrongIsWrongAndNamesItsFix() throws Exception {
+        // istiod restarted and waits for its CA (2/3), the chain was signed by another root, a namespace has both labels,
+        // the role lost its TTL, another KEK_ID is asked for, the gateway lost its address
+        k.pods().inNamespace("istio-system").withName("istiod-asm-198-6-b").delete();
+        k.pods().inNamespace("istio-system").withName("istiod-asm-198-6-b").waitUntilCondition(p -> p == null, 30, TimeUnit.SECONDS);
+        runningPod(istiodPod("istiod-asm-198-6-b", REV, 2));
+        Issued other = root("CN=Other Root");
+        k.secrets().inNamespace("istio-system").withName("istio-ca-cert").edit(s -> {
+            s.getData().put("cert-chain.pem", b64(pems(ca(other, "O=cluster.local"), other)));
+            return s;
+        });
+        k.namespaces().withName("bookinfo").edit(n -> { n.getMetadata().getLabels().put("istio-injection", "enabled"); return n; });
+        vault("POST", "auth/asm-" + SUFFIX + "/hsm/role/istiod", Map.of("bound_service_account_names", "istiod-service-account",
+                "bound_service_account_namespaces", "istio-system", "policies", "asm-" + SUFFIX + "-hsm-policy", "ttl", "1h"));
+        k.services().inNamespace("istio-system").withName("istio-ingressgateway").edit(s -> { s.getSpec().setLoadBalancerIP(null); return s; });
+
+        Map<String, String> env = env();
+        env.put("KEK_ID", "another-kek");
+        Cli.Result r = status(env);
+        assertThat(r.exit()).isEqualTo(1);
+        Map<String, JsonNode> l = lines(r);
+        assertThat(state(l, "hsm: KEK")).isEqualTo("missing");
+        assertThat(state(l, "istiod pods")).isEqualTo("wrong");
+        assertThat(l.get("istiod pods").get("detail").asString()).contains("istiod-asm-198-6-b 2/3", "waiting for the CA");
+        assertThat(l.get("istiod pods").get("fix").asString()).contains("decrypt-csr, sign-csr, then upload-chain");
+        assertThat(state(l, "secret istio-ca-cert-csr")).isEqualTo("wrong");
+        assertThat(l.get("secret istio-ca-cert-csr").get("detail").asString()).isEqualTo("CSR encrypted with KEK " + KEK + ", not KEK_ID another-kek");
+        assertThat(state(l, "secret istio-ca-cert")).isEqualTo("wrong");
+        assertThat(l.get("secret istio-ca-cert").get("detail").asString()).contains("issued by 'CN=Other Root', not by the root 'CN=Status Root,O=Example'");
+        assertThat(state(l, "injection")).isEqualTo("wrong");
+        assertThat(l.get("injection").get("detail").asString()).isEqualTo("bookinfo also has istio-injection");
+        assertThat(state(l, "vault: role istiod")).isEqualTo("wrong");
+        assertThat(l.get("vault: role istiod").get("detail").asString()).contains("ttl 3600s, not 768h");
+        assertThat(state(l, "ingress address")).isEqualTo("missing");
+        assertThat(l.get("ingress address").get("fix").asString()).isEqualTo("external-ip --mode integrated --ip ADDRESS");
+        assertThat(state(l, "vault: mount asm-s1")).isEqualTo("done");
+        assertThat(state(l, "service istiod")).isEqualTo("done");
+    }
+
+    @Test
+    @Order(4)
+    void whatCannotBeReadIsUnknownWithTheReason() throws Exception {
+        Map<String, String> env = env();
+        env.put("KUBECONFIG", lab.nobodyKubeconfig().toString());
+        env.put("VAULT_TOKEN", "not-a-token-" + UUID.randomUUID());
+        env.put("P11_TOKEN", "no-such-token");
+        Cli.Result r = status(env);
+        assertThat(r.exit()).isEqualTo(1);
+        Map<String, JsonNode> l = lines(r);
+        assertThat(l.values()).allSatisfy(c -> assertThat(c.get("state").asString()).as(c.toString()).isEqualTo("unknown"));
+        assertThat(l.get("hsm: KEK").get("detail").asString()).contains("no token labelled 'no-such-token'");
+        assertThat(l.get("vault: mount asm-s1").get("detail").asString()).contains("refused to list the secrets engines (403");
+        assertThat(l.get("namespace vault").get("detail").asString()).contains("not allowed to read namespace vault");
+
+        assertThat(Cli.asm(env(), "status", "--cluster-suffix", "Bad Suffix").exit()).isEqualTo(2);
+        Map<String, String> noSuffix = env();
+        noSuffix.remove("CLUSTER_SUFFIX");
+        assertThat(Cli.asm(noSuffix, "status").exit()).isEqualTo(2);
+    }
+}
