@@ -42,6 +42,51 @@ class RunbookLintTest {
         assertThat(commands).isGreaterThan(2 * LayoutTest.steps().size());
     }
 
+    /**
+     * Options the text tells the reader to use ("pass `--replace`", "`vault-setup ... --rewrite-reviewer-jwt`")
+     * exist too: on the step the span names, else on a step the section's heading names.
+     */
+    @Test
+    void optionsNamedInTheTextExist() {
+        var asm = new picocli.CommandLine(new Asm()).getSubcommands();
+        List<String> problems = new ArrayList<>();
+        for (String language : LANGUAGES)
+            for (Runbook r : Runbook.all(language)) {
+                List<String> fileSteps = new ArrayList<>(), sectionSteps = List.of();
+                for (String h : r.headings) {
+                    Matcher m = Pattern.compile("`([a-z0-9-]+)[^`]*`").matcher(h);
+                    while (m.find()) if (asm.containsKey(m.group(1))) fileSteps.add(m.group(1));
+                }
+                boolean fenced = false;
+                String[] lines = r.text.split("\n");
+                for (int i = 0; i < lines.length; i++) {
+                    String line = lines[i];
+                    if (line.startsWith("```")) { fenced = !fenced; continue; }
+                    if (fenced) continue;
+                    if (line.startsWith("#")) {
+                        sectionSteps = new ArrayList<>();
+                        Matcher m = Pattern.compile("`([a-z0-9-]+)[^`]*`").matcher(line);
+                        while (m.find()) if (asm.containsKey(m.group(1))) sectionSteps.add(m.group(1));
+                        continue;
+                    }
+                    Matcher span = Pattern.compile("`([^`]+)`").matcher(line);
+                    while (span.find()) {
+                        String[] words = span.group(1).split("\\s+");
+                        if (!asm.containsKey(words[0]) && !words[0].startsWith("-")) continue; // another tool's command
+                        List<String> steps = asm.containsKey(words[0]) ? List.of(words[0]) : sectionSteps.isEmpty() ? fileSteps : sectionSteps;
+                        for (String w : words) {
+                            if (!w.matches("--?[a-z][a-z0-9-]*(=.*)?")) continue;
+                            String option = w.replaceFirst("=.*", "");
+                            if (steps.stream().noneMatch(st -> asm.get(st).getCommandSpec().findOption(option) != null))
+                                problems.add(r.file + ":" + (i + 1) + ": `" + span.group(1) + "`: " + option + " is not an option of "
+                                        + String.join(" or ", steps));
+                        }
+                    }
+                }
+            }
+        assertThat(problems).isEmpty();
+    }
+
     /** A heading that names the step in backticks, e.g. "## Generate the KEK: `gen-kek`". */
     @Test
     void everyStepHasARunbookSectionThatRunsIt() {

@@ -31,6 +31,7 @@ class RunbookTest {
     RunbookShell shell;
     final Set<String> ran = new LinkedHashSet<>(), clusterOnly = new LinkedHashSet<>();
     int runBlocks, skippedBlocks, manualBlocks;
+    long runMillis;
     boolean istiodStarted, istiodLoaded;
 
     @Test
@@ -51,12 +52,13 @@ class RunbookTest {
                 say("\n=================== runbooks/" + book.file);
                 for (Runbook.Block b : book.blocks) if (b.shell()) paste(book, b);
             }
+            assertThat(lab.dir.resolve("jbang-used")).as("the first `jbang asm@org` went through JBang itself").exists();
             assertThat(istiodStarted).as("a run block ran install-asm, after which istiod starts").isTrue();
             assertThat(istiodLoaded).as("a run block ran upload-chain, after which istiod loads its CA").isTrue();
             statusIsAllDone();
 
-            say(String.format("%n%d blocks ran, %d cluster-only blocks skipped, %d manual blocks answered by the lab.",
-                    runBlocks, skippedBlocks, manualBlocks));
+            say(String.format("%n%d blocks ran in %d s, %d cluster-only blocks skipped, %d manual blocks answered by the lab.",
+                    runBlocks, runMillis / 1000, skippedBlocks, manualBlocks));
             clusterOnly.removeAll(ran);
             say("Steps run: " + String.join(", ", ran));
             say("Steps only in cluster-only blocks (they read pod logs or exec into pods): " + String.join(", ", clusterOnly));
@@ -96,6 +98,7 @@ class RunbookTest {
                 RunbookShell.Result r = shell.run(b.text(), BLOCK_TIMEOUT_SECONDS);
                 if (!r.output().isBlank()) say(indent(r.output().stripTrailing(), "  | "));
                 say("  exit " + r.exit() + " in " + r.millis() + " ms");
+                runMillis += r.millis();
                 assertThat(r.exit()).as("%s (%s) failed; its output is above:%n%s", b.where(), b.heading(), r.output()).isZero();
                 Runbook.Block expected = book.outputOf(b);
                 if (expected != null)
