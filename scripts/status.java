@@ -199,60 +199,78 @@ class Status extends Step {
         for (String n : CLUSTER_LINES) line(n, UNKNOWN, f.getMessage(), f.hint);
     }
 
+    /** Each line reads what it needs: one thing that cannot be read leaves the other lines standing. */
     private void cluster(Kube k) {
-        group(CLUSTER_LINES, () -> {
-            var c = k.client;
-            Namespace vaultNs = Istio.api(k, () -> c.namespaces().withName(Kube.VAULT_NAMESPACE).get(), "read namespace vault");
-            exists("namespace vault", vaultNs != null, "namespace " + Kube.VAULT_NAMESPACE, "k8s-vault-prep");
+        var c = k.client;
+        Boolean vaultNs = namespace(k, "namespace vault", Kube.VAULT_NAMESPACE, "k8s-vault-prep");
+        one("binding " + Kube.TOKENREVIEW_BINDING, () -> binding(Istio.api(k, () -> c.rbac().clusterRoleBindings()
+                .withName(Kube.TOKENREVIEW_BINDING).get(), "read ClusterRoleBinding " + Kube.TOKENREVIEW_BINDING)));
+        one("secret vault/" + Kube.TOKENREVIEW_SECRET, () -> tokenSecret(Boolean.FALSE.equals(vaultNs) ? null : Istio.api(k, () ->
+                c.secrets().inNamespace(Kube.VAULT_NAMESPACE).withName(Kube.TOKENREVIEW_SECRET).get(), "read Secret " + Kube.TOKENREVIEW_SECRET)));
 
-            ClusterRoleBinding b = Istio.api(k, () -> c.rbac().clusterRoleBindings().withName(Kube.TOKENREVIEW_BINDING).get(), "read the TokenReview binding");
-            String lb = "binding " + Kube.TOKENREVIEW_BINDING;
-            if (b == null) line(lb, MISSING, "no ClusterRoleBinding " + Kube.TOKENREVIEW_BINDING, "k8s-vault-prep");
-            else if (!Kube.AUTH_DELEGATOR_ROLE.equals(b.getRoleRef().getName()) || b.getSubjects() == null || b.getSubjects().stream().noneMatch(s ->
-                    "ServiceAccount".equals(s.getKind()) && Kube.TOKENREVIEW_SA.equals(s.getName()) && Kube.VAULT_NAMESPACE.equals(s.getNamespace())))
-                line(lb, WRONG, Kube.TOKENREVIEW_BINDING + " does not bind " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA + " to " + Kube.AUTH_DELEGATOR_ROLE, "k8s-vault-prep");
-            else line(lb, DONE, Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA + " may create TokenReviews (" + Kube.AUTH_DELEGATOR_ROLE + ")", null);
-
-            Secret t = vaultNs == null ? null : Istio.api(k, () -> c.secrets().inNamespace(Kube.VAULT_NAMESPACE).withName(Kube.TOKENREVIEW_SECRET).get(), "read the token Secret");
-            String lt = "secret vault/" + Kube.TOKENREVIEW_SECRET;
-            if (t == null) line(lt, MISSING, "no Secret " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SECRET, "k8s-vault-prep");
-            else if (!"kubernetes.io/service-account-token".equals(t.getType()) || t.getData() == null || !t.getData().containsKey("token"))
-                line(lt, WRONG, Kube.TOKENREVIEW_SECRET + " is " + t.getType() + (t.getData() != null && t.getData().containsKey("token") ? "" : " without a token"),
-                        "delete it and run k8s-vault-prep (the token controller fills a service-account-token Secret)");
-            else line(lt, DONE, "service-account token of " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA, null);
-
-            Namespace istioNs = Istio.api(k, () -> c.namespaces().withName(Kube.ISTIO_NAMESPACE).get(), "read namespace istio-system");
-            exists("namespace istio-system", istioNs != null, "namespace " + Kube.ISTIO_NAMESPACE, "control-plane-prep");
-
-            ConfigMap cm = istioNs == null ? null : Istio.api(k, () -> c.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.VAULT_CA_CONFIGMAP).get(), "read the Vault CA ConfigMap");
-            configMap(cm);
-
-            Service svc = istioNs == null ? null : Istio.api(k, () -> c.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.ISTIOD_SERVICE).get(), "read Service istiod");
-            String rev = svc == null ? null : Istio.revisionOf(svc);
-            if (svc == null) line("service istiod", MISSING, "no Service " + Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SERVICE, "istiod-service");
-            else if (rev == null) line("service istiod", WRONG, "Service istiod has no " + Istio.REV_LABEL + " label: the validating webhook cannot find it", "istiod-service");
-            else line("service istiod", DONE, "Service istiod, revision " + rev, null);
-
-            List<Pod> pods = istioNs == null ? List.of() : Istio.api(k, () -> Istio.istiodPods(c), "list the istiod pods");
-            istiod(pods);
-
-            Secret csr = istioNs == null ? null : Istio.api(k, () -> c.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CSR_SECRET).get(), "read the CSR Secret");
+        boolean noIstio = Boolean.FALSE.equals(namespace(k, "namespace istio-system", Kube.ISTIO_NAMESPACE, "control-plane-prep"));
+        var services = c.services().inNamespace(Kube.ISTIO_NAMESPACE);
+        var secrets = c.secrets().inNamespace(Kube.ISTIO_NAMESPACE);
+        one("configmap " + Kube.VAULT_CA_CONFIGMAP, () -> configMap(noIstio ? null : Istio.api(k, () ->
+                c.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.VAULT_CA_CONFIGMAP).get(), "read ConfigMap " + Kube.VAULT_CA_CONFIGMAP)));
+        String[] rev = {null};
+        one("service istiod", () -> rev[0] = istiodService(noIstio ? null : Istio.api(k, () -> services.withName(Kube.ISTIOD_SERVICE).get(),
+                "read Service " + Kube.ISTIOD_SERVICE)));
+        one("istiod pods", () -> istiod(noIstio ? List.of() : Istio.api(k, () -> Istio.istiodPods(c), "list the istiod pods")));
+        boolean[] csrExists = {false};
+        one("secret " + Istio.CSR_SECRET, () -> {
+            Secret csr = noIstio ? null : Istio.api(k, () -> secrets.withName(Istio.CSR_SECRET).get(), "read Secret " + Istio.CSR_SECRET);
+            csrExists[0] = csr != null;
             csr(csr);
-
-            Secret chain = istioNs == null ? null : Istio.api(k, () -> c.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CA_CERT_SECRET).get(), "read the chain Secret");
-            chain(chain, csr != null);
-
-            List<Namespace> labelled = Istio.api(k, () -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(), "list the namespaces");
-            injection(labelled, rev);
-
-            Service gw = istioNs == null ? null : Istio.api(k, () -> c.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get(), "read the ingress gateway");
-            ingress(gw);
         });
+        one("secret " + Istio.CA_CERT_SECRET, () -> chain(noIstio ? null : Istio.api(k, () -> secrets.withName(Istio.CA_CERT_SECRET).get(),
+                "read Secret " + Istio.CA_CERT_SECRET), csrExists[0]));
+        one("injection", () -> injection(Istio.api(k, () -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(),
+                "list the namespaces"), rev[0]));
+        one("ingress address", () -> ingress(noIstio ? null : Istio.api(k, () -> services.withName(Istio.INGRESS_GATEWAY).get(),
+                "read Service " + Istio.INGRESS_GATEWAY)));
     }
 
-    private void exists(String name, boolean exists, String what, String fix) {
-        if (exists) line(name, DONE, what + " exists", null);
-        else line(name, MISSING, "no " + what, fix);
+    private void one(String name, Runnable body) {
+        group(List.of(name), body);
+    }
+
+    /** The namespace's line; true / false when it was read, null when it could not be. */
+    private Boolean namespace(Kube k, String name, String ns, String fix) {
+        Boolean[] found = {null};
+        one(name, () -> {
+            found[0] = Istio.api(k, () -> k.client.namespaces().withName(ns).get(), "read namespace " + ns) != null;
+            if (found[0]) line(name, DONE, "namespace " + ns + " exists", null);
+            else line(name, MISSING, "no namespace " + ns, fix);
+        });
+        return found[0];
+    }
+
+    private void binding(ClusterRoleBinding b) {
+        String l = "binding " + Kube.TOKENREVIEW_BINDING;
+        if (b == null) line(l, MISSING, "no ClusterRoleBinding " + Kube.TOKENREVIEW_BINDING, "k8s-vault-prep");
+        else if (!Kube.AUTH_DELEGATOR_ROLE.equals(b.getRoleRef().getName()) || b.getSubjects() == null || b.getSubjects().stream().noneMatch(s ->
+                "ServiceAccount".equals(s.getKind()) && Kube.TOKENREVIEW_SA.equals(s.getName()) && Kube.VAULT_NAMESPACE.equals(s.getNamespace())))
+            line(l, WRONG, Kube.TOKENREVIEW_BINDING + " does not bind " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA + " to " + Kube.AUTH_DELEGATOR_ROLE, "k8s-vault-prep");
+        else line(l, DONE, Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA + " may create TokenReviews (" + Kube.AUTH_DELEGATOR_ROLE + ")", null);
+    }
+
+    private void tokenSecret(Secret t) {
+        String l = "secret vault/" + Kube.TOKENREVIEW_SECRET;
+        if (t == null) line(l, MISSING, "no Secret " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SECRET, "k8s-vault-prep");
+        else if (!"kubernetes.io/service-account-token".equals(t.getType()) || t.getData() == null || !t.getData().containsKey("token"))
+            line(l, WRONG, Kube.TOKENREVIEW_SECRET + " is " + t.getType() + (t.getData() != null && t.getData().containsKey("token") ? "" : " without a token"),
+                    "delete it and run k8s-vault-prep (the token controller fills a service-account-token Secret)");
+        else line(l, DONE, "service-account token of " + Kube.VAULT_NAMESPACE + "/" + Kube.TOKENREVIEW_SA, null);
+    }
+
+    /** The istiod Service's line; returns the revision it carries. */
+    private String istiodService(Service svc) {
+        String rev = svc == null ? null : Istio.revisionOf(svc);
+        if (svc == null) line("service istiod", MISSING, "no Service " + Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SERVICE, "istiod-service");
+        else if (rev == null) line("service istiod", WRONG, "Service istiod has no " + Istio.REV_LABEL + " label: the validating webhook cannot find it", "istiod-service");
+        else line("service istiod", DONE, "Service istiod, revision " + rev, null);
+        return rev;
     }
 
     private void configMap(ConfigMap cm) {

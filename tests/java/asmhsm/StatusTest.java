@@ -261,6 +261,27 @@ class StatusTest {
         assertThat(l.get("vault: mount asm-s1").get("detail").asString()).contains("refused to list the secrets engines (403");
         assertThat(l.get("namespace vault").get("detail").asString()).contains("not allowed to read namespace vault");
 
+        // one right more (read namespaces): those lines are read, the others stay unknown one by one
+        String user = Pki.certificate(Base64.getDecoder().decode(io.fabric8.kubernetes.client.Config.fromKubeconfig(
+                lab.nobodyKubeconfig().toFile()).getClientCertData()), "nobody").getSubjectX500Principal().getName().replaceFirst("^CN=([^,]+).*", "$1");
+        k.rbac().clusterRoles().resource(new io.fabric8.kubernetes.api.model.rbac.ClusterRoleBuilder().withNewMetadata().withName("read-namespaces").endMetadata()
+                .addNewRule().withApiGroups("").withResources("namespaces").withVerbs("get", "list").endRule().build()).create();
+        k.rbac().clusterRoleBindings().resource(new ClusterRoleBindingBuilder().withNewMetadata().withName("nobody-reads-namespaces").endMetadata()
+                .withNewRoleRef().withApiGroup("rbac.authorization.k8s.io").withKind("ClusterRole").withName("read-namespaces").endRoleRef()
+                .addNewSubject().withKind("User").withApiGroup("rbac.authorization.k8s.io").withName(user).endSubject().build()).create();
+        Map<String, JsonNode> some = lines(status(env));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);   // RBAC takes a moment to apply
+        while (!state(some, "namespace vault").equals("done") && System.nanoTime() < deadline) {
+            Thread.sleep(500);
+            some = lines(status(env));
+        }
+        assertThat(state(some, "namespace vault")).isEqualTo("done");
+        assertThat(state(some, "namespace istio-system")).isEqualTo("done");
+        assertThat(state(some, "injection")).isEqualTo("wrong");          // bookinfo still has both labels
+        assertThat(state(some, "binding role-tokenreview-binding")).isEqualTo("unknown");
+        assertThat(state(some, "secret istio-ca-cert")).isEqualTo("unknown");
+        assertThat(some.get("secret istio-ca-cert").get("detail").asString()).contains("not allowed to read Secret istio-ca-cert");
+
         assertThat(Cli.asm(env(), "status", "--cluster-suffix", "Bad Suffix").exit()).isEqualTo(2);
         Map<String, String> noSuffix = env();
         noSuffix.remove("CLUSTER_SUFFIX");
