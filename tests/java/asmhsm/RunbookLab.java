@@ -11,7 +11,6 @@ import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.apps.DeploymentBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -25,8 +24,9 @@ import java.util.Map;
 /**
  * The world the runbooks are rehearsed in: a lab of its own (tests/lab/up: OpenBao, etcd,
  * kube-apiserver, kube-controller-manager; its own because the guide's names are cluster-wide:
- * namespaces vault and istio-system, a ClusterRoleBinding, the Vault mount asm-c1), a SoftHSM2
- * token made with pkcs11-tool holding the root CA's key, and stand-ins for what cannot run here:
+ * namespaces vault and istio-system, a ClusterRoleBinding, the Vault mount asm-c1), two SoftHSM2
+ * tokens made with pkcs11-tool (istiod's slot, and the security administrator's with the root CA's
+ * key), and stand-ins for what cannot run here:
  * <ul>
  * <li>four Nodes (as kubelets would register them: 4 vCPU, 16 GiB, an InternalIP each);
  * <li>an application namespace with a Deployment, running before the mesh, as in the guide;
@@ -52,13 +52,12 @@ final class RunbookLab implements AutoCloseable {
     final KubernetesClient admin;
     final List<String> notes = new ArrayList<>();
     private IstiodStandIn istiod;
-    private final boolean keep;
+    private Thread shutdownHook;
 
-    private RunbookLab(Path dir, Path labDir, Map<String, String> labEnv, boolean keep) throws Exception {
+    private RunbookLab(Path dir, Path labDir, Map<String, String> labEnv) throws Exception {
         this.dir = dir;
         this.labDir = labDir;
         this.labEnv = labEnv;
-        this.keep = keep;
         this.work = Files.createDirectories(dir.resolve("work"));
         this.admin = new Lab(Cli.repo(), labEnv).client(Path.of(labEnv.get("KUBECONFIG")));
         Path hsm = Files.createDirectories(dir.resolve("hsm"));
@@ -74,19 +73,43 @@ final class RunbookLab implements AutoCloseable {
                 + "' holding the root CA's key '" + ROOT_KEY_LABEL + "' (made by openssl)");
     }
 
-    /** Starts a lab of its own. {@code keep}: leave it and the files running after the test, to look around. */
+    /**
+     * Starts a lab of its own, stopped by {@link #close} or, if the JVM is stopped first, by a
+     * shutdown hook. {@code keep}: leave it and the files after the test, to look around.
+     */
     static RunbookLab start(boolean keep) throws Exception {
         Path dir = Files.createTempDirectory("asm-runbook");
         Path labDir = dir.resolve("lab");
-        Map<String, String> env = Lab.parseEnv(Lab.run(List.of(Cli.repo().resolve("tests/lab/up").toString()),
-                Map.of("ASM_LAB_DIR", labDir.toString())));
+        Thread down = new Thread(() -> stop(dir, labDir), "runbook-lab-down");
+        if (!keep) Runtime.getRuntime().addShutdownHook(down);
+        RunbookLab lab = null;
         try {
-            RunbookLab lab = new RunbookLab(dir, labDir, env, keep);
+            Map<String, String> env = Lab.parseEnv(Lab.run(List.of(Cli.repo().resolve("tests/lab/up").toString()),
+                    Map.of("ASM_LAB_DIR", labDir.toString())));
+            lab = new RunbookLab(dir, labDir, env);
+            lab.shutdownHook = keep ? null : down;
             lab.prepare();
             return lab;
         } catch (Exception | Error e) {
-            Lab.run(List.of(Cli.repo().resolve("tests/lab/down").toString(), labDir.toString()), Map.of());
+            if (lab != null) lab.admin.close();
+            if (!keep) {
+                Runtime.getRuntime().removeShutdownHook(down);
+                stop(dir, labDir);
+            }
             throw e;
+        }
+    }
+
+    /** tests/lab/down (by the PIDs up recorded), then the files. */
+    private static void stop(Path dir, Path labDir) {
+        try {
+            if (Files.exists(labDir)) Lab.run(List.of(Cli.repo().resolve("tests/lab/down").toString(), labDir.toString()), Map.of());
+        } finally {
+            try {
+                Release.deleteTree(dir);
+            } catch (IOException e) {
+                System.err.println("cannot remove " + dir + ": " + e.getMessage());
+            }
         }
     }
 
@@ -275,13 +298,9 @@ final class RunbookLab implements AutoCloseable {
     @Override
     public void close() {
         admin.close();
-        if (keep) return;
-        Lab.run(List.of(Cli.repo().resolve("tests/lab/down").toString(), labDir.toString()), Map.of());
-        try {
-            Release.deleteTree(dir);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        if (shutdownHook == null) return; // kept
+        Runtime.getRuntime().removeShutdownHook(shutdownHook);
+        stop(dir, labDir);
     }
 
     /**
