@@ -37,6 +37,12 @@ public abstract class Step implements Callable<Integer> {
 
     protected Out out;
 
+    static {
+        // fabric8 and the Vault driver log through SLF4J; with no backend it prints three
+        // warnings on every run, which would bury the one or two lines a failure gets.
+        System.setProperty("slf4j.internal.verbosity", "ERROR");
+    }
+
     /** The step's work. Throw {@link Fail} for anything the operator must act on. */
     protected abstract void run() throws Exception;
 

@@ -5,6 +5,9 @@
 //CDS
 package asmhsm;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -12,6 +15,7 @@ import picocli.CommandLine.Command;
 @Command(name = "asm", mixinStandardHelpOptions = true,
         description = "Anthos Service Mesh 1.9 with the Istiod CA key in a Luna HSM and HSM credentials in Vault: the guide's steps.",
         subcommands = {
+                Asm.Run.class,
                 Preflight.class,
                 GrantAdmin.class,
                 GenKek.class,
@@ -45,5 +49,39 @@ class Asm implements Runnable {
 
     public static void main(String... args) {
         System.exit(new CommandLine(new Asm()).execute(args));
+    }
+
+    /**
+     * Several steps in one process, for chains operators run together: one JVM start,
+     * one class loading, instead of one per step.
+     */
+    @Command(name = "run", description = {
+            "Run several steps in one process, in order, stopping at the first that fails.",
+            "Steps are separated by a lone '+', e.g.:",
+            "  asm run k8s-vault-prep --cluster-suffix c1 + vault-setup --cluster-suffix c1 ... + vault-verify --cluster-suffix c1"})
+    static class Run implements Callable<Integer> {
+        @CommandLine.Unmatched
+        List<String> words = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            List<List<String>> steps = new ArrayList<>();
+            List<String> current = new ArrayList<>();
+            for (String w : words) {
+                if (w.equals("+")) { steps.add(current); current = new ArrayList<>(); } else current.add(w);
+            }
+            steps.add(current);
+            for (List<String> step : steps)
+                if (step.isEmpty() || step.get(0).startsWith("-") || step.get(0).equals("run")) {
+                    System.err.println("error: 'asm run' takes steps separated by '+', each starting with the step's name");
+                    System.err.println("  -> e.g. asm run gen-kek + import-ca -f root.pem");
+                    return 2;
+                }
+            for (List<String> step : steps) {
+                int rc = new CommandLine(new Asm()).execute(step.toArray(String[]::new));
+                if (rc != 0) return rc;
+            }
+            return 0;
+        }
     }
 }
