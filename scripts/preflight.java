@@ -170,17 +170,17 @@ class Preflight extends Step {
             f.put("ready", ready);
             figures.add(f);
         }
-        String fix = "add nodes to the user cluster (gkectl update cluster) until it has at least " + MIN_NODES + " nodes, "
-                + MIN_CPU + " vCPU and 15 GB of allocatable memory";
+        String fix = "add nodes to the user cluster (gkectl update cluster) until it has at least " + MIN_NODES;
+        String bigger = "add nodes or give them more %s (the node pool's machine size, then gkectl update cluster)";
         Map<String, Object> data = Map.of("nodes", figures);
         if (nodes.size() >= MIN_NODES) ok("nodes", nodes.size() + " nodes (need " + MIN_NODES + ")", lines, data);
         else list.add("nodes", "FAIL", false, nodes.size() + " nodes, need at least " + MIN_NODES, fix, lines, data);
         String cpuText = cpu.stripTrailingZeros().toPlainString() + " vCPU allocatable (need " + MIN_CPU + ")";
         if (cpu.compareTo(MIN_CPU) >= 0) ok("cpu", cpuText, List.of(), Map.of("cpu", cpu));
-        else list.add("cpu", "FAIL", false, cpuText, fix, List.of(), Map.of("cpu", cpu));
+        else list.add("cpu", "FAIL", false, cpuText, String.format(bigger, "vCPUs"), List.of(), Map.of("cpu", cpu));
         String memText = gb(mem) + " allocatable (need 15 GB)";
         if (mem.compareTo(MIN_MEMORY) >= 0) ok("memory", memText, List.of(), Map.of("memoryBytes", mem.toBigInteger()));
-        else list.add("memory", "FAIL", false, memText, fix, List.of(), Map.of("memoryBytes", mem.toBigInteger()));
+        else list.add("memory", "FAIL", false, memText, String.format(bigger, "memory"), List.of(), Map.of("memoryBytes", mem.toBigInteger()));
     }
 
     static BigDecimal amount(Quantity q) {

@@ -41,7 +41,6 @@ class EnableInjectionTest {
     @AfterEach
     void tearDown() {
         for (String d : istiods) k.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withName(d).delete();
-        k.pods().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").withTimeout(60, TimeUnit.SECONDS).delete();
         // unlabelled first: a namespace may stay Terminating a while, and status counts labelled ones
         for (String n : namespaces) {
             k.namespaces().withName(n).edit(x -> { x.getMetadata().getLabels().remove(Istio.REV_LABEL); return x; });
