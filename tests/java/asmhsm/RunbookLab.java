@@ -257,7 +257,9 @@ final class RunbookLab implements AutoCloseable {
         List<Deployment> deps = admin.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
         if (deps.isEmpty()) throw new AssertionError("install-asm left no istiod Deployment in " + Kube.ISTIO_NAMESPACE);
         StringBuilder said = new StringBuilder();
-        if (Istio.istiodPods(admin).isEmpty()) { // the lab's controller-manager may not turn Deployments into pods
+        long deadline = System.nanoTime() + 30_000_000_000L; // the controller-manager turns the Deployment into a pod
+        while (Istio.istiodPods(admin).isEmpty() && System.nanoTime() < deadline) Thread.sleep(250);
+        if (Istio.istiodPods(admin).isEmpty()) { // a lab whose controller-manager makes no pods
             Deployment d = deps.get(0);
             admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
                     .withName(d.getMetadata().getName() + "-6d8f7c9b5-lab01").withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
