@@ -373,7 +373,6 @@ public final class Istio {
     // ================================================================ mesh checks (issue 7)
     // preflight, verify-ca, verify-mtls, enable-injection, external-ip, status
 
-    public static final String SYSTEM_NAMESPACE = "istio-system";
     /** The revision the guide installs (istioctl install --set revision=...). */
     public static final String GUIDE_REVISION = "asm-198-6";
     public static final String REV_LABEL = "istio.io/rev";
@@ -454,7 +453,7 @@ public final class Istio {
 
     /** istiod pods (label app=istiod in istio-system), oldest first. */
     public static List<Pod> istiodPods(KubernetesClient k) {
-        List<Pod> pods = new ArrayList<>(k.pods().inNamespace(SYSTEM_NAMESPACE).withLabel("app", ISTIOD_APP).list().getItems());
+        List<Pod> pods = new ArrayList<>(k.pods().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", ISTIOD_APP).list().getItems());
         pods.sort(java.util.Comparator.comparing(p -> String.valueOf(p.getMetadata().getCreationTimestamp())));
         return pods;
     }
@@ -463,7 +462,7 @@ public final class Istio {
     public static Set<String> revisions(KubernetesClient k) {
         Set<String> revs = new TreeSet<>();
         for (Pod p : istiodPods(k)) addRevision(revs, p);
-        for (var d : k.apps().deployments().inNamespace(SYSTEM_NAMESPACE).withLabel("app", ISTIOD_APP).list().getItems())
+        for (var d : k.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", ISTIOD_APP).list().getItems())
             addRevision(revs, d);
         return revs;
     }

@@ -71,4 +71,22 @@ public final class Opts {
             return suffix;
         }
     }
+
+    public static class Kek {
+        @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
+                description = "The KEK's ID, as gen-kek printed it (env KEK_ID).")
+        public String id;
+    }
+
+    public static class CaId {
+        @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
+                description = "CA ID the HSM plugin looks the root certificate up by (default ${DEFAULT-VALUE}).")
+        public String id;
+    }
+
+    public static class IstioNamespace {
+        @Option(names = {"-n", "--namespace"}, defaultValue = asmhsm.Kube.ISTIO_NAMESPACE, paramLabel = "NS",
+                description = "istiod's namespace (default ${DEFAULT-VALUE}).")
+        public String name;
+    }
 }

@@ -9,13 +9,14 @@
 //JAVA 17+
 //COMPILE_OPTIONS --add-modules=jdk.crypto.cryptoki --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED
 //RUNTIME_OPTIONS --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED
-//JAVA_OPTIONS -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -Xlog:disable -Xlog:all=warning:stderr
+//JAVA_OPTIONS -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -Xlog:disable -Xlog:all=error:stderr
 //CDS
 // The directives above are the whole toolkit's dependencies, once for every script
 // (JBang reads them from this file through each script's //SOURCES). Keep them in step
 // with pom.xml; LayoutTest compares the two. A step is a short-lived process: the C1
 // compiler, the serial GC and a class-data-sharing archive (//CDS) cut its start-up;
-// JVM warnings (the CDS archive's, on a first run) go to stderr so --json stays clean.
+// JVM logging is errors only, on stderr: a first CDS run warns about hundreds of classes,
+// on stdout by default, which would break --json and bury the step's own lines.
 package asmhsm;
 
 import java.util.concurrent.Callable;

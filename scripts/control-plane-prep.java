@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.ConfigMap;
@@ -24,9 +25,7 @@ class ControlPlanePrep extends Step {
             description = "PEM certificate that authenticates the Vault server: its CA (env VAULT_CACERT).")
     Path vaultCa;
 
-    @Option(names = {"-n", "--namespace"}, defaultValue = Kube.ISTIO_NAMESPACE, paramLabel = "NS",
-            description = "Istio's namespace (default: ${DEFAULT-VALUE}).")
-    String namespace;
+    @Mixin Opts.IstioNamespace ns;
 
     @Override
     protected void run() throws Exception {
@@ -38,14 +37,14 @@ class ControlPlanePrep extends Step {
         if (pem.isBlank()) throw Fail.badInput("Vault CA certificate " + vaultCa + " is empty", "give the PEM file of Vault's CA");
         List<X509Certificate> certs = Pki.certificates(Pki.pemBlocks(pem, "Vault CA certificate " + vaultCa), "Vault CA certificate " + vaultCa);
         for (X509Certificate c : certs) Pki.requireValidNow(c, "Vault CA certificate");
-        out.put("configMap", namespace + "/" + Kube.VAULT_CA_CONFIGMAP)
+        out.put("configMap", ns.name + "/" + Kube.VAULT_CA_CONFIGMAP)
                 .put("subjects", certs.stream().map(c -> Pki.goName(c.getSubjectX500Principal().getEncoded())).toList());
 
         // The file goes in as it is, like `kubectl create configmap --from-file=./cert`; an old one is patched in place.
-        ConfigMap cm = new ConfigMapBuilder().withNewMetadata().withName(Kube.VAULT_CA_CONFIGMAP).withNamespace(namespace).endMetadata()
+        ConfigMap cm = new ConfigMapBuilder().withNewMetadata().withName(Kube.VAULT_CA_CONFIGMAP).withNamespace(ns.name).endMetadata()
                 .addToData(Kube.VAULT_CA_KEY, pem).build();
         try (Kube k = Kube.connect(kube)) {
-            k.apply(Kube.namespace(namespace), out);
+            k.apply(Kube.namespace(ns.name), out);
             k.apply(cm, out);
         }
     }

@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import java.io.IOException;
@@ -31,13 +32,9 @@ class DecryptCsr extends Step {
         boolean secret;
     }
 
-    @Option(names = {"-n", "--namespace"}, defaultValue = Istio.SYSTEM_NAMESPACE, paramLabel = "NS",
-            description = "istiod's namespace (default ${DEFAULT-VALUE}).")
-    String namespace;
+    @Mixin Opts.IstioNamespace ns;
 
-    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
-            description = "The KEK istiod uses (env KEK_ID); when set, a CSR under another KEK is refused.")
-    String kekId;
+    @Mixin Opts.Kek kek;
 
     @Option(names = {"-o", "--output"}, defaultValue = "csr.pem", paramLabel = "CSR_PEM", description = "Where to write the CSR (default ${DEFAULT-VALUE}).")
     Path output;
@@ -54,12 +51,12 @@ class DecryptCsr extends Step {
                 text = Files.readString(from.file, StandardCharsets.UTF_8);
             } catch (IOException e) {
                 throw Fail.badInput("cannot read " + from.file + ": " + e.getMessage(), "save it with kubectl get secret "
-                        + Istio.CSR_SECRET + " -n " + namespace + " -o jsonpath={.data} > encrypted_csr.json");
+                        + Istio.CSR_SECRET + " -n " + ns.name + " -o jsonpath={.data} > encrypted_csr.json");
             }
             encrypted = KmsPlugin.EncryptedCsr.fromKubectl(text, from.file.toString());
         } else {
             try (Kube k = Kube.connect(kube)) {
-                encrypted = KmsPlugin.EncryptedCsr.fromCluster(k, namespace);
+                encrypted = KmsPlugin.EncryptedCsr.fromCluster(k, ns.name);
             }
         }
         out.put("kekId", encrypted.kekId()).put("csrId", encrypted.csrId());
@@ -68,7 +65,7 @@ class DecryptCsr extends Step {
             if (hsm == null)
                 throw Fail.failed("the embedded HSM token does not exist yet, so it holds no KEK",
                         "set P11_LIB, P11_TOKEN and P11_PIN_FILE to the slot istiod's plugin uses");
-            csr = KmsPlugin.decrypt(hsm, encrypted, kekId);
+            csr = KmsPlugin.decrypt(hsm, encrypted, kek.id);
         }
         PublicKey key = Pki.publicKey(csr.request());
         String subject = Pki.subject(csr.request());

@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Namespace;

@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import java.util.List;
@@ -10,19 +11,17 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "gen-kek", mixinStandardHelpOptions = true,
-        description = "Generate the HSM key-encryption key (KEK) istiod's HSM plugin uses (guide: 'Genera una KEK').")
+        description = "Generate the HSM key-encryption key (KEK) istiod's HSM plugin uses; with no --kek-id, a random UUID (guide: 'Genera una KEK').")
 class GenKek extends Step {
     @Mixin Opts.Pkcs11 p11;
 
-    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
-            description = "KEK ID (env KEK_ID); default a random UUID.")
-    String kekId;
+    @Mixin Opts.Kek kek;
 
     @Override
     protected void run() throws Exception {
-        if (kekId != null && !kekId.matches("[\\x21-\\x7e]{1,64}"))
-            throw Fail.badInput("KEK ID '" + kekId + "' is not 1-64 printable ASCII characters", "use a UUID, as the plugin does");
-        String id = kekId != null ? kekId : UUID.randomUUID().toString();
+        if (kek.id != null && !kek.id.matches("[\\x21-\\x7e]{1,64}"))
+            throw Fail.badInput("KEK ID '" + kek.id + "' is not 1-64 printable ASCII characters", "use a UUID, as the plugin does");
+        String id = kek.id != null ? kek.id : UUID.randomUUID().toString();
         out.put("kekId", id);
         try (Hsm hsm = Hsm.open(p11, out)) {
             if (hsm == null) { out.change("generate AES-256 KEK " + id); return; }

@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import java.nio.file.Path;
@@ -19,9 +20,7 @@ class ImportCa extends Step {
     @Option(names = {"-f", "--file"}, required = true, paramLabel = "ROOT_PEM", description = "Root CA certificate, PEM.")
     Path file;
 
-    @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
-            description = "CA ID the plugin looks the root up by (default ${DEFAULT-VALUE}).")
-    String caId;
+    @Mixin Opts.CaId ca;
 
     @Option(names = "--replace", description = "Replace a different certificate already stored under this CA ID.")
     boolean replace;
@@ -32,31 +31,31 @@ class ImportCa extends Step {
         Pki.requireRootCa(root, "root certificate");
         byte[] der = root.getEncoded();
         String label = Pki.goName(Pki.subjectDer(root));
-        out.put("caId", caId).put("subject", label).put("sha256", Pki.sha256Hex(der));
+        out.put("caId", ca.id).put("subject", label).put("sha256", Pki.sha256Hex(der));
         try (Hsm hsm = Hsm.open(p11, out)) {
-            if (hsm == null) { out.change("import '" + label + "' as CA " + caId); return; }
+            if (hsm == null) { out.change("import '" + label + "' as CA " + ca.id); return; }
             out.put("token", hsm.tokenLabel);
-            List<Hsm.Obj> same = hsm.byId(Hsm.ascii(caId));
-            List<Hsm.Obj> certs = hsm.certificates(caId);
+            List<Hsm.Obj> same = hsm.byId(Hsm.ascii(ca.id));
+            List<Hsm.Obj> certs = hsm.certificates(ca.id);
             if (same.size() == 1 && certs.size() == 1 && Arrays.equals(hsm.bytes(certs.get(0).handle(), 0x11 /* CKA_VALUE */), der)) {
-                out.say("root '%s' is already stored as CA %s on token '%s'", label, caId, hsm.tokenLabel);
+                out.say("root '%s' is already stored as CA %s on token '%s'", label, ca.id, hsm.tokenLabel);
                 return;
             }
             if (same.size() != certs.size())
-                throw Fail.failed("token '" + hsm.tokenLabel + "' holds a non-certificate object with ID " + caId,
+                throw Fail.failed("token '" + hsm.tokenLabel + "' holds a non-certificate object with ID " + ca.id,
                         "choose another --ca-id; see hsm-info");
             if (!certs.isEmpty() && !replace)
-                throw Fail.failed("a different certificate ('" + certs.get(0).label() + "') is stored as CA " + caId,
+                throw Fail.failed("a different certificate ('" + certs.get(0).label() + "') is stored as CA " + ca.id,
                         "pass --replace to replace it, or --ca-id to store this one under another ID");
             if (out.dryRun()) {
-                out.change((certs.isEmpty() ? "import" : "replace with") + " root '" + label + "' as CA " + caId);
+                out.change((certs.isEmpty() ? "import" : "replace with") + " root '" + label + "' as CA " + ca.id);
                 return;
             }
             // create first, then remove the old one: a failure never leaves the token without a root
-            long created = hsm.importCertificate(caId, label, der, Pki.subjectDer(root), Pki.issuerDer(root),
+            long created = hsm.importCertificate(ca.id, label, der, Pki.subjectDer(root), Pki.issuerDer(root),
                     Pki.serialDer(root.getSerialNumber()));
             for (Hsm.Obj old : certs) if (old.handle() != created) hsm.destroy(old.handle());
-            out.change((certs.isEmpty() ? "imported" : "replaced") + " root '" + label + "' as CA " + caId
+            out.change((certs.isEmpty() ? "imported" : "replaced") + " root '" + label + "' as CA " + ca.id
                     + " on token '" + hsm.tokenLabel + "'");
         }
     }

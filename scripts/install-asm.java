@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import java.io.ByteArrayOutputStream;
@@ -35,8 +36,7 @@ class InstallAsm extends Step {
             description = "Vault path of the HSM secret, e.g. asm-c1/hsm (env HSM_SECRET_PATH).")
     String secretPath;
 
-    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID", description = "KEK ID from gen-kek (env KEK_ID).")
-    String kekId;
+    @Mixin Opts.Kek kek;
 
     @Option(names = "--hsm-plugin-image", defaultValue = "${env:HSM_PLUGIN_IMAGE}", paramLabel = "IMAGE",
             description = "HSM plugin image (env HSM_PLUGIN_IMAGE).")
@@ -120,7 +120,7 @@ class InstallAsm extends Step {
         values.put("HSM_SLOT_LABEL --hsm-slot-label", slotLabel);
         values.put("VAULT_ADDR --vault-addr", vault.addr);
         values.put("HSM_SECRET_PATH --hsm-secret-path", secretPath);
-        values.put("KEK_ID --kek-id", kekId);
+        values.put("KEK_ID --kek-id", kek.id);
         values.put("HSM_PLUGIN_IMAGE --hsm-plugin-image", pluginImage);
         values.put("VAULT_CLIENT_IMAGE --vault-client-image", vaultClientImage);
         if (overlay == null || print) values.put("WAIT_FOR_RESOURCES_TIMEOUT --wait-for-resources-timeout", waitTimeout);
@@ -136,14 +136,14 @@ class InstallAsm extends Step {
             throw Fail.badInput("VAULT_ADDR '" + vault.addr + "' is not http(s)://HOST:PORT", "the guide: export VAULT_ADDR=https://VAULT_IP:PORT");
         if (!secretPath.matches("[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"))
             throw Fail.badInput("HSM_SECRET_PATH '" + secretPath + "' is not a Vault path like asm-c1/hsm", "no leading or trailing '/', no spaces");
-        if (!kekId.matches("[\\x21-\\x7e]{1,64}"))
-            throw Fail.badInput("KEK ID '" + kekId + "' is not 1-64 printable ASCII characters", "give the ID gen-kek printed");
+        if (!kek.id.matches("[\\x21-\\x7e]{1,64}"))
+            throw Fail.badInput("KEK ID '" + kek.id + "' is not 1-64 printable ASCII characters", "give the ID gen-kek printed");
         for (String image : List.of(pluginImage, vaultClientImage))
             if (!image.matches("[^\\s,]+")) throw Fail.badInput("image '" + image + "' is not an image reference", "e.g. " + GUIDE_PLUGIN_IMAGE);
         if (waitTimeout != null && Istio.goDuration(waitTimeout) == null)
             throw Fail.badInput("WAIT_FOR_RESOURCES_TIMEOUT '" + waitTimeout + "' is not a duration istioctl reads", "the guide uses 10s");
         String addr = vault.addr.endsWith("/") ? vault.addr.substring(0, vault.addr.length() - 1) : vault.addr;
-        return new Istio.InstallSettings(revision, kekId, pluginImage, slotLabel, vaultClientImage, addr, secretPath);
+        return new Istio.InstallSettings(revision, kek.id, pluginImage, slotLabel, vaultClientImage, addr, secretPath);
     }
 
     static final String GUIDE_PLUGIN_IMAGE = "gcr.io/thalescpl-io-k8s-kms-plugin/hsm-plugin:asm-1.7-1";

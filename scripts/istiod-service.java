@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Service;
@@ -20,16 +21,14 @@ class IstiodService extends Step {
             description = "istiod's revision label, istio.io/rev (default: ${DEFAULT-VALUE}).")
     String revision;
 
-    @Option(names = {"-n", "--namespace"}, defaultValue = Kube.ISTIO_NAMESPACE, paramLabel = "NS",
-            description = "Istio's namespace (default: ${DEFAULT-VALUE}).")
-    String namespace;
+    @Mixin Opts.IstioNamespace ns;
 
     @Override
     protected void run() {
         if (!revision.matches("[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?"))
             throw Fail.badInput("revision '" + revision + "' is not a valid label value", "give istiod's istio.io/rev label, e.g. asm-198-6");
-        Service service = Kube.istiodService(revision, namespace);
-        out.put("service", namespace + "/" + Kube.ISTIOD_SERVICE).put("revision", revision);
+        Service service = Kube.istiodService(revision, ns.name);
+        out.put("service", ns.name + "/" + Kube.ISTIOD_SERVICE).put("revision", revision);
         if (out.dryRun()) {
             String yaml = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
                     .enable(YAMLWriteFeature.MINIMIZE_QUOTES).enable(YAMLWriteFeature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS)
@@ -38,8 +37,8 @@ class IstiodService extends Step {
             out.say(yaml.stripTrailing());
         }
         try (Kube k = Kube.connect(kube)) {
-            if (k.live(Kube.namespace(namespace)) == null)
-                throw Fail.failed("namespace " + namespace + " does not exist", "run control-plane-prep first (it creates it)");
+            if (k.live(Kube.namespace(ns.name)) == null)
+                throw Fail.failed("namespace " + ns.name + " does not exist", "run control-plane-prep first (it creates it)");
             k.apply(service, out);
         }
     }

@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Pod;
@@ -20,13 +21,9 @@ import picocli.CommandLine.Option;
 class IstiodStatus extends Step {
     @Mixin Opts.Kube kube;
 
-    @Option(names = {"-n", "--namespace"}, defaultValue = Istio.SYSTEM_NAMESPACE, paramLabel = "NS",
-            description = "Namespace of istiod (default: ${DEFAULT-VALUE}).")
-    String namespace;
+    @Mixin Opts.IstioNamespace ns;
 
-    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
-            description = "KEK ID the HSM plugin should report (env KEK_ID).")
-    String kekId;
+    @Mixin Opts.Kek kek;
 
     @Option(names = "--wait", arity = "0..1", fallbackValue = "waiting-for-ca", paramLabel = "STAGE",
             description = "Poll until istiod reaches STAGE or further: waiting-for-ca (the default) or running.")
@@ -63,7 +60,7 @@ class IstiodStatus extends Step {
             }
             show(pods, stage);
             if (pods.isEmpty())
-                throw Fail.failed("no istiod pods (app=" + Istio.ISTIOD_APP + ") in namespace " + namespace,
+                throw Fail.failed("no istiod pods (app=" + Istio.ISTIOD_APP + ") in namespace " + ns.name,
                         "install istiod with install-asm (or check --context / --namespace)");
             List<Istio.Problem> problems = new ArrayList<>();
             pods.forEach(p -> problems.addAll(p.problems()));
@@ -76,10 +73,10 @@ class IstiodStatus extends Step {
     private List<Istio.PodReport> inspect(Kube k) {
         List<Istio.PodReport> reports = new ArrayList<>();
         try {
-            for (Pod pod : Istio.istiodPods(k.client, namespace))
-                reports.add(Istio.inspect(pod, container -> log(k, pod, container), kekId));
+            for (Pod pod : Istio.istiodPods(k.client, ns.name))
+                reports.add(Istio.inspect(pod, container -> log(k, pod, container), kek.id));
         } catch (KubernetesClientException e) {
-            throw k.explain(e, "list the istiod pods in " + namespace);
+            throw k.explain(e, "list the istiod pods in " + ns.name);
         }
         return reports;
     }
@@ -91,7 +88,7 @@ class IstiodStatus extends Step {
     private String log(Kube k, Pod pod, String container) {
         String where = pod.getMetadata().getName() + "/" + container;
         try {
-            String log = k.client.pods().inNamespace(namespace).withName(pod.getMetadata().getName())
+            String log = k.client.pods().inNamespace(ns.name).withName(pod.getMetadata().getName())
                     .inContainer(container).tailingLines(5000).getLog();
             if (log != null && !log.isBlank()) return log;
             unreadableLogs.putIfAbsent(where, "the log of " + where + " is empty");
@@ -102,8 +99,8 @@ class IstiodStatus extends Step {
     }
 
     private void show(List<Istio.PodReport> pods, Istio.Stage stage) {
-        out.put("namespace", namespace).put("stage", stage.id);
-        out.say("istiod in %s: %s", namespace, pods.isEmpty() ? "not started (no pods)" : stage.words);
+        out.put("namespace", ns.name).put("stage", stage.id);
+        out.say("istiod in %s: %s", ns.name, pods.isEmpty() ? "not started (no pods)" : stage.words);
         List<Map<String, Object>> json = new ArrayList<>();
         for (Istio.PodReport p : pods) {
             out.say("  pod %s  %s  %s%s", p.name(), p.readiness(), p.phase(), p.revision() == null ? "" : "  revision " + p.revision());

@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 //FILES supported-versions.txt=../lib/supported-versions.txt
 package asmhsm;
 

@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Secret;
@@ -29,16 +30,11 @@ class UploadChain extends Step {
     @Option(names = {"-f", "--file"}, required = true, paramLabel = "CHAIN_PEM", description = "The CA certificate, any intermediates, the root last.")
     Path file;
 
-    @Option(names = {"-n", "--namespace"}, defaultValue = Istio.SYSTEM_NAMESPACE, paramLabel = "NS",
-            description = "istiod's namespace (default ${DEFAULT-VALUE}).")
-    String namespace;
+    @Mixin Opts.IstioNamespace ns;
 
-    @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
-            description = "CA ID of the root in the HSM, as istiod's plugin is configured (default ${DEFAULT-VALUE}).")
-    String caId;
+    @Mixin Opts.CaId ca;
 
-    @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID", description = "The KEK istiod uses (env KEK_ID).")
-    String kekId;
+    @Mixin Opts.Kek kek;
 
     @Option(names = "--replace", description = "Replace a Secret istio-ca-cert that holds another chain.")
     boolean replace;
@@ -64,10 +60,10 @@ class UploadChain extends Step {
         if (problem != null)
             throw Fail.badInput("the chain in " + file + " does not hold together: " + problem,
                     "order it: the CA certificate, then each issuer, the root last");
-        String secretName = namespace + "/" + Istio.CA_CERT_SECRET;
+        String secretName = ns.name + "/" + Istio.CA_CERT_SECRET;
         try (Hsm hsm = Hsm.open(p11, out); Kube k = Kube.connect(kube)) {
             if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet, so it holds no root", "run import-ca first");
-            X509Certificate root = Pki.certificate(hsm.rootCertificate(caId), "the root with CA ID " + caId + " in the HSM");
+            X509Certificate root = Pki.certificate(hsm.rootCertificate(this.ca.id), "the root with CA ID " + this.ca.id + " in the HSM");
             String refused = Pki.goChainProblem(List.of(ca, root), new Date());
             if (refused != null)
                 throw Fail.badInput("istiod's HSM plugin would refuse '" + subject + "': " + refused, chain.size() > 2
@@ -75,9 +71,9 @@ class UploadChain extends Step {
                         : "sign istiod's CSR with the root imported in the HSM (sign-csr)");
             if (!chain.get(chain.size() - 1).equals(root))
                 out.warn("the last certificate of " + file + " is not the root stored in the HSM; workloads will trust the file's last certificate");
-            KmsPlugin.Csr csr = KmsPlugin.decrypt(hsm, KmsPlugin.EncryptedCsr.fromCluster(k, namespace), kekId);
+            KmsPlugin.Csr csr = KmsPlugin.decrypt(hsm, KmsPlugin.EncryptedCsr.fromCluster(k, ns.name), kek.id);
             if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr.request())))
-                throw Fail.badInput("'" + subject + "' certifies another key than istiod's CSR in " + namespace + "/" + Istio.CSR_SECRET,
+                throw Fail.badInput("'" + subject + "' certifies another key than istiod's CSR in " + ns.name + "/" + Istio.CSR_SECRET,
                         "sign the current CSR: decrypt-csr --from-secret, then sign-csr");
             upload(k, content, secretName);
         }
@@ -85,7 +81,7 @@ class UploadChain extends Step {
 
     void upload(Kube k, byte[] content, String secretName) {
         try {
-            var secrets = k.client.secrets().inNamespace(namespace);
+            var secrets = k.client.secrets().inNamespace(ns.name);
             Secret existing = secrets.withName(Istio.CA_CERT_SECRET).get();
             Map<String, String> data = Map.of(Istio.CA_CERT_KEY, Base64.getEncoder().encodeToString(content));
             if (existing != null) {
@@ -102,7 +98,7 @@ class UploadChain extends Step {
                 return;
             }
             if (!out.dryRun())
-                secrets.resource(new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET).withNamespace(namespace)
+                secrets.resource(new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET).withNamespace(ns.name)
                         .endMetadata().withType("Opaque").withData(data).build()).create();
             out.change((out.dryRun() ? "create" : "created") + " Secret " + secretName + " (key " + Istio.CA_CERT_KEY + ")");
             out.say("istiod polls for it every 2 s; then check its log with verify-ca");

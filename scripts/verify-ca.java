@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Pod;
@@ -25,9 +26,7 @@ class VerifyCa extends Step {
     @Mixin Opts.Kube kube;
     @Mixin Opts.Pkcs11 p11;
 
-    @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
-            description = "CA ID of the root on the HSM (default ${DEFAULT-VALUE}).")
-    String caId;
+    @Mixin Opts.CaId ca;
 
     @Option(names = "--root-cert", paramLabel = "ROOT_PEM",
             description = "Compare with this root certificate instead of reading it from the HSM.")
@@ -41,7 +40,7 @@ class VerifyCa extends Step {
         if (rootFile != null) Pki.single(rootFile, "root certificate"); // a bad file is bad input, before anything is read
         try (Kube k = Kube.connect(kube)) {
             List<X509Certificate> chain = secretChain(k);
-            X509Certificate root = Istio.trustedRoot(rootFile, p11, caId, out);
+            X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
             out.put("root", Istio.name(root)).put("chain", chain.stream().map(Istio::name).toList());
             if (!Istio.sameCert(chain.get(chain.size() - 1), root))
                 throw Fail.failed("the chain in Secret " + Istio.CA_CERT_SECRET + " ends at '" + Istio.name(chain.get(chain.size() - 1))

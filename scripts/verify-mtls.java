@@ -1,5 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
+//CDS
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Pod;
@@ -33,9 +34,7 @@ class VerifyMtls extends Step {
     @Option(names = "--target", required = true, paramLabel = "HOST:PORT", description = "Service to connect to, e.g. details:9080.")
     String target;
 
-    @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
-            description = "CA ID of the root on the HSM (default ${DEFAULT-VALUE}).")
-    String caId;
+    @Mixin Opts.CaId ca;
 
     @Option(names = "--root-cert", paramLabel = "ROOT_PEM", description = "Compare with this root certificate instead of the HSM's.")
     Path rootFile;
@@ -61,7 +60,7 @@ class VerifyMtls extends Step {
                 throw Fail.badInput("pod " + pod + " has no " + Istio.PROXY_CONTAINER + " container (containers: "
                         + String.join(", ", Istio.containerNames(p)) + "): it has no sidecar",
                         "choose a pod of an injected namespace, or inject this one (enable-injection --namespace " + ns + " --restart)");
-            X509Certificate root = Istio.trustedRoot(rootFile, p11, caId, out);
+            X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
             out.put("root", Istio.name(root));
             String[] result = sClient(k, ns);
             List<X509Certificate> served = served(result[0], result[1]);

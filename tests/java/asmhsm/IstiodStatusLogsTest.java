@@ -23,7 +23,7 @@ import tools.jackson.databind.json.JsonMapper;
  * guide's own samples. IstiodStatusTest covers pods and statuses on the real API server.
  */
 class IstiodStatusLogsTest {
-    static final String NS = Istio.SYSTEM_NAMESPACE;
+    static final String NS = Kube.ISTIO_NAMESPACE;
     static final String KEK = "7651a4ea-eeb7-4c1f-927b-8c871c2127aa";
     /** The guide's expected `kubectl logs -c hsm-plugin` output, as it prints it. */
     static final String PLUGIN_LOG = """
