@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
         description = "Anthos Service Mesh 1.9 with the Istiod CA key in a Luna HSM and HSM credentials in Vault: the guide's steps.",
         subcommands = {
                 Asm.Run.class,
+                Asm.WarmUp.class,
                 Preflight.class,
                 GrantAdmin.class,
                 GenKek.class,
@@ -49,6 +50,37 @@ class Asm implements Runnable {
 
     public static void main(String... args) {
         System.exit(new CommandLine(new Asm()).execute(args));
+    }
+
+    /**
+     * Loads what the steps load (fabric8 and its model, the Vault driver, Bouncy Castle,
+     * Jackson, every step's options) without touching a server. JBang writes the class-data
+     * archive (//CDS) from the first run after a build: tests/install makes this that run, so
+     * the archive serves the cluster and Vault steps, not only the first command typed.
+     */
+    @Command(name = "warm-up", hidden = true, description = "Load the toolkit's classes once (for the CDS archive).")
+    static class WarmUp implements Callable<Integer> {
+        @Override
+        public Integer call() throws Exception {
+            CommandLine cl = new CommandLine(new Asm());
+            for (CommandLine sub : cl.getSubcommands().values()) sub.getUsageMessage();
+            var config = new io.fabric8.kubernetes.client.ConfigBuilder().withMasterUrl("https://127.0.0.1:1").build();
+            try (var client = new io.fabric8.kubernetes.client.KubernetesClientBuilder().withConfig(config).build()) {
+                client.getKubernetesSerialization().asYaml(Kube.istiodService("asm-198-6"));
+                client.namespaces().withName("warm-up");
+                client.secrets().inNamespace("warm-up").withName("warm-up");
+            }
+            new io.github.jopenlibs.vault.VaultConfig().address("https://127.0.0.1:1").token("x").build();
+            java.security.KeyPairGenerator g = java.security.KeyPairGenerator.getInstance("EC");
+            g.initialize(256);
+            var key = g.generateKeyPair();
+            var name = new org.bouncycastle.asn1.x500.X500Name("O=warm-up");
+            var csr = new org.bouncycastle.pkcs.jcajce.JcaPKCS10CertificationRequestBuilder(name, key.getPublic())
+                    .build(new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder("SHA256withECDSA").build(key.getPrivate()));
+            Pki.pemBlocks(Pki.pem("CERTIFICATE REQUEST", csr.getEncoded()), "warm-up");
+            Out.toJson(java.util.Map.of("warm", "up"));
+            return 0;
+        }
     }
 
     /**
