@@ -451,11 +451,9 @@ public final class Istio {
 
     // ---------------------------------------------------------------- istiod and its revision
 
-    /** istiod pods (label app=istiod in istio-system), oldest first. */
+    /** istiod pods (label app=istiod in istio-system), oldest first, leaving out those being deleted. */
     public static List<Pod> istiodPods(KubernetesClient k) {
-        List<Pod> pods = new ArrayList<>(k.pods().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", ISTIOD_APP).list().getItems());
-        pods.sort(java.util.Comparator.comparing(p -> String.valueOf(p.getMetadata().getCreationTimestamp())));
-        return pods;
+        return istiodPods(k, Kube.ISTIO_NAMESPACE);
     }
 
     /** The revisions istiod runs under: the istio.io/rev labels of its pods and Deployments. */
@@ -622,9 +620,8 @@ public final class Istio {
 
     /** The root certificate stored on the HSM under a CA ID (as import-ca stores it), or null. */
     public static X509Certificate hsmRoot(Hsm hsm, String caId) throws Exception {
-        List<Hsm.Obj> certs = hsm.certificates(caId);
-        if (certs.isEmpty()) return null;
-        return Pki.certificate(hsm.bytes(certs.get(0).handle(), 0x11 /* CKA_VALUE */), "the root on the HSM");
+        if (hsm.certificates(caId).isEmpty()) return null;
+        return Pki.certificate(hsm.rootCertificate(caId), "the root on the HSM");
     }
 
     /** The root to check chains against: the given PEM file, else the HSM's root under caId; fails when there is none. */
