@@ -22,7 +22,7 @@ class GenKek extends Step {
         if (kek.id != null && !kek.id.matches("[\\x21-\\x7e]{1,64}"))
             throw Fail.badInput("KEK ID '" + kek.id + "' is not 1-64 printable ASCII characters", "use a UUID, as the plugin does");
         String id = kek.id != null ? kek.id : UUID.randomUUID().toString();
-        out.put("kekId", id);
+        if (kek.id != null || !out.dryRun()) out.put("kekId", id); // no made-up ID in a dry run
         try (Hsm hsm = Hsm.open(p11, out)) {
             if (hsm == null) { out.change("generate AES-256 KEK " + id); return; }
             out.put("token", hsm.tokenLabel);
@@ -42,7 +42,10 @@ class GenKek extends Step {
                 throw Fail.failed("token '" + hsm.tokenLabel + "' already holds " + sameId.size() + " object(s) with ID " + id
                         + " that are not the plugin's KEK (" + Hsm.className(sameId.get(0).cls()) + ", label '"
                         + sameId.get(0).label() + "')", "choose another --kek-id; see hsm-info");
-            if (out.dryRun()) { out.change("generate AES-256 KEK " + id + " on token '" + hsm.tokenLabel + "'"); return; }
+            if (out.dryRun()) {
+                out.change("generate AES-256 KEK " + (kek.id == null ? "with a new random ID" : id) + " on token '" + hsm.tokenLabel + "'");
+                return;
+            }
             hsm.generateKek(id);
             out.change("generated AES-256 KEK on token '" + hsm.tokenLabel + "' (label " + Hsm.KEK_LABEL + ")");
             out.put("created", true);
