@@ -504,25 +504,18 @@ public final class Hsm implements AutoCloseable {
             else pin = new String(Env.readSecret(pinFile, "HSM PIN", null), StandardCharsets.US_ASCII);
             Env.writeSecret(dir.resolve("so-pin"), soPin.getBytes(StandardCharsets.US_ASCII));
             // pkcs11-tool takes PINs from its environment ("env:NAME"), so none is on a command line.
-            run(lib, conf, pin, soPin, "--init-token", "--slot-index", "0", "--label", token, "--so-pin", "env:ASM_SO_PIN");
+            // SoftHSM2 always keeps one uninitialised slot: the token goes there
+            run(lib, conf, pin, soPin, "--init-token", "--slot", freeSlot(lib, conf), "--label", token, "--so-pin", "env:ASM_SO_PIN");
             run(lib, conf, pin, soPin, "--token-label", token, "--login", "--login-type", "so",
                     "--so-pin", "env:ASM_SO_PIN", "--init-pin", "--new-pin", "env:ASM_PIN");
             out.warn("created the embedded SoftHSM2 token '" + token + "' (config " + conf + ", PIN file " + pinFile
                     + "); set P11_LIB, P11_TOKEN and P11_PIN_FILE to use a real HSM");
         }
 
-        /** --init-token takes the first free slot; SoftHSM2 always keeps one free slot last. */
         private static void run(String lib, Path conf, String pin, String soPin, String... args)
                 throws IOException, InterruptedException {
             List<String> cmd = new ArrayList<>(List.of("pkcs11-tool", "--module", lib));
             cmd.addAll(List.of(args));
-            if (cmd.contains("--init-token")) {
-                int i = cmd.indexOf("--slot-index");
-                cmd.remove(i + 1);
-                cmd.remove(i);
-                cmd.add(3, "--slot");
-                cmd.add(4, freeSlot(lib, conf));
-            }
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
             pb.environment().put("SOFTHSM2_CONF", conf.toString());
             pb.environment().put("ASM_PIN", pin);

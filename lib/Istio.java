@@ -609,14 +609,6 @@ public final class Istio {
         return null;
     }
 
-    /** One Kubernetes API call; a failure becomes Kube's one-line explanation of `what` (exit 1). */
-    public static <T> T api(Kube k, java.util.function.Supplier<T> call, String what) {
-        try {
-            return call.get();
-        } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
-            throw k.explain(e, what);
-        }
-    }
 
     /** The root certificate stored on the HSM under a CA ID (as import-ca stores it), or null. */
     public static X509Certificate hsmRoot(Hsm hsm, String caId) throws Exception {

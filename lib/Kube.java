@@ -115,6 +115,15 @@ public final class Kube implements AutoCloseable {
         return Fail.failed("could not " + what + where + ": " + reason(e), "see the message above; --verbose shows the details");
     }
 
+    /** One API call; a failure becomes the one-line explanation of `what` (exit 1). */
+    public <T> T call(java.util.function.Supplier<T> request, String what) {
+        try {
+            return request.get();
+        } catch (KubernetesClientException e) {
+            throw explain(e, what);
+        }
+    }
+
     static String reason(KubernetesClientException e) {
         if (e.getStatus() != null && e.getStatus().getMessage() != null) return e.getStatus().getMessage();
         return rootMessage(e);

@@ -54,7 +54,7 @@ class EnableInjection extends Step {
         Duration waitFor = duration(timeout);
         out.put("namespace", namespace);
         try (Kube k = Kube.connect(kube)) {
-            Namespace ns = Istio.api(k, () -> k.client.namespaces().withName(namespace).get(), "read namespace " + namespace);
+            Namespace ns = k.call(() -> k.client.namespaces().withName(namespace).get(), "read namespace " + namespace);
             if (ns == null)
                 throw Fail.badInput("namespace " + namespace + " does not exist", "list the namespaces with: kubectl get ns");
             String rev = chooseRevision(k);
@@ -79,7 +79,7 @@ class EnableInjection extends Step {
 
     /** The revision asked for, or the only one istiod runs under; refuses to guess between several. */
     private String chooseRevision(Kube k) {
-        Set<String> revs = Istio.api(k, () -> Istio.revisions(k.client), "list istiod in " + Kube.ISTIO_NAMESPACE);
+        Set<String> revs = k.call(() -> Istio.revisions(k.client), "list istiod in " + Kube.ISTIO_NAMESPACE);
         if (revision != null) {
             if (!revs.contains(revision))
                 throw Fail.failed("no istiod runs with revision " + revision + (revs.isEmpty() ? " (no istiod found)" : " (istiod revisions: " + String.join(", ", revs) + ")"),
@@ -109,14 +109,14 @@ class EnableInjection extends Step {
                 + (hasOld ? ", removing " + Istio.INJECTION_LABEL + "=" + labels.get(Istio.INJECTION_LABEL) : "");
         if (out.dryRun()) { out.change(what); return; }
         String patch = "{\"metadata\":{\"labels\":{\"" + Istio.INJECTION_LABEL + "\":null,\"" + Istio.REV_LABEL + "\":\"" + rev + "\"}}}";
-        Istio.api(k, () -> k.client.namespaces().withName(namespace).patch(PatchContext.of(PatchType.JSON_MERGE), patch),
+        k.call(() -> k.client.namespaces().withName(namespace).patch(PatchContext.of(PatchType.JSON_MERGE), patch),
                 "label namespace " + namespace);
         out.change(what.replaceFirst("^label", "labelled"));
     }
 
     /** Restarts (rollout restart) each Deployment that has pods without the revision; one whose pods all have it is left alone. */
     private void restartDeployments(Kube k, String rev) {
-        List<Deployment> deps = Istio.api(k, () -> k.client.apps().deployments().inNamespace(namespace).list().getItems(),
+        List<Deployment> deps = k.call(() -> k.client.apps().deployments().inNamespace(namespace).list().getItems(),
                 "list the Deployments in " + namespace);
         List<String> restarted = new ArrayList<>();
         for (Deployment d : deps) {
@@ -125,7 +125,7 @@ class EnableInjection extends Step {
                 out.warn("Deployment " + name + " is paused: not restarted (kubectl rollout resume deployment/" + name + " -n " + namespace + ")");
                 continue;
             }
-            List<Pod> pods = Istio.api(k, () -> k.client.pods().inNamespace(namespace).withLabelSelector(d.getSpec().getSelector()).list().getItems(),
+            List<Pod> pods = k.call(() -> k.client.pods().inNamespace(namespace).withLabelSelector(d.getSpec().getSelector()).list().getItems(),
                     "list the pods of Deployment " + name);
             List<Pod> live = pods.stream().filter(EnableInjection::live).toList();
             if (!live.isEmpty() && live.stream().allMatch(p -> rev.equals(Istio.revisionOf(p)))) {
@@ -133,7 +133,7 @@ class EnableInjection extends Step {
                 continue;
             }
             if (out.dryRun()) { out.change("restart Deployment " + name); restarted.add(name); continue; }
-            Istio.api(k, () -> k.client.apps().deployments().inNamespace(namespace).withName(name).rolling().restart(),
+            k.call(() -> k.client.apps().deployments().inNamespace(namespace).withName(name).rolling().restart(),
                     "restart Deployment " + name);
             out.change("restarted Deployment " + name);
             restarted.add(name);
@@ -144,7 +144,7 @@ class EnableInjection extends Step {
 
     /** Live pods of the namespace that do not carry the revision label. */
     private List<String> lacking(Kube k, String rev) {
-        List<Pod> pods = Istio.api(k, () -> k.client.pods().inNamespace(namespace).list().getItems(), "list the pods in " + namespace);
+        List<Pod> pods = k.call(() -> k.client.pods().inNamespace(namespace).list().getItems(), "list the pods in " + namespace);
         List<String> names = new ArrayList<>();
         for (Pod p : pods) if (live(p) && !rev.equals(Istio.revisionOf(p))) names.add(p.getMetadata().getName());
         return names;

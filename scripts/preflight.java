@@ -152,7 +152,7 @@ class Preflight extends Step {
     // ---------------------------------------------------------------- cluster
 
     private void nodes(Kube k) {
-        List<Node> nodes = Istio.api(k, () -> k.client.nodes().list().getItems(), "list the nodes");
+        List<Node> nodes = k.call(() -> k.client.nodes().list().getItems(), "list the nodes");
         BigDecimal cpu = BigDecimal.ZERO, mem = BigDecimal.ZERO;
         List<String> lines = new ArrayList<>();
         List<Map<String, Object>> figures = new ArrayList<>();
@@ -199,7 +199,7 @@ class Preflight extends Step {
     }
 
     private void version(Kube k, List<String> supported) {
-        String v = Istio.api(k, () -> k.client.getKubernetesVersion(), "read the server version").getGitVersion();
+        String v = k.call(() -> k.client.getKubernetesVersion(), "read the server version").getGitVersion();
         if (supported == null)
             throw Fail.failed("server " + v + ": the toolkit's list of supported versions is missing from this build",
                     "pass --versions-file FILE (one version prefix a line, e.g. 1.19)");
@@ -258,7 +258,7 @@ class Preflight extends Step {
             SelfSubjectAccessReview review = new SelfSubjectAccessReviewBuilder().withNewSpec().withNewResourceAttributes()
                     .withVerb(n.verb()).withGroup(n.group()).withResource(res[0]).withSubresource(res.length > 1 ? res[1] : null)
                     .withNamespace(n.namespace()).endResourceAttributes().endSpec().build();
-            SelfSubjectAccessReview answer = Istio.api(k,
+            SelfSubjectAccessReview answer = k.call(
                     () -> k.client.authorization().v1().selfSubjectAccessReview().create(review), "ask whether we may " + n.text());
             if (answer.getStatus() == null || !Boolean.TRUE.equals(answer.getStatus().getAllowed()))
                 denied.add(n.text() + "  (" + n.step() + ")");
@@ -270,7 +270,7 @@ class Preflight extends Step {
     }
 
     private void ports(Kube k) {
-        var services = Istio.api(k, () -> k.client.services().inAnyNamespace().list().getItems(), "list the Services");
+        var services = k.call(() -> k.client.services().inAnyNamespace().list().getItems(), "list the Services");
         List<Istio.PortProblem> problems = Istio.portNameProblems(services);
         List<String> lines = new ArrayList<>();
         List<Map<String, Object>> offenders = new ArrayList<>();

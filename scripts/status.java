@@ -200,31 +200,31 @@ class Status extends Step {
     private void cluster(Kube k) {
         var c = k.client;
         Boolean vaultNs = namespace(k, "namespace vault", Kube.VAULT_NAMESPACE, "k8s-vault-prep");
-        one("binding " + Kube.TOKENREVIEW_BINDING, () -> binding(Istio.api(k, () -> c.rbac().clusterRoleBindings()
+        one("binding " + Kube.TOKENREVIEW_BINDING, () -> binding(k.call(() -> c.rbac().clusterRoleBindings()
                 .withName(Kube.TOKENREVIEW_BINDING).get(), "read ClusterRoleBinding " + Kube.TOKENREVIEW_BINDING)));
-        one("secret vault/" + Kube.TOKENREVIEW_SECRET, () -> tokenSecret(Boolean.FALSE.equals(vaultNs) ? null : Istio.api(k, () ->
+        one("secret vault/" + Kube.TOKENREVIEW_SECRET, () -> tokenSecret(Boolean.FALSE.equals(vaultNs) ? null : k.call(() ->
                 c.secrets().inNamespace(Kube.VAULT_NAMESPACE).withName(Kube.TOKENREVIEW_SECRET).get(), "read Secret " + Kube.TOKENREVIEW_SECRET)));
 
         boolean noIstio = Boolean.FALSE.equals(namespace(k, "namespace istio-system", Kube.ISTIO_NAMESPACE, "control-plane-prep"));
         var services = c.services().inNamespace(Kube.ISTIO_NAMESPACE);
         var secrets = c.secrets().inNamespace(Kube.ISTIO_NAMESPACE);
-        one("configmap " + Kube.VAULT_CA_CONFIGMAP, () -> configMap(noIstio ? null : Istio.api(k, () ->
+        one("configmap " + Kube.VAULT_CA_CONFIGMAP, () -> configMap(noIstio ? null : k.call(() ->
                 c.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.VAULT_CA_CONFIGMAP).get(), "read ConfigMap " + Kube.VAULT_CA_CONFIGMAP)));
         String[] rev = {null};
-        one("service istiod", () -> rev[0] = istiodService(noIstio ? null : Istio.api(k, () -> services.withName(Kube.ISTIOD_SERVICE).get(),
+        one("service istiod", () -> rev[0] = istiodService(noIstio ? null : k.call(() -> services.withName(Kube.ISTIOD_SERVICE).get(),
                 "read Service " + Kube.ISTIOD_SERVICE)));
-        one("istiod pods", () -> istiod(noIstio ? List.of() : Istio.api(k, () -> Istio.istiodPods(c), "list the istiod pods")));
+        one("istiod pods", () -> istiod(noIstio ? List.of() : k.call(() -> Istio.istiodPods(c), "list the istiod pods")));
         boolean[] csrExists = {false};
         one("secret " + Istio.CSR_SECRET, () -> {
-            Secret csr = noIstio ? null : Istio.api(k, () -> secrets.withName(Istio.CSR_SECRET).get(), "read Secret " + Istio.CSR_SECRET);
+            Secret csr = noIstio ? null : k.call(() -> secrets.withName(Istio.CSR_SECRET).get(), "read Secret " + Istio.CSR_SECRET);
             csrExists[0] = csr != null;
             csr(csr);
         });
-        one("secret " + Istio.CA_CERT_SECRET, () -> chain(noIstio ? null : Istio.api(k, () -> secrets.withName(Istio.CA_CERT_SECRET).get(),
+        one("secret " + Istio.CA_CERT_SECRET, () -> chain(noIstio ? null : k.call(() -> secrets.withName(Istio.CA_CERT_SECRET).get(),
                 "read Secret " + Istio.CA_CERT_SECRET), csrExists[0]));
-        one("injection", () -> injection(Istio.api(k, () -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(),
+        one("injection", () -> injection(k.call(() -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(),
                 "list the namespaces"), rev[0]));
-        one("ingress address", () -> ingress(noIstio ? null : Istio.api(k, () -> services.withName(Istio.INGRESS_GATEWAY).get(),
+        one("ingress address", () -> ingress(noIstio ? null : k.call(() -> services.withName(Istio.INGRESS_GATEWAY).get(),
                 "read Service " + Istio.INGRESS_GATEWAY)));
     }
 
@@ -236,7 +236,7 @@ class Status extends Step {
     private Boolean namespace(Kube k, String name, String ns, String fix) {
         Boolean[] found = {null};
         one(name, () -> {
-            found[0] = Istio.api(k, () -> k.client.namespaces().withName(ns).get(), "read namespace " + ns) != null;
+            found[0] = k.call(() -> k.client.namespaces().withName(ns).get(), "read namespace " + ns) != null;
             if (found[0]) line(name, DONE, "namespace " + ns + " exists", null);
             else line(name, MISSING, "no namespace " + ns, fix);
         });

@@ -51,7 +51,7 @@ class VerifyCa extends Step {
             out.say("Secret %s holds %d certificate(s), CA '%s', ending at the root '%s'", Istio.CA_CERT_SECRET, chain.size(),
                     Istio.name(chain.get(0)), Istio.name(root));
 
-            List<Pod> pods = Istio.api(k, () -> Istio.istiodPods(k.client), "list the istiod pods");
+            List<Pod> pods = k.call(() -> Istio.istiodPods(k.client), "list the istiod pods");
             if (podName != null) pods = pods.stream().filter(p -> p.getMetadata().getName().equals(podName)).toList();
             if (pods.isEmpty())
                 throw podName != null
@@ -70,7 +70,7 @@ class VerifyCa extends Step {
     }
 
     private List<X509Certificate> secretChain(Kube k) {
-        Secret s = Istio.api(k, () -> k.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CA_CERT_SECRET).get(),
+        Secret s = k.call(() -> k.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CA_CERT_SECRET).get(),
                 "read Secret " + Istio.CA_CERT_SECRET);
         String b64 = s == null || s.getData() == null ? null : s.getData().get(Istio.CA_CERT_KEY);
         if (b64 == null)
@@ -92,7 +92,7 @@ class VerifyCa extends Step {
             problems.add("pod " + name + " has " + ready[1] + " containers, not the HSM install's " + Istio.ISTIOD_CONTAINERS
                     + " (discovery, hsm-plugin, vaultclient): was it installed with values.hsm.enabled=true?");
         else if (ready[0] != ready[1]) problems.add("pod " + name + " is " + readyText + " ready, not " + ready[1] + "/" + ready[1]);
-        String log = Istio.api(k, () -> k.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(name)
+        String log = k.call(() -> k.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(name)
                 .inContainer(Istio.DISCOVERY_CONTAINER).getLog(), "read the discovery log of " + name);
         Istio.LoggedChain logged = Istio.caCertBlock(log == null ? "" : log);
         if (logged == null) {

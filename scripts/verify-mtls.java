@@ -52,9 +52,9 @@ class VerifyMtls extends Step {
         try (Kube k = Kube.connect(kube)) {
             String ns = namespace != null ? namespace : k.client.getNamespace() != null ? k.client.getNamespace() : "default";
             out.put("pod", ns + "/" + pod).put("target", target);
-            if (Istio.api(k, () -> k.client.namespaces().withName(ns).get(), "read namespace " + ns) == null)
+            if (k.call(() -> k.client.namespaces().withName(ns).get(), "read namespace " + ns) == null)
                 throw Fail.badInput("namespace " + ns + " does not exist", "give the pod's namespace with --namespace");
-            Pod p = Istio.api(k, () -> k.client.pods().inNamespace(ns).withName(pod).get(), "read pod " + pod);
+            Pod p = k.call(() -> k.client.pods().inNamespace(ns).withName(pod).get(), "read pod " + pod);
             if (p == null) throw Fail.badInput("no pod " + pod + " in namespace " + ns, "list them with: kubectl get pods -n " + ns);
             if (!Istio.hasContainer(p, Istio.PROXY_CONTAINER))
                 throw Fail.badInput("pod " + pod + " has no " + Istio.PROXY_CONTAINER + " container (containers: "
@@ -83,7 +83,7 @@ class VerifyMtls extends Step {
         String[] cmd = {"openssl", "s_client", "-alpn", "istio", "-showcerts", "-connect", target};
         out.progress("running " + String.join(" ", cmd) + " in " + pod + "/" + Istio.PROXY_CONTAINER);
         int exit;
-        try (ExecWatch w = Istio.api(k, () -> k.client.pods().inNamespace(ns).withName(pod).inContainer(Istio.PROXY_CONTAINER)
+        try (ExecWatch w = k.call(() -> k.client.pods().inNamespace(ns).withName(pod).inContainer(Istio.PROXY_CONTAINER)
                 .writingOutput(stdout).writingError(stderr).writingErrorChannel(status).exec(cmd), "exec openssl in pod " + pod)) {
             exit = w.exitCode().get(timeoutSeconds, TimeUnit.SECONDS);
         } catch (TimeoutException e) {
