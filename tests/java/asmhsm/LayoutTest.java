@@ -31,7 +31,7 @@ class LayoutTest {
 
     @Test
     void everyScriptIsAnAsmSubcommandAndACatalogAlias() throws Exception {
-        Set<String> subcommands = new TreeSet<>(new CommandLine(new Asm()).getSubcommands().keySet());
+        Set<String> subcommands = new TreeSet<>(Asm.commandLine().getSubcommands().keySet());
         subcommands.remove("run"); // runs several steps in one process; not a step of its own
         subcommands.remove("warm-up"); // hidden: loads the classes once for the CDS archive
         String catalog = Files.readString(Cli.repo().resolve("jbang-catalog.json"));
@@ -48,6 +48,18 @@ class LayoutTest {
             assertThat(Files.isExecutable(Cli.repo().resolve("scripts/" + step + ".java"))).as(step + " executable").isTrue();
         }
         assertThat(new TreeSet<>(subcommands)).containsExactlyElementsOf(new TreeSet<>(steps()));
+    }
+
+    /** asm adds only the step it runs (see Asm.commandLine): each name must build that very step. */
+    @Test
+    void asmBuildsOnlyTheNamedStepUnderItsOwnName() {
+        for (String name : Asm.STEPS) {
+            CommandLine one = Asm.commandLine(name, "--help");
+            assertThat(one.getSubcommands()).as(name).containsOnlyKeys(name);
+            assertThat(one.getSubcommands().get(name).getCommandSpec().name()).as(name).isEqualTo(name);
+        }
+        assertThat(Asm.commandLine("no-such-step").getSubcommands()).hasSize(Asm.STEPS.size());
+        assertThat(Asm.commandLine().getSubcommands().keySet()).containsExactlyElementsOf(Asm.STEPS);
     }
 
     @Test

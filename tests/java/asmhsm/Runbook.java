@@ -207,7 +207,7 @@ final class Runbook {
      * a $) gets a well-typed stand-in value. Returns null when it parses, else what is wrong.
      */
     static String parseProblem(Command c) {
-        CommandLine asm = new CommandLine(new Asm());
+        CommandLine asm = Asm.commandLine();
         CommandLine step = asm.getSubcommands().get(c.step());
         if (step == null) return "no asm subcommand '" + c.step() + "'";
         List<String> args = new ArrayList<>(List.of(c.step()));

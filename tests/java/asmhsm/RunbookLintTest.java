@@ -48,7 +48,7 @@ class RunbookLintTest {
      */
     @Test
     void optionsNamedInTheTextExist() {
-        var asm = new picocli.CommandLine(new Asm()).getSubcommands();
+        var asm = Asm.commandLine().getSubcommands();
         List<String> problems = new ArrayList<>();
         for (String language : LANGUAGES)
             for (Runbook r : Runbook.all(language)) {
