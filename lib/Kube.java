@@ -15,9 +15,11 @@ import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
 import io.fabric8.kubernetes.client.dsl.base.PatchType;
 import tools.jackson.databind.JsonNode;
@@ -44,11 +46,14 @@ public final class Kube implements AutoCloseable {
     public final KubernetesClient client;
     public final Config config;
     public final String context;
+    /** The selector thread(s) of this client's JDK HttpClient; see {@link #close()}. */
+    private final Set<Thread> selectorThreads;
 
-    private Kube(KubernetesClient client, Config config, String context) {
+    private Kube(KubernetesClient client, Config config, String context, Set<Thread> selectorThreads) {
         this.client = client;
         this.config = config;
         this.context = context;
+        this.selectorThreads = selectorThreads;
     }
 
     public static Kube connect(Opts.Kube o) {
@@ -72,13 +77,27 @@ public final class Kube implements AutoCloseable {
         config.setRequestTimeout(30_000);
         config.setConnectionTimeout(10_000);
         config.setRequestRetryBackoffLimit(0);
+        // HTTP/1.1: a step makes a handful of calls, where HTTP/2 only adds its set-up (and
+        // classes the class-data archive, trained against an HTTP/1.1 stand-in, would not hold)
+        config.setHttp2Disable(true);
         String ctx = config.getCurrentContext() == null ? null : config.getCurrentContext().getName();
-        return new Kube(new KubernetesClientBuilder().withConfig(config).build(), config, ctx);
+        Set<Thread> before = selectorThreads();
+        KubernetesClient client = new KubernetesClientBuilder().withConfig(config).build();
+        Set<Thread> ours = selectorThreads();
+        ours.removeAll(before);
+        return new Kube(client, config, ctx, ours);
     }
 
     /** A Kube around a client made elsewhere (tests: the fabric8 mock server). */
     static Kube of(KubernetesClient client) {
-        return new Kube(client, client.getConfiguration(), null);
+        return new Kube(client, client.getConfiguration(), null, Set.of());
+    }
+
+    static Set<Thread> selectorThreads() {
+        Set<Thread> threads = new HashSet<>();
+        for (Thread t : Thread.getAllStackTraces().keySet())
+            if (t.getName().startsWith("HttpClient-") && t.getName().endsWith("-SelectorManager")) threads.add(t);
+        return threads;
     }
 
     static File kubeconfigFile(String option) {
@@ -300,8 +319,22 @@ public final class Kube implements AutoCloseable {
         }
     }
 
+    /**
+     * Closes the client and ends its JDK HttpClient's selector thread. On Java 17 that thread
+     * outlives close(), waiting in epoll (native code) until the client is garbage-collected,
+     * and the JVM waits 0.3 s at exit for threads in native code: a third of a cluster step's
+     * run. The selector loop stops when interrupted.
+     */
     @Override
     public void close() {
         client.close();
+        for (Thread t : selectorThreads) t.interrupt();
+        for (Thread t : selectorThreads) {
+            try {
+                t.join(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 }
