@@ -48,6 +48,11 @@ public final class Kube implements AutoCloseable {
     public final String context;
     /** The selector thread(s) of this client's JDK HttpClient; see {@link #close()}. */
     private final Set<Thread> selectorThreads;
+    /** Shared by the steps of one `asm run`: their close() leaves it open (see {@link #share()}). */
+    private boolean shared;
+
+    /** Clients by kubeconfig and context while steps share them; null when they do not. */
+    private static Map<String, Kube> sharedClients;
 
     private Kube(KubernetesClient client, Config config, String context, Set<Thread> selectorThreads) {
         this.client = client;
@@ -61,6 +66,8 @@ public final class Kube implements AutoCloseable {
         if (!file.isFile())
             throw Fail.badInput("kubeconfig " + file + " does not exist",
                     "set KUBECONFIG or --kubeconfig to the cluster's kubeconfig (kubectl config view works with it)");
+        String key = file.getAbsolutePath() + "|" + o.context;
+        if (sharedClients != null && sharedClients.containsKey(key)) return sharedClients.get(key);
         Config config;
         try {
             config = Config.fromKubeconfig(o.context, file);
@@ -85,7 +92,31 @@ public final class Kube implements AutoCloseable {
         KubernetesClient client = new KubernetesClientBuilder().withConfig(config).build();
         Set<Thread> ours = selectorThreads();
         ours.removeAll(before);
-        return new Kube(client, config, ctx, ours);
+        Kube kube = new Kube(client, config, ctx, ours);
+        if (sharedClients != null) {
+            kube.shared = true;
+            sharedClients.put(key, kube);
+        }
+        return kube;
+    }
+
+    /**
+     * From now on, steps in this process share one client per kubeconfig and context: `asm run`
+     * builds the client, its TLS set-up and its connection once for the whole chain instead of
+     * once per step. {@link #closeShared()} ends it.
+     */
+    static void share() {
+        if (sharedClients == null) sharedClients = new LinkedHashMap<>();
+    }
+
+    static void closeShared() {
+        if (sharedClients == null) return;
+        List<Kube> all = new ArrayList<>(sharedClients.values());
+        sharedClients = null;
+        for (Kube k : all) {
+            k.shared = false;
+            k.close();
+        }
     }
 
     /** A Kube around a client made elsewhere (tests: the fabric8 mock server). */
@@ -258,11 +289,12 @@ public final class Kube implements AutoCloseable {
     }
 
     /**
-     * Polls {@code probe} (every half second) until it returns non-null, with a progress line;
+     * Polls {@code probe} (after 50 ms, then backing off to every half second) until it returns non-null, with a progress line;
      * fails after {@code seconds} with {@code hint}. API errors fail at once.
      */
     public <T> T await(String waitingFor, int seconds, String hint, java.util.function.Supplier<T> probe, Out out) {
         long start = System.nanoTime();
+        long pause = 50;
         while (true) {
             T value;
             try {
@@ -281,7 +313,10 @@ public final class Kube implements AutoCloseable {
             }
             out.progress("waiting for " + waitingFor + " (" + waited + "s of " + seconds + "s)");
             try {
-                Thread.sleep(500);
+                // controllers usually answer within a fraction of a second: look again soon, then
+                // back off to every half second
+                Thread.sleep(pause);
+                pause = Math.min(500, pause * 2);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw Fail.failed("interrupted while waiting for " + waitingFor, null);
@@ -327,6 +362,7 @@ public final class Kube implements AutoCloseable {
      */
     @Override
     public void close() {
+        if (shared) return;
         client.close();
         for (Thread t : selectorThreads) t.interrupt();
         for (Thread t : selectorThreads) {

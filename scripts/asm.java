@@ -223,7 +223,7 @@ class Asm implements Runnable {
 
     /**
      * Several steps in one process, for chains operators run together: one JVM start,
-     * one class loading, instead of one per step.
+     * one class loading and one Kubernetes client, instead of one per step.
      */
     @Command(name = "run", description = {
             "Run several steps in one process, in order, stopping at the first that fails.",
@@ -247,12 +247,17 @@ class Asm implements Runnable {
                     System.err.println("  -> e.g. asm run gen-kek + import-ca -f root.pem");
                     return 2;
                 }
-            for (List<String> step : steps) {
-                String[] args = step.toArray(String[]::new);
-                int rc = commandLine(args).execute(args);
-                if (rc != 0) return rc;
+            Kube.share();
+            try {
+                for (List<String> step : steps) {
+                    String[] args = step.toArray(String[]::new);
+                    int rc = commandLine(args).execute(args);
+                    if (rc != 0) return rc;
+                }
+                return 0;
+            } finally {
+                Kube.closeShared();
             }
-            return 0;
         }
     }
 }

@@ -36,4 +36,56 @@ class RunChainTest {
         assertThat(r.stderr()).contains("separated by '+'");
         assertThat(Cli.asm(java.util.Map.of(), "run", "gen-kek", "+").exit()).isEqualTo(2);
     }
+
+    /** Steps of one run share a Kubernetes client; a closed client's selector thread ends. */
+    @Test
+    void stepsOfOneRunShareTheirKubernetesClient() throws Exception {
+        Path kubeconfig = tmp.resolve("kubeconfig");
+        java.nio.file.Files.writeString(kubeconfig, String.join("\n", "apiVersion: v1", "kind: Config",
+                "current-context: c", "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]",
+                "contexts: [{name: c, context: {cluster: c, user: u}}]", "users: [{name: u, user: {token: t}}]", ""));
+        Opts.Kube o = new Opts.Kube();
+        o.kubeconfig = kubeconfig.toString();
+        int selectorsBefore = Kube.selectorThreads().size();
+        Kube a = Kube.connect(o);
+        assertThat(Kube.selectorThreads()).hasSize(selectorsBefore + 1);
+        Kube b = Kube.connect(o);
+        assertThat(b).isNotSameAs(a);
+        a.close();
+        b.close();
+        assertThat(Kube.selectorThreads()).as("selector threads end with close()").hasSize(selectorsBefore);
+
+        Kube.share();
+        Kube first;
+        try {
+            first = Kube.connect(o);
+            first.close();                      // a step ends: the client stays open for the next one
+            assertThat(Kube.connect(o)).isSameAs(first);
+            assertThat(first.client.namespaces().withName("x")).isNotNull();
+            assertThat(Kube.selectorThreads()).hasSize(selectorsBefore + 1);
+        } finally {
+            Kube.closeShared();
+        }
+        assertThat(Kube.selectorThreads()).hasSize(selectorsBefore);
+        Kube after = Kube.connect(o);
+        assertThat(after).isNotSameAs(first);
+        after.close();
+    }
+
+    @org.junit.jupiter.api.Nested
+    @org.junit.jupiter.api.extension.ExtendWith(LabExtension.class)
+    class OnTheLab {
+        @Test
+        void aClusterChainOnOneClient(Lab lab) {
+            String ns = lab.freshNamespace();
+            Cli.Result r = Cli.asm(KubeVaultStepsSupport.env(lab), tmp, "run", "control-plane-prep", "-n", ns,
+                    "--vault-ca", lab.vaultCaCert().toString(), "+", "istiod-service", "-n", ns,
+                    "+", "istiod-service", "-n", ns);
+            assertThat(r.exit()).as(r.toString()).isZero();
+            assertThat(r.stdout()).contains("created Service " + ns + "/istiod")
+                    .contains("Service " + ns + "/istiod already up to date");
+            assertThat(KubeVaultStepsSupport.kubectlJson(lab, "-n", ns, "get", "configmap", "vault-tls-cert")
+                    .at("/data/cert").asString()).contains("BEGIN CERTIFICATE");
+        }
+    }
 }
