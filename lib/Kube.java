@@ -289,12 +289,11 @@ public final class Kube implements AutoCloseable {
     }
 
     /**
-     * Polls {@code probe} (after 50 ms, then backing off to every half second) until it returns non-null, with a progress line;
+     * Polls {@code probe} (every 100 ms for 5 s, then every half second) until it returns non-null, with a progress line;
      * fails after {@code seconds} with {@code hint}. API errors fail at once.
      */
     public <T> T await(String waitingFor, int seconds, String hint, java.util.function.Supplier<T> probe, Out out) {
         long start = System.nanoTime();
-        long pause = 50;
         while (true) {
             T value;
             try {
@@ -313,10 +312,9 @@ public final class Kube implements AutoCloseable {
             }
             out.progress("waiting for " + waitingFor + " (" + waited + "s of " + seconds + "s)");
             try {
-                // controllers usually answer within a fraction of a second: look again soon, then
-                // back off to every half second
-                Thread.sleep(pause);
-                pause = Math.min(500, pause * 2);
+                // controllers usually answer within a fraction of a second: look every 100 ms for
+                // the first 5 s (a cheap GET), then every half second
+                Thread.sleep(waited < 5 ? 100 : 500);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw Fail.failed("interrupted while waiting for " + waitingFor, null);
