@@ -227,6 +227,35 @@ class SignCsrTest {
         assertThat(run(tmp, "openssl", "verify", "-CAfile", root.toString(), "-partial_chain", first(out, tmp).toString()).stdout()).contains(": OK");
     }
 
+    /** openssl's two encrypted PEM forms: PKCS#8 (BEGIN ENCRYPTED PRIVATE KEY) and the traditional Proc-Type one. */
+    @Test
+    void readsPasswordProtectedPemRootKeys() throws Exception {
+        Path root = opensslRoot(tmp, "pemroot", "/CN=PEM Root", "rsa", 3650);
+        Path pass = tmp.resolve("pass");
+        Files.writeString(pass, "s3cret\n");
+        Files.setPosixFilePermissions(pass, PosixFilePermissions.fromString("rw-------"));
+        Path pkcs8 = tmp.resolve("root.p8.pem"), traditional = tmp.resolve("root.trad.pem");
+        run(tmp, "openssl", "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", tmp.resolve("pemroot.key").toString(),
+                "-out", pkcs8.toString(), "-passout", "file:" + pass);
+        run(tmp, "openssl", "rsa", "-aes256", "-traditional", "-in", tmp.resolve("pemroot.key").toString(),
+                "-out", traditional.toString(), "-passout", "file:" + pass);
+        assertThat(Files.readString(pkcs8)).contains("BEGIN ENCRYPTED PRIVATE KEY");
+        assertThat(Files.readString(traditional)).contains("Proc-Type: 4,ENCRYPTED");
+        for (Path key : List.of(pkcs8, traditional)) {
+            Files.setPosixFilePermissions(key, PosixFilePermissions.fromString("rw-------"));
+            Path out = tmp.resolve(key.getFileName() + ".chain.pem");
+            Cli.Result noPass = Cli.asm(Map.of(), tmp, "sign-csr", "--csr", csr.toString(), "--root-cert", root.toString(),
+                    "--root-key", key.toString(), "-o", out.toString());
+            assertThat(noPass.exit()).as(noPass.toString()).isEqualTo(2);
+            assertThat(noPass.stderr()).contains("is encrypted").contains("--root-key-pass-file");
+            Cli.Result r = Cli.asm(Map.of(), tmp, "sign-csr", "--csr", csr.toString(), "--root-cert", root.toString(),
+                    "--root-key", key.toString(), "--root-key-pass-file", pass.toString(), "-o", out.toString());
+            assertThat(r.exit()).as(r.toString()).isZero();
+            assertThat(run(tmp, "openssl", "verify", "-CAfile", root.toString(), "-partial_chain", first(out, tmp).toString())
+                    .stdout()).contains(": OK");
+        }
+    }
+
     @Test
     void readsAPasswordProtectedPkcs12RootKey() throws Exception {
         Path root = opensslRoot(tmp, "p12root", "/CN=P12 Root", "ec", 3650);
