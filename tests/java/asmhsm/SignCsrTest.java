@@ -227,13 +227,19 @@ class SignCsrTest {
         assertThat(run(tmp, "openssl", "verify", "-CAfile", root.toString(), "-partial_chain", first(out, tmp).toString()).stdout()).contains(": OK");
     }
 
+    /** The root key's password in a private file, as --root-key-pass-file wants it. */
+    Path passwordFile() throws Exception {
+        Path pass = tmp.resolve("pass");
+        Files.writeString(pass, "s3cret\n");
+        Files.setPosixFilePermissions(pass, PosixFilePermissions.fromString("rw-------"));
+        return pass;
+    }
+
     /** openssl's two encrypted PEM forms: PKCS#8 (BEGIN ENCRYPTED PRIVATE KEY) and the traditional Proc-Type one. */
     @Test
     void readsPasswordProtectedPemRootKeys() throws Exception {
         Path root = opensslRoot(tmp, "pemroot", "/CN=PEM Root", "rsa", 3650);
-        Path pass = tmp.resolve("pass");
-        Files.writeString(pass, "s3cret\n");
-        Files.setPosixFilePermissions(pass, PosixFilePermissions.fromString("rw-------"));
+        Path pass = passwordFile();
         Path pkcs8 = tmp.resolve("root.p8.pem"), traditional = tmp.resolve("root.trad.pem");
         run(tmp, "openssl", "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", tmp.resolve("pemroot.key").toString(),
                 "-out", pkcs8.toString(), "-passout", "file:" + pass);
@@ -259,9 +265,7 @@ class SignCsrTest {
     @Test
     void readsAPasswordProtectedPkcs12RootKey() throws Exception {
         Path root = opensslRoot(tmp, "p12root", "/CN=P12 Root", "ec", 3650);
-        Path pass = tmp.resolve("pass");
-        Files.writeString(pass, "s3cret\n");
-        Files.setPosixFilePermissions(pass, PosixFilePermissions.fromString("rw-------"));
+        Path pass = passwordFile();
         Path p12 = tmp.resolve("root.p12");
         run(tmp, "openssl", "pkcs12", "-export", "-inkey", tmp.resolve("p12root.key").toString(), "-in", root.toString(),
                 "-out", p12.toString(), "-passout", "file:" + pass);
