@@ -54,6 +54,15 @@ public final class Opts {
                 description = "CA certificate that signed Vault's TLS certificate (env VAULT_CACERT).")
         public Path caCert;
         // The token is read as the Vault CLI does (VAULT_TOKEN, else ~/.vault-token), never from an option.
+
+        /** The address, given and of the form the guide exports: http(s)://HOST:PORT. */
+        public String requireAddr() {
+            if (addr == null || addr.isBlank())
+                throw Fail.badInput("no Vault address given", "export VAULT_ADDR=https://VAULT_IP:PORT or pass --vault-addr");
+            if (!addr.matches("https?://[^/\\s]+/?"))
+                throw Fail.badInput("VAULT_ADDR '" + addr + "' is not http(s)://HOST:PORT", "the guide: export VAULT_ADDR=https://VAULT_IP:PORT");
+            return addr;
+        }
     }
 
     public static class Cluster {
@@ -76,6 +85,24 @@ public final class Opts {
         @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
                 description = "The KEK's ID, as gen-kek printed it (env KEK_ID).")
         public String id;
+
+        /** The ID, if one is given, as the plugin can store it: 1-64 printable ASCII characters (CKA_ID). */
+        public String check(String hint) {
+            if (id != null && !id.matches("[\\x21-\\x7e]{1,64}"))
+                throw Fail.badInput("KEK ID '" + id + "' is not 1-64 printable ASCII characters", hint);
+            return id;
+        }
+    }
+
+    /** Where k8s-vault-prep's three files (the guide's <suffix>-tokenreview_jwt, -k8s_addr, -k8s_cert) are. */
+    public static class ReviewerDir {
+        @Option(names = "--dir", paramLabel = "DIR",
+                description = "Folder of k8s-vault-prep's three files (default: ./<suffix>, as the guide does).")
+        public Path dir;
+
+        public Path of(String suffix) {
+            return dir != null ? dir : Path.of(suffix);
+        }
     }
 
     public static class CaId {

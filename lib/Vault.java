@@ -58,10 +58,7 @@ public final class Vault {
 
     /** A client with a given token (null: none, e.g. to log in). */
     public static Vault connect(Opts.Vault o, String token) {
-        if (o.addr == null || o.addr.isBlank())
-            throw Fail.badInput("no Vault address given", "export VAULT_ADDR=https://VAULT_IP:PORT or pass --vault-addr");
-        if (!o.addr.matches("https?://[^/\\s]+/?"))
-            throw Fail.badInput("Vault address '" + o.addr + "' is not http(s)://HOST:PORT", "fix VAULT_ADDR");
+        o.requireAddr();
         try {
             SslConfig ssl = new SslConfig();
             if (o.caCert != null && !o.caCert.toString().isEmpty()) {

@@ -19,8 +19,7 @@ class GenKek extends Step {
 
     @Override
     protected void run() throws Exception {
-        if (kek.id != null && !kek.id.matches("[\\x21-\\x7e]{1,64}"))
-            throw Fail.badInput("KEK ID '" + kek.id + "' is not 1-64 printable ASCII characters", "use a UUID, as the plugin does");
+        kek.check("use a UUID, as the plugin does");
         String id = kek.id != null ? kek.id : UUID.randomUUID().toString();
         if (kek.id != null || !out.dryRun()) out.put("kekId", id); // no made-up ID in a dry run
         try (Hsm hsm = Hsm.open(p11, out)) {

@@ -132,12 +132,10 @@ class InstallAsm extends Step {
                     example(missing.get(0)));
         if (!slotLabel.matches("[^\\p{Cntrl}]{1,32}"))
             throw Fail.badInput("HSM slot label '" + slotLabel + "' is not 1-32 printable characters", "give the slot label of the HSM (P11_TOKEN)");
-        if (!vault.addr.matches("https?://[^/\\s]+/?"))
-            throw Fail.badInput("VAULT_ADDR '" + vault.addr + "' is not http(s)://HOST:PORT", "the guide: export VAULT_ADDR=https://VAULT_IP:PORT");
+        vault.requireAddr();
         if (!secretPath.matches("[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"))
             throw Fail.badInput("HSM_SECRET_PATH '" + secretPath + "' is not a Vault path like asm-c1/hsm", "no leading or trailing '/', no spaces");
-        if (!kek.id.matches("[\\x21-\\x7e]{1,64}"))
-            throw Fail.badInput("KEK ID '" + kek.id + "' is not 1-64 printable ASCII characters", "give the ID gen-kek printed");
+        kek.check("give the ID gen-kek printed");
         for (String image : List.of(pluginImage, vaultClientImage))
             if (!image.matches("[^\\s,]+")) throw Fail.badInput("image '" + image + "' is not an image reference", "e.g. " + GUIDE_PLUGIN_IMAGE);
         if (waitTimeout != null && Istio.goDuration(waitTimeout) == null)

@@ -27,8 +27,7 @@ class K8sVaultPrep extends Step {
     @Mixin Opts.Kube kube;
     @Mixin Opts.Cluster cluster;
 
-    @Option(names = "--dir", paramLabel = "DIR", description = "Where to write the three files (default: ./<suffix>, as the guide does).")
-    Path dir;
+    @Mixin Opts.ReviewerDir dir;
 
     @Option(names = "--namespace", defaultValue = Kube.VAULT_NAMESPACE, paramLabel = "NS",
             description = "Namespace of the service account Vault reviews tokens with (default: ${DEFAULT-VALUE}).")
@@ -50,7 +49,7 @@ class K8sVaultPrep extends Step {
         if (!binding.matches("[a-z0-9:]([-a-z0-9.:]{0,251}[a-z0-9])?"))
             throw Fail.badInput("binding name '" + binding + "' is not a valid Kubernetes name", "use lower-case letters, digits, dashes, dots");
         if (timeout <= 0) throw Fail.badInput("--timeout must be positive", "give seconds, e.g. --timeout 120");
-        Path outDir = dir != null ? dir : Path.of(suffix);
+        Path outDir = dir.of(suffix);
         if (Env.exists(outDir) && !Files.isDirectory(outDir))
             throw Fail.badInput(outDir + " exists and is not a directory", "pass --dir or move it away");
         Vault.ReviewerFiles files = Vault.ReviewerFiles.in(outDir, suffix);

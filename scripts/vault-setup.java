@@ -41,8 +41,7 @@ class VaultSetup extends Step {
             description = "File holding the HSM slot PIN, mode 0600 (env P11_PIN_FILE).")
     Path pinFile;
 
-    @Option(names = "--dir", paramLabel = "DIR", description = "Where k8s-vault-prep wrote its three files (default: ./<suffix>).")
-    Path dir;
+    @Mixin Opts.ReviewerDir dir;
 
     @Option(names = "--rewrite-reviewer-jwt", description = "Write the auth config even if it looks current: Vault never "
             + "shows the token reviewer JWT it holds, so a new one (k8s-vault-prep after its Secret was re-created) needs this.")
@@ -67,7 +66,7 @@ class VaultSetup extends Step {
         out.put("mount", mount).put("secretPath", secretPath).put("policy", policy).put("authPath", secretPath).put("role", Vault.ROLE);
 
         // Every input is read and checked before Vault is touched.
-        Vault.ReviewerFiles files = Vault.ReviewerFiles.in(dir != null ? dir : Path.of(suffix), suffix);
+        Vault.ReviewerFiles files = Vault.ReviewerFiles.in(dir.of(suffix), suffix);
         String rerunPrep = "run k8s-vault-prep --cluster-suffix " + suffix + " first (or pass --dir)";
         String jwt = new String(Env.readSecret(mustExist(files.jwt(), "token reviewer JWT", rerunPrep), "token reviewer JWT", null),
                 StandardCharsets.UTF_8).trim();

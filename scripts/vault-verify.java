@@ -33,9 +33,7 @@ class VaultVerify extends Step {
     @Mixin Opts.Vault vault;
     @Mixin Opts.Cluster cluster;
 
-    @Option(names = "--dir", paramLabel = "DIR",
-            description = "Where k8s-vault-prep wrote its files (default: ./<suffix>); only read to explain a failed TokenReview.")
-    Path dir;
+    @Mixin Opts.ReviewerDir dir; // only read to explain a failed TokenReview
 
     @Option(names = "--create-sa", description = "Create namespace istio-system and service account istiod-service-account if missing.")
     boolean createSa;
@@ -126,7 +124,7 @@ class VaultVerify extends Step {
      * can: is that token still valid, and may its account create TokenReviews?
      */
     private Fail reviewerFailure(Kube k, String suffix, Fail general) {
-        Path jwtFile = Vault.ReviewerFiles.in(dir != null ? dir : Path.of(suffix), suffix).jwt();
+        Path jwtFile = Vault.ReviewerFiles.in(dir.of(suffix), suffix).jwt();
         if (!Files.isRegularFile(jwtFile)) return general;
         String again = "re-run k8s-vault-prep --cluster-suffix " + suffix + ", then vault-setup --cluster-suffix " + suffix
                 + " --rewrite-reviewer-jwt";
