@@ -53,6 +53,7 @@ class RunChainTest {
         assertThat(b).isNotSameAs(a);
         a.close();
         b.close();
+        assertThat(a.client.getHttpClient().isClosed()).isTrue();
         assertThat(Kube.selectorThreads()).as("selector threads end with close()").hasSize(selectorsBefore);
 
         Kube.share();
@@ -60,23 +61,48 @@ class RunChainTest {
         try {
             first = Kube.connect(o);
             first.close();                      // a step ends: the client stays open for the next one
+            assertThat(first.client.getHttpClient().isClosed()).isFalse();
             assertThat(Kube.connect(o)).isSameAs(first);
-            assertThat(first.client.namespaces().withName("x")).isNotNull();
             assertThat(Kube.selectorThreads()).hasSize(selectorsBefore + 1);
         } finally {
             Kube.closeShared();
         }
+        assertThat(first.client.getHttpClient().isClosed()).isTrue();
         assertThat(Kube.selectorThreads()).hasSize(selectorsBefore);
         Kube after = Kube.connect(o);
         assertThat(after).isNotSameAs(first);
         after.close();
     }
 
+    /**
+     * tests/install runs `asm warm-up` so that JBang's class-data archive is recorded from it
+     * (README, "Where a step's time goes"); it must work with no cluster, Vault or token around,
+     * and leave nothing behind.
+     */
+    @Test
+    void warmUpRunsOnItsOwnStandInAndLeavesNothing() throws Exception {
+        Path tmpDir = Path.of(System.getProperty("java.io.tmpdir"));
+        java.util.function.Supplier<Long> leftovers = () -> {
+            try (var s = java.nio.file.Files.list(tmpDir)) {
+                return s.filter(p -> p.getFileName().toString().startsWith("asm-warm-up")).count();
+            } catch (java.io.IOException e) {
+                throw new AssertionError(e);
+            }
+        };
+        long before = leftovers.get();
+        Cli.Result r = Cli.asm(java.util.Map.of(), tmp, "warm-up");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.stdout()).isEmpty();
+        assertThat(r.stderr()).isEmpty();
+        assertThat(leftovers.get()).isEqualTo(before);
+        assertThat(tmp.toFile().list()).as("nothing written in the working folder").isEmpty();
+    }
+
     @org.junit.jupiter.api.Nested
     @org.junit.jupiter.api.extension.ExtendWith(LabExtension.class)
     class OnTheLab {
         @Test
-        void aClusterChainOnOneClient(Lab lab) {
+        void aClusterChainRunsOnTheLab(Lab lab) {
             String ns = lab.freshNamespace();
             Cli.Result r = Cli.asm(KubeVaultStepsSupport.env(lab), tmp, "run", "control-plane-prep", "-n", ns,
                     "--vault-ca", lab.vaultCaCert().toString(), "+", "istiod-service", "-n", ns,
