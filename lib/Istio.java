@@ -10,7 +10,6 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -505,8 +504,8 @@ public final class Istio {
         public List<X509Certificate> all() {
             List<X509Certificate> all = new ArrayList<>();
             all.add(ca);
-            for (X509Certificate c : intermediates) if (!sameCert(c, ca) && !sameCert(c, root)) all.add(c);
-            if (root != null && !sameCert(root, ca)) all.add(root);
+            for (X509Certificate c : intermediates) if (!Pki.sameCert(c, ca) && !Pki.sameCert(c, root)) all.add(c);
+            if (root != null && !Pki.sameCert(root, ca)) all.add(root);
             return all;
         }
     }
@@ -562,53 +561,6 @@ public final class Istio {
         for (String p : pems) certs.addAll(Pki.certificates(Pki.pemBlocks(p, "istiod's log"), "istiod's log"));
         return certs;
     }
-
-    // ---------------------------------------------------------------- chains
-
-    public static boolean sameCert(X509Certificate a, X509Certificate b) {
-        return a != null && b != null && Arrays.equals(Pki.encoded(a), Pki.encoded(b));
-    }
-
-    public static String name(X509Certificate c) {
-        return Pki.goName(Pki.subjectDer(c));
-    }
-
-    /**
-     * Whether a chain (leaf or CA first, each certificate issued by the next) leads to the
-     * given root: null when it does, else which link fails and why, in one sentence.
-     * The chain may end with the root itself or with a certificate the root issued.
-     */
-    public static String chainProblem(List<X509Certificate> chain, X509Certificate root, String what) {
-        if (chain.isEmpty()) return what + " holds no certificate";
-        for (int i = 0; i < chain.size(); i++) {
-            X509Certificate c = chain.get(i);
-            String label = what + " certificate #" + (i + 1) + " '" + name(c) + "'";
-            try {
-                c.checkValidity();
-            } catch (java.security.cert.CertificateException e) {
-                return label + " is outside its validity period (" + c.getNotBefore().toInstant() + " to "
-                        + c.getNotAfter().toInstant() + ")";
-            }
-            boolean last = i == chain.size() - 1;
-            if (last && sameCert(c, root)) return null;
-            X509Certificate issuer = last ? root : chain.get(i + 1);
-            String issuerLabel = last ? "the root '" + name(root) + "'"
-                    : "certificate #" + (i + 2) + " '" + name(issuer) + "'";
-            if (!c.getIssuerX500Principal().equals(issuer.getSubjectX500Principal()))
-                return label + " was issued by '" + Pki.goName(Pki.issuerDer(c)) + "', not by " + issuerLabel;
-            try {
-                c.verify(issuer.getPublicKey());
-            } catch (Exception e) {
-                return label + " names " + issuerLabel + " as issuer but its signature does not verify with that key";
-            }
-            if (!Pki.isCa(issuer) || !Pki.canSignCertificates(issuer))
-                return issuerLabel.substring(0, 1).toUpperCase(Locale.ROOT) + issuerLabel.substring(1)
-                        + " is not a CA that may sign certificates, yet it issued " + label;
-            if (last) return null;
-        }
-        return null;
-    }
-
 
     /** The root certificate stored on the HSM under a CA ID (as import-ca stores it), or null. */
     public static X509Certificate hsmRoot(Hsm hsm, String caId) throws Exception {

@@ -593,6 +593,52 @@ public final class Pki {
     private static final String SERVER_AUTH = KeyPurposeId.id_kp_serverAuth.getId(), ANY_EKU = "2.5.29.37.0",
             NETSCAPE_SGC = "2.16.840.1.113730.4.1", MICROSOFT_SGC = "1.3.6.1.4.1.311.10.3.3";
 
+    public static boolean sameCert(X509Certificate a, X509Certificate b) {
+        return a != null && b != null && java.util.Arrays.equals(encoded(a), encoded(b));
+    }
+
+    public static String name(X509Certificate c) {
+        return goName(subjectDer(c));
+    }
+
+    /**
+     * Whether a chain (leaf or CA first, each certificate issued by the next) leads to the
+     * given root: null when it does, else which link fails and why, in one sentence.
+     * The chain may end with the root itself or with a certificate the root issued.
+     * For diagnosing what a cluster holds or serves (verify-ca, verify-mtls, status); what a
+     * chain must pass before it is uploaded is {@link #goChainProblem}, Go's own rules.
+     */
+    public static String chainProblem(List<X509Certificate> chain, X509Certificate root, String what) {
+        if (chain.isEmpty()) return what + " holds no certificate";
+        for (int i = 0; i < chain.size(); i++) {
+            X509Certificate c = chain.get(i);
+            String label = what + " certificate #" + (i + 1) + " '" + name(c) + "'";
+            try {
+                c.checkValidity();
+            } catch (java.security.cert.CertificateException e) {
+                return label + " is outside its validity period (" + c.getNotBefore().toInstant() + " to "
+                        + c.getNotAfter().toInstant() + ")";
+            }
+            boolean last = i == chain.size() - 1;
+            if (last && sameCert(c, root)) return null;
+            X509Certificate issuer = last ? root : chain.get(i + 1);
+            String issuerLabel = last ? "the root '" + name(root) + "'"
+                    : "certificate #" + (i + 2) + " '" + name(issuer) + "'";
+            if (!c.getIssuerX500Principal().equals(issuer.getSubjectX500Principal()))
+                return label + " was issued by '" + goName(issuerDer(c)) + "', not by " + issuerLabel;
+            try {
+                c.verify(issuer.getPublicKey());
+            } catch (Exception e) {
+                return label + " names " + issuerLabel + " as issuer but its signature does not verify with that key";
+            }
+            if (!isCa(issuer) || !canSignCertificates(issuer))
+                return issuerLabel.substring(0, 1).toUpperCase(java.util.Locale.ROOT) + issuerLabel.substring(1)
+                        + " is not a CA that may sign certificates, yet it issued " + label;
+            if (last) return null;
+        }
+        return null;
+    }
+
     /**
      * Why Go's x509.Verify, as istiod and its HSM plugin call it (default options, hence
      * ExtKeyUsage serverAuth), would refuse this path (leaf first, trusted root last); null

@@ -103,7 +103,7 @@ class Status extends Step {
                 else line("hsm: KEK", WRONG, keks.size() + " KEKs share ID " + kek.id + on + ": the plugin cannot choose", "remove the extra ones (hsm-info lists them)");
                 hsmRoot = Istio.hsmRoot(hsm, ca.id);
                 if (hsmRoot == null) line("hsm: root CA", MISSING, "no root certificate with CA ID " + ca.id + on, "import-ca -f ROOT_PEM");
-                else line("hsm: root CA", DONE, "'" + Istio.name(hsmRoot) + "' as CA " + ca.id + on, null);
+                else line("hsm: root CA", DONE, "'" + Pki.name(hsmRoot) + "' as CA " + ca.id + on, null);
             } catch (Fail f) {
                 throw f;
             } catch (Exception e) {
@@ -285,10 +285,10 @@ class Status extends Step {
         if (vault.caCert != null && java.nio.file.Files.isRegularFile(vault.caCert)) {
             List<X509Certificate> want = Pki.certificates(vault.caCert, "VAULT_CACERT");
             boolean same = want.size() == certs.size();
-            for (int i = 0; same && i < want.size(); i++) same = Istio.sameCert(want.get(i), certs.get(i));
+            for (int i = 0; same && i < want.size(); i++) same = Pki.sameCert(want.get(i), certs.get(i));
             if (!same) { line(l, WRONG, Kube.VAULT_CA_CONFIGMAP + " holds another certificate than VAULT_CACERT (" + vault.caCert + ")", fix); return; }
         }
-        line(l, DONE, Kube.VAULT_CA_CONFIGMAP + "/" + Kube.VAULT_CA_KEY + ": '" + Istio.name(certs.get(0)) + "'", null);
+        line(l, DONE, Kube.VAULT_CA_CONFIGMAP + "/" + Kube.VAULT_CA_KEY + ": '" + Pki.name(certs.get(0)) + "'", null);
     }
 
     /** istiod's stage from its pods' readiness (no logs read): 3/3 is done. */
@@ -325,11 +325,11 @@ class Status extends Step {
             line(l, WRONG, f.getMessage(), fix);
             return;
         }
-        String problem = hsmRoot == null ? null : Istio.chainProblem(chain, hsmRoot, Istio.CA_CERT_KEY);
-        if (problem == null && hsmRoot != null && !Istio.sameCert(chain.get(chain.size() - 1), hsmRoot))
-            problem = "it ends at '" + Istio.name(chain.get(chain.size() - 1)) + "', not at the HSM root";
+        String problem = hsmRoot == null ? null : Pki.chainProblem(chain, hsmRoot, Istio.CA_CERT_KEY);
+        if (problem == null && hsmRoot != null && !Pki.sameCert(chain.get(chain.size() - 1), hsmRoot))
+            problem = "it ends at '" + Pki.name(chain.get(chain.size() - 1)) + "', not at the HSM root";
         if (problem != null) line(l, WRONG, problem, "sign-csr with the HSM's root, then upload-chain --replace");
-        else line(l, DONE, chain.size() + " certificate(s), CA '" + Istio.name(chain.get(0)) + "'"
+        else line(l, DONE, chain.size() + " certificate(s), CA '" + Pki.name(chain.get(0)) + "'"
                 + (hsmRoot == null ? " (HSM root not read: not compared)" : ", ending at the HSM root"), null);
     }
 

@@ -41,15 +41,15 @@ class VerifyCa extends Step {
         try (Kube k = Kube.connect(kube)) {
             List<X509Certificate> chain = secretChain(k);
             X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
-            out.put("root", Istio.name(root)).put("chain", chain.stream().map(Istio::name).toList());
-            if (!Istio.sameCert(chain.get(chain.size() - 1), root))
-                throw Fail.failed("the chain in Secret " + Istio.CA_CERT_SECRET + " ends at '" + Istio.name(chain.get(chain.size() - 1))
-                        + "', not at the root '" + Istio.name(root) + "'" + (rootFile == null ? " on the HSM" : " of " + rootFile),
+            out.put("root", Pki.name(root)).put("chain", chain.stream().map(Pki::name).toList());
+            if (!Pki.sameCert(chain.get(chain.size() - 1), root))
+                throw Fail.failed("the chain in Secret " + Istio.CA_CERT_SECRET + " ends at '" + Pki.name(chain.get(chain.size() - 1))
+                        + "', not at the root '" + Pki.name(root) + "'" + (rootFile == null ? " on the HSM" : " of " + rootFile),
                         "sign the CSR with the root imported in the HSM (sign-csr), then upload-chain --replace");
-            String broken = Istio.chainProblem(chain, root, "cert-chain.pem");
+            String broken = Pki.chainProblem(chain, root, "cert-chain.pem");
             if (broken != null) throw Fail.failed(broken, "sign the CSR again (sign-csr), then upload-chain --replace");
             out.say("Secret %s holds %d certificate(s), CA '%s', ending at the root '%s'", Istio.CA_CERT_SECRET, chain.size(),
-                    Istio.name(chain.get(0)), Istio.name(root));
+                    Pki.name(chain.get(0)), Pki.name(root));
 
             List<Pod> pods = k.call(() -> Istio.istiodPods(k.client), "list the istiod pods");
             if (podName != null) pods = pods.stream().filter(p -> p.getMetadata().getName().equals(podName)).toList();
@@ -103,23 +103,23 @@ class VerifyCa extends Step {
         }
         List<X509Certificate> seen = logged.all();
         r.put("logged", true);
-        r.put("loggedChain", seen.stream().map(Istio::name).toList());
+        r.put("loggedChain", seen.stream().map(Pki::name).toList());
         String diff = difference(seen, chain);
         r.put("matches", diff == null);
         if (diff != null) problems.add("pod " + name + " loaded another chain than Secret " + Istio.CA_CERT_SECRET + ": " + diff);
         else out.say("pod %s: %s ready, logged CA cert '%s' and %d more, the same chain as the Secret", name, readyText,
-                Istio.name(seen.get(0)), seen.size() - 1);
+                Pki.name(seen.get(0)), seen.size() - 1);
         return r;
     }
 
     /** Where the logged chain differs from the Secret's, in words; null when they are the same certificates in the same order. */
     static String difference(List<X509Certificate> logged, List<X509Certificate> secret) {
         for (int i = 0; i < Math.max(logged.size(), secret.size()); i++) {
-            if (i >= logged.size()) return "the log lacks certificate #" + (i + 1) + " '" + Istio.name(secret.get(i)) + "'";
-            if (i >= secret.size()) return "the log has an extra certificate #" + (i + 1) + " '" + Istio.name(logged.get(i)) + "'";
-            if (!Istio.sameCert(logged.get(i), secret.get(i)))
-                return "certificate #" + (i + 1) + " is '" + Istio.name(logged.get(i)) + "' (SHA-256 " + fingerprint(logged.get(i))
-                        + ") in the log but '" + Istio.name(secret.get(i)) + "' (SHA-256 " + fingerprint(secret.get(i))
+            if (i >= logged.size()) return "the log lacks certificate #" + (i + 1) + " '" + Pki.name(secret.get(i)) + "'";
+            if (i >= secret.size()) return "the log has an extra certificate #" + (i + 1) + " '" + Pki.name(logged.get(i)) + "'";
+            if (!Pki.sameCert(logged.get(i), secret.get(i)))
+                return "certificate #" + (i + 1) + " is '" + Pki.name(logged.get(i)) + "' (SHA-256 " + fingerprint(logged.get(i))
+                        + ") in the log but '" + Pki.name(secret.get(i)) + "' (SHA-256 " + fingerprint(secret.get(i))
                         + ") in the Secret; restart istiod if the Secret changed";
         }
         return null;

@@ -61,19 +61,19 @@ class VerifyMtls extends Step {
                         + String.join(", ", Istio.containerNames(p)) + "): it has no sidecar",
                         "choose a pod of an injected namespace, or inject this one (enable-injection --namespace " + ns + " --restart)");
             X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
-            out.put("root", Istio.name(root));
+            out.put("root", Pki.name(root));
             String[] result = sClient(k, ns);
             List<X509Certificate> served = served(result[0], result[1]);
-            out.put("served", served.stream().map(Istio::name).toList());
+            out.put("served", served.stream().map(Pki::name).toList());
             out.say("%s served %d certificate(s) to %s/%s:", target, served.size(), ns, pod);
             for (int i = 0; i < served.size(); i++)
-                out.say("  #%d %s (issuer %s)%s", i + 1, Istio.name(served.get(i)), Pki.goName(Pki.issuerDer(served.get(i))), identity(served.get(i)));
-            String broken = Istio.chainProblem(served, root, "the served");
+                out.say("  #%d %s (issuer %s)%s", i + 1, Pki.name(served.get(i)), Pki.goName(Pki.issuerDer(served.get(i))), identity(served.get(i)));
+            String broken = Pki.chainProblem(served, root, "the served");
             out.put("leadsToRoot", broken == null);
             if (broken != null)
-                throw Fail.failed("the chain " + target + " serves does not lead to the root '" + Istio.name(root) + "': " + broken,
+                throw Fail.failed("the chain " + target + " serves does not lead to the root '" + Pki.name(root) + "': " + broken,
                         "check istiod runs with the uploaded chain (verify-ca) and restart the workloads so their sidecars get new certificates");
-            out.say("the chain leads to the root '%s'%s", Istio.name(root), rootFile == null ? " on the HSM" : "");
+            out.say("the chain leads to the root '%s'%s", Pki.name(root), rootFile == null ? " on the HSM" : "");
         }
     }
 

@@ -178,11 +178,11 @@ class VerifyCaTest {
                 + "root cert: " + root.pem() + "2026-11-26T10:00:06Z\tinfo\tads\tdone\n";
         Istio.LoggedChain c = Istio.caCertBlock(oneEntry);
         assertThat(c).isNotNull();
-        assertThat(c.all().stream().map(Istio::name)).containsExactly("O=cluster.local", "CN=Mid", "CN=Root CA,O=Example");
+        assertThat(c.all().stream().map(Pki::name)).containsExactly("O=cluster.local", "CN=Mid", "CN=Root CA,O=Example");
 
         Issued newer = ca(root, "O=newer");
         Istio.LoggedChain last = Istio.caCertBlock(discoveryLog(ca, root) + discoveryLog(newer, root));
-        assertThat(Istio.name(last.ca())).isEqualTo("O=newer");
+        assertThat(Pki.name(last.ca())).isEqualTo("O=newer");
         assertThat(last.intermediates()).isEmpty();
         assertThat(Istio.caCertBlock("2026-11-26T10:00:01Z\tinfo\tpkica\tWait until ...\n")).isNull();
     }

@@ -50,7 +50,7 @@ class VerifyMtlsTest {
     static String sClientOutput(Issued... served) {
         StringBuilder s = new StringBuilder("CONNECTED(00000003)\n---\nCertificate chain\n");
         for (int i = 0; i < served.length; i++)
-            s.append(' ').append(i).append(" s:").append(Istio.name(served[i].cert())).append("\n   i:x\n").append(served[i].pem());
+            s.append(' ').append(i).append(" s:").append(Pki.name(served[i].cert())).append("\n   i:x\n").append(served[i].pem());
         s.append("---\nServer certificate\nsubject=\nissuer=O = cluster.local\n---\nNo client certificate CA names sent\n");
         s.append("ALPN protocol: istio\n---\nDONE\n");
         return s.toString();
