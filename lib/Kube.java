@@ -11,6 +11,20 @@ import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.internal.CertUtils;
+import io.fabric8.kubernetes.client.internal.KubeConfigUtils;
+import io.fabric8.kubernetes.client.internal.SSLUtils;
+import io.fabric8.kubernetes.client.utils.KubernetesSerialization;
+import java.io.IOException;
+import java.io.InputStream;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.TrustManager;
+import javax.net.ssl.TrustManagerFactory;
+import tools.jackson.databind.ObjectMapper;
 import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -70,8 +84,8 @@ public final class Kube implements AutoCloseable {
         if (sharedClients != null && sharedClients.containsKey(key)) return sharedClients.get(key);
         Config config;
         try {
-            config = Config.fromKubeconfig(o.context, file);
-        } catch (RuntimeException e) {
+            config = readKubeconfig(file, o.context);
+        } catch (IOException | RuntimeException e) {
             String msg = String.valueOf(e.getMessage());
             if (o.context != null && (msg.contains("context") || msg.contains(o.context)))
                 throw Fail.badInput("context '" + o.context + "' is not in " + file + ": " + msg,
@@ -89,7 +103,7 @@ public final class Kube implements AutoCloseable {
         config.setHttp2Disable(true);
         String ctx = config.getCurrentContext() == null ? null : config.getCurrentContext().getName();
         Set<Thread> before = selectorThreads();
-        KubernetesClient client = new KubernetesClientBuilder().withConfig(config).build();
+        KubernetesClient client = build(config);
         Set<Thread> ours = selectorThreads();
         ours.removeAll(before);
         Kube kube = new Kube(client, config, ctx, ours);
@@ -98,6 +112,82 @@ public final class Kube implements AutoCloseable {
             sharedClients.put(key, kube);
         }
         return kube;
+    }
+
+    /** Reads kubeconfigs without looking for model classes: a kubeconfig needs none of them. */
+    private static final KubernetesSerialization KUBECONFIG_READER = new KubernetesSerialization(new ObjectMapper(), false);
+
+    /**
+     * The kubeconfig as fabric8's Config, for the given context (null: the current one).
+     * Config.fromKubeconfig does the same with fabric8's shared serializer, whose first use loads
+     * every model class of every API group through ServiceLoader (about 60 ms of each step).
+     * The markers are the ones fabric8's own parser puts on each entry, so that relative
+     * certificate paths resolve against the kubeconfig's folder, as kubectl resolves them.
+     */
+    static Config readKubeconfig(File file, String context) throws IOException {
+        io.fabric8.kubernetes.api.model.Config kubeconfig;
+        try (InputStream in = Files.newInputStream(file.toPath())) {
+            kubeconfig = KUBECONFIG_READER.unmarshal(in, io.fabric8.kubernetes.api.model.Config.class);
+        }
+        if (kubeconfig == null) throw new IOException("the file is empty");
+        if (kubeconfig.getContexts() != null)
+            kubeconfig.getContexts().forEach(c -> c.getAdditionalProperties().put("KUBERNETES_CONFIG_CONTEXT_FILE_KEY", file));
+        if (kubeconfig.getClusters() != null)
+            kubeconfig.getClusters().forEach(c -> c.getAdditionalProperties().put("KUBERNETES_CONFIG_CLUSTER_FILE_KEY", file));
+        if (kubeconfig.getUsers() != null)
+            kubeconfig.getUsers().forEach(u -> u.getAdditionalProperties().put("KUBERNETES_CONFIG_AUTH_INFO_FILE_KEY", file));
+        Config config = Config.empty();
+        KubeConfigUtils.merge(config, context, kubeconfig);
+        return config;
+    }
+
+    /**
+     * The client, trusting for TLS only the CA the kubeconfig names, as kubectl does. fabric8
+     * would also trust every CA of the JVM's bundle, and loading that bundle costs about 50 ms
+     * per step. fabric8 offers no switch for this, so while the client is built, fabric8 is told
+     * to trust anything and given no client certificate (it then loads neither), and the client
+     * gets our TLS context instead; the Config is put back right after, so nothing else built
+     * from it ever sees that setting. Without a CA in the kubeconfig, or with
+     * insecure-skip-tls-verify, fabric8's own handling stands.
+     */
+    static KubernetesClient build(Config config) {
+        String caData = config.getCaCertData(), caFile = config.getCaCertFile();
+        if (config.isTrustCerts() || (caData == null && caFile == null))
+            return new KubernetesClientBuilder().withConfig(config).build();
+        TrustManager[] trust;
+        KeyManager[] keys;
+        try (InputStream pem = CertUtils.getInputStreamFromDataOrFile(caData, caFile)) {
+            KeyStore store = KeyStore.getInstance("PKCS12");
+            store.load(null, null);
+            int n = 0;
+            for (Certificate ca : CertificateFactory.getInstance("X.509").generateCertificates(pem))
+                store.setCertificateEntry("ca-" + n++, ca);
+            if (n == 0) throw new GeneralSecurityException("no certificate in the kubeconfig's certificate-authority");
+            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            tmf.init(store);
+            trust = tmf.getTrustManagers();
+            keys = SSLUtils.keyManagers(config);
+        } catch (IOException | GeneralSecurityException e) {
+            throw Fail.badInput("cannot use the kubeconfig's TLS files: " + rootMessage(e),
+                    "check certificate-authority and client-certificate/client-key (kubectl get ns must work)");
+        }
+        String certData = config.getClientCertData(), certFile = config.getClientCertFile();
+        String keyData = config.getClientKeyData(), keyFile = config.getClientKeyFile();
+        try {
+            config.setTrustCerts(true);
+            config.setClientCertData(null);
+            config.setClientCertFile(null);
+            config.setClientKeyData(null);
+            config.setClientKeyFile(null);
+            return new KubernetesClientBuilder().withConfig(config)
+                    .withHttpClientBuilderConsumer(b -> b.sslContext(keys, trust)).build();
+        } finally {
+            config.setTrustCerts(false);
+            config.setClientCertData(certData);
+            config.setClientCertFile(certFile);
+            config.setClientKeyData(keyData);
+            config.setClientKeyFile(keyFile);
+        }
     }
 
     /**

@@ -1,0 +1,93 @@
+package asmhsm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Kube.connect against the lab's API server: it reads the kubeconfig and sets up TLS itself
+ * (see Kube.readKubeconfig and Kube.build), so these check it does what kubectl does.
+ */
+@ExtendWith(LabExtension.class)
+class KubeTest {
+    @TempDir
+    Path tmp;
+
+    /** A kubeconfig naming its TLS files by paths relative to its own folder, as kubectl allows. */
+    private Path kubeconfig(Lab lab, Path dir, String ca, String extraClusterLine) throws Exception {
+        Files.createDirectories(dir);
+        Files.copy(lab.dir().resolve("pki/" + ca), dir.resolve("ca.crt"));
+        Files.copy(lab.dir().resolve("pki/admin.crt"), dir.resolve("client.crt"));
+        Files.copy(lab.dir().resolve("pki/admin.key"), dir.resolve("client.key"));
+        Path file = dir.resolve("config");
+        Files.writeString(file, String.join("\n", "apiVersion: v1", "kind: Config", "current-context: lab",
+                "clusters:", "- name: lab", "  cluster:", "    server: " + lab.k8sAddr(),
+                "    certificate-authority: ca.crt", extraClusterLine,
+                "contexts:", "- name: lab", "  context: {cluster: lab, user: admin}",
+                "- name: other", "  context: {cluster: lab, user: admin, namespace: elsewhere}",
+                "users:", "- name: admin", "  user: {client-certificate: client.crt, client-key: client.key}", ""));
+        return file;
+    }
+
+    private static Opts.Kube opts(Path kubeconfig, String context) {
+        Opts.Kube o = new Opts.Kube();
+        o.kubeconfig = kubeconfig.toString();
+        o.context = context;
+        return o;
+    }
+
+    @Test
+    void relativePathsResolveAgainstTheKubeconfigsFolderAndTheConfigKeepsItsTlsSettings(Lab lab) throws Exception {
+        Path file = kubeconfig(lab, tmp.resolve("elsewhere"), "k8s-ca.crt", "");
+        try (Kube k = Kube.connect(opts(file, null))) {
+            assertThat(k.client.namespaces().withName("default").get()).isNotNull();
+            assertThat(k.context).isEqualTo("lab");
+            // what was set aside while the client was built is back
+            assertThat(k.config).isSameAs(k.client.getConfiguration());
+            assertThat(k.config.isTrustCerts()).isFalse();
+            assertThat(k.config.getCaCertFile()).isEqualTo(tmp.resolve("elsewhere/ca.crt").toString());
+            assertThat(k.config.getClientCertFile()).isEqualTo(tmp.resolve("elsewhere/client.crt").toString());
+            assertThat(k.config.getClientKeyFile()).isEqualTo(tmp.resolve("elsewhere/client.key").toString());
+        }
+        try (Kube k = Kube.connect(opts(file, "other"))) {
+            assertThat(k.context).isEqualTo("other");
+            assertThat(k.config.getNamespace()).isEqualTo("elsewhere");
+        }
+        assertThatThrownBy(() -> Kube.connect(opts(file, "nope")))
+                .isInstanceOf(Fail.class).hasMessageContaining("context 'nope' is not in " + file);
+    }
+
+    @Test
+    void anApiServerWhoseCertificateTheKubeconfigsCaDidNotSignIsRefused(Lab lab) throws Exception {
+        // the Vault CA did not sign the API server's certificate: TLS must fail, not fall back
+        Path file = kubeconfig(lab, tmp.resolve("wrong-ca"), "vault-ca.crt", "");
+        try (Kube k = Kube.connect(opts(file, null))) {
+            assertThatThrownBy(() -> k.call(() -> k.client.namespaces().withName("default").get(), "read namespace default"))
+                    .isInstanceOf(Fail.class).hasMessageContaining("cannot reach the API server")
+                    .hasMessageContaining("unable to find valid certification path");
+        }
+        // insecure-skip-tls-verify in the kubeconfig is honoured, as kubectl honours it
+        Path insecure = kubeconfig(lab, tmp.resolve("insecure"), "vault-ca.crt", "    insecure-skip-tls-verify: true");
+        try (Kube k = Kube.connect(opts(insecure, null))) {
+            assertThat(k.client.namespaces().withName("default").get()).isNotNull();
+        }
+    }
+
+    @Test
+    void aCertificateAuthorityFileWithoutACertificateIsBadInput(Lab lab) throws Exception {
+        Path file = kubeconfig(lab, tmp.resolve("empty-ca"), "k8s-ca.crt", "");
+        Files.writeString(tmp.resolve("empty-ca/ca.crt"), "not a certificate\n");
+        assertThatThrownBy(() -> Kube.connect(opts(file, null)))
+                .isInstanceOf(Fail.class).hasMessageContaining("kubeconfig's TLS files")
+                .satisfies(e -> assertThat(((Fail) e).exitCode).isEqualTo(2));
+        Path garbage = tmp.resolve("garbage");
+        Files.writeString(garbage, "::: not yaml :::\n  - [");
+        assertThatThrownBy(() -> Kube.connect(opts(garbage, null)))
+                .isInstanceOf(Fail.class).hasMessageContaining("cannot read kubeconfig " + garbage);
+    }
+}
