@@ -111,6 +111,9 @@ public final class Hsm implements AutoCloseable {
         }
     }
 
+    /** Libraries this process has loaded: the JDK initialises each once per process. */
+    private static final java.util.Set<String> LOADED = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
     static PKCS11 load(String lib) {
         Path p = Path.of(lib);
         if (!Files.isRegularFile(p))
@@ -119,10 +122,31 @@ public final class Hsm implements AutoCloseable {
         try {
             CK_C_INITIALIZE_ARGS args = new CK_C_INITIALIZE_ARGS();
             args.flags = CKF_OS_LOCKING_OK;
-            return PKCS11.getInstance(p.toAbsolutePath().toString(), "C_GetFunctionList", args, false);
+            PKCS11 p11 = PKCS11.getInstance(p.toAbsolutePath().toString(), "C_GetFunctionList", args, false);
+            LOADED.add(p.toAbsolutePath().toString());
+            return p11;
         } catch (IOException | PKCS11Exception | UnsatisfiedLinkError e) {
             throw Fail.badInput(lib + " is not a usable PKCS#11 library (" + e.getMessage() + ")",
                     "point P11_LIB at the HSM's PKCS#11 library; for Luna also set ChrystokiConfigurationPath");
+        }
+    }
+
+    /**
+     * Whether this process would find the token as a new process would. A PKCS#11 library (SoftHSM2
+     * does) lists its tokens when initialised, which the JDK does once per process; so a long-lived
+     * process (asm session) that loaded the library before the token was made does not see it.
+     * True when the library is not loaded here yet.
+     */
+    static boolean seesToken(String lib, String token) {
+        String path = Path.of(lib).toAbsolutePath().toString();
+        if (!LOADED.contains(path)) return true;
+        try {
+            PKCS11 p11 = load(lib);
+            for (long s : p11.C_GetSlotList(true))
+                if (new String(p11.C_GetTokenInfo(s).label).trim().equals(token)) return true;
+            return false;
+        } catch (PKCS11Exception | RuntimeException e) {
+            return false;
         }
     }
 

@@ -67,6 +67,11 @@ public final class Kube implements AutoCloseable {
 
     /** Clients by kubeconfig and context while steps share them; null when they do not. */
     private static Map<String, Kube> sharedClients;
+    /** How long a shared client may go unused and still be handed out; null: for as long as sharing lasts. */
+    private static java.time.Duration sharedIdle;
+    /** The files this client was built from, with their times and sizes when it was (see {@link #fresh()}). */
+    private String builtFrom = "";
+    private long lastUsed = System.nanoTime();
 
     private Kube(KubernetesClient client, Config config, String context, Set<Thread> selectorThreads) {
         this.client = client;
@@ -81,7 +86,16 @@ public final class Kube implements AutoCloseable {
             throw Fail.badInput("kubeconfig " + file + " does not exist",
                     "set KUBECONFIG or --kubeconfig to the cluster's kubeconfig (kubectl config view works with it)");
         String key = file.getAbsolutePath() + "|" + o.context;
-        if (sharedClients != null && sharedClients.containsKey(key)) return sharedClients.get(key);
+        if (sharedClients != null && sharedClients.containsKey(key)) {
+            Kube kept = sharedClients.get(key);
+            if (kept.fresh()) {
+                kept.lastUsed = System.nanoTime();
+                return kept;
+            }
+            sharedClients.remove(key);
+            kept.shared = false;
+            kept.close();
+        }
         Config config;
         try {
             config = readKubeconfig(file, o.context);
@@ -109,6 +123,7 @@ public final class Kube implements AutoCloseable {
         Kube kube = new Kube(client, config, ctx, ours);
         if (sharedClients != null) {
             kube.shared = true;
+            kube.builtFrom = stamp(file.getPath(), config.getCaCertFile(), config.getClientCertFile(), config.getClientKeyFile());
             sharedClients.put(key, kube);
         }
         return kube;
@@ -195,14 +210,55 @@ public final class Kube implements AutoCloseable {
      * builds the client, its TLS set-up and its connection once for the whole chain instead of
      * once per step. {@link #closeShared()} ends it.
      */
-    static void share() {
-        if (sharedClients == null) sharedClients = new LinkedHashMap<>();
+    static boolean share() {
+        return share(null);
+    }
+
+    /**
+     * Sharing for a longer life (asm session): a client is handed out again only while the
+     * kubeconfig and the TLS files it names are unchanged, and only if it was used within
+     * `idle`; otherwise it is closed and a new one built, as a step on its own would.
+     * Returns whether this call turned sharing on (the caller then ends it).
+     */
+    static boolean share(java.time.Duration idle) {
+        if (sharedClients != null) return false;
+        sharedClients = new LinkedHashMap<>();
+        sharedIdle = idle;
+        return true;
+    }
+
+    /** Whether a kept client may serve another step (see {@link #share(java.time.Duration)}). */
+    private boolean fresh() {
+        if (sharedIdle != null && System.nanoTime() - lastUsed > sharedIdle.toNanos()) return false;
+        if (client.getHttpClient().isClosed()) return false;
+        String[] files = builtFrom.split("\n", -1);
+        String[] paths = new String[files.length];
+        for (int i = 0; i < files.length; i++) paths[i] = files[i].split("\\|", 2)[0];
+        return builtFrom.equals(stamp(paths));
+    }
+
+    /** Path, time and size of each file (null: none), one per line. */
+    private static String stamp(String... files) {
+        StringBuilder b = new StringBuilder();
+        for (String f : files) {
+            if (f == null || f.isEmpty()) continue;
+            if (b.length() > 0) b.append('\n');
+            b.append(f).append('|');
+            try {
+                Path p = Path.of(f);
+                b.append(Files.getLastModifiedTime(p).toMillis()).append('|').append(Files.size(p));
+            } catch (IOException | RuntimeException e) {
+                b.append("missing");
+            }
+        }
+        return b.toString();
     }
 
     static void closeShared() {
         if (sharedClients == null) return;
         List<Kube> all = new ArrayList<>(sharedClients.values());
         sharedClients = null;
+        sharedIdle = null;
         for (Kube k : all) {
             k.shared = false;
             k.close();

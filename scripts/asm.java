@@ -57,7 +57,7 @@ class Asm implements Runnable {
     static final List<String> STEPS = List.of("run", "warm-up", "preflight", "grant-admin", "gen-kek", "import-ca",
             "hsm-info", "k8s-vault-prep", "vault-setup", "vault-verify", "fetch-release", "control-plane-prep",
             "istiod-service", "install-asm", "istiod-status", "decrypt-csr", "sign-csr", "upload-chain", "verify-ca",
-            "verify-mtls", "enable-injection", "external-ip", "status");
+            "verify-mtls", "enable-injection", "external-ip", "status", "session");
 
     /** One subcommand's object; a switch, so that only that step's class is loaded. */
     static Object step(String name) {
@@ -85,6 +85,7 @@ class Asm implements Runnable {
             case "enable-injection": return new EnableInjection();
             case "external-ip": return new ExternalIp();
             case "status": return new Status();
+            case "session": return new SessionCommand();
             default: throw new IllegalArgumentException(name);
         }
     }
@@ -106,7 +107,13 @@ class Asm implements Runnable {
     }
 
     public static void main(String... args) {
-        System.exit(commandLine(args).execute(args));
+        // Name the JDK's own NIO provider (the one it would pick): looking for it unnamed searches
+        // every jar of the class path for a replacement, about 50 ms, most of a call through a session.
+        if (System.getProperty("java.nio.channels.spi.SelectorProvider") == null && "Linux".equals(System.getProperty("os.name")))
+            System.setProperty("java.nio.channels.spi.SelectorProvider", "sun.nio.ch.EPollSelectorProvider");
+        // a session for this folder and environment runs the step warm; without one, this JVM does
+        Integer rc = Session.forward(args);
+        System.exit(rc != null ? rc : commandLine(args).execute(args));
     }
 
     /**
@@ -122,6 +129,7 @@ class Asm implements Runnable {
         @Override
         public Integer call() throws Exception {
             for (CommandLine sub : Asm.commandLine().getSubcommands().values()) sub.getUsageMessage();
+            Session.train();
             KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
             g.initialize(256);
             KeyPair key = g.generateKeyPair();
@@ -221,6 +229,94 @@ class Asm implements Runnable {
         }
     }
 
+    /** `asm session start|status|stop`: see {@link Session}. */
+    @Command(name = "session", mixinStandardHelpOptions = true, description = {
+            "Keep one warm JVM for this shell's asm calls, as ssh-agent keeps keys: start it once, then every",
+            "`asm <step>` from this folder with this same environment runs in it, without a JVM start of its own.",
+            "A call from another folder, or with any variable changed, runs on its own as usual."},
+            subcommands = {SessionCommand.Start.class, SessionCommand.Show.class, SessionCommand.Stop.class,
+                    SessionCommand.Serve.class})
+    static class SessionCommand implements Runnable {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public void run() {
+            spec.commandLine().usage(System.out);
+        }
+
+        @Command(name = "start", mixinStandardHelpOptions = true, description = "Start the session for this folder and environment (nothing if it is up).")
+        static class Start extends Step {
+            @CommandLine.Option(names = "--idle", defaultValue = "30m", paramLabel = "DURATION",
+                    description = "End the session after this long without a call, e.g. 30m, 2h (0: never). Default: ${DEFAULT-VALUE}.")
+            String idle;
+
+            @Override
+            protected void run() {
+                java.time.Duration d = Istio.goDuration(idle);
+                if (d == null || d.isNegative()) throw Fail.badInput("--idle " + idle + " is not a duration", "e.g. --idle 30m or --idle 2h");
+                boolean up = Session.ask(Session.STATUS) != null;
+                out.put("socket", Session.socket(Session.key()).toString());
+                if (up) {
+                    out.say("a session for this folder and environment is already up");
+                    return;
+                }
+                if (out.dryRun()) {
+                    out.change("start a session for " + Path.of("").toAbsolutePath());
+                    return;
+                }
+                Path socket = Session.start(d);
+                out.change("started a session for " + Path.of("").toAbsolutePath() + " (socket " + socket + ")");
+                out.say("asm calls from this folder with this environment now run in it; it ends after "
+                        + (d.isZero() ? "asm session stop" : idle + " without a call, or with asm session stop"));
+            }
+        }
+
+        @Command(name = "status", mixinStandardHelpOptions = true, description = "Say whether a session serves this folder and environment.")
+        static class Show extends Step {
+            @Override
+            protected void run() {
+                String status = Session.ask(Session.STATUS);
+                out.put("up", status != null);
+                if (status == null) {
+                    out.say("no session for this folder and environment: asm calls run on their own");
+                    return;
+                }
+                Session.parseStatus(status).forEach(out::put);
+                out.say(status.strip());
+            }
+        }
+
+        @Command(name = "stop", mixinStandardHelpOptions = true, description = "Stop the session of this folder and environment.")
+        static class Stop extends Step {
+            @Override
+            protected void run() {
+                if (Session.ask(Session.STATUS) == null) {
+                    out.say("no session for this folder and environment");
+                    return;
+                }
+                if (out.dryRun()) {
+                    out.change("stop the session");
+                    return;
+                }
+                Session.ask(Session.STOP);
+                out.change("stopped the session");
+            }
+        }
+
+        @Command(name = "serve", hidden = true, description = "The session itself (asm session start runs it in the background).")
+        static class Serve implements Callable<Integer> {
+            @CommandLine.Option(names = "--idle", defaultValue = "30m")
+            String idle;
+
+            @Override
+            public Integer call() throws Exception {
+                java.time.Duration d = Istio.goDuration(idle);
+                return Session.serve(d == null ? Session.DEFAULT_IDLE : d, args -> commandLine(args).execute(args), new WarmUp());
+            }
+        }
+    }
+
     /**
      * Several steps in one process, for chains operators run together: one JVM start,
      * one class loading and one Kubernetes client, instead of one per step.
@@ -247,7 +343,7 @@ class Asm implements Runnable {
                     System.err.println("  -> e.g. asm run gen-kek + import-ca -f root.pem");
                     return 2;
                 }
-            Kube.share();
+            boolean sharing = Kube.share();     // inside asm session, the session's sharing goes on
             try {
                 for (List<String> step : steps) {
                     String[] args = step.toArray(String[]::new);
@@ -256,7 +352,7 @@ class Asm implements Runnable {
                 }
                 return 0;
             } finally {
-                Kube.closeShared();
+                if (sharing) Kube.closeShared();
             }
         }
     }

@@ -34,6 +34,7 @@ class LayoutTest {
         Set<String> subcommands = new TreeSet<>(Asm.commandLine().getSubcommands().keySet());
         subcommands.remove("run"); // runs several steps in one process; not a step of its own
         subcommands.remove("warm-up"); // hidden: loads the classes once for the CDS archive
+        subcommands.remove("session"); // keeps a warm JVM for the other subcommands; not a step of its own
         String catalog = Files.readString(Cli.repo().resolve("jbang-catalog.json"));
         assertThat(steps()).hasSizeGreaterThanOrEqualTo(20);
         for (String step : steps()) {

@@ -37,13 +37,17 @@ class RunChainTest {
         assertThat(Cli.asm(java.util.Map.of(), "run", "gen-kek", "+").exit()).isEqualTo(2);
     }
 
+    /** A kubeconfig for a server that is never called (the clients below are only built). */
+    private Path tokenKubeconfig() throws Exception {
+        return java.nio.file.Files.writeString(tmp.resolve("kubeconfig"), String.join("\n", "apiVersion: v1", "kind: Config",
+                "current-context: c", "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]",
+                "contexts: [{name: c, context: {cluster: c, user: u}}]", "users: [{name: u, user: {token: t}}]", ""));
+    }
+
     /** Steps of one run share a Kubernetes client; a closed client's selector thread ends. */
     @Test
     void stepsOfOneRunShareTheirKubernetesClient() throws Exception {
-        Path kubeconfig = tmp.resolve("kubeconfig");
-        java.nio.file.Files.writeString(kubeconfig, String.join("\n", "apiVersion: v1", "kind: Config",
-                "current-context: c", "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]",
-                "contexts: [{name: c, context: {cluster: c, user: u}}]", "users: [{name: u, user: {token: t}}]", ""));
+        Path kubeconfig = tokenKubeconfig();
         Opts.Kube o = new Opts.Kube();
         o.kubeconfig = kubeconfig.toString();
         int selectorsBefore = Kube.selectorThreads().size();
@@ -72,6 +76,38 @@ class RunChainTest {
         Kube after = Kube.connect(o);
         assertThat(after).isNotSameAs(first);
         after.close();
+    }
+
+    /**
+     * In asm session, clients outlive a step: one is handed out again only while its kubeconfig
+     * is unchanged and it was used recently; otherwise it is closed and a new one built.
+     */
+    @Test
+    void aSessionKeepsAClientOnlyWhileItsKubeconfigIsUnchangedAndItIsInUse() throws Exception {
+        Path kubeconfig = tokenKubeconfig();
+        Opts.Kube o = new Opts.Kube();
+        o.kubeconfig = kubeconfig.toString();
+        assertThat(Kube.share(java.time.Duration.ofSeconds(2))).isTrue();
+        try {
+            assertThat(Kube.share()).as("asm run inside the session keeps the session's sharing").isFalse();
+            Kube a = Kube.connect(o);
+            a.close();
+            assertThat(Kube.connect(o)).isSameAs(a);
+            assertThat(a.client.getHttpClient().isClosed()).isFalse();
+
+            java.nio.file.Files.setLastModifiedTime(kubeconfig,
+                    java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + 60_000));
+            Kube b = Kube.connect(o);
+            assertThat(b).as("the kubeconfig changed").isNotSameAs(a);
+            assertThat(a.client.getHttpClient().isClosed()).isTrue();
+
+            Thread.sleep(2_500);
+            Kube c = Kube.connect(o);
+            assertThat(c).as("unused for longer than the session keeps clients").isNotSameAs(b);
+            assertThat(b.client.getHttpClient().isClosed()).isTrue();
+        } finally {
+            Kube.closeShared();
+        }
     }
 
     /**

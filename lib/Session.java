@@ -1,0 +1,492 @@
+package asmhsm;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.FileOutputStream;
+import java.io.FileDescriptor;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.function.Function;
+import jdk.net.ExtendedSocketOptions;
+import jdk.net.UnixDomainPrincipal;
+
+/**
+ * `asm session`: one warm JVM that runs `asm` steps for the shell that started it, as ssh-agent
+ * keeps keys for one. A step in its own JVM spends most of its time starting that JVM and
+ * loading the libraries; in the session it spends only its own work.
+ *
+ * <p>A session is bound to what a step's result depends on outside its arguments: the build,
+ * the java, the working folder and the whole environment (KUBECONFIG, VAULT_TOKEN, P11_*,
+ * SOFTHSM2_CONF, PATH...). Its socket is named by a hash of all of them, so an `asm` call from
+ * another folder or with any variable changed finds no session and runs in its own JVM, as
+ * without one. So nothing but the arguments crosses the socket (no variable, no secret), and
+ * relative paths and child processes behave as in the caller's own JVM.
+ *
+ * <p>Only the user who started it can use it: the socket lives in a folder only that user can
+ * open, and the session checks each caller's uid. It runs one step at a time (a second caller
+ * waits), ends after an idle time (default 30 min) or with `asm session stop`, and a caller that
+ * is interrupted (Ctrl-C) interrupts its step. Steps read no standard input, and get none here.
+ * Kubernetes clients are kept between steps while their kubeconfig is unchanged and in use
+ * (see Kube.share); the PKCS#11 library stays loaded, as in `asm run`.
+ */
+public final class Session {
+    private Session() {}
+
+    static final String MAGIC = "asm-session-1";
+    /** Variables a shell changes by itself; nothing in the toolkit reads them. */
+    static final Set<String> SHELL_OWN = Set.of("_", "SHLVL", "OLDPWD", "PWD");
+    static final Duration DEFAULT_IDLE = Duration.ofMinutes(30);
+    static final int WARM_UP_ROUNDS = 3;
+    static final Duration KUBE_IDLE = Duration.ofSeconds(60);
+
+    // frames, session -> caller: kind byte, then a length-prefixed body
+    static final byte OUT = 'o', ERR = 'e', EXIT = 'x', NOT_MINE = 'n';
+    // requests, caller -> session
+    static final byte RUN = 'r', STATUS = 's', STOP = 'q';
+
+    /** Sessions' sockets: ASM_SESSION_DIR, else $XDG_RUNTIME_DIR/asm-hsm, else ~/.cache/asm-hsm/session. */
+    static Path dir() {
+        String d = Env.get("ASM_SESSION_DIR");
+        if (d != null) return Path.of(d);
+        String run = Env.get("XDG_RUNTIME_DIR");
+        return run != null ? Path.of(run, "asm-hsm") : Env.userHome().resolve(".cache/asm-hsm/session");
+    }
+
+    /**
+     * What this process would find a session by: a hash of build, java, folder and environment.
+     * FNV-1a, 64 bits: it only has to tell apart the few contexts one user's sessions run in (the
+     * socket folder is that user's alone), and a call through a session computes it before
+     * anything else, where a MessageDigest would first start the security providers (~10 ms).
+     * No lambdas or string concatenation here either: each one a call spins costs it time.
+     */
+    static String key() {
+        String cp = System.getProperty("java.class.path", "");
+        int sep = cp.indexOf(java.io.File.pathSeparatorChar);
+        Path first = Path.of(sep < 0 ? cp : cp.substring(0, sep));
+        List<String> parts = new ArrayList<>(List.of(MAGIC, cp, System.getProperty("java.home"),
+                Path.of("").toAbsolutePath().toString()));
+        try {
+            // the build: JBang's jar path names the sources' hash; its time and size tell a rebuild
+            if (Files.isRegularFile(first)) {
+                parts.add(Long.toString(Files.getLastModifiedTime(first).toMillis()));
+                parts.add(Long.toString(Files.size(first)));
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        for (Map.Entry<String, String> e : new TreeMap<>(System.getenv()).entrySet()) {
+            if (SHELL_OWN.contains(e.getKey())) continue;
+            parts.add(e.getKey());
+            parts.add(e.getValue());
+        }
+        long h = 0xcbf29ce484222325L;
+        for (String p : parts) {
+            for (int i = 0; i < p.length(); i++) h = (h ^ p.charAt(i)) * 0x100000001b3L;
+            h = (h ^ 0xffff) * 0x100000001b3L;          // a separator no char can be mistaken for
+        }
+        return HexFormat.of().formatHex(ByteBuffer.allocate(8).putLong(h).array());
+    }
+
+    static Path socket(String key) {
+        return dir().resolve(key.concat(".sock"));
+    }
+
+    // ------------------------------------------------------------------ the caller's side
+
+    /**
+     * Runs `asm args` in this shell's session, relaying its output and returning its exit code;
+     * null when there is no session for this folder and environment (the caller then runs the
+     * step itself). Uses nothing but java.base, so that a call through a session starts fast.
+     */
+    public static Integer forward(String... args) {
+        if (args.length > 0 && (args[0].equals("session") || args[0].equals("warm-up"))) return null;
+        String key;
+        Path socket;
+        try {
+            key = key();
+            socket = socket(key);
+        } catch (RuntimeException e) {
+            return null;
+        }
+        if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) return null;
+        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+            send(ch, request(RUN, key, args));
+            return relay(ch, new FileOutputStream(FileDescriptor.out), new FileOutputStream(FileDescriptor.err));
+        } catch (IOException e) {
+            return null;    // a session that is gone (its socket left behind): run here
+        }
+    }
+
+    /** The session's frames to this process's stdout and stderr; its exit code, or null if it did not take the call. */
+    static Integer relay(SocketChannel ch, OutputStream stdout, OutputStream stderr) throws IOException {
+        boolean started = false;
+        while (true) {
+            int kind;
+            byte[] body;
+            try {
+                kind = readFully(ch, 1)[0];
+                body = readFully(ch, ByteBuffer.wrap(readFully(ch, 4)).getInt());
+            } catch (EOFException e) {
+                if (!started) return null;
+                stderr.write(("error: the asm session ended before the step did\n"
+                        + "  -> check what the step changed (asm status), then run it again\n").getBytes(StandardCharsets.UTF_8));
+                return 1;
+            }
+            started = true;
+            switch (kind) {
+                case OUT -> { stdout.write(body); stdout.flush(); }
+                case ERR -> { stderr.write(body); stderr.flush(); }
+                case EXIT -> { return ByteBuffer.wrap(body).getInt(); }
+                case NOT_MINE -> { return null; }
+                default -> throw new IOException("unknown frame " + kind);
+            }
+        }
+    }
+
+    static byte[] request(byte what, String key, String... args) {
+        try {
+            ByteArrayOutputStream b = new ByteArrayOutputStream();
+            DataOutputStream o = new DataOutputStream(b);
+            o.writeUTF(MAGIC);
+            o.writeByte(what);
+            o.writeUTF(key);
+            o.writeInt(args.length);
+            for (String a : args) {
+                byte[] s = a.getBytes(StandardCharsets.UTF_8);
+                o.writeInt(s.length);
+                o.write(s);
+            }
+            byte[] body = b.toByteArray();
+            return ByteBuffer.allocate(4 + body.length).putInt(body.length).put(body).array();
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static void send(SocketChannel ch, byte[] bytes) throws IOException {
+        ByteBuffer b = ByteBuffer.wrap(bytes);
+        while (b.hasRemaining()) ch.write(b);
+    }
+
+    static byte[] readFully(SocketChannel ch, int n) throws IOException {
+        if (n < 0 || n > (64 << 20)) throw new IOException("frame of " + n + " bytes");
+        ByteBuffer b = ByteBuffer.allocate(n);
+        while (b.hasRemaining()) if (ch.read(b) < 0) throw new EOFException();
+        return b.array();
+    }
+
+    /** A request to the session of this folder and environment: stop or status; null when there is none. */
+    static String ask(byte what) {
+        String key = key();
+        Path socket = socket(key);
+        if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) return null;
+        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+            send(ch, request(what, key));
+            ByteArrayOutputStream text = new ByteArrayOutputStream();
+            Integer rc = relay(ch, text, text);
+            return rc == null ? null : text.toString(StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    /**
+     * The caller's path up to the socket, for asm warm-up: the class-data archive then holds what
+     * a call through a session needs (hashing, the socket classes), which it loads in every step.
+     */
+    static void train() {
+        String key = key();
+        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(dir().resolve("warm-up-" + key + ".none")));
+        } catch (IOException expected) {
+            // there is no such socket: only the classes on the way were wanted
+        }
+        request(RUN, key, "warm-up");
+    }
+
+    // ------------------------------------------------------------------ the session's side
+
+    /**
+     * Starts a session for this folder and environment in the background: the same java, JVM
+     * options and class path as this process. Returns the socket once the session answers.
+     */
+    static Path start(Duration idle) {
+        Path socket = socket(key());
+        if (ask(STATUS) != null) return socket;
+        prepareDir();
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        // this JVM's options, but for a long life: the full JIT instead of the quick-start C1 only,
+        // and no class-data archive recorded at its exit
+        for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
+            if (!a.startsWith("-XX:ArchiveClassesAtExit") && !a.startsWith("-XX:+AutoCreateSharedArchive")
+                    && !a.startsWith("-XX:TieredStopAtLevel") && !a.startsWith("-Djava.class.path")) cmd.add(a);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "asmhsm.Asm", "session", "serve",
+                "--idle", idle.toSeconds() + "s"));
+        Path log = socket.resolveSibling(socket.getFileName().toString().replace(".sock", ".log"));
+        Process p;
+        try {
+            if (!Files.exists(log)) Files.createFile(log, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+            p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+                    .redirectErrorStream(true).start();
+        } catch (IOException e) {
+            throw Fail.failed("cannot start the session: " + e.getMessage(), "check that " + dir() + " is writable");
+        }
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (System.nanoTime() < deadline) {
+            if (ask(STATUS) != null) return socket;
+            if (!p.isAlive())
+                throw Fail.failed("the session did not start (exit " + p.exitValue() + ")", "see " + log);
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        p.destroy();
+        throw Fail.failed("the session did not answer within 60 s", "see " + log);
+    }
+
+    /** The sockets' folder, only its owner's (0700), like ssh-agent's. */
+    static void prepareDir() {
+        Path dir = dir();
+        try {
+            if (!Files.isDirectory(dir))
+                Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+            Set<PosixFilePermission> perms = Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS);
+            if (!perms.equals(PosixFilePermissions.fromString("rwx------")) || Files.isSymbolicLink(dir)
+                    || !Files.getOwner(dir, LinkOption.NOFOLLOW_LINKS).getName().equals(System.getProperty("user.name")))
+                throw Fail.badInput("session folder " + dir + " is not yours alone (mode " + PosixFilePermissions.toString(perms) + ")",
+                        "run: chmod 700 " + dir + " (or set ASM_SESSION_DIR to a folder only you can open)");
+        } catch (IOException e) {
+            throw Fail.failed("cannot prepare the session folder " + dir + ": " + e.getMessage(), "check its permissions");
+        }
+    }
+
+    /**
+     * The session itself (`asm session serve`, started by {@link #start}): runs the callers'
+     * steps with `runner`, one at a time, until stopped or idle for `idle`.
+     */
+    static int serve(Duration idle, Function<String[], Integer> runner, java.util.concurrent.Callable<?> warmUp) throws IOException {
+        prepareDir();
+        String key = key();
+        Path socket = socket(key);
+        if (ask(STATUS) != null) return 0;                      // another one was quicker
+        // Load and initialise the libraries' classes, and let the JIT compile their busy paths (TLS,
+        // JSON), before taking calls: a step's first call is then as quick as its later ones
+        // (asm session start waits for this, about 2 s).
+        try {
+            for (int i = 0; i < WARM_UP_ROUNDS; i++) warmUp.call();
+        } catch (Exception e) {
+            System.err.println("asm session: warm-up failed (" + Step.describe(e) + "); going on cold");
+        }
+        // steps share Kubernetes clients (and their TLS connection) while the kubeconfig and its
+        // files are unchanged and the client was used within the last minute
+        Kube.share(KUBE_IDLE);
+        Files.deleteIfExists(socket);                           // left by a session that was killed
+        String me = System.getProperty("user.name");
+        Instant since = Instant.now();
+        int served = 0;
+        PrintStream ownOut = System.out, ownErr = System.err;
+        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+             Selector selector = Selector.open()) {
+            server.bind(UnixDomainSocketAddress.of(socket));
+            Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                try {
+                    Files.deleteIfExists(socket);
+                } catch (IOException ignored) {
+                    // nothing to tidy then
+                }
+            }));
+            server.configureBlocking(false);
+            server.register(selector, SelectionKey.OP_ACCEPT);
+            ownErr.println("asm session " + key + " up (pid " + ProcessHandle.current().pid()
+                    + ") in " + Path.of("").toAbsolutePath());
+            long last = System.nanoTime();
+            while (true) {
+                long left = idle.toMillis() - (System.nanoTime() - last) / 1_000_000;
+                if (!idle.isZero() && left <= 0) {
+                    Files.deleteIfExists(socket);
+                    ownErr.println("asm session: idle for " + idle.toSeconds() + " s, ending");
+                    return 0;
+                }
+                if (selector.select(idle.isZero() ? 0 : left) == 0) continue;   // woken early: look at the clock again
+                selector.selectedKeys().clear();
+                last = System.nanoTime();
+                SocketChannel ch = server.accept();
+                if (ch == null) continue;
+                try (ch) {
+                    UnixDomainPrincipal peer = ch.getOption(ExtendedSocketOptions.SO_PEERCRED);
+                    if (!peer.user().getName().equals(me)) continue;   // not our user: say nothing
+                    DataInputStream in = new DataInputStream(new ByteArrayInputStream(readFully(ch,
+                            ByteBuffer.wrap(readFully(ch, 4)).getInt())));
+                    if (!in.readUTF().equals(MAGIC)) continue;
+                    byte what = in.readByte();
+                    if (!in.readUTF().equals(key)) {
+                        send(ch, frame(NOT_MINE, new byte[0]));
+                        continue;
+                    }
+                    String[] args = new String[in.readInt()];
+                    for (int i = 0; i < args.length; i++) {
+                        byte[] s = new byte[in.readInt()];
+                        in.readFully(s);
+                        args[i] = new String(s, StandardCharsets.UTF_8);
+                    }
+                    if (what == STOP) {
+                        Files.deleteIfExists(socket);       // gone before the caller hears so
+                        send(ch, frame(OUT, ("asm session " + key + " stopped\n").getBytes(StandardCharsets.UTF_8)));
+                        send(ch, frame(EXIT, ByteBuffer.allocate(4).putInt(0).array()));
+                        return 0;
+                    }
+                    if (what == STATUS) {
+                        String status = "pid=" + ProcessHandle.current().pid() + "\nsince=" + since + "\nserved=" + served
+                                + "\nidle=" + idle.toSeconds() + "s\nfolder=" + Path.of("").toAbsolutePath() + "\nsocket=" + socket + "\n";
+                        send(ch, frame(OUT, status.getBytes(StandardCharsets.UTF_8)));
+                        send(ch, frame(EXIT, ByteBuffer.allocate(4).putInt(0).array()));
+                        continue;
+                    }
+                    String unseen = unseenToken(args);
+                    if (unseen != null) {
+                        // a new JVM would see that token and this one cannot: the caller runs it, and
+                        // this session ends, so that the next calls do too
+                        Files.deleteIfExists(socket);
+                        send(ch, frame(NOT_MINE, new byte[0]));
+                        ownErr.println("asm session: token '" + unseen + "' appeared after this session loaded its PKCS#11 library; ending");
+                        return 0;
+                    }
+                    served++;
+                    long began = System.nanoTime();
+                    int rc = run(ch, args, runner);
+                    ownErr.printf("asm session: %s exit %d in %d ms%n", args.length == 0 ? "(help)" : args[0], rc,
+                            (System.nanoTime() - began) / 1_000_000);
+                    send(ch, frame(EXIT, ByteBuffer.allocate(4).putInt(rc).array()));
+                } catch (IOException e) {
+                    ownErr.println("asm session: a caller went away: " + e.getMessage());
+                } finally {
+                    System.setOut(ownOut);
+                    System.setErr(ownErr);
+                    Thread.interrupted();       // a caller's Ctrl-C must not reach the next step
+                }
+            }
+        }
+    }
+
+    /** One step, its stdout and stderr sent to the caller as they come; a caller that goes away interrupts it. */
+    private static int run(SocketChannel ch, String[] args, Function<String[], Integer> runner) {
+        Thread worker = Thread.currentThread();
+        boolean[] running = {true};
+        Thread watch = new Thread(() -> {
+            try {
+                // the caller sends nothing more: this read ends only when it goes away (or we close)
+                ch.read(ByteBuffer.allocate(1));
+            } catch (IOException e) {
+                // closed: the same as gone
+            }
+            synchronized (running) {
+                if (running[0]) worker.interrupt();
+            }
+        }, "asm-session-caller");
+        watch.setDaemon(true);
+        watch.start();
+        System.setOut(new PrintStream(new Frames(ch, OUT), true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(new Frames(ch, ERR), true, StandardCharsets.UTF_8));
+        try {
+            return runner.apply(args);
+        } catch (RuntimeException | LinkageError e) {
+            System.err.println("error: " + Step.describe(e));
+            return 1;
+        } finally {
+            System.out.flush();
+            System.err.flush();
+            // from here on the watcher may not interrupt: what it did before is cleared once the caller is answered
+            synchronized (running) {
+                running[0] = false;
+            }
+        }
+    }
+
+    /** The HSM token a call names (--p11-token, else P11_TOKEN) if this process cannot see it (see Hsm.seesToken); else null. */
+    static String unseenToken(String[] args) {
+        String lib = Env.get("P11_LIB"), token = Env.get("P11_TOKEN");
+        List<String> tokens = new ArrayList<>();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (a.equals("--p11-lib") && i + 1 < args.length) lib = args[i + 1];
+            else if (a.startsWith("--p11-lib=")) lib = a.substring("--p11-lib=".length());
+            else if (a.equals("--p11-token") && i + 1 < args.length) tokens.add(args[i + 1]);
+            else if (a.startsWith("--p11-token=")) tokens.add(a.substring("--p11-token=".length()));
+        }
+        if (tokens.isEmpty() && token != null) tokens.add(token);
+        if (lib == null) return null;           // the embedded token: made, when missing, before its library is loaded
+        for (String t : tokens) if (!Hsm.seesToken(lib, t)) return t;
+        return null;
+    }
+
+    static byte[] frame(byte kind, byte[] body) {
+        return ByteBuffer.allocate(5 + body.length).put(kind).putInt(body.length).put(body).array();
+    }
+
+    /** A stream whose every write goes to the caller as one frame. */
+    private static final class Frames extends OutputStream {
+        private final SocketChannel ch;
+        private final byte kind;
+
+        Frames(SocketChannel ch, byte kind) {
+            this.ch = ch;
+            this.kind = kind;
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            byte[] body = new byte[len];
+            System.arraycopy(b, off, body, 0, len);
+            synchronized (ch) {
+                send(ch, frame(kind, body));
+            }
+        }
+    }
+
+    /** The status lines of a running session as a map (for `asm session status --json`). */
+    static Map<String, String> parseStatus(String text) {
+        Map<String, String> m = new TreeMap<>();
+        for (String line : text.split("\n")) {
+            int eq = line.indexOf('=');
+            if (eq > 0) m.put(line.substring(0, eq), line.substring(eq + 1));
+        }
+        return m;
+    }
+}

@@ -1,0 +1,161 @@
+package asmhsm;
+
+import static asmhsm.KubeVaultStepsSupport.env;
+import static asmhsm.KubeVaultStepsSupport.json;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * `asm session` in real processes against the lab: a session started in one folder and
+ * environment answers the `asm` calls made from there, as the caller's own JVM would have; every
+ * other call runs on its own. Its socket folder is a temporary one (ASM_SESSION_DIR).
+ */
+@ExtendWith(LabExtension.class)
+class SessionTest {
+    @TempDir
+    Path tmp;
+    Path work;
+    Map<String, String> env;
+
+    @BeforeEach
+    void folders() throws Exception {
+        work = Files.createDirectories(tmp.resolve("work"));
+        Files.createDirectories(tmp.resolve("sessions"), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+    }
+
+    @AfterEach
+    void stop() {
+        if (env != null) Cli.asm(env, work, "session", "stop");
+    }
+
+    private Map<String, String> sessionEnv(Lab lab) {
+        return env(lab, "ASM_SESSION_DIR", tmp.resolve("sessions").toString());
+    }
+
+    private long served() {
+        Cli.Result status = Cli.asm(env, work, "session", "status", "--json");
+        assertThat(status.exit()).as(status.toString()).isZero();
+        return json(status).get("up").asBoolean() ? Long.parseLong(json(status).get("served").asText()) : -1;
+    }
+
+    private static String[] prep(String ns, String... more) {
+        java.util.List<String> a = new java.util.ArrayList<>(java.util.List.of("k8s-vault-prep", "--namespace", ns,
+                "--binding", "tokenreview-" + ns, "--cluster-suffix", "c1"));
+        a.addAll(java.util.List.of(more));
+        return a.toArray(String[]::new);
+    }
+
+    @Test
+    void answersCallsFromItsFolderAndEnvironmentAsTheCallersOwnJvmWould(Lab lab) throws Exception {
+        env = sessionEnv(lab);
+        assertThat(served()).as("no session yet").isEqualTo(-1);
+        Cli.Result start = Cli.asm(env, work, "session", "start", "--idle", "10m");
+        assertThat(start.exit()).as(start.toString()).isZero();
+        assertThat(start.stdout()).contains("started a session for " + work);
+        assertThat(Cli.asm(env, work, "session", "start").stdout()).contains("already up");
+        // its socket: private to the user, in the folder it was told
+        Path socket = Path.of(json(Cli.asm(env, work, "session", "status", "--json")).get("socket").asText());
+        assertThat(socket.getParent()).isEqualTo(tmp.resolve("sessions"));
+        assertThat(Files.getPosixFilePermissions(socket)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
+        assertThat(served()).isZero();
+
+        // a step through the session: its lines, exit code and files (relative to the caller's folder) as without one
+        String ns = "sess-" + lab.freshMount();
+        Cli.Result first = Cli.asm(env, work, prep(ns));
+        assertThat(first.exit()).as(first.toString()).isZero();
+        assertThat(first.stdout()).contains("created Namespace " + ns, "wrote c1/c1-tokenreview_jwt (mode 0600)");
+        assertThat(served()).isEqualTo(1);
+        K8sVaultPrepTest.checkClusterAndFiles(lab, ns, work.resolve("c1"));
+        assertThat(Files.getPosixFilePermissions(work.resolve("c1/c1-tokenreview_jwt"))).isEqualTo(PosixFilePermissions.fromString("rw-------"));
+        Cli.Result again = Cli.asm(env, work, prep(ns, "--json"));
+        assertThat(again.exit()).as(again.toString()).isZero();
+        assertThat(json(again).get("changed").asBoolean()).isFalse();
+        assertThat(served()).isEqualTo(2);
+
+        // failures keep their exit codes and their one or two lines on stderr
+        Cli.Result bad = Cli.asm(env, work, "k8s-vault-prep", "--cluster-suffix", "c1", "--no-such-option");
+        assertThat(bad.exit()).as(bad.toString()).isEqualTo(2);
+        assertThat(bad.stderr()).contains("--no-such-option");
+        Cli.Result failed = Cli.asm(env, work, "istiod-service", "--namespace", "no-such-ns-" + ns);
+        assertThat(failed.exit()).as(failed.toString()).isEqualTo(1);
+        assertThat(failed.stderr()).startsWith("error: namespace no-such-ns-" + ns + " does not exist");
+        assertThat(served()).isEqualTo(4);
+
+        // another folder, or any variable changed: not this session's call, run on its own (and still right)
+        Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+        Cli.Result there = Cli.asm(env, elsewhere, prep(ns));
+        assertThat(there.exit()).as(there.toString()).isZero();
+        assertThat(elsewhere.resolve("c1/c1-tokenreview_jwt")).exists();
+        Map<String, String> changed = new HashMap<>(env);
+        changed.put("CLUSTER_SUFFIX", "c9");
+        Cli.Result otherEnv = Cli.asm(changed, work, "k8s-vault-prep", "--namespace", ns, "--binding", "tokenreview-" + ns);
+        assertThat(otherEnv.exit()).as(otherEnv.toString()).isZero();
+        assertThat(work.resolve("c9/c9-tokenreview_jwt")).exists();
+        assertThat(served()).as("neither call went to the session").isEqualTo(4);
+
+        Cli.Result stop = Cli.asm(env, work, "session", "stop");
+        assertThat(stop.stdout()).contains("stopped the session");
+        assertThat(socket).doesNotExist();
+        assertThat(served()).isEqualTo(-1);
+        Cli.Result alone = Cli.asm(env, work, prep(ns));
+        assertThat(alone.exit()).as(alone.toString()).isZero();
+        assertThat(alone.stdout()).doesNotContain("created Namespace");
+    }
+
+    /**
+     * A PKCS#11 library lists its tokens when the JVM loads it: a token made after the session
+     * loaded the library is one a new JVM sees and the session does not. Such a call runs on its
+     * own, and the session ends.
+     */
+    @Test
+    void aTokenMadeAfterTheSessionLoadedTheLibraryIsLeftToTheCallersOwnJvm(Lab lab) throws Exception {
+        env = new HashMap<>(lab.freshToken());
+        env.put("ASM_SESSION_DIR", tmp.resolve("sessions").toString());
+        assertThat(Cli.asm(env, work, "session", "start").exit()).isZero();
+        Cli.Result before = Cli.asm(env, work, "hsm-info");
+        assertThat(before.exit()).as(before.toString()).isZero();
+        assertThat(served()).isEqualTo(1);
+
+        Path pin = Files.writeString(work.resolve("late.pin"), "4321", java.nio.charset.StandardCharsets.US_ASCII);
+        Files.setPosixFilePermissions(pin, PosixFilePermissions.fromString("rw-------"));
+        Cli.Result made = Cli.run(java.util.List.of("softhsm2-util", "--init-token", "--free", "--label", "late",
+                "--pin", "4321", "--so-pin", "87654321"), env, work, null);
+        assertThat(made.exit()).as(made.toString()).isZero();
+        Cli.Result late = Cli.asm(env, work, "hsm-info", "--p11-token", "late", "--p11-pin-file", pin.toString());
+        assertThat(late.exit()).as(late.toString()).isZero();
+        assertThat(late.stdout()).contains("token    'late'");
+        assertThat(served()).as("the session ended").isEqualTo(-1);
+    }
+
+    @Test
+    void endsWhenIdleAndRefusesAFolderOthersCanOpen(Lab lab) throws Exception {
+        env = sessionEnv(lab);
+        assertThat(Cli.asm(env, work, "session", "start", "--idle", "2s").exit()).isZero();
+        Path socket = Path.of(json(Cli.asm(env, work, "session", "status", "--json")).get("socket").asText());
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (Files.exists(socket) && System.nanoTime() < deadline) Thread.sleep(200);
+        assertThat(socket).as("gone after 2 s without a call").doesNotExist();
+        assertThat(served()).isEqualTo(-1);
+
+        Path open = Files.createDirectories(tmp.resolve("open"));
+        Files.setPosixFilePermissions(open, PosixFilePermissions.fromString("rwxr-xr-x"));
+        env = env(lab, "ASM_SESSION_DIR", open.toString());
+        Cli.Result refused = Cli.asm(env, work, "session", "start");
+        assertThat(refused.exit()).as(refused.toString()).isEqualTo(2);
+        assertThat(refused.stderr()).contains("is not yours alone", "chmod 700 " + open);
+        assertThat(Cli.asm(env, work, "session", "start", "--idle", "soon").stderr()).contains("--idle soon is not a duration");
+        try (var files = Files.list(open)) {
+            assertThat(files).as("nothing started, nothing left").isEmpty();
+        }
+    }
+}
