@@ -18,12 +18,8 @@ import io.fabric8.kubernetes.client.utils.KubernetesSerialization;
 import java.io.IOException;
 import java.io.InputStream;
 import java.security.GeneralSecurityException;
-import java.security.KeyStore;
-import java.security.cert.Certificate;
-import java.security.cert.CertificateFactory;
 import javax.net.ssl.KeyManager;
 import javax.net.ssl.TrustManager;
-import javax.net.ssl.TrustManagerFactory;
 import tools.jackson.databind.ObjectMapper;
 import java.io.File;
 import java.nio.file.Files;
@@ -172,15 +168,7 @@ public final class Kube implements AutoCloseable {
         TrustManager[] trust;
         KeyManager[] keys;
         try (InputStream pem = CertUtils.getInputStreamFromDataOrFile(caData, caFile)) {
-            KeyStore store = KeyStore.getInstance("PKCS12");
-            store.load(null, null);
-            int n = 0;
-            for (Certificate ca : CertificateFactory.getInstance("X.509").generateCertificates(pem))
-                store.setCertificateEntry("ca-" + n++, ca);
-            if (n == 0) throw new GeneralSecurityException("no certificate in the kubeconfig's certificate-authority");
-            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-            tmf.init(store);
-            trust = tmf.getTrustManagers();
+            trust = Pki.trustOnly(pem);
             keys = SSLUtils.keyManagers(config);
         } catch (IOException | GeneralSecurityException e) {
             throw Fail.badInput("cannot use the kubeconfig's TLS files: " + rootMessage(e),
@@ -210,6 +198,11 @@ public final class Kube implements AutoCloseable {
      * builds the client, its TLS set-up and its connection once for the whole chain instead of
      * once per step. {@link #closeShared()} ends it.
      */
+    /** Whether clients outlive their step now (asm run, asm session). */
+    static boolean sharing() {
+        return sharedClients != null;
+    }
+
     static boolean share() {
         return share(null);
     }
@@ -271,9 +264,14 @@ public final class Kube implements AutoCloseable {
     }
 
     static Set<Thread> selectorThreads() {
+        // the live threads, from the root thread group: Thread.getAllStackTraces would also take every stack
+        ThreadGroup root = Thread.currentThread().getThreadGroup();
+        while (root.getParent() != null) root = root.getParent();
+        Thread[] all = new Thread[root.activeCount() + 16];
+        int n = root.enumerate(all, true);
         Set<Thread> threads = new HashSet<>();
-        for (Thread t : Thread.getAllStackTraces().keySet())
-            if (t.getName().startsWith("HttpClient-") && t.getName().endsWith("-SelectorManager")) threads.add(t);
+        for (int i = 0; i < n; i++)
+            if (all[i].getName().startsWith("HttpClient-") && all[i].getName().endsWith("-SelectorManager")) threads.add(all[i]);
         return threads;
     }
 
@@ -508,8 +506,13 @@ public final class Kube implements AutoCloseable {
     public void close() {
         if (shared) return;
         client.close();
-        for (Thread t : selectorThreads) t.interrupt();
-        for (Thread t : selectorThreads) {
+        endSelectorThreads(selectorThreads);
+    }
+
+    /** Ends the selector threads of JDK HttpClients no longer used (why: see {@link #close()}); Vault uses it too. */
+    static void endSelectorThreads(Set<Thread> threads) {
+        for (Thread t : threads) t.interrupt();
+        for (Thread t : threads) {
             try {
                 t.join(100);
             } catch (InterruptedException e) {

@@ -19,6 +19,7 @@
 // on stdout by default, which would break --json and bury the step's own lines.
 package asmhsm;
 
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Mixin;
@@ -50,6 +51,23 @@ public abstract class Step implements Callable<Integer> {
 
     @Override
     public final Integer call() {
+        Set<Thread> before = Kube.selectorThreads();
+        try {
+            return callOnce();
+        } finally {
+            // The JDK HttpClients this step made (the Vault driver makes some of its own) keep a
+            // selector thread in native code after their last use, and the JVM waits up to 0.3 s
+            // at exit for such threads. Clients that outlive the step (asm run, asm session) are
+            // shared; every other one is done with now.
+            if (!Kube.sharing()) {
+                Set<Thread> made = Kube.selectorThreads();
+                made.removeAll(before);
+                Kube.endSelectorThreads(made);
+            }
+        }
+    }
+
+    private int callOnce() {
         out = new Out(spec.name(), common.json, common.dryRun, System.out, System.err);
         Fail failure;
         try {

@@ -113,7 +113,12 @@ class Asm implements Runnable {
             System.setProperty("java.nio.channels.spi.SelectorProvider", "sun.nio.ch.EPollSelectorProvider");
         // a session for this folder and environment runs the step warm; without one, this JVM does
         Integer rc = Session.forward(args);
-        System.exit(rc != null ? rc : commandLine(args).execute(args));
+        if (rc == null) {
+            rc = commandLine(args).execute(args);
+            // every client is done: end the JDK HttpClients' selector threads, or exit waits for them (see Step.call)
+            Kube.endSelectorThreads(Kube.selectorThreads());
+        }
+        System.exit(rc);
     }
 
     /**

@@ -37,6 +37,34 @@ class RunChainTest {
         assertThat(Cli.asm(java.util.Map.of(), "run", "gen-kek", "+").exit()).isEqualTo(2);
     }
 
+    /** A step that makes a JDK HttpClient and leaves it, as the Vault driver does. */
+    @picocli.CommandLine.Command(name = "leaves-a-client")
+    static class LeavesAClient extends Step {
+        @Override
+        protected void run() {
+            java.net.http.HttpClient.newHttpClient();
+        }
+    }
+
+    /**
+     * The JDK HttpClients a step leaves would hold up the JVM's exit (their selector threads wait in
+     * native code): a step ends them, unless clients outlive it (asm run, asm session).
+     */
+    @Test
+    void aStepEndsTheHttpClientThreadsItLeavesUnlessClientsAreShared() throws Exception {
+        int before = Kube.selectorThreads().size();
+        assertThat(new picocli.CommandLine(new LeavesAClient()).execute()).isZero();
+        assertThat(Kube.selectorThreads()).hasSize(before);
+        Kube.share();
+        try {
+            assertThat(new picocli.CommandLine(new LeavesAClient()).execute()).isZero();
+            assertThat(Kube.selectorThreads()).as("shared: left alone").hasSize(before + 1);
+        } finally {
+            Kube.closeShared();
+            Kube.endSelectorThreads(Kube.selectorThreads());
+        }
+    }
+
     /** A kubeconfig for a server that is never called (the clients below are only built). */
     private Path tokenKubeconfig() throws Exception {
         return java.nio.file.Files.writeString(tmp.resolve("kubeconfig"), String.join("\n", "apiVersion: v1", "kind: Config",

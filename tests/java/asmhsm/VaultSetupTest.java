@@ -110,6 +110,26 @@ class VaultSetupTest {
         assertThat(role.get("token_ttl").asLong()).isEqualTo(768L * 3600);
     }
 
+    /** Vault.connect: one HTTP client (one TLS connection) for all requests, trusting VAULT_CACERT only. */
+    @Test
+    void aVaultClientMakesOneHttpClientAndTrustsOnlyItsCa(Lab lab) {
+        Opts.Vault o = new Opts.Vault();
+        o.addr = lab.vaultAddr();
+        o.caCert = lab.vaultCaCert();
+        java.util.Set<Thread> before = Kube.selectorThreads();
+        Vault v = Vault.connect(o, lab.vaultToken());
+        for (int i = 0; i < 3; i++) assertThat(v.read("sys/mounts", "list the secrets engines")).isNotNull();
+        java.util.Set<Thread> made = Kube.selectorThreads();
+        made.removeAll(before);
+        assertThat(made).as("one client's selector thread, not one per request").hasSize(1);
+        Kube.endSelectorThreads(made);
+
+        o.caCert = lab.k8sCaCert();    // another CA: the Vault server's certificate is refused
+        Vault other = Vault.connect(o, lab.vaultToken());
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> other.read("sys/mounts", "list the secrets engines"))
+                .isInstanceOf(Fail.class).hasMessageContaining("not trusted");
+    }
+
     @Test
     void aValueThatDiffersIsReportedByNameAndUpdated(Lab lab) throws Exception {
         String s = lab.freshMount();
