@@ -249,7 +249,7 @@ public final class Session {
                     && !a.startsWith("-XX:TieredStopAtLevel") && !a.startsWith("-Djava.class.path")) cmd.add(a);
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "asmhsm.Asm", "session", "serve",
                 "--idle", idle.toSeconds() + "s"));
-        Path log = socket.resolveSibling(socket.getFileName().toString().replace(".sock", ".log"));
+        Path log = log(socket);
         Process p;
         try {
             if (!Files.exists(log)) Files.createFile(log, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
@@ -273,6 +273,11 @@ public final class Session {
         }
         p.destroy();
         throw Fail.failed("the session did not answer within 60 s", "see " + log);
+    }
+
+    /** The session's own lines (start, end, one per call: step, exit code, time; never arguments or output). */
+    static Path log(Path socket) {
+        return socket.resolveSibling(socket.getFileName().toString().replace(".sock", ".log"));
     }
 
     /** The sockets' folder, only its owner's (0700), like ssh-agent's. */
@@ -320,9 +325,11 @@ public final class Session {
              Selector selector = Selector.open()) {
             server.bind(UnixDomainSocketAddress.of(socket));
             Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+            // the socket and the log live as long as the session (a killed one leaves both: the next start clears the socket)
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 try {
                     Files.deleteIfExists(socket);
+                    Files.deleteIfExists(log(socket));
                 } catch (IOException ignored) {
                     // nothing to tidy then
                 }

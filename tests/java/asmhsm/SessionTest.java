@@ -145,6 +145,9 @@ class SessionTest {
         long deadline = System.nanoTime() + 60_000_000_000L;
         while (Files.exists(socket) && System.nanoTime() < deadline) Thread.sleep(200);
         assertThat(socket).as("gone after 2 s without a call").doesNotExist();
+        long pause = System.nanoTime() + 10_000_000_000L;
+        while (Files.exists(Session.log(socket)) && System.nanoTime() < pause) Thread.sleep(100);
+        assertThat(Session.log(socket)).as("its log goes with it").doesNotExist();
         assertThat(served()).isEqualTo(-1);
 
         Path open = Files.createDirectories(tmp.resolve("open"));
