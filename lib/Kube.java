@@ -198,9 +198,11 @@ public final class Kube implements AutoCloseable {
      * builds the client, its TLS set-up and its connection once for the whole chain instead of
      * once per step. {@link #closeShared()} ends it.
      */
-    /** Whether clients outlive their step now (asm run, asm session). */
-    static boolean sharing() {
-        return sharedClients != null;
+    /** The selector threads of the clients that outlive their step (asm run, asm session). */
+    static Set<Thread> sharedSelectorThreads() {
+        Set<Thread> threads = new HashSet<>();
+        if (sharedClients != null) for (Kube k : sharedClients.values()) threads.addAll(k.selectorThreads);
+        return threads;
     }
 
     static boolean share() {

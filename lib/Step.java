@@ -57,13 +57,12 @@ public abstract class Step implements Callable<Integer> {
         } finally {
             // The JDK HttpClients this step made (the Vault driver makes some of its own) keep a
             // selector thread in native code after their last use, and the JVM waits up to 0.3 s
-            // at exit for such threads. Clients that outlive the step (asm run, asm session) are
-            // shared; every other one is done with now.
-            if (!Kube.sharing()) {
-                Set<Thread> made = Kube.selectorThreads();
-                made.removeAll(before);
-                Kube.endSelectorThreads(made);
-            }
+            // at exit for such threads. Only shared Kubernetes clients (asm run, asm session)
+            // outlive a step; every other client it made is done with now.
+            Set<Thread> made = Kube.selectorThreads();
+            made.removeAll(before);
+            made.removeAll(Kube.sharedSelectorThreads());
+            Kube.endSelectorThreads(made);
         }
     }
 

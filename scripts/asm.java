@@ -109,7 +109,8 @@ class Asm implements Runnable {
     public static void main(String... args) {
         // Name the JDK's own NIO provider (the one it would pick): looking for it unnamed searches
         // every jar of the class path for a replacement, about 50 ms, most of a call through a session.
-        if (System.getProperty("java.nio.channels.spi.SelectorProvider") == null && "Linux".equals(System.getProperty("os.name")))
+        if (System.getProperty("java.nio.channels.spi.SelectorProvider") == null && "Linux".equals(System.getProperty("os.name"))
+                && ClassLoader.getPlatformClassLoader().getResource("sun/nio/ch/EPollSelectorProvider.class") != null)
             System.setProperty("java.nio.channels.spi.SelectorProvider", "sun.nio.ch.EPollSelectorProvider");
         // a session for this folder and environment runs the step warm; without one, this JVM does
         Integer rc = Session.forward(args);

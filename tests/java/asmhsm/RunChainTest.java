@@ -48,21 +48,25 @@ class RunChainTest {
 
     /**
      * The JDK HttpClients a step leaves would hold up the JVM's exit (their selector threads wait in
-     * native code): a step ends them, unless clients outlive it (asm run, asm session).
+     * native code): a step ends them, but for the Kubernetes clients shared past it (asm run, asm session).
      */
     @Test
-    void aStepEndsTheHttpClientThreadsItLeavesUnlessClientsAreShared() throws Exception {
+    void aStepEndsTheHttpClientThreadsItLeavesButForSharedKubernetesClients() throws Exception {
         int before = Kube.selectorThreads().size();
         assertThat(new picocli.CommandLine(new LeavesAClient()).execute()).isZero();
         assertThat(Kube.selectorThreads()).hasSize(before);
+        Opts.Kube o = new Opts.Kube();
+        o.kubeconfig = tokenKubeconfig().toString();
         Kube.share();
         try {
+            Kube shared = Kube.connect(o);
             assertThat(new picocli.CommandLine(new LeavesAClient()).execute()).isZero();
-            assertThat(Kube.selectorThreads()).as("shared: left alone").hasSize(before + 1);
+            assertThat(Kube.selectorThreads()).as("the shared client's thread only").hasSize(before + 1);
+            assertThat(Kube.connect(o)).isSameAs(shared);
         } finally {
             Kube.closeShared();
-            Kube.endSelectorThreads(Kube.selectorThreads());
         }
+        assertThat(Kube.selectorThreads()).hasSize(before);
     }
 
     /** A kubeconfig for a server that is never called (the clients below are only built). */
