@@ -25,7 +25,6 @@ import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -112,13 +111,14 @@ public final class Kube implements AutoCloseable {
         // classes the class-data archive, trained against an HTTP/1.1 stand-in, would not hold)
         config.setHttp2Disable(true);
         String ctx = config.getCurrentContext() == null ? null : config.getCurrentContext().getName();
-        Set<Thread> before = selectorThreads();
+        Set<Thread> before = Http.selectorThreads();
         KubernetesClient client = build(config);
-        Set<Thread> ours = selectorThreads();
+        Set<Thread> ours = Http.selectorThreads();
         ours.removeAll(before);
         Kube kube = new Kube(client, config, ctx, ours);
         if (sharedClients != null) {
             kube.shared = true;
+            Http.keep(ours, true);
             kube.builtFrom = stamp(file.getPath(), config.getCaCertFile(), config.getClientCertFile(), config.getClientKeyFile());
             sharedClients.put(key, kube);
         }
@@ -168,7 +168,7 @@ public final class Kube implements AutoCloseable {
         TrustManager[] trust;
         KeyManager[] keys;
         try (InputStream pem = CertUtils.getInputStreamFromDataOrFile(caData, caFile)) {
-            trust = Pki.trustOnly(pem);
+            trust = Http.trustOnly(pem);
             keys = SSLUtils.keyManagers(config);
         } catch (IOException | GeneralSecurityException e) {
             throw Fail.badInput("cannot use the kubeconfig's TLS files: " + rootMessage(e),
@@ -198,13 +198,6 @@ public final class Kube implements AutoCloseable {
      * builds the client, its TLS set-up and its connection once for the whole chain instead of
      * once per step. {@link #closeShared()} ends it.
      */
-    /** The selector threads of the clients that outlive their step (asm run, asm session). */
-    static Set<Thread> sharedSelectorThreads() {
-        Set<Thread> threads = new HashSet<>();
-        if (sharedClients != null) for (Kube k : sharedClients.values()) threads.addAll(k.selectorThreads);
-        return threads;
-    }
-
     static boolean share() {
         return share(null);
     }
@@ -263,18 +256,6 @@ public final class Kube implements AutoCloseable {
     /** A Kube around a client made elsewhere (tests: the fabric8 mock server). */
     static Kube of(KubernetesClient client) {
         return new Kube(client, client.getConfiguration(), null, Set.of());
-    }
-
-    static Set<Thread> selectorThreads() {
-        // the live threads, from the root thread group: Thread.getAllStackTraces would also take every stack
-        ThreadGroup root = Thread.currentThread().getThreadGroup();
-        while (root.getParent() != null) root = root.getParent();
-        Thread[] all = new Thread[root.activeCount() + 16];
-        int n = root.enumerate(all, true);
-        Set<Thread> threads = new HashSet<>();
-        for (int i = 0; i < n; i++)
-            if (all[i].getName().startsWith("HttpClient-") && all[i].getName().endsWith("-SelectorManager")) threads.add(all[i]);
-        return threads;
     }
 
     static File kubeconfigFile(String option) {
@@ -507,19 +488,8 @@ public final class Kube implements AutoCloseable {
     @Override
     public void close() {
         if (shared) return;
+        Http.keep(selectorThreads, false);
         client.close();
-        endSelectorThreads(selectorThreads);
-    }
-
-    /** Ends the selector threads of JDK HttpClients no longer used (why: see {@link #close()}); Vault uses it too. */
-    static void endSelectorThreads(Set<Thread> threads) {
-        for (Thread t : threads) t.interrupt();
-        for (Thread t : threads) {
-            try {
-                t.join(100);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
+        Http.endSelectorThreads(selectorThreads);
     }
 }

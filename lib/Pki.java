@@ -123,24 +123,6 @@ public final class Pki {
         return "-----BEGIN " + type + "-----\n" + b64 + "\n-----END " + type + "-----\n";
     }
 
-    /**
-     * Trust managers that trust exactly the CA certificates in this PEM, as kubectl and the Vault
-     * CLI trust their CA file: not the JVM's bundle of public CAs besides (loading it alone costs
-     * a step ~50 ms).
-     */
-    public static javax.net.ssl.TrustManager[] trustOnly(java.io.InputStream pem) throws IOException, GeneralSecurityException {
-        KeyStore store = KeyStore.getInstance("PKCS12");
-        store.load(null, null);
-        int n = 0;
-        for (java.security.cert.Certificate ca : java.security.cert.CertificateFactory.getInstance("X.509").generateCertificates(pem))
-            store.setCertificateEntry("ca-" + n++, ca);
-        if (n == 0) throw new GeneralSecurityException("no certificate in it");
-        javax.net.ssl.TrustManagerFactory tmf = javax.net.ssl.TrustManagerFactory.getInstance(
-                javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
-        tmf.init(store);
-        return tmf.getTrustManagers();
-    }
-
     public static String pem(X509Certificate c) {
         try {
             return pem("CERTIFICATE", c.getEncoded());

@@ -51,7 +51,7 @@ public abstract class Step implements Callable<Integer> {
 
     @Override
     public final Integer call() {
-        Set<Thread> before = Kube.selectorThreads();
+        Set<Thread> before = Http.selectorThreads();
         try {
             return callOnce();
         } finally {
@@ -59,10 +59,7 @@ public abstract class Step implements Callable<Integer> {
             // selector thread in native code after their last use, and the JVM waits up to 0.3 s
             // at exit for such threads. Only shared Kubernetes clients (asm run, asm session)
             // outlive a step; every other client it made is done with now.
-            Set<Thread> made = Kube.selectorThreads();
-            made.removeAll(before);
-            made.removeAll(Kube.sharedSelectorThreads());
-            Kube.endSelectorThreads(made);
+            Http.endStepThreads(before);
         }
     }
 

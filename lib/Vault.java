@@ -76,7 +76,7 @@ public final class Vault {
                 ssl = ssl.pemFile(o.caCert.toFile());
                 SSLContext tls = SSLContext.getInstance("TLS");
                 try (java.io.InputStream pem = Files.newInputStream(o.caCert)) {
-                    tls.init(null, Pki.trustOnly(pem), null);
+                    tls.init(null, Http.trustOnly(pem), null);
                 }
                 http.sslContext(tls);
             }

@@ -117,7 +117,7 @@ class Asm implements Runnable {
         if (rc == null) {
             rc = commandLine(args).execute(args);
             // every client is done: end the JDK HttpClients' selector threads, or exit waits for them (see Step.call)
-            Kube.endSelectorThreads(Kube.selectorThreads());
+            Http.endSelectorThreads(Http.selectorThreads());
         }
         System.exit(rc);
     }

@@ -78,6 +78,23 @@ class KubeTest {
         }
     }
 
+    /**
+     * Bouncy Castle's jars are signed, and the JVM checks the signature when it first opens them
+     * (~0.1 s, and no class-data archive holds their classes): a cluster step that reads no PEM
+     * key or CSR must not load any of it.
+     */
+    @Test
+    void aClusterStepLoadsNothingFromBouncyCastle(Lab lab) throws Exception {
+        String ns = lab.freshNamespace();
+        Path log = tmp.resolve("classes.log");
+        Cli.Result r = Cli.run(java.util.List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED", "-Xlog:class+load:file=" + log,
+                "-cp", Cli.classpath(), "asmhsm.Asm", "istiod-service", "-n", ns), KubeVaultStepsSupport.env(lab), tmp, null);
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(Files.readString(log)).contains("io.fabric8.kubernetes.client.KubernetesClient ")
+                .doesNotContain("org.bouncycastle");
+    }
+
     @Test
     void aCertificateAuthorityFileWithoutACertificateIsBadInput(Lab lab) throws Exception {
         Path file = kubeconfig(lab, tmp.resolve("empty-ca"), "k8s-ca.crt", "");

@@ -52,21 +52,21 @@ class RunChainTest {
      */
     @Test
     void aStepEndsTheHttpClientThreadsItLeavesButForSharedKubernetesClients() throws Exception {
-        int before = Kube.selectorThreads().size();
+        int before = Http.selectorThreads().size();
         assertThat(new picocli.CommandLine(new LeavesAClient()).execute()).isZero();
-        assertThat(Kube.selectorThreads()).hasSize(before);
+        assertThat(Http.selectorThreads()).hasSize(before);
         Opts.Kube o = new Opts.Kube();
         o.kubeconfig = tokenKubeconfig().toString();
         Kube.share();
         try {
             Kube shared = Kube.connect(o);
             assertThat(new picocli.CommandLine(new LeavesAClient()).execute()).isZero();
-            assertThat(Kube.selectorThreads()).as("the shared client's thread only").hasSize(before + 1);
+            assertThat(Http.selectorThreads()).as("the shared client's thread only").hasSize(before + 1);
             assertThat(Kube.connect(o)).isSameAs(shared);
         } finally {
             Kube.closeShared();
         }
-        assertThat(Kube.selectorThreads()).hasSize(before);
+        assertThat(Http.selectorThreads()).hasSize(before);
     }
 
     /** A kubeconfig for a server that is never called (the clients below are only built). */
@@ -82,15 +82,15 @@ class RunChainTest {
         Path kubeconfig = tokenKubeconfig();
         Opts.Kube o = new Opts.Kube();
         o.kubeconfig = kubeconfig.toString();
-        int selectorsBefore = Kube.selectorThreads().size();
+        int selectorsBefore = Http.selectorThreads().size();
         Kube a = Kube.connect(o);
-        assertThat(Kube.selectorThreads()).hasSize(selectorsBefore + 1);
+        assertThat(Http.selectorThreads()).hasSize(selectorsBefore + 1);
         Kube b = Kube.connect(o);
         assertThat(b).isNotSameAs(a);
         a.close();
         b.close();
         assertThat(a.client.getHttpClient().isClosed()).isTrue();
-        assertThat(Kube.selectorThreads()).as("selector threads end with close()").hasSize(selectorsBefore);
+        assertThat(Http.selectorThreads()).as("selector threads end with close()").hasSize(selectorsBefore);
 
         Kube.share();
         Kube first;
@@ -99,12 +99,12 @@ class RunChainTest {
             first.close();                      // a step ends: the client stays open for the next one
             assertThat(first.client.getHttpClient().isClosed()).isFalse();
             assertThat(Kube.connect(o)).isSameAs(first);
-            assertThat(Kube.selectorThreads()).hasSize(selectorsBefore + 1);
+            assertThat(Http.selectorThreads()).hasSize(selectorsBefore + 1);
         } finally {
             Kube.closeShared();
         }
         assertThat(first.client.getHttpClient().isClosed()).isTrue();
-        assertThat(Kube.selectorThreads()).hasSize(selectorsBefore);
+        assertThat(Http.selectorThreads()).hasSize(selectorsBefore);
         Kube after = Kube.connect(o);
         assertThat(after).isNotSameAs(first);
         after.close();
