@@ -66,7 +66,7 @@ public final class Session {
     static final Duration KUBE_IDLE = Duration.ofSeconds(60);
 
     // frames, session -> caller: kind byte, then a length-prefixed body
-    static final byte OUT = 'o', ERR = 'e', EXIT = 'x', NOT_MINE = 'n';
+    static final byte TAKEN = 't', OUT = 'o', ERR = 'e', EXIT = 'x', NOT_MINE = 'n';
     // requests, caller -> session
     static final byte RUN = 'r', STATUS = 's', STOP = 'q';
 
@@ -143,28 +143,34 @@ public final class Session {
         }
     }
 
-    /** The session's frames to this process's stdout and stderr; its exit code, or null if it did not take the call. */
+    /**
+     * The session's frames to this process's stdout and stderr; its exit code, or null if it did
+     * not take the call. Once it has taken the call, a lost connection is the step's failure (exit
+     * 1), never a reason to run the step again here.
+     */
     static Integer relay(SocketChannel ch, OutputStream stdout, OutputStream stderr) throws IOException {
-        boolean started = false;
+        boolean taken = false;
         while (true) {
             int kind;
             byte[] body;
             try {
                 kind = readFully(ch, 1)[0];
                 body = readFully(ch, ByteBuffer.wrap(readFully(ch, 4)).getInt());
-            } catch (EOFException e) {
-                if (!started) return null;
-                stderr.write(("error: the asm session ended before the step did\n"
+                if (kind != TAKEN && kind != OUT && kind != ERR && kind != EXIT && kind != NOT_MINE)
+                    throw new IOException("unknown frame " + kind);
+                if (kind == EXIT && body.length != 4) throw new IOException("exit frame of " + body.length + " bytes");
+            } catch (IOException e) {
+                if (!taken) return null;
+                stderr.write(("error: the asm session ended before the step did (" + e.getMessage() + ")\n"
                         + "  -> check what the step changed (asm status), then run it again\n").getBytes(StandardCharsets.UTF_8));
                 return 1;
             }
-            started = true;
             switch (kind) {
-                case OUT -> { stdout.write(body); stdout.flush(); }
-                case ERR -> { stderr.write(body); stderr.flush(); }
+                case TAKEN -> taken = true;
+                case OUT -> { taken = true; stdout.write(body); stdout.flush(); }
+                case ERR -> { taken = true; stderr.write(body); stderr.flush(); }
                 case EXIT -> { return ByteBuffer.wrap(body).getInt(); }
-                case NOT_MINE -> { return null; }
-                default -> throw new IOException("unknown frame " + kind);
+                default -> { return taken ? 1 : null; }     // NOT_MINE: only ever sent first
             }
         }
     }
@@ -391,6 +397,7 @@ public final class Session {
                         return 0;
                     }
                     served++;
+                    send(ch, frame(TAKEN, new byte[0]));    // from here on the caller never runs the step itself
                     long began = System.nanoTime();
                     int rc = run(ch, args, runner);
                     ownErr.printf("asm session: %s exit %d in %d ms%n", args.length == 0 ? "(help)" : args[0], rc,
