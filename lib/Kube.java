@@ -64,8 +64,9 @@ public final class Kube implements AutoCloseable {
     private static Map<String, Kube> sharedClients;
     /** How long a shared client may go unused and still be handed out; null: for as long as sharing lasts. */
     private static java.time.Duration sharedIdle;
-    /** The files this client was built from, with their times and sizes when it was (see {@link #fresh()}). */
-    private String builtFrom = "";
+    /** The files this client was built from, and their times and sizes when it was (see {@link #fresh()}). */
+    private List<String> sources = List.of();
+    private String sourcesStamp = "";
     private long lastUsed = System.nanoTime();
 
     private Kube(KubernetesClient client, Config config, String context, Set<Thread> selectorThreads) {
@@ -119,7 +120,10 @@ public final class Kube implements AutoCloseable {
         if (sharedClients != null) {
             kube.shared = true;
             Http.keep(ours, true);
-            kube.builtFrom = stamp(file.getPath(), config.getCaCertFile(), config.getClientCertFile(), config.getClientKeyFile());
+            kube.sources = new ArrayList<>();
+            for (String f : new String[] {file.getPath(), config.getCaCertFile(), config.getClientCertFile(), config.getClientKeyFile()})
+                if (f != null && !f.isEmpty()) kube.sources.add(f);
+            kube.sourcesStamp = stamp(kube.sources);
             sharedClients.put(key, kube);
         }
         return kube;
@@ -219,18 +223,13 @@ public final class Kube implements AutoCloseable {
     private boolean fresh() {
         if (sharedIdle != null && System.nanoTime() - lastUsed > sharedIdle.toNanos()) return false;
         if (client.getHttpClient().isClosed()) return false;
-        String[] files = builtFrom.split("\n", -1);
-        String[] paths = new String[files.length];
-        for (int i = 0; i < files.length; i++) paths[i] = files[i].split("\\|", 2)[0];
-        return builtFrom.equals(stamp(paths));
+        return sourcesStamp.equals(stamp(sources));
     }
 
-    /** Path, time and size of each file (null: none), one per line. */
-    private static String stamp(String... files) {
+    /** Path, time and size of each file, one per line. */
+    private static String stamp(List<String> files) {
         StringBuilder b = new StringBuilder();
         for (String f : files) {
-            if (f == null || f.isEmpty()) continue;
-            if (b.length() > 0) b.append('\n');
             b.append(f).append('|');
             try {
                 Path p = Path.of(f);
@@ -238,6 +237,7 @@ public final class Kube implements AutoCloseable {
             } catch (IOException | RuntimeException e) {
                 b.append("missing");
             }
+            b.append('\n');
         }
         return b.toString();
     }

@@ -61,7 +61,7 @@ public final class Session {
     static final String MAGIC = "asm-session-1";
     /** Variables a shell changes by itself; nothing in the toolkit reads them. */
     static final Set<String> SHELL_OWN = Set.of("_", "SHLVL", "OLDPWD", "PWD");
-    static final Duration DEFAULT_IDLE = Duration.ofMinutes(30);
+    static final String DEFAULT_IDLE = "30m";
     static final int WARM_UP_ROUNDS = 3;
     static final Duration KUBE_IDLE = Duration.ofSeconds(60);
 

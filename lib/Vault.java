@@ -1,6 +1,5 @@
 package asmhsm;
 
-import io.github.jopenlibs.vault.SslConfig;
 import io.github.jopenlibs.vault.VaultConfig;
 import io.github.jopenlibs.vault.VaultException;
 import java.net.http.HttpClient;
@@ -66,14 +65,12 @@ public final class Vault {
             // One HTTP client (and TLS connection) for this Vault's requests: without one, the driver
             // builds a client, with its TLS handshake and selector thread, per request. With
             // VAULT_CACERT, TLS trusts that CA only, as the Vault CLI does; without, the JVM's CAs.
-            // (The driver's sys/seal calls still make their own, from the SslConfig.)
-            SslConfig ssl = new SslConfig();
+            // (The driver's sys() calls ignore this client: this class does not use them.)
             HttpClient.Builder http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
                     .connectTimeout(Duration.ofSeconds(10));
             if (o.caCert != null && !o.caCert.toString().isEmpty()) {
                 if (!Files.isRegularFile(o.caCert))
                     throw Fail.badInput("Vault CA file " + o.caCert + " does not exist", "fix VAULT_CACERT or --vault-cacert");
-                ssl = ssl.pemFile(o.caCert.toFile());
                 SSLContext tls = SSLContext.getInstance("TLS");
                 try (java.io.InputStream pem = Files.newInputStream(o.caCert)) {
                     tls.init(null, Http.trustOnly(pem), null);
@@ -81,7 +78,7 @@ public final class Vault {
                 http.sslContext(tls);
             }
             VaultConfig cfg = new VaultConfig().address(o.addr).engineVersion(1).openTimeout(10).readTimeout(30)
-                    .sslConfig(ssl.build()).httpClient(http.build());
+                    .httpClient(http.build());
             if (token != null) cfg = cfg.token(token);
             return new Vault(io.github.jopenlibs.vault.Vault.create(cfg.build()), o.addr);
         } catch (VaultException | java.io.IOException | java.security.GeneralSecurityException e) {
@@ -138,9 +135,13 @@ public final class Vault {
 
     /** Fails unless Vault answers and is unsealed. */
     public void requireUnsealed(String what) {
+        if (sealed(what)) throw Fail.failed("Vault at " + addr + " is sealed; cannot " + what, "unseal it (vault operator unseal), then re-run");
+    }
+
+    /** Whether Vault is sealed (sys/seal-status needs no token); a Vault that does not answer fails with what was being done. */
+    public boolean sealed(String what) {
         try {
-            if (Boolean.TRUE.equals(api.sys().seal().sealStatus().getSealed()))
-                throw Fail.failed("Vault at " + addr + " is sealed; cannot " + what, "unseal it (vault operator unseal), then re-run");
+            return readOrThrow("sys/seal-status").path("sealed").asBoolean(false);
         } catch (VaultException e) {
             throw explain(e, what);
         }

@@ -253,7 +253,7 @@ class Asm implements Runnable {
 
         @Command(name = "start", mixinStandardHelpOptions = true, description = "Start the session for this folder and environment (nothing if it is up).")
         static class Start extends Step {
-            @CommandLine.Option(names = "--idle", defaultValue = "30m", paramLabel = "DURATION",
+            @CommandLine.Option(names = "--idle", defaultValue = Session.DEFAULT_IDLE, paramLabel = "DURATION",
                     description = "End the session after this long without a call, e.g. 30m, 2h (0: never). Default: ${DEFAULT-VALUE}.")
             String idle;
 
@@ -312,13 +312,13 @@ class Asm implements Runnable {
 
         @Command(name = "serve", hidden = true, description = "The session itself (asm session start runs it in the background).")
         static class Serve implements Callable<Integer> {
-            @CommandLine.Option(names = "--idle", defaultValue = "30m")
+            @CommandLine.Option(names = "--idle", defaultValue = Session.DEFAULT_IDLE)
             String idle;
 
             @Override
             public Integer call() throws Exception {
-                java.time.Duration d = Istio.goDuration(idle);
-                return Session.serve(d == null ? Session.DEFAULT_IDLE : d, args -> commandLine(args).execute(args), new WarmUp());
+                // start checked --idle before it ran this
+                return Session.serve(Istio.goDuration(idle), args -> commandLine(args).execute(args), new WarmUp());
             }
         }
     }

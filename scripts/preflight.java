@@ -9,7 +9,6 @@ import io.fabric8.kubernetes.api.model.NodeCondition;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.authorization.v1.SelfSubjectAccessReview;
 import io.fabric8.kubernetes.api.model.authorization.v1.SelfSubjectAccessReviewBuilder;
-import io.github.jopenlibs.vault.VaultException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.math.BigDecimal;
@@ -309,13 +308,7 @@ class Preflight extends Step {
 
     private void vault() {
         Vault v = Vault.connect(vault, null); // seal status needs no token
-        Boolean sealed;
-        try {
-            sealed = v.api.seal().sealStatus().getSealed();
-        } catch (VaultException e) {
-            throw v.explain(e, "report its seal status");
-        }
-        if (Boolean.TRUE.equals(sealed))
+        if (v.sealed("report its seal status"))
             throw Fail.failed("Vault at " + v.addr + " answers but is sealed", "unseal it (vault operator unseal), then re-run");
         ok("vault", "Vault at " + v.addr + " answers and is unsealed", List.of(), Map.of("addr", v.addr));
     }

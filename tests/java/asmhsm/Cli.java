@@ -48,15 +48,22 @@ public final class Cli {
         return asm(env, repo(), args);
     }
 
-    public static Result run(List<String> cmd, Map<String, String> env, Path cwd, String stdin) {
-        ProcessBuilder pb = new ProcessBuilder(cmd).directory((cwd == null ? repo() : cwd).toFile());
-        Map<String, String> e = pb.environment();
+    /** The environment a command gets from {@link #run}: this JVM's, without the toolkit's settings, plus `env` (null values unset). */
+    public static Map<String, String> environment(Map<String, String> env) {
+        Map<String, String> e = new HashMap<>(System.getenv());
         // a test states every setting it depends on: none leaks in from the developer's shell
         for (String k : List.of("P11_LIB", "P11_TOKEN", "P11_PIN_FILE", "SOFTHSM2_CONF", "KEK_ID", "CLUSTER_SUFFIX",
                 "VAULT_ADDR", "VAULT_TOKEN", "VAULT_CACERT", "KUBECONFIG", "HSM_SLOT_LABEL", "HSM_SECRET_PATH",
                 "ASM_HSM_HOME", "ChrystokiConfigurationPath"))
             e.remove(k);
         if (env != null) env.forEach((k, v) -> { if (v == null) e.remove(k); else e.put(k, v); });
+        return e;
+    }
+
+    public static Result run(List<String> cmd, Map<String, String> env, Path cwd, String stdin) {
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory((cwd == null ? repo() : cwd).toFile());
+        pb.environment().clear();
+        pb.environment().putAll(environment(env));
         try {
             Process p = pb.start();
             if (stdin != null) p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));

@@ -112,6 +112,32 @@ class SessionTest {
         assertThat(alone.stdout()).doesNotContain("created Namespace");
     }
 
+    /** A caller that goes away (Ctrl-C) interrupts its step in the session, which then serves the next call. */
+    @Test
+    void aCallerThatGoesAwayInterruptsItsStep(Lab lab) throws Exception {
+        env = sessionEnv(lab);
+        assertThat(Cli.asm(env, work, "session", "start").exit()).isZero();
+        Path log = Session.log(Path.of(json(Cli.asm(env, work, "session", "status", "--json")).get("socket").asText()));
+        String ns = lab.freshNamespace();      // no istiod there: --wait would poll for its whole timeout
+        java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED", "-cp", Cli.classpath(), "asmhsm.Asm",
+                "istiod-status", "-n", ns, "--wait", "--timeout", "10m"));
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(work.toFile()).redirectErrorStream(true)
+                .redirectOutput(tmp.resolve("caller.out").toFile());
+        pb.environment().clear();
+        pb.environment().putAll(Cli.environment(env));
+        Process caller = pb.start();
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (!Files.readString(tmp.resolve("caller.out")).contains("istiod") && System.nanoTime() < deadline) Thread.sleep(100);
+        assertThat(Files.readString(tmp.resolve("caller.out"))).as("the session is running the step").contains("istiod");
+        caller.destroy();
+        assertThat(caller.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+        while (!Files.readString(log).contains("istiod-status exit") && System.nanoTime() < deadline) Thread.sleep(100);
+        assertThat(Files.readString(log)).as("interrupted long before its 10 min").contains("istiod-status exit 1");
+        assertThat(served()).isEqualTo(1);
+    }
+
     /**
      * A PKCS#11 library lists its tokens when the JVM loads it: a token made after the session
      * loaded the library is one a new JVM sees and the session does not. Such a call runs on its
