@@ -475,6 +475,14 @@ public final class Istio {
         return labels == null ? null : labels.get(REV_LABEL);
     }
 
+    /** The named container of the pod is running now (so one can exec into it). */
+    public static boolean containerRunning(Pod p, String name) {
+        if (p.getStatus() == null || p.getStatus().getContainerStatuses() == null) return false;
+        for (ContainerStatus cs : p.getStatus().getContainerStatuses())
+            if (name.equals(cs.getName()) && cs.getState() != null && cs.getState().getRunning() != null) return true;
+        return false;
+    }
+
     public static boolean hasContainer(Pod p, String name) {
         if (p.getSpec() == null || p.getSpec().getContainers() == null) return false;
         for (Container c : p.getSpec().getContainers()) if (name.equals(c.getName())) return true;

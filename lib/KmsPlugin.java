@@ -2,6 +2,13 @@ package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.fabric8.kubernetes.client.dsl.ExecWatch;
+import java.io.ByteArrayOutputStream;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.util.Arrays;
@@ -239,5 +246,95 @@ public final class KmsPlugin {
         } catch (GeneralSecurityException x) {
             throw Fail.failed("cannot decrypt encrypted-csr: " + x.getMessage(), "the Secret was altered or cut");
         }
+    }
+
+    // ------------------------------------------------------------------ the plugin in istiod's pod
+
+    /**
+     * The plugin's own client commands, run in istiod's hsm-plugin container. The plugin knows
+     * the root it verifies chains against only after an ImportCACert in the same process
+     * (reference/hsm-formats.md, "What the real components do"): a root another process put on
+     * the token is not loaded, and istiod aborts. Only `serve` reads SOCKET, so the clients get
+     * `--socket "$SOCKET"`. The PEM comes over stdin; `head -c N` ends the plugin's input after
+     * exactly N bytes, since an exec's stdin is not closed by the Kubernetes client. The byte
+     * count and the CA ID are the shell's positional parameters, never spliced into its text.
+     */
+    public static final String PLUGIN_BINARY = "/k8s-kms-plugin";
+    public static final String NOT_LOADED = "no loaded CA cert for verification";
+
+    static List<String> verifyCertCommand(int bytes) {
+        return List.of("sh", "-c", "head -c \"$0\" | exec " + PLUGIN_BINARY + " verify-cert -f /dev/stdin --socket \"$SOCKET\"",
+                String.valueOf(bytes));
+    }
+
+    static List<String> importCaCommand(int bytes, String caId) {
+        return List.of("sh", "-c", "head -c \"$0\" | exec " + PLUGIN_BINARY + " import-ca -f /dev/stdin --socket \"$SOCKET\" --ca-id \"$1\"",
+                String.valueOf(bytes), caId);
+    }
+
+    /** What a plugin command said: its exit code (-1 when the exec itself failed) and its output. */
+    public record PodRun(int exit, String stdout, String stderr, String execFailure) {
+        /** The plugin's last line of error output (cobra prints "Error: rpc error: ..."). */
+        public String lastError() {
+            String all = (stderr + "\n" + stdout).strip();
+            String last = null;
+            for (String line : all.split("\n")) if (!line.isBlank() && !line.startsWith("Usage:") && !line.startsWith("  ")) last = line.strip();
+            return last == null ? (execFailure == null ? "exit " + exit : execFailure) : last;
+        }
+    }
+
+    /** Whether the plugin in a pod has the root loaded: it verifies `caCertPem` (the first certificate of the chain, or the root). */
+    public enum RootState { LOADED, NOT_LOADED, REJECTED }
+
+    public record RootCheck(RootState state, PodRun run) {}
+
+    public static RootCheck verifyInPod(Kube k, String ns, String pod, String caCertPem, Duration timeout) {
+        byte[] in = caCertPem.getBytes(StandardCharsets.US_ASCII);
+        PodRun r = runInPod(k, ns, pod, verifyCertCommand(in.length), in, timeout);
+        if (r.exit() == 0) return new RootCheck(RootState.LOADED, r);
+        if ((r.stdout() + r.stderr()).contains(NOT_LOADED)) return new RootCheck(RootState.NOT_LOADED, r);
+        return new RootCheck(RootState.REJECTED, r);
+    }
+
+    /** The plugin's import-ca in the pod: loads the root into that plugin process (and, as the plugin does, adds one more copy on the token). */
+    public static PodRun importInPod(Kube k, String ns, String pod, String rootPem, String caId, Duration timeout) {
+        byte[] in = rootPem.getBytes(StandardCharsets.US_ASCII);
+        PodRun r = runInPod(k, ns, pod, importCaCommand(in.length, caId), in, timeout);
+        if (r.exit() != 0) throw Fail.failed("the plugin in " + pod + " refused the root: " + r.lastError(),
+                "check the hsm-plugin log (kubectl logs -c " + Istio.HSM_PLUGIN_CONTAINER + " " + pod + " -n " + ns + ")");
+        return r;
+    }
+
+    /** One command in the pod's hsm-plugin container, `stdin` written whole; fails (exit 1) when the exec cannot run at all. */
+    static PodRun runInPod(Kube k, String ns, String pod, List<String> cmd, byte[] stdin, Duration timeout) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream(), status = new ByteArrayOutputStream();
+        int exit;
+        String what = "exec in " + pod + "/" + Istio.HSM_PLUGIN_CONTAINER;
+        try (ExecWatch w = k.call(() -> k.client.pods().inNamespace(ns).withName(pod).inContainer(Istio.HSM_PLUGIN_CONTAINER)
+                .redirectingInput().writingOutput(out).writingError(err).writingErrorChannel(status).exec(cmd.toArray(String[]::new)), what)) {
+            w.getInput().write(stdin);
+            w.getInput().flush();
+            exit = w.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw Fail.failed(what + " did not finish within " + timeout.toSeconds() + " s",
+                    "check the plugin answers on its socket (kubectl logs -c " + Istio.HSM_PLUGIN_CONTAINER + " " + pod + " -n " + ns + ")");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof KubernetesClientException kce) throw k.explain(kce, what);
+            throw Fail.failed(what + " failed: " + Step.describe(e.getCause()), "check you may exec into istiod's pods (kubectl exec)");
+        } catch (java.io.IOException e) {
+            throw Fail.failed(what + ": cannot send the certificate (" + e.getMessage() + ")", "check the pod is running");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw Fail.failed(what + " was interrupted", null);
+        }
+        String o = out.toString(StandardCharsets.UTF_8), e = err.toString(StandardCharsets.UTF_8);
+        String failure = Kube.execStatusMessage(status.toString(StandardCharsets.UTF_8));
+        if (exit == 126 || exit == 127 || (failure != null && failure.contains("executable file not found")))
+            throw Fail.failed("the " + Istio.HSM_PLUGIN_CONTAINER + " container of " + pod + " cannot run sh, head or " + PLUGIN_BINARY
+                            + (exit > 0 ? " (exit " + exit + ")" : ""),
+                    "the plugin image must be the Thales k8s-kms-plugin image (a shell and " + PLUGIN_BINARY + " in it)");
+        if (exit < 0)
+            throw Fail.failed(what + " failed" + (failure == null ? "" : ": " + failure), "check the pod is running (kubectl get pod " + pod + " -n " + ns + ")");
+        return new PodRun(exit, o, e, failure);
     }
 }

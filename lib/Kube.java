@@ -301,6 +301,17 @@ public final class Kube implements AutoCloseable {
         }
     }
 
+    /** The kubelet's last word on an exec (a Status on the error channel): its message, or null when it said nothing. */
+    public static String execStatusMessage(String json) {
+        if (json.isBlank()) return null;
+        try {
+            var st = io.fabric8.kubernetes.client.utils.Serialization.unmarshal(json, io.fabric8.kubernetes.api.model.Status.class);
+            return st.getMessage();
+        } catch (RuntimeException e) {
+            return json.strip();
+        }
+    }
+
     static String reason(KubernetesClientException e) {
         if (e.getStatus() != null && e.getStatus().getMessage() != null) return e.getStatus().getMessage();
         return rootMessage(e);

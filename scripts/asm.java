@@ -1,6 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
-//SOURCES preflight.java grant-admin.java gen-kek.java import-ca.java hsm-info.java k8s-vault-prep.java vault-setup.java vault-verify.java fetch-release.java control-plane-prep.java istiod-service.java install-asm.java istiod-status.java decrypt-csr.java sign-csr.java upload-chain.java verify-ca.java verify-mtls.java enable-injection.java external-ip.java status.java
+//SOURCES preflight.java grant-admin.java gen-kek.java import-ca.java hsm-info.java k8s-vault-prep.java vault-setup.java vault-verify.java fetch-release.java control-plane-prep.java istiod-service.java install-asm.java istiod-status.java decrypt-csr.java sign-csr.java upload-chain.java load-root.java verify-ca.java verify-mtls.java enable-injection.java external-ip.java status.java
 //MAIN asmhsm.Asm
 //CDS
 package asmhsm;
@@ -56,7 +56,7 @@ class Asm implements Runnable {
     /** The subcommands, in the guide's order (`asm --help` lists them so). */
     static final List<String> STEPS = List.of("run", "warm-up", "preflight", "grant-admin", "gen-kek", "import-ca",
             "hsm-info", "k8s-vault-prep", "vault-setup", "vault-verify", "fetch-release", "control-plane-prep",
-            "istiod-service", "install-asm", "istiod-status", "decrypt-csr", "sign-csr", "upload-chain", "verify-ca",
+            "istiod-service", "install-asm", "istiod-status", "decrypt-csr", "sign-csr", "upload-chain", "load-root", "verify-ca",
             "verify-mtls", "enable-injection", "external-ip", "status", "session");
 
     /** One subcommand's object; a switch, so that only that step's class is loaded. */
@@ -80,6 +80,7 @@ class Asm implements Runnable {
             case "decrypt-csr": return new DecryptCsr();
             case "sign-csr": return new SignCsr();
             case "upload-chain": return new UploadChain();
+            case "load-root": return new LoadRoot();
             case "verify-ca": return new VerifyCa();
             case "verify-mtls": return new VerifyMtls();
             case "enable-injection": return new EnableInjection();

@@ -97,7 +97,7 @@ class VerifyMtls extends Step {
         out.endProgress();
         String o = stdout.toString(StandardCharsets.UTF_8), err = stderr.toString(StandardCharsets.UTF_8);
         // the kubelet's own failure (no such container, exec refused) comes as a Status on the error channel
-        String failure = statusMessage(status.toString(StandardCharsets.UTF_8));
+        String failure = Kube.execStatusMessage(status.toString(StandardCharsets.UTF_8));
         if (exit < 0 && o.isBlank())
             throw Fail.failed("exec in " + pod + "/" + Istio.PROXY_CONTAINER + " failed" + (failure == null ? "" : ": " + failure),
                     "check the pod is running (kubectl get pod " + pod + " -n " + ns + ")");
@@ -105,16 +105,6 @@ class VerifyMtls extends Step {
             throw Fail.failed("openssl cannot run in the " + Istio.PROXY_CONTAINER + " container of " + pod + " (exit " + exit + ")",
                     "use a proxy image that ships openssl, or run the check from another pod of the mesh");
         return new String[]{o, err, String.valueOf(exit)};
-    }
-
-    private static String statusMessage(String json) {
-        if (json.isBlank()) return null;
-        try {
-            var st = io.fabric8.kubernetes.client.utils.Serialization.unmarshal(json, io.fabric8.kubernetes.api.model.Status.class);
-            return st.getMessage();
-        } catch (RuntimeException e) {
-            return json.strip();
-        }
     }
 
     /** The certificates of s_client's "Certificate chain", in the order served; a clear failure when there are none. */

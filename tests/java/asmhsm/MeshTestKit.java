@@ -60,8 +60,13 @@ final class MeshTestKit {
         final Path kubeconfig;
 
         MockKube(Path dir) {
+            this(dir, d -> d);
+        }
+
+        /** With `wrap` in front of the mock's own dispatcher (for what it cannot play, e.g. a plugin behind exec). */
+        MockKube(Path dir, java.util.function.UnaryOperator<io.fabric8.mockwebserver.http.Dispatcher> wrap) {
             Map<ServerRequest, Queue<ServerResponse>> responses = new HashMap<>();
-            server = new KubernetesMockServer(new Context(), new MockWebServer(), responses, new KubernetesMixedDispatcher(responses), false);
+            server = new KubernetesMockServer(new Context(), new MockWebServer(), responses, wrap.apply(new KubernetesMixedDispatcher(responses)), false);
             server.init();
             client = server.createClient();
             kubeconfig = dir.resolve("mock-kubeconfig");
