@@ -156,7 +156,13 @@ public final class Istio {
     public static final String LOG_SECRET_LOADED = "Successfully loaded the secret.";
     public static final String LOG_CA_LOADED = "Loaded decrypted CA key and CA certificate into memory.";
     public static final String LOG_CHAIN_REJECTED = "Failed to verify certificate chain";
-    /** The HSM plugin names the KEK it uses: "KEK ID: 7651a4ea-eeb7-4c1f-927b-8c871c2127aa". */
+    /** istiod's own words (sic) when cert-chain.pem is not CA first, root last, without a trailing blank line. */
+    public static final String LOG_CHAIN_SPLIT = "error spliting the cert chain";
+    /**
+     * The guide's sample hsm-plugin log names the KEK ("KEK ID: 7651a4ea-..."), but the real
+     * plugin's serve never prints it (only its generate-kek and decrypt-csr clients do): it is
+     * compared when present, and never waited for.
+     */
     public static final Pattern LOG_KEK_ID = Pattern.compile("KEK ID: (\\S+)");
 
     private static final Pattern WAITING_LINE =
@@ -164,6 +170,7 @@ public final class Istio {
 
     /** Where istiod is on its way to serving certificates signed by the HSM-held CA key. */
     public enum Stage {
+        CRASH_LOOPING("crash-looping", "crash-looping (istiod aborts at start-up)"),
         NOT_STARTED("not-started", "not started"),
         WAITING_FOR_CA("waiting-for-ca", "waiting for the CA"),
         RUNNING("running", "running");
@@ -178,12 +185,13 @@ public final class Istio {
 
         public static Stage of(String id) {
             for (Stage s : values()) if (s.id.equals(id)) return s;
-            throw Fail.badInput("unknown stage '" + id + "'", "use not-started, waiting-for-ca or running");
+            throw Fail.badInput("unknown stage '" + id + "'", "use waiting-for-ca or running");
         }
 
         /** What the operator does next at this stage. */
         public String next() {
             return switch (this) {
+                case CRASH_LOOPING -> "istiod's discovery container exits at start-up: fix the cause named above; it restarts by itself (back-off up to 5 min)";
                 case NOT_STARTED -> "wait for the pods to start (istiod-status --wait); if they do not, look at the problems above";
                 case WAITING_FOR_CA -> "istiod waits for its CA certificate: run decrypt-csr, sign-csr, then upload-chain";
                 case RUNNING -> "istiod runs with its CA: check the chain it loaded with verify-ca, then enable-injection";
@@ -205,14 +213,34 @@ public final class Istio {
     /** What istiod's discovery log says of the CA, from its last relevant line. */
     enum CaLog { NOTHING, WAITING, LOADED, REJECTED }
 
+    /**
+     * The last word of the log on the CA. Lines that sound like failures but are not (istiod
+     * prints "Failed to read CA cert CSR from secret (... istio-ca-cert not found)" and
+     * "secretcontroller Failed on loading CA secret" while a Secret is still missing) are not read.
+     */
     static CaLog caLog(String log) {
         CaLog state = CaLog.NOTHING;
         for (String line : log.split("\n")) {
             if (WAITING_LINE.matcher(line).find()) state = CaLog.WAITING;
             else if (line.contains(LOG_SECRET_LOADED) || line.contains(LOG_CA_LOADED)) state = CaLog.LOADED;
-            else if (line.contains(LOG_CHAIN_REJECTED)) state = CaLog.REJECTED;
+            else if (line.contains(LOG_CHAIN_REJECTED) || line.contains(LOG_CHAIN_SPLIT)) state = CaLog.REJECTED;
         }
         return state;
+    }
+
+    /** The problem of istiod's last abort line, with the step that really fixes it. */
+    static Problem abortProblem(String log) {
+        String line = lastLine(log, Pattern.compile(Pattern.quote(LOG_CHAIN_REJECTED) + "|" + Pattern.quote(LOG_CHAIN_SPLIT)));
+        if (line == null) return null;
+        if (line.contains(KmsPlugin.NOT_LOADED))
+            return new Problem("istiod aborted: its HSM plugin has no root loaded (" + KmsPlugin.NOT_LOADED + ")",
+                    "run load-root: the plugin verifies only against a root imported in its own process (signing again cannot help);"
+                            + " the discovery container then restarts by itself");
+        if (line.contains(LOG_CHAIN_SPLIT))
+            return new Problem("istiod cannot split cert-chain.pem (" + LOG_CHAIN_SPLIT + ")",
+                    "upload-chain --replace with the chain as sign-csr writes it: the CA certificate first, the root last, no blank line after it");
+        return new Problem("istiod refused the CA chain: " + line,
+                "the CA certificate must be issued directly by the root imported in the HSM: sign-csr again, then upload-chain --replace");
     }
 
     static String lastLine(String log, Pattern p) {
@@ -253,13 +281,13 @@ public final class Istio {
 
         String kekId = null, waitingLine = null;
         CaLog ca = null;
+        Problem aborted = null;
         ContainerStatus plugin = byName.get(HSM_PLUGIN_CONTAINER), discovery = byName.get(DISCOVERY_CONTAINER);
         if (started(plugin)) {
             String log = logs.apply(HSM_PLUGIN_CONTAINER);
             if (log != null) {
                 String line = lastLine(log, LOG_KEK_ID);
-                if (line == null) notes.add("hsm-plugin has not printed its KEK ID yet");
-                else {
+                if (line != null) {
                     Matcher m = LOG_KEK_ID.matcher(line);
                     m.find();
                     kekId = m.group(1);
@@ -274,16 +302,25 @@ public final class Istio {
             if (log != null) {
                 ca = caLog(log);
                 waitingLine = lastLine(log, WAITING_LINE);
-                if (ca == CaLog.REJECTED)
-                    problems.add(new Problem("istiod refused the CA chain: " + lastLine(log, Pattern.compile(Pattern.quote(LOG_CHAIN_REJECTED))),
-                            "the CA certificate must be issued directly by the root imported in the HSM: sign-csr again, then upload-chain"));
+                if (ca == CaLog.REJECTED) aborted = abortProblem(log);
             }
         }
 
+        int discoveryRestarts = discovery == null || discovery.getRestartCount() == null ? 0 : discovery.getRestartCount();
+        boolean crashLooping = "CrashLoopBackOff".equals(waitingReason(discovery))
+                || (aborted != null && discoveryRestarts > 0 && !Boolean.TRUE.equals(discovery.getReady()));
+        if (aborted != null) {
+            // the abort names the cause: it replaces the container's generic crash-loop problem
+            problems.removeIf(p -> p.what().startsWith("container " + DISCOVERY_CONTAINER + ":"));
+            problems.add(0, aborted);
+        }
         Stage stage;
         boolean discoveryRunning = discovery != null && discovery.getState() != null && discovery.getState().getRunning() != null;
         boolean discoveryReady = discovery != null && Boolean.TRUE.equals(discovery.getReady());
-        if (!"Running".equals(phase) || names.isEmpty()) {
+        if ("Running".equals(phase) && crashLooping) {
+            stage = Stage.CRASH_LOOPING;
+            notes.add("discovery has restarted " + discoveryRestarts + " time(s)" + (aborted == null ? "; no abort line in the log read" : ""));
+        } else if (!"Running".equals(phase) || names.isEmpty()) {
             stage = Stage.NOT_STARTED;
             notes.add("pod is " + phase + podReason(pod));
         } else if (ready == names.size()) {

@@ -49,6 +49,7 @@ class IstiodStatus extends Step {
                 pods = inspect(k);
                 stage = Istio.overall(pods);
                 if (target == null || stage.ordinal() >= target.ordinal()) break;
+                if (stage == Istio.Stage.CRASH_LOOPING && pods.stream().anyMatch(p -> !p.problems().isEmpty())) break; // waiting will not fix it
                 long waited = (System.nanoTime() - start) / 1_000_000_000L;
                 if (waited >= limit.toSeconds()) {
                     show(pods, stage);
@@ -88,14 +89,31 @@ class IstiodStatus extends Step {
     private String log(Kube k, Pod pod, String container) {
         String where = pod.getMetadata().getName() + "/" + container;
         try {
-            String log = k.client.pods().inNamespace(ns.name).withName(pod.getMetadata().getName())
-                    .inContainer(container).tailingLines(5000).getLog();
+            var c = k.client.pods().inNamespace(ns.name).withName(pod.getMetadata().getName()).inContainer(container);
+            String log = c.tailingLines(5000).getLog();
+            // a container that restarted: its last run's log holds the abort that ended it
+            if (restarted(pod, container)) log = previousLog(c) + (log == null ? "" : log);
             if (log != null && !log.isBlank()) return log;
             unreadableLogs.putIfAbsent(where, "the log of " + where + " is empty");
         } catch (KubernetesClientException e) {
             unreadableLogs.putIfAbsent(where, "cannot read the log of " + where + ": " + Kube.reason(e));
         }
         return null;
+    }
+
+    private static boolean restarted(Pod pod, String container) {
+        if (pod.getStatus() == null || pod.getStatus().getContainerStatuses() == null) return false;
+        return pod.getStatus().getContainerStatuses().stream()
+                .anyMatch(cs -> container.equals(cs.getName()) && cs.getRestartCount() != null && cs.getRestartCount() > 0);
+    }
+
+    private static String previousLog(io.fabric8.kubernetes.client.dsl.ContainerResource c) {
+        try {
+            String log = c.terminated().tailingLines(5000).getLog();
+            return log == null ? "" : log;
+        } catch (KubernetesClientException e) {
+            return ""; // no earlier run kept: the current log is all there is
+        }
     }
 
     private void show(List<Istio.PodReport> pods, Istio.Stage stage) {

@@ -148,10 +148,11 @@ class IstiodStatusLogsTest {
                 + "2020-10-24T18:58:14.360000Z\terror\tpkica\tFailed to verify certificate chain (error: x509: certificate signed by unknown authority). Abort.\n");
         Cli.Result r = status();
         assertThat(r.exit()).as(r.toString()).isEqualTo(1);
-        assertThat(r.stdout()).contains("istiod in istio-system: not started")
-                .contains("problem: container discovery: CrashLoopBackOff (4 restarts)")
-                .contains("problem: istiod refused the CA chain:").contains("x509: certificate signed by unknown authority");
-        assertThat(r.stderr()).contains("error: container discovery: CrashLoopBackOff (4 restarts)").contains("(and 1 more above)");
+        assertThat(r.stdout()).contains("istiod in istio-system: crash-looping (istiod aborts at start-up)")
+                .contains("note: discovery has restarted 4 time(s)")
+                .contains("problem: istiod refused the CA chain:").contains("x509: certificate signed by unknown authority")
+                .as("the abort names the cause: no generic crash-loop problem beside it").doesNotContain("problem: container discovery");
+        assertThat(r.stderr()).contains("error: istiod refused the CA chain:").contains("-> the CA certificate must be issued directly by the root");
     }
 
     @Test
@@ -174,8 +175,8 @@ class IstiodStatusLogsTest {
         Cli.Result r = status();
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("istiod in istio-system: not started")
-                .contains("note: hsm-plugin has not printed its KEK ID yet")
-                .contains("note: not ready: discovery; discovery has not started waiting for the CA yet");
+                .contains("note: not ready: discovery; discovery has not started waiting for the CA yet")
+                .as("the real plugin's serve never prints the guide's KEK ID line: nothing waits for it").doesNotContain("KEK ID");
     }
 
     @Test
@@ -189,5 +190,71 @@ class IstiodStatusLogsTest {
         assertThat(r.stdout()).contains("waiting for the CA").contains("inferred from readiness (2/3, only discovery not ready): no discovery log to read");
         assertThat(r.stderr()).contains("warning: cannot read the log of istiod-f/discovery: pods \"istiod-f\" is forbidden")
                 .contains("warning: cannot read the log of istiod-f/hsm-plugin");
+    }
+
+    /** What the real plugin's serve prints (e1e1c76): no "KEK ID:" line, unlike the guide's sample. */
+    static final String REAL_PLUGIN_LOG = """
+            time="2026-12-01T10:00:00Z" level=info msg="Loaded P11 PIN from file: /var/run/hsm-credential/pin"
+            time="2026-12-01T10:00:00Z" level=info msg="KMS Plugin Listening on : /var/run/hsm-socket/.sock\\n"
+            """;
+
+    void previousLogs(String pod, String container, String text) {
+        kube.server.expect().get()
+                .withPath("/api/v1/namespaces/" + NS + "/pods/" + pod + "/log?pretty=false&container=" + container + "&previous=true&tailLines=5000")
+                .andReturn(200, text).always();
+    }
+
+    static final String ABORT_NOT_LOADED = "2026-12-01T10:00:07.000000Z\terror\tpkica\tFailed to verify certificate chain (error: rpc error: "
+            + "code = Unknown desc = no loaded CA cert for verification). Abort.\n";
+
+    @Test
+    void theRealPluginsLogWithoutAKekIdLineIsNoProblem() {
+        kube.client.pods().resource(istiod(NS, "istiod-g", false, true, true)).create();
+        logs("istiod-g", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-g", "discovery", DISCOVERY_WAITING);
+        Cli.Result r = status("--kek-id", KEK, "--wait", "--timeout", "5s");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.stdout()).contains("waiting for the CA").doesNotContain("KEK ID");
+    }
+
+    @Test
+    void aRootNotLoadedInThePluginIsACrashLoopThatLoadRootFixesNotSigning() {
+        kube.client.pods().resource(istiod(NS, "istiod-h", crashLooping("discovery", 3), running("hsm-plugin", true),
+                running("vaultclient", true))).create();
+        logs("istiod-h", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-h", "discovery", "");
+        previousLogs("istiod-h", "discovery", "2026-12-01T10:00:00.000000Z\tinfo\tpkica\tUse KMS backed CA\n"
+                + "2026-12-01T10:00:01.000000Z\tinfo\tpkica\tCSR exists in secret istio-ca-cert-csr.\n" + ABORT_NOT_LOADED);
+        Cli.Result r = status("--wait=running", "--timeout", "5m", "--json");
+        assertThat(r.exit()).as("it does not wait 5 minutes for what waiting cannot fix:\n" + r).isEqualTo(1);
+        JsonNode j = JsonMapper.builder().build().readTree(r.stdout());
+        assertThat(j.path("stage").asString()).isEqualTo("crash-looping");
+        assertThat(j.path("error").asString()).contains("istiod aborted: its HSM plugin has no root loaded (no loaded CA cert for verification)");
+        assertThat(j.path("hint").asString()).startsWith("run load-root").doesNotContain("sign-csr again");
+    }
+
+    @Test
+    void aChainIstiodCannotSplitNamesUploadChain() {
+        kube.client.pods().resource(istiod(NS, "istiod-i", crashLooping("discovery", 1), running("hsm-plugin", true),
+                running("vaultclient", true))).create();
+        logs("istiod-i", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-i", "discovery", DISCOVERY_WAITING + "2026-12-01T10:00:09.000000Z\terror\tpkica\tfailed to create CA KeyCertBundle "
+                + "(error spliting the cert chain)\n");
+        Cli.Result r = status();
+        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+        assertThat(r.stdout()).contains("crash-looping");
+        assertThat(r.stderr()).contains("istiod cannot split cert-chain.pem", "upload-chain --replace");
+    }
+
+    @Test
+    void misleadingFailureLinesWhileASecretIsMissingAreNotFailures() {
+        kube.client.pods().resource(istiod(NS, "istiod-j", false, true, true)).create();
+        logs("istiod-j", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-j", "discovery", DISCOVERY_WAITING.replace(WAIT_LINE, "2026-12-01T10:00:02.000000Z\terror\tpkica\tFailed to read CA cert CSR "
+                + "from secret (error: secrets \"istio-ca-cert\" not found)\n2026-12-01T10:00:02.100000Z\terror\tsecretcontroller\tFailed on loading CA secret\n"
+                + WAIT_LINE));
+        Cli.Result r = status();
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.stdout()).contains("waiting for the CA").doesNotContain("problem:");
     }
 }
