@@ -1,5 +1,7 @@
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.ConfigMap;
+
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.ContainerStatus;
 import io.fabric8.kubernetes.api.model.HasMetadata;
@@ -122,6 +124,51 @@ public final class Istio {
             iop.put("spec", spec);
             return iop;
         }
+    }
+
+    /** The root CA, for the root hook: a ConfigMap in istio-system, mounted read-only into hsm-plugin. */
+    public static final String ROOT_CONFIGMAP = "istio-hsm-root", ROOT_KEY = "root.pem", ROOT_VOLUME = "hsm-root", ROOT_MOUNT = "/etc/hsm-root";
+
+    /** The root hook's ConfigMap. */
+    public static ConfigMap rootConfigMap(String rootPem) {
+        return new io.fabric8.kubernetes.api.model.ConfigMapBuilder().withNewMetadata().withName(ROOT_CONFIGMAP).withNamespace(asmhsm.Kube.ISTIO_NAMESPACE)
+                .addToLabels("app.kubernetes.io/managed-by", "asm-hsm").endMetadata().addToData(ROOT_KEY, rootPem).build();
+    }
+
+    /**
+     * The root hook as an IstioOperator overlay of istiod's Deployment (istioctl's k8s.overlays;
+     * a patch to a list path appends): the ConfigMap as a volume, mounted into hsm-plugin, and a
+     * postStart hook that runs the plugin's import-ca in every new hsm-plugin container, since the
+     * plugin verifies istiod's chain only against a root imported in its own process.
+     */
+    public static Map<String, Object> rootHookOverlay(String revision, String caId) {
+        String container = "spec.template.spec.containers.[name:" + HSM_PLUGIN_CONTAINER + "]";
+        List<Map<String, Object>> patches = List.of(
+                ordered("path", "spec.template.spec.volumes", "value", ordered("name", ROOT_VOLUME, "configMap", ordered("name", ROOT_CONFIGMAP))),
+                ordered("path", container + ".volumeMounts", "value", ordered("name", ROOT_VOLUME, "mountPath", ROOT_MOUNT, "readOnly", true)),
+                ordered("path", container + ".lifecycle", "value", ordered("postStart", ordered("exec", ordered("command",
+                        KmsPlugin.postStartImportCommand(ROOT_MOUNT + "/" + ROOT_KEY, caId))))));
+        Map<String, Object> overlay = new LinkedHashMap<>();
+        overlay.put("kind", "Deployment");
+        overlay.put("name", istiodDeployment(revision));
+        overlay.put("patches", patches);
+        Map<String, Object> iop = new LinkedHashMap<>();
+        iop.put("apiVersion", "install.istio.io/v1alpha1");
+        iop.put("kind", "IstioOperator");
+        iop.put("spec", ordered("components", ordered("pilot", ordered("k8s", ordered("overlays", List.of(overlay))))));
+        return iop;
+    }
+
+    /** A map that keeps the order it was given (a file written twice must be the same bytes). */
+    private static Map<String, Object> ordered(Object... kv) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
+        return m;
+    }
+
+    /** istiod's Deployment of a revision, as the chart names it. */
+    public static String istiodDeployment(String revision) {
+        return revision == null || revision.isEmpty() ? ISTIOD_APP : ISTIOD_APP + "-" + revision;
     }
 
     /**

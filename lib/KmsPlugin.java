@@ -272,6 +272,24 @@ public final class KmsPlugin {
                 String.valueOf(bytes), caId);
     }
 
+    /**
+     * The postStart hook that makes every new hsm-plugin container load the root by itself
+     * (install-asm's root hook): the plugin's import-ca from the mounted ConfigMap, retried every
+     * 2 s until the plugin answers on its socket (at first start it may wait for vaultclient's
+     * PIN). The kubelet marks the container running only once this succeeds.
+     */
+    public static final int HOOK_TRIES = 60;
+
+    public static List<String> postStartImportCommand(String rootFile, String caId) {
+        return List.of("sh", "-c", "i=0; while [ $i -lt " + HOOK_TRIES + " ]; do " + PLUGIN_BINARY + " import-ca -f " + rootFile
+                + " --socket \"$SOCKET\" --ca-id \"$0\" && exit 0; i=$((i+1)); sleep 2; done; exit 1", caId);
+    }
+
+    /** True when a container's postStart hook is {@link #postStartImportCommand} (for status: its evidence that the root was loaded). */
+    public static boolean isRootHook(List<String> command) {
+        return command != null && command.size() == 4 && command.get(0).equals("sh") && command.get(2).contains(PLUGIN_BINARY + " import-ca -f ");
+    }
+
     /** What a plugin command said: its exit code (-1 when the exec itself failed) and its output. */
     public record PodRun(int exit, String stdout, String stderr, String execFailure) {
         /** The plugin's last line of error output (cobra prints "Error: rpc error: ..."). */

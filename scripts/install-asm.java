@@ -68,19 +68,46 @@ class InstallAsm extends Step {
     @Option(names = "--overlay", paramLabel = "FILE", description = "Write the settings as an IstioOperator YAML file instead of running istioctl.")
     Path overlay;
 
+    @Option(names = "--root-hook", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Make every new istiod pod load the root into its own HSM plugin (ConfigMap " + Istio.ROOT_CONFIGMAP
+                    + " and a postStart hook; on by default). --no-root-hook: the guide's install only; then run load-root after every new istiod pod.")
+    boolean rootHook;
+
+    @Mixin Opts.Pkcs11 p11;
+    @Mixin Opts.CaId ca;
+
+    @Option(names = "--root-cert", paramLabel = "ROOT_PEM", description = "The root for the hook (default: the HSM's, by --ca-id).")
+    Path rootFile;
+
     @Override
     protected void run() throws Exception {
         Istio.InstallSettings settings = settings();
         for (Path f : extraFiles)
             if (!Files.isRegularFile(f)) throw Fail.badInput("-f " + f + " does not exist or is not a file", "check the path");
+        Path found = istioctl != null ? istioctl : findIstioctl();
+        if (!print && overlay == null && (found == null || !Files.isExecutable(found)))
+            throw Fail.badInput(found == null ? "no istioctl found (bin/istioctl here or in ./" + Release.topDir(Release.DEFAULT_VERSION) + "/)"
+                            : found + " is not an executable file",
+                    "run fetch-release first and run install-asm from where it extracted, or pass --istioctl");
+        String rootPem = rootHook ? Pki.pem(Istio.trustedRoot(rootFile, p11, ca.id, out)) : null;
         if (overlay != null) {
-            writeOverlay(settings);
+            Map<String, Object> iop = settings.istioOperator();
+            if (rootHook) spec(iop).put("components", spec(Istio.rootHookOverlay(revision, ca.id)).get("components"));
+            writeFile(overlay, iop, "the guide's istioctl install settings" + (rootHook ? " and the root hook" : ""),
+                    "IstioOperator, revision " + settings.revision());
+            if (rootHook) out.say("the root hook needs ConfigMap %s/%s: install-asm creates it (or: kubectl -n %s create configmap %s --from-file=%s=ROOT_PEM)",
+                    Kube.ISTIO_NAMESPACE, Istio.ROOT_CONFIGMAP, Kube.ISTIO_NAMESPACE, Istio.ROOT_CONFIGMAP, Istio.ROOT_KEY);
             if (!print) return;
         }
+        List<String> files = new ArrayList<>(extraFiles.stream().map(Path::toString).toList());
+        if (rootHook) {
+            Path hook = Path.of(hookFile(revision));
+            writeFile(hook, Istio.rootHookOverlay(revision, ca.id), "the root hook of asm-hsm install-asm", "root hook, revision " + revision);
+            files.add(hook.toString());
+        }
         List<String> cmd = new ArrayList<>();
-        Path found = istioctl != null ? istioctl : findIstioctl();
         cmd.add(found == null ? "istioctl" : found.toString());
-        cmd.addAll(settings.istioctlArgs(extraFiles.stream().map(Path::toString).toList()));
+        cmd.addAll(settings.istioctlArgs(files));
         if (kube.context != null) cmd.addAll(List.of("--context", kube.context));
         if (yes) cmd.add("-y");
         String shown = "WAIT_FOR_RESOURCES_TIMEOUT=" + shellQuote(waitTimeout) + " " + String.join(" ", cmd.stream().map(InstallAsm::shellQuote).toList());
@@ -89,11 +116,8 @@ class InstallAsm extends Step {
             if (!out.json()) System.out.println(shown);
             return;
         }
-        if (found == null || !Files.isExecutable(found))
-            throw Fail.badInput(found == null ? "no istioctl found (bin/istioctl here or in ./" + Release.topDir(Release.DEFAULT_VERSION) + "/)"
-                            : found + " is not an executable file",
-                    "run fetch-release first and run install-asm from where it extracted, or pass --istioctl");
         try (Kube k = Kube.connect(kube)) {
+            if (rootHook) k.apply(Istio.rootConfigMap(rootPem), out);
             if (out.dryRun()) {
                 out.change("run " + shown);
                 k.apply(Kube.istiodService(revision), out);
@@ -165,22 +189,32 @@ class InstallAsm extends Step {
         return p != null ? p : Release.istioctl(here.resolve(Release.topDir(Release.DEFAULT_VERSION)));
     }
 
-    private void writeOverlay(Istio.InstallSettings settings) throws IOException {
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> spec(Map<String, Object> iop) {
+        return (Map<String, Object>) iop.get("spec");
+    }
+
+    /** The root hook's IstioOperator file, passed to istioctl with -f (in the current folder, to read or reuse). */
+    static String hookFile(String revision) {
+        return "asm-root-hook-" + revision + ".yaml";
+    }
+
+    private void writeFile(Path file, Map<String, Object> iop, String title, String what) throws IOException {
         YAMLMapper yaml = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
                 .enable(YAMLWriteFeature.MINIMIZE_QUOTES, YAMLWriteFeature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS).build();
-        String text = "# The guide's istioctl install settings (asm-hsm install-asm). Install with:\n"
-                + "#   WAIT_FOR_RESOURCES_TIMEOUT=10s istioctl install -f " + overlay.getFileName() + "\n"
-                + yaml.writeValueAsString(settings.istioOperator());
+        String text = "# " + title + ". Install with:\n"
+                + "#   WAIT_FOR_RESOURCES_TIMEOUT=10s istioctl install -f " + file.getFileName() + "\n"
+                + yaml.writeValueAsString(iop);
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
-        out.put("overlay", overlay.toString());
-        if (Files.isRegularFile(overlay) && java.util.Arrays.equals(Files.readAllBytes(overlay), bytes)) {
-            out.say("%s already holds these settings", overlay);
+        out.put(file.equals(overlay) ? "overlay" : "rootHook", file.toString());
+        if (Files.isRegularFile(file) && java.util.Arrays.equals(Files.readAllBytes(file), bytes)) {
+            out.say("%s already holds these settings", file);
             return;
         }
-        boolean existed = Files.exists(overlay);
-        if (!out.dryRun()) Env.writeFile(overlay, bytes, "rw-r--r--");
+        boolean existed = Files.exists(file);
+        if (!out.dryRun()) Env.writeFile(file, bytes, "rw-r--r--");
         String verb = existed ? (out.dryRun() ? "update " : "updated ") : (out.dryRun() ? "write " : "wrote ");
-        out.change(verb + overlay + " (IstioOperator, revision " + settings.revision() + ")");
+        out.change(verb + file + " (" + what + ")");
     }
 
     /** Runs istioctl with the operator's terminal for input, streaming its output (to stderr under --json) and keeping a copy. */

@@ -95,10 +95,61 @@ class InstallAsmTest {
         return e;
     }
 
+    /** The guide's install alone (the root hook has tests of its own below). */
     Cli.Result install(Map<String, String> env, String... args) {
+        List<String> a = new ArrayList<>(List.of("--no-root-hook"));
+        a.addAll(List.of(args));
+        return installWithHook(env, a.toArray(String[]::new));
+    }
+
+    Cli.Result installWithHook(Map<String, String> env, String... args) {
         List<String> a = new ArrayList<>(List.of("install-asm"));
         a.addAll(List.of(args));
         return Cli.asm(env, work, a.toArray(String[]::new));
+    }
+
+    // ---------------------------------------------------------------- the root hook (on by default)
+
+    @Test
+    void byDefaultEveryNewIstiodPodLoadsTheRootThroughAConfigMapAndAPostStartHook() throws Exception {
+        MeshTestKit.Issued root = MeshTestKit.root("CN=Root CA,O=Example");
+        Path rootPem = MeshTestKit.write(tmp.resolve("root.pem"), root.pem());
+        kube.client.namespaces().resource(Kube.namespace(Kube.ISTIO_NAMESPACE)).create();
+        Cli.Result r = installWithHook(env(), "--root-cert", rootPem.toString(), "--ca-id", "my-ca");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        List<String> args = recordedArgs();
+        assertThat(args.subList(args.size() - 2, args.size())).containsExactly("-f", "asm-root-hook-asm-198-6.yaml");
+        assertThat(args.subList(0, args.size() - 2)).as("the guide's settings, unchanged").isEqualTo(guideCommand(GUIDE_ENV).subList(1, guideCommand(GUIDE_ENV).size()));
+        var cm = kube.client.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.ROOT_CONFIGMAP).get();
+        assertThat(cm.getData().get(Istio.ROOT_KEY)).isEqualTo(root.pem());
+
+        var iop = new tools.jackson.dataformat.yaml.YAMLMapper().readTree(work.resolve("asm-root-hook-asm-198-6.yaml").toFile());
+        var overlay = iop.path("spec").path("components").path("pilot").path("k8s").path("overlays").get(0);
+        assertThat(overlay.path("kind").asString()).isEqualTo("Deployment");
+        assertThat(overlay.path("name").asString()).isEqualTo("istiod-asm-198-6");
+        assertThat(overlay.path("patches").get(0).path("path").asString()).isEqualTo("spec.template.spec.volumes");
+        assertThat(overlay.path("patches").get(0).path("value").path("configMap").path("name").asString()).isEqualTo(Istio.ROOT_CONFIGMAP);
+        assertThat(overlay.path("patches").get(1).path("path").asString()).isEqualTo("spec.template.spec.containers.[name:hsm-plugin].volumeMounts");
+        var command = overlay.path("patches").get(2).path("value").path("postStart").path("exec").path("command");
+        assertThat(command.get(0).asString()).isEqualTo("sh");
+        assertThat(command.get(2).asString()).contains("/k8s-kms-plugin import-ca -f /etc/hsm-root/root.pem --socket \"$SOCKET\" --ca-id \"$0\"");
+        assertThat(command.get(3).asString()).isEqualTo("my-ca");
+
+        Cli.Result again = installWithHook(env(), "--root-cert", rootPem.toString(), "--ca-id", "my-ca");
+        assertThat(again.exit()).as(again.toString()).isZero();
+        assertThat(again.stdout()).contains("asm-root-hook-asm-198-6.yaml already holds these settings")
+                .doesNotContain("ConfigMap istio-system/istio-hsm-root created").doesNotContain("updated ConfigMap");
+    }
+
+    @Test
+    void theHookNeedsARootAndTheGuidesInstallAloneIsOneOptionAway() {
+        Cli.Result r = installWithHook(env("P11_LIB", "/nonexistent/libsofthsm2.so", "P11_TOKEN", "none", "P11_PIN_FILE", tmp.resolve("pin").toString()),
+                "--root-cert", tmp.resolve("absent.pem").toString());
+        assertThat(r.exit()).as(r.toString()).isEqualTo(2);
+        assertThat(record.resolve("args")).as("istioctl never ran").doesNotExist();
+        Cli.Result plain = install(env());
+        assertThat(plain.exit()).as(plain.toString()).isZero();
+        assertThat(work.resolve("asm-root-hook-asm-198-6.yaml")).doesNotExist();
     }
 
     List<String> recordedArgs() throws IOException {
