@@ -235,6 +235,9 @@ final class RunbookLab implements AutoCloseable {
         List<String> calls = Files.readAllLines(work.resolve(Release.topDir(Release.DEFAULT_VERSION)).resolve("istioctl-calls.log"));
         List<String> called = new ArrayList<>(List.of(calls.get(calls.size() - 1).strip().split(" ")));
         called.remove("-y");
+        // install-asm's root hook (on by default) comes as one more -f beside the guide's settings
+        int hook = called.indexOf(InstallAsm.hookFile(Istio.GUIDE_REVISION));
+        if (hook > 0 && called.get(hook - 1).equals("-f")) called.subList(hook - 1, hook + 1).clear();
         List<String> expected = new ArrayList<>();
         for (String word : GUIDE_INSTALL) {
             var m = java.util.regex.Pattern.compile("\\$\\{([A-Z_]+)}").matcher(word);
