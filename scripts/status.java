@@ -101,9 +101,15 @@ class Status extends Step {
                 else if (keks.size() == 1) line("hsm: KEK", DONE, "KEK " + kek.id + on, null);
                 else if (keks.isEmpty()) line("hsm: KEK", MISSING, (kek.id == null ? "no KEK" : "no KEK " + kek.id) + on, "gen-kek" + (kek.id == null ? "" : " --kek-id " + kek.id));
                 else line("hsm: KEK", WRONG, keks.size() + " KEKs share ID " + kek.id + on + ": the plugin cannot choose", "remove the extra ones (hsm-info lists them)");
-                hsmRoot = Istio.hsmRoot(hsm, ca.id);
-                if (hsmRoot == null) line("hsm: root CA", MISSING, "no root certificate with CA ID " + ca.id + on, "import-ca -f ROOT_PEM");
-                else line("hsm: root CA", DONE, "'" + Pki.name(hsmRoot) + "' as CA " + ca.id + on, null);
+                Hsm.CaCertificates roots = hsm.caCertificates(ca.id);
+                if (roots.isEmpty()) line("hsm: root CA", MISSING, "no root certificate with CA ID " + ca.id + on, "import-ca -f ROOT_PEM");
+                else if (!roots.identical()) {
+                    Fail differ = hsm.differingCertificates(roots);
+                    line("hsm: root CA", WRONG, differ.getMessage(), differ.hint);
+                } else {
+                    hsmRoot = Pki.certificate(roots.der(), "the root on the HSM");
+                    line("hsm: root CA", DONE, "'" + Pki.name(hsmRoot) + "' as CA " + ca.id + on + roots.copiesNote(), null);
+                }
             } catch (Fail f) {
                 throw f;
             } catch (Exception e) {
