@@ -412,7 +412,7 @@ public final class Hsm implements AutoCloseable {
 
     // ---------------------------------------------------------------- using keys
 
-    /** AES-GCM decryption inside the HSM; input is ciphertext || 16-byte tag. */
+    /** AES-GCM decryption inside the HSM; input is ciphertext || 16-byte tag; any IV size (the plugin's DEK blobs have 12 or 16 bytes). */
     public byte[] decryptGcm(long key, byte[] iv, byte[] aad, byte[] ctAndTag) throws PKCS11Exception {
         p11.C_DecryptInit(session, new CK_MECHANISM(CKM_AES_GCM, new CK_GCM_PARAMS(128, iv, aad)), key);
         byte[] outBuf = new byte[ctAndTag.length];
