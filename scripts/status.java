@@ -325,10 +325,17 @@ class Status extends Step {
         if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET + (csrExists ? "" : " (and no CSR yet)"), csrExists ? fix : "install-asm, then " + fix); return; }
         if (b64 == null) { line(l, WRONG, Istio.CA_CERT_SECRET + " has no " + Istio.CA_CERT_KEY, fix); return; }
         List<X509Certificate> chain;
+        byte[] pem = Base64.getDecoder().decode(b64);
         try {
-            chain = Pki.certificates(Pki.pemBlocks(new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8), l), l);
+            chain = Pki.certificates(Pki.pemBlocks(new String(pem, StandardCharsets.UTF_8), l), l);
         } catch (Fail f) {
             line(l, WRONG, f.getMessage(), fix);
+            return;
+        }
+        String split = Istio.splitProblem(pem);
+        if (split != null) {
+            line(l, WRONG, "istiod refuses its " + Istio.CA_CERT_KEY + " (error spliting the cert chain): " + split,
+                    "upload-chain -f cert-chain.pem (it uploads the form istiod accepts), then restart istiod");
             return;
         }
         String problem = hsmRoot == null ? null : Pki.chainProblem(chain, hsmRoot, Istio.CA_CERT_KEY);
