@@ -45,7 +45,8 @@ class HsmInfo extends Step {
                         m.put("sha256", Pki.sha256Hex(der));
                     }
                     Hsm.CaCertificates same = caIds.get(o.idText());
-                    if (same.copies() > 1) m.put("copies", same.identical() ? same.copies() + " identical" : same.copies() + " differing");
+                    if (same.copies() > 1) m.put("copies", same.copies());
+                    if (same.copies() > 1) m.put("copiesIdentical", same.identical());
                 } else {
                     m.putAll(hsm.keyFacts(o.handle()));
                 }
@@ -58,6 +59,7 @@ class HsmInfo extends Step {
                 for (String k : List.of("role", "id", "label", "subject", "keyType", "bits", "sensitive", "extractable",
                         "neverExtractable", "notAfter", "copies"))
                     if (m.containsKey(k)) line.append("  ").append(k).append('=').append(m.get(k));
+                if (m.containsKey("copies")) line.append(Boolean.TRUE.equals(m.get("copiesIdentical")) ? " identical" : " differing");
                 out.say(line.toString());
             }
             for (Hsm.CaCertificates c : caIds.values()) {

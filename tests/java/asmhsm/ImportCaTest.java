@@ -180,6 +180,8 @@ class ImportCaTest {
             assertThat(info.stdout()).contains("copies=" + copies + " identical")
                     .contains("CA ID " + Hsm.DEFAULT_CA_ID + ": root stored in " + copies + " identical copies");
             assertThat(info.stderr()).doesNotContain("differ");
+            Cli.Result infoJson = Cli.asm(t.env(), "hsm-info", "--json");
+            assertThat(infoJson.stdout()).contains("\"copies\" : " + copies).contains("\"copiesIdentical\" : true");
         }
     }
 
