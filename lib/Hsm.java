@@ -236,6 +236,52 @@ public final class Hsm implements AutoCloseable {
         return find(new CK_ATTRIBUTE(CKA_CLASS, CKO_CERTIFICATE), new CK_ATTRIBUTE(CKA_ID, ascii(caId)));
     }
 
+    /**
+     * The certificate objects under one CA ID with their values (CKA_VALUE, null when unreadable).
+     * The plugin's own import-ca adds one more identical object per call, so several copies of
+     * one value are a normal state of a token it has used; copies that differ are not.
+     */
+    public record CaCertificates(String caId, List<Obj> objects, List<byte[]> values) {
+        public boolean isEmpty() { return objects.isEmpty(); }
+
+        public int copies() { return objects.size(); }
+
+        /** How many different values the copies hold. */
+        public int distinct() {
+            List<byte[]> seen = new ArrayList<>();
+            for (byte[] v : values) if (seen.stream().noneMatch(s -> Arrays.equals(s, v))) seen.add(v);
+            return seen.size();
+        }
+
+        /** At least one copy, and every copy holds the same readable value. */
+        public boolean identical() {
+            return !isEmpty() && values.get(0) != null && distinct() == 1;
+        }
+
+        /** The DER all copies hold; null when there is none or they differ. */
+        public byte[] der() { return identical() ? values.get(0) : null; }
+
+        /** The copies beyond the first, when all are identical (what removing duplicates removes); else none. */
+        public List<Obj> extraCopies() { return identical() ? objects.subList(1, objects.size()) : List.of(); }
+
+        /** " (3 copies)" for several identical copies, else "". */
+        public String copiesNote() { return identical() && copies() > 1 ? " (" + copies() + " copies)" : ""; }
+    }
+
+    public CaCertificates caCertificates(String caId) throws PKCS11Exception {
+        List<Obj> objs = certificates(caId);
+        List<byte[]> values = new ArrayList<>();
+        for (Obj o : objs) values.add(bytes(o.handle(), CKA_VALUE));
+        return new CaCertificates(caId, objs, values);
+    }
+
+    /** The failure for copies under one CA ID that differ: the plugin may verify against any of them. */
+    public Fail differingCertificates(CaCertificates certs) {
+        return Fail.failed(certs.copies() + " certificates that differ (" + certs.distinct() + " different values) share CA ID "
+                        + certs.caId() + " on token '" + tokenLabel + "'",
+                "the plugin may verify against any of them: keep one with import-ca -f ROOT_PEM --replace (hsm-info lists them)");
+    }
+
     public List<Obj> privateKeys(String label) throws PKCS11Exception {
         return find(new CK_ATTRIBUTE(CKA_CLASS, CKO_PRIVATE_KEY), new CK_ATTRIBUTE(CKA_LABEL, label));
     }
@@ -366,7 +412,7 @@ public final class Hsm implements AutoCloseable {
 
     // ---------------------------------------------------------------- using keys
 
-    /** AES-GCM decryption inside the HSM; input is ciphertext || 16-byte tag. */
+    /** AES-GCM decryption inside the HSM; input is ciphertext || 16-byte tag; any IV size (the plugin's DEK blobs have 12 or 16 bytes). */
     public byte[] decryptGcm(long key, byte[] iv, byte[] aad, byte[] ctAndTag) throws PKCS11Exception {
         p11.C_DecryptInit(session, new CK_MECHANISM(CKM_AES_GCM, new CK_GCM_PARAMS(128, iv, aad)), key);
         byte[] outBuf = new byte[ctAndTag.length];
@@ -452,16 +498,14 @@ public final class Hsm implements AutoCloseable {
                 "use an RSA or EC root key");
     }
 
-    /** The DER of the root certificate the plugin verifies against (stored by import-ca under the CA ID). */
+    /** The DER of the root certificate the plugin verifies against (stored by import-ca under the CA ID, in identical copies or one). */
     public byte[] rootCertificate(String caId) throws PKCS11Exception {
-        List<Obj> certs = certificates(caId);
+        CaCertificates certs = caCertificates(caId);
         if (certs.isEmpty())
             throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + tokenLabel + "'",
                     "import the root first: import-ca -f root.pem (or pass the --ca-id istiod uses)");
-        if (certs.size() > 1)
-            throw Fail.failed(certs.size() + " certificates share CA ID " + caId + " on token '" + tokenLabel + "'",
-                    "keep one (see hsm-info)");
-        return bytes(certs.get(0).handle(), CKA_VALUE);
+        if (!certs.identical()) throw differingCertificates(certs);
+        return certs.der();
     }
 
     // ---------------------------------------------------------------- embedded default

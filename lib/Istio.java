@@ -471,6 +471,43 @@ public final class Istio {
     public static final String CA_CERT_KEY = "cert-chain.pem";
     public static final String CSR_SECRET = "istio-ca-cert-csr";
 
+    // ---------------------------------------------------------------- cert-chain.pem as istiod splits it
+
+    /** istiod's PEM reading: a block starts a line, as Go's pem.Decode finds it (any text before it is skipped). */
+    private static final Pattern GO_PEM_BLOCK = Pattern.compile(
+            "(?:^|\\n)-----BEGIN ([^\\r\\n]*?)-----[ \\t]*\\r?\\n(.*?)\\r?\\n-----END \\1-----[ \\t]*(?:\\r?\\n|\\z)", Pattern.DOTALL);
+
+    /**
+     * Why istiod's splitCerts would refuse this cert-chain.pem ("failed to create CA KeyCertBundle
+     * (error spliting the cert chain)", after the HSM check passed), or null when it accepts it.
+     * As the real istiod behaves (reference, "What the real components do"): blocks are read as
+     * Go's pem.Decode reads them, so CRLF line ends, a leading blank line, an `openssl x509 -text`
+     * preamble and a missing final newline pass; nothing may follow the last block, not even a
+     * blank line; the root may not come first (the first certificate is taken as the CA's).
+     */
+    public static String splitProblem(byte[] chainPem) {
+        String text = new String(chainPem, java.nio.charset.StandardCharsets.ISO_8859_1);
+        Matcher m = GO_PEM_BLOCK.matcher(text).useAnchoringBounds(true);
+        List<X509Certificate> certs = new ArrayList<>();
+        int end = 0;
+        while (end < text.length() && m.region(end, text.length()).find()) {
+            if (!m.group(1).equals("CERTIFICATE")) return "it holds a '" + m.group(1) + "' block, not only certificates";
+            try {
+                certs.add(Pki.certificate(java.util.Base64.getMimeDecoder().decode(m.group(2)), "certificate"));
+            } catch (RuntimeException e) {
+                return "certificate #" + (certs.size() + 1) + " is not a readable X.509 certificate";
+            }
+            end = m.end();
+        }
+        if (certs.isEmpty()) return "it holds no PEM certificate";
+        String rest = text.substring(end);
+        if (!rest.isEmpty())
+            return rest.isBlank() ? "a blank line follows the last certificate" : "text follows the last certificate";
+        if (certs.size() > 1 && Pki.selfSigned(certs.get(0)))
+            return "the root '" + Pki.name(certs.get(0)) + "' comes first, where istiod takes its CA certificate";
+        return null;
+    }
+
     // ---------------------------------------------------------------- port naming (IST0118)
 
     /** Protocols Istio selects from a port name's prefix, matched case-insensitively. */

@@ -37,6 +37,9 @@ import tools.jackson.databind.json.JsonMapper;
 public final class KmsPlugin {
     private KmsPlugin() {}
 
+    /** The IV sizes of encrypted-dek: 12 bytes in plugin builds up to 2020-10-15 (the guide's image era), 16 in later ones. */
+    public static final int DEK_IV_2020 = 12, DEK_IV_LATER = 16;
+
     static final String KEK_ID = "kek-id", ENCRYPTED_DEK = "encrypted-dek", CSR_ID = "csr-id", ENCRYPTED_CSR = "encrypted-csr";
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
@@ -166,8 +169,13 @@ public final class KmsPlugin {
         return Base64.getUrlEncoder().withoutPadding().encodeToString(b);
     }
 
-    /** istiod's CSR, decrypted and checked. */
-    public record Csr(String pem, PKCS10CertificationRequest request, String kekId, String csrId) {}
+    /** istiod's CSR, decrypted and checked; `dekIvBytes` tells the plugin build that wrote it ({@link #DEK_IV_2020} or {@link #DEK_IV_LATER}). */
+    public record Csr(String pem, PKCS10CertificationRequest request, String kekId, String csrId, int dekIvBytes) {
+        /** Which plugin builds write this DEK format, for a human reader. */
+        public String dekFormat() {
+            return dekIvBytes + "-byte IV, " + (dekIvBytes == DEK_IV_2020 ? "plugin builds up to 2020-10-15" : "plugin builds after 2020-10-15");
+        }
+    }
 
     /**
      * Decrypts istiod's CSR: the DEK blob inside the HSM with the KEK the plugin would use,
@@ -178,6 +186,9 @@ public final class KmsPlugin {
     public static Csr decrypt(Hsm hsm, EncryptedCsr e, String expectedKekId) throws PKCS11Exception {
         Jwe dekBlob = Jwe.parse(e.encryptedDek(), "encrypted-dek");
         Jwe csrBlob = Jwe.parse(e.encryptedCsr(), "encrypted-csr");
+        if (dekBlob.iv().length != DEK_IV_2020 && dekBlob.iv().length != DEK_IV_LATER)
+            throw Fail.failed("encrypted-dek has a " + dekBlob.iv().length + "-byte IV; the plugin's builds write " + DEK_IV_2020
+                    + " (up to 2020-10-15) or " + DEK_IV_LATER + " bytes", "the Secret was altered or not written by the Thales plugin");
         if (!e.kekId().equals(dekBlob.header("kid")))
             throw Fail.failed("encrypted-dek was made with KEK " + dekBlob.header("kid") + " but kek-id says " + e.kekId(),
                     "the Secret was altered: let istiod write it again (delete " + Istio.CSR_SECRET + " and restart istiod)");
@@ -216,7 +227,7 @@ public final class KmsPlugin {
             }
             if (!Pki.csrSignatureValid(request))
                 throw Fail.failed("the decrypted CSR's signature does not verify with its own key", "do not sign it; let istiod write a new one");
-            return new Csr(pem, request, e.kekId(), e.csrId());
+            return new Csr(pem, request, e.kekId(), e.csrId(), dekBlob.iv().length);
         } finally {
             Arrays.fill(jwk, (byte) 0);
             if (dek != null) Arrays.fill(dek, (byte) 0);

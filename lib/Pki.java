@@ -131,6 +131,17 @@ public final class Pki {
         }
     }
 
+    /**
+     * A cert-chain.pem in the form every reader takes (istiod's splitCerts included, see
+     * {@link Istio#splitProblem}): the certificates' PEM blocks only, in the given order (the CA
+     * certificate first, the root last), LF line ends, one final newline.
+     */
+    public static String chainPem(List<X509Certificate> chain) {
+        StringBuilder s = new StringBuilder();
+        for (X509Certificate c : chain) s.append(pem(c));
+        return s.toString();
+    }
+
     // ------------------------------------------------------------ CA checks
 
     public static boolean isCa(X509Certificate c) {

@@ -69,8 +69,10 @@ class DecryptCsr extends Step {
         }
         PublicKey key = Pki.publicKey(csr.request());
         String subject = Pki.subject(csr.request());
-        out.put("subject", subject).put("key", Pki.keyDescription(key)).put("keyBits", Pki.keyBits(key)).put("output", output.toString());
+        out.put("subject", subject).put("key", Pki.keyDescription(key)).put("keyBits", Pki.keyBits(key)).put("output", output.toString())
+                .put("dekIvBytes", csr.dekIvBytes());
         out.say("CSR from istiod (trust domain %s, KEK %s): subject %s, key %s", csr.csrId(), csr.kekId(), subject, Pki.keyDescription(key));
+        out.say("  its DEK was opened in the HSM (encrypted-dek: %s)", csr.dekFormat());
         Pki.writePem(out, output, Pki.pem(csr.request()), replace, "CSR");
         out.say("Next: the security administrator signs it: sign-csr --csr %s --root-cert root.pem --root-key-label <label>", output);
     }

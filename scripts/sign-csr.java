@@ -88,6 +88,14 @@ class SignCsr extends Step {
         if (Files.exists(output) && !replace) {
             String why = whyNotDone(output, csr, root);
             if (why == null) {
+                byte[] held = Files.readAllBytes(output);
+                String canonical = Pki.chainPem(Pki.certificates(output, "existing chain"));
+                if (!Arrays.equals(held, canonical.getBytes(java.nio.charset.StandardCharsets.US_ASCII))) {
+                    String refusal = Istio.splitProblem(held);
+                    out.say("%s holds this CSR's chain, but not in canonical form%s", output, refusal == null ? "" : " (istiod would refuse it: " + refusal + ")");
+                    Pki.writePem(out, output, canonical, true, "CA certificate and root");
+                    return;
+                }
                 out.say("%s already holds a CA certificate for this CSR issued by '%s'; nothing to do (--replace signs it again)", output, rootName);
                 return;
             }
@@ -104,7 +112,7 @@ class SignCsr extends Step {
         String problem = Pki.goChainProblem(List.of(ca, root), new Date());
         if (problem != null) throw Fail.failed("the new CA certificate would be refused by istiod: " + problem, "report this as a bug");
         out.put("notAfter", ca.getNotAfter().toInstant().toString()).put("serial", ca.getSerialNumber().toString(16));
-        Pki.writePem(out, output, Pki.pem(ca) + Pki.pem(root), true, "CA certificate and root");
+        Pki.writePem(out, output, Pki.chainPem(List.of(ca, root)), true, "CA certificate and root");
         out.say("CA certificate '%s' issued by '%s', valid until %s. Next: upload-chain -f %s", subject, rootName, ca.getNotAfter().toInstant(), output);
     }
 

@@ -101,9 +101,15 @@ class Status extends Step {
                 else if (keks.size() == 1) line("hsm: KEK", DONE, "KEK " + kek.id + on, null);
                 else if (keks.isEmpty()) line("hsm: KEK", MISSING, (kek.id == null ? "no KEK" : "no KEK " + kek.id) + on, "gen-kek" + (kek.id == null ? "" : " --kek-id " + kek.id));
                 else line("hsm: KEK", WRONG, keks.size() + " KEKs share ID " + kek.id + on + ": the plugin cannot choose", "remove the extra ones (hsm-info lists them)");
-                hsmRoot = Istio.hsmRoot(hsm, ca.id);
-                if (hsmRoot == null) line("hsm: root CA", MISSING, "no root certificate with CA ID " + ca.id + on, "import-ca -f ROOT_PEM");
-                else line("hsm: root CA", DONE, "'" + Pki.name(hsmRoot) + "' as CA " + ca.id + on, null);
+                Hsm.CaCertificates roots = hsm.caCertificates(ca.id);
+                if (roots.isEmpty()) line("hsm: root CA", MISSING, "no root certificate with CA ID " + ca.id + on, "import-ca -f ROOT_PEM");
+                else if (!roots.identical()) {
+                    Fail differ = hsm.differingCertificates(roots);
+                    line("hsm: root CA", WRONG, differ.getMessage(), differ.hint);
+                } else {
+                    hsmRoot = Pki.certificate(roots.der(), "the root on the HSM");
+                    line("hsm: root CA", DONE, "'" + Pki.name(hsmRoot) + "' as CA " + ca.id + on + roots.copiesNote(), null);
+                }
             } catch (Fail f) {
                 throw f;
             } catch (Exception e) {
@@ -319,10 +325,17 @@ class Status extends Step {
         if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET + (csrExists ? "" : " (and no CSR yet)"), csrExists ? fix : "install-asm, then " + fix); return; }
         if (b64 == null) { line(l, WRONG, Istio.CA_CERT_SECRET + " has no " + Istio.CA_CERT_KEY, fix); return; }
         List<X509Certificate> chain;
+        byte[] pem = Base64.getDecoder().decode(b64);
         try {
-            chain = Pki.certificates(Pki.pemBlocks(new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8), l), l);
+            chain = Pki.certificates(Pki.pemBlocks(new String(pem, StandardCharsets.UTF_8), l), l);
         } catch (Fail f) {
             line(l, WRONG, f.getMessage(), fix);
+            return;
+        }
+        String split = Istio.splitProblem(pem);
+        if (split != null) {
+            line(l, WRONG, "istiod refuses its " + Istio.CA_CERT_KEY + " (error spliting the cert chain): " + split,
+                    "upload-chain -f cert-chain.pem (it uploads the form istiod accepts), then restart istiod");
             return;
         }
         String problem = hsmRoot == null ? null : Pki.chainProblem(chain, hsmRoot, Istio.CA_CERT_KEY);

@@ -7,11 +7,14 @@ import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.Collections;
 import java.util.Date;
 import java.util.List;
 import java.util.Map;
@@ -41,19 +44,31 @@ class UploadChain extends Step {
 
     @Override
     protected void run() throws Exception {
-        byte[] content;
+        byte[] given;
         try {
-            content = Files.readAllBytes(file);
+            given = Files.readAllBytes(file);
         } catch (IOException e) {
             throw Fail.badInput("cannot read " + file + ": " + e.getMessage(), "give the cert-chain.pem that sign-csr wrote");
         }
-        List<X509Certificate> chain = Pki.certificates(file, "certificate chain");
-        if (chain.size() < 2)
-            throw Fail.badInput(file + " holds " + chain.size() + " certificate; istiod needs the CA certificate first and the root last",
+        List<X509Certificate> chain = new ArrayList<>(Pki.certificates(file, "certificate chain"));
+        // istiod refuses a root first, a trailing blank line, text after the last block: what is uploaded is
+        // the canonical form (CA first, root last, PEM blocks only), and the operator is told what changed
+        String refusal = Istio.splitProblem(given);
+        boolean told = refusal != null;
+        if (chain.size() > 1 && Pki.selfSigned(chain.get(0)) && !Pki.selfSigned(chain.get(chain.size() - 1))) {
+            Collections.reverse(chain);
+            out.warn(file + " has the root first, an order istiod refuses (error spliting the cert chain): uploading it reversed, "
+                    + "the CA certificate first and the root last");
+        } else if (refusal != null) {
+            out.warn("istiod would refuse " + file + " as it is (" + refusal + ": error spliting the cert chain): "
+                    + "uploading its certificates in canonical form");
+        }
+        if (chain.size() == 1 && Pki.selfSigned(chain.get(0)))
+            throw Fail.badInput(file + " holds only the root '" + Pki.name(chain.get(0)) + "'; istiod needs its CA certificate first",
                     "give the cert-chain.pem that sign-csr wrote");
         X509Certificate ca = chain.get(0);
         String subject = Pki.goName(Pki.subjectDer(ca));
-        out.put("subject", subject).put("notAfter", ca.getNotAfter().toInstant().toString()).put("certificates", chain.size());
+        out.put("subject", subject).put("notAfter", ca.getNotAfter().toInstant().toString());
         if (!Pki.isCa(ca))
             throw Fail.badInput("the first certificate '" + subject + "' is not a CA", "istiod signs workload certificates with it: sign its CSR with sign-csr");
         String problem = Pki.goChainProblem(chain, new Date());
@@ -69,32 +84,53 @@ class UploadChain extends Step {
                 throw Fail.badInput("istiod's HSM plugin would refuse '" + subject + "': " + refused, chain.size() > 2
                         ? "the plugin verifies it against the HSM root alone, with no intermediates: have the root sign the CSR directly (sign-csr)"
                         : "sign istiod's CSR with the root imported in the HSM (sign-csr)");
-            if (!chain.get(chain.size() - 1).equals(root))
+            if (chain.size() == 1) {
+                chain.add(root);
+                told = true;
+                out.say("%s holds the CA certificate alone: uploading it with the HSM's root (CA ID %s) after it", file, this.ca.id);
+            } else if (!chain.get(chain.size() - 1).equals(root)) {
                 out.warn("the last certificate of " + file + " is not the root stored in the HSM; workloads will trust the file's last certificate");
+            }
+            out.put("certificates", chain.size());
             KmsPlugin.Csr csr = KmsPlugin.decrypt(hsm, KmsPlugin.EncryptedCsr.fromCluster(k, ns.name), kek.id);
             if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr.request())))
                 throw Fail.badInput("'" + subject + "' certifies another key than istiod's CSR in " + ns.name + "/" + Istio.CSR_SECRET,
                         "sign the current CSR: decrypt-csr --from-secret, then sign-csr");
-            upload(k, content, secretName);
+            byte[] canonical = Pki.chainPem(chain).getBytes(StandardCharsets.US_ASCII);
+            boolean rewritten = !Arrays.equals(canonical, given);
+            out.put("canonicalised", rewritten);
+            if (rewritten && !told)
+                out.say("uploading %s in canonical form (PEM blocks only, LF line ends, one final newline)", file);
+            upload(k, canonical, chain, secretName);
         }
     }
 
-    void upload(Kube k, byte[] content, String secretName) {
+    void upload(Kube k, byte[] content, List<X509Certificate> chain, String secretName) {
         try {
             var secrets = k.client.secrets().inNamespace(ns.name);
             Secret existing = secrets.withName(Istio.CA_CERT_SECRET).get();
             Map<String, String> data = Map.of(Istio.CA_CERT_KEY, Base64.getEncoder().encodeToString(content));
             if (existing != null) {
-                String current = existing.getData() == null ? null : existing.getData().get(Istio.CA_CERT_KEY);
-                if (current != null && Arrays.equals(Base64.getDecoder().decode(current), content)) {
+                String b64 = existing.getData() == null ? null : existing.getData().get(Istio.CA_CERT_KEY);
+                byte[] current = b64 == null ? null : Base64.getDecoder().decode(b64);
+                if (current != null && Arrays.equals(current, content)) {
                     out.say("Secret %s already holds this chain", secretName);
                     return;
                 }
-                if (!replace)
+                String currentRefusal = current == null ? null : Istio.splitProblem(current);
+                boolean sameChain = current != null && sameCertificates(current, chain);
+                if (sameChain && currentRefusal == null) {
+                    out.say("Secret %s already holds this chain (in a form istiod accepts)", secretName);
+                    return;
+                }
+                if (!sameChain && !replace)
                     throw Fail.failed("Secret " + secretName + " already exists with another chain",
                             "pass --replace to replace it; istiod reads it at start-up only, so restart istiod afterwards");
                 if (!out.dryRun()) secrets.resource(new SecretBuilder(existing).withData(data).build()).update();
-                out.change((out.dryRun() ? "replace" : "replaced") + " the chain in Secret " + secretName + "; restart istiod to load it");
+                if (sameChain)
+                    out.change((out.dryRun() ? "rewrite" : "rewrote") + " the chain in Secret " + secretName + " in the form istiod accepts (it held "
+                            + currentRefusal + "); restart istiod to load it");
+                else out.change((out.dryRun() ? "replace" : "replaced") + " the chain in Secret " + secretName + "; restart istiod to load it");
                 return;
             }
             if (!out.dryRun())
@@ -104,6 +140,16 @@ class UploadChain extends Step {
             out.say("istiod polls for it every 2 s; then check its log with verify-ca");
         } catch (KubernetesClientException e) {
             throw k.explain(e, "write Secret " + secretName);
+        }
+    }
+
+    /** Whether a Secret's cert-chain.pem holds these certificates and no other, whatever its form and order. */
+    static boolean sameCertificates(byte[] pem, List<X509Certificate> chain) {
+        try {
+            List<X509Certificate> held = Pki.certificates(Pki.pemBlocks(new String(pem, StandardCharsets.UTF_8), "Secret"), "Secret");
+            return held.size() == chain.size() && new java.util.HashSet<>(held).equals(new java.util.HashSet<>(chain));
+        } catch (Fail f) {
+            return false;
         }
     }
 

@@ -76,8 +76,14 @@ class VerifyCa extends Step {
         if (b64 == null)
             throw Fail.failed(s == null ? "Secret " + Kube.ISTIO_NAMESPACE + "/" + Istio.CA_CERT_SECRET + " does not exist"
                     : "Secret " + Istio.CA_CERT_SECRET + " has no key " + Istio.CA_CERT_KEY, "upload the signed chain first (upload-chain)");
-        String pem = new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8);
-        return Pki.certificates(Pki.pemBlocks(pem, "Secret " + Istio.CA_CERT_SECRET), "Secret " + Istio.CA_CERT_SECRET);
+        byte[] bytes = Base64.getDecoder().decode(b64);
+        List<X509Certificate> chain = Pki.certificates(Pki.pemBlocks(new String(bytes, StandardCharsets.UTF_8), "Secret " + Istio.CA_CERT_SECRET),
+                "Secret " + Istio.CA_CERT_SECRET);
+        String split = Istio.splitProblem(bytes);
+        if (split != null)
+            throw Fail.failed("istiod refuses the " + Istio.CA_CERT_KEY + " of Secret " + Istio.CA_CERT_SECRET + " (error spliting the cert chain): " + split,
+                    "upload-chain -f cert-chain.pem rewrites it in the form istiod accepts; then restart istiod");
+        return chain;
     }
 
     /** One pod: 3/3 ready, and its discovery log shows exactly the Secret's chain. */

@@ -11,6 +11,8 @@ import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * decrypt-csr -f on real SoftHSM2 tokens, against the blobs of {@link IstiodStandIn}
@@ -56,6 +58,36 @@ class DecryptCsrTest {
         assertThat(again.stdout()).contains("\"changed\" : false").contains("\"subject\" : \"O=cluster.local\"")
                 .contains("\"keyBits\" : 2048").contains("\"csrId\" : \"cluster.local\"");
         assertThat(Files.getLastModifiedTime(csr).toMillis()).isEqualTo(modified);
+    }
+
+    /** Both DEK formats of the plugin, made by the stand-in under the token's KEK with raw PKCS#11, opened by decrypt-csr in SoftHSM2. */
+    @ParameterizedTest
+    @ValueSource(ints = {IstiodStandIn.DEK_IV_2020, IstiodStandIn.DEK_IV_LATER})
+    void decryptsBothDekFormatsOfThePlugin(int ivBytes) throws Exception {
+        IstiodStandIn s = IstiodStandIn.start(t, KEK, "cluster.local", ivBytes);
+        assertThat(java.util.Base64.getUrlDecoder().decode(s.values.get("encrypted-dek").split("\\.", -1)[2])).hasSize(ivBytes);
+        Path json = s.writeJson(tmp);
+        Cli.Result r = decrypt(t.env(), json);
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.stdout()).contains("encrypted-dek: " + ivBytes + "-byte IV, plugin builds "
+                + (ivBytes == 12 ? "up to 2020-10-15" : "after 2020-10-15"));
+        assertThat(Pki.csr(tmp.resolve("csr.pem"), "csr").getEncoded()).isEqualTo(Pki.csr(s.csrPem, "stand-in CSR").getEncoded());
+        Cli.Result again = decrypt(t.env(), json, "--json");
+        assertThat(again.exit()).as(again.toString()).isZero();
+        assertThat(again.stdout()).contains("\"changed\" : false").contains("\"dekIvBytes\" : " + ivBytes);
+        // the tag authenticates the IV too: another IV of the same size fails in the HSM
+        String[] p = s.values.get("encrypted-dek").split("\\.", -1);
+        p[2] = IstiodStandIn.b64u(new byte[ivBytes]);
+        Files.delete(tmp.resolve("csr.pem"));
+        refused(decrypt(t.env(), json(s.with("encrypted-dek", String.join(".", p)))), "the HSM could not decrypt encrypted-dek with KEK " + KEK);
+    }
+
+    @Test
+    void refusesADekIvNoPluginBuildWrites() throws Exception {
+        for (int ivBytes : new int[]{8, 32}) {
+            IstiodStandIn s = IstiodStandIn.start(t, KEK, "cluster.local", ivBytes);
+            refused(decrypt(t.env(), json(s)), "encrypted-dek has a " + ivBytes + "-byte IV; the plugin's builds write 12 (up to 2020-10-15) or 16 bytes");
+        }
     }
 
     @Test

@@ -153,6 +153,118 @@ class ImportCaTest {
         assertThat(json.all()).doesNotContain(t.userPinForTests());
     }
 
+    // ------------------------------------------------------------ copies, as the plugin's import-ca leaves them
+
+    /** The plugin's import-ca, called `n` more times: one more object under the CA ID each time (written by pkcs11-tool). */
+    void pluginImports(Path root, int n) {
+        for (int i = 0; i < n; i++) t.writeCertificate(Pki.single(root, "root"), Hsm.DEFAULT_CA_ID);
+    }
+
+    @Test
+    void identicalCopiesAreAlreadyStoredWithTheirCount() {
+        Path root = opensslRoot("root", "/O=Istio/CN=Root CA");
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", root.toString()).exit()).isZero();
+        for (int copies = 2; copies <= 3; copies++) {
+            pluginImports(root, 1);
+            Cli.Result r = Cli.asm(t.env(), "import-ca", "-f", root.toString());
+            assertThat(r.exit()).as(r.toString()).isZero();
+            assertThat(r.stdout()).contains("root 'CN=Root CA,O=Istio' is already stored as CA " + Hsm.DEFAULT_CA_ID
+                    + " on token '" + t.label + "' (" + copies + " copies)").contains("import-ca --dedupe keeps one");
+            assertThat(r.stderr()).doesNotContain("different");
+            Cli.Result json = Cli.asm(t.env(), "import-ca", "-f", root.toString(), "--json");
+            assertThat(json.exit()).as(json.toString()).isZero();
+            assertThat(json.stdout()).contains("\"changed\" : false").contains("\"copies\" : " + copies);
+            assertThat(t.objectCount()).isEqualTo(copies);
+            Cli.Result info = Cli.asm(t.env(), "hsm-info");
+            assertThat(info.exit()).as(info.toString()).isZero();
+            assertThat(info.stdout()).contains("copies=" + copies + " identical")
+                    .contains("CA ID " + Hsm.DEFAULT_CA_ID + ": root stored in " + copies + " identical copies");
+            assertThat(info.stderr()).doesNotContain("differ");
+            Cli.Result infoJson = Cli.asm(t.env(), "hsm-info", "--json");
+            assertThat(infoJson.stdout()).contains("\"copies\" : " + copies).contains("\"copiesIdentical\" : true");
+        }
+    }
+
+    @Test
+    void dedupeKeepsOneCopyUnderDryRunChangesNothingAndIsIdempotent() throws Exception {
+        Path root = opensslRoot("root", "/O=Istio/CN=Root CA");
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", root.toString()).exit()).isZero();
+        pluginImports(root, 2);
+        Cli.Result dry = Cli.asm(t.env(), "import-ca", "--dedupe", "--dry-run");
+        assertThat(dry.exit()).as(dry.toString()).isZero();
+        assertThat(dry.stdout()).contains("would remove 2 extra identical copies of root 'CN=Root CA,O=Istio' under CA " + Hsm.DEFAULT_CA_ID);
+        assertThat(t.objectCount()).isEqualTo(3);
+
+        Cli.Result done = Cli.asm(t.env(), "import-ca", "--dedupe", "--json");
+        assertThat(done.exit()).as(done.toString()).isZero();
+        assertThat(done.stdout()).contains("\"changed\" : true").contains("\"copies\" : 3").contains("\"removed\" : 2");
+        assertThat(t.objectCount()).isEqualTo(1);
+        Path stored = tmp.resolve("stored.der");
+        t.tool("--token-label", t.label, "--read-object", "--type", "cert", "--id", CA_ID_HEX, "--output-file", stored.toString());
+        assertThat(Files.readAllBytes(stored)).isEqualTo(Pki.single(root, "root").getEncoded());
+
+        Cli.Result again = Cli.asm(t.env(), "import-ca", "--dedupe", "--json");
+        assertThat(again.exit()).as(again.toString()).isZero();
+        assertThat(again.stdout()).contains("\"changed\" : false").contains("\"removed\" : 0");
+        assertThat(Cli.asm(t.env(), "import-ca", "--dedupe").stdout()).contains("nothing to dedupe");
+
+        // with the file: the same, one copy removed; then a plain import-ca sees one copy
+        pluginImports(root, 1);
+        Cli.Result withFile = Cli.asm(t.env(), "import-ca", "-f", root.toString(), "--dedupe");
+        assertThat(withFile.exit()).as(withFile.toString()).isZero();
+        assertThat(withFile.stdout()).contains("removed 1 extra identical copy of root");
+        assertThat(t.objectCount()).isEqualTo(1);
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", root.toString()).stdout()).contains("is already stored").doesNotContain("copies");
+    }
+
+    @Test
+    void copiesThatDifferStayAnErrorAndDedupeChangesNothing() {
+        Path a = opensslRoot("a", "/O=Istio/CN=Root A"), b = opensslRoot("b", "/O=Istio/CN=Root B");
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", a.toString()).exit()).isZero();
+        pluginImports(b, 1);
+        Cli.Result r = Cli.asm(t.env(), "import-ca", "-f", a.toString());
+        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+        assertThat(r.stderr()).contains("2 different certificates are stored as CA " + Hsm.DEFAULT_CA_ID).contains("--replace");
+        for (String[] args : List.of(new String[]{"--dedupe"}, new String[]{"--dedupe", "--dry-run"}, new String[]{"--dedupe", "-f", a.toString()})) {
+            List<String> cmd = new java.util.ArrayList<>(List.of("import-ca"));
+            cmd.addAll(List.of(args));
+            Cli.Result d = Cli.asm(t.env(), cmd.toArray(String[]::new));
+            assertThat(d.exit()).as(d.toString()).isEqualTo(1);
+            assertThat(d.stderr()).contains("2 certificates under CA ID " + Hsm.DEFAULT_CA_ID + " on token '" + t.label
+                    + "' differ (2 different values): --dedupe removes only identical copies, so nothing was changed");
+            assertThat(t.objectCount()).isEqualTo(2);
+        }
+        // two identical and one that differs: still refused, all three kept
+        pluginImports(a, 1);
+        Cli.Result three = Cli.asm(t.env(), "import-ca", "--dedupe");
+        assertThat(three.exit()).as(three.toString()).isEqualTo(1);
+        assertThat(three.stderr()).contains("3 certificates under CA ID").contains("(2 different values)");
+        assertThat(t.objectCount()).isEqualTo(3);
+        Cli.Result info = Cli.asm(t.env(), "hsm-info");
+        assertThat(info.exit()).as(info.toString()).isZero();
+        assertThat(info.stdout()).contains("copies=3 differing");
+        assertThat(info.stderr()).contains("CA ID " + Hsm.DEFAULT_CA_ID + ": 3 certificates that differ (2 different values)")
+                .contains("import-ca -f ROOT_PEM --replace");
+        // --replace keeps exactly the given one
+        Cli.Result replaced = Cli.asm(t.env(), "import-ca", "-f", a.toString(), "--replace");
+        assertThat(replaced.exit()).as(replaced.toString()).isZero();
+        assertThat(t.objectCount()).isEqualTo(1);
+        assertThat(t.objects()).contains("CN=Root A,O=Istio").doesNotContain("Root B");
+    }
+
+    @Test
+    void dedupeAloneNeedsNoFileButImportNeedsOne() {
+        Cli.Result none = Cli.asm(t.env(), "import-ca");
+        assertThat(none.exit()).as(none.toString()).isEqualTo(2);
+        assertThat(none.stderr()).contains("no root certificate given").contains("--dedupe");
+        Cli.Result empty = Cli.asm(t.env(), "import-ca", "--dedupe");
+        assertThat(empty.exit()).as(empty.toString()).isZero();
+        assertThat(empty.stdout()).contains("no certificate is stored as CA " + Hsm.DEFAULT_CA_ID).contains("nothing to dedupe");
+        Path a = opensslRoot("a", "/CN=A");
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", a.toString(), "--dedupe", "--replace").exit()).isEqualTo(2);
+        assertThat(t.objectCount()).isZero();
+    }
+
     static KeyPair rsa() throws Exception {
         KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
         g.initialize(2048);

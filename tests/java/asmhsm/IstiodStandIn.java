@@ -51,7 +51,7 @@ import sun.security.pkcs11.wrapper.PKCS11;
  * under the KEK by {@link #main} in a process of its own, with raw PKCS#11 calls.
  *
  * <p>Start-up: a DEK (random AES-256, as a JWK) encrypted under the KEK in the token
- * (compact JWE, 16-byte IV), an RSA 2048 CA key, the CSR {@code O=<trust domain>}, the
+ * (compact JWE, a 16-byte IV, or 12 bytes as plugin builds up to 2020-10-15), an RSA 2048 CA key, the CSR {@code O=<trust domain>}, the
  * CSR encrypted with the DEK (compact JWE with {@code _thales_aad}, 12-byte IV), all in
  * Secret istio-ca-cert-csr. After upload-chain: {@link #loadChain} checks Secret
  * istio-ca-cert as istiod and its plugin would.
@@ -72,14 +72,26 @@ final class IstiodStandIn {
         this.values = values;
     }
 
-    /** istiod's start-up against the KEK `kekId` in the token. */
+    /** The IV sizes of encrypted-dek: plugin builds up to 2020-10-15 (the guide's image era), and later ones. */
+    static final int DEK_IV_2020 = 12, DEK_IV_LATER = 16;
+
+    /** istiod's start-up against the KEK `kekId` in the token, with a later plugin (16-byte DEK IV). */
     static IstiodStandIn start(SoftHsmToken token, String kekId, String trustDomain) throws Exception {
+        return start(token, kekId, trustDomain, DEK_IV_LATER);
+    }
+
+    /** The same with a plugin whose encrypted-dek has a `dekIvBytes` IV ({@link #DEK_IV_2020} or {@link #DEK_IV_LATER}). */
+    static IstiodStandIn start(SoftHsmToken token, String kekId, String trustDomain, int dekIvBytes) throws Exception {
         KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
         g.initialize(2048);
-        return start(token.env(), kekId, trustDomain, g.generateKeyPair());
+        return start(token.env(), kekId, trustDomain, g.generateKeyPair(), dekIvBytes);
     }
 
     static IstiodStandIn start(Map<String, String> hsmEnv, String kekId, String trustDomain, KeyPair caKey) throws Exception {
+        return start(hsmEnv, kekId, trustDomain, caKey, DEK_IV_LATER);
+    }
+
+    static IstiodStandIn start(Map<String, String> hsmEnv, String kekId, String trustDomain, KeyPair caKey, int dekIvBytes) throws Exception {
         String csrPem = csr(trustDomain, caKey);
         // the DEK, as the plugin's JWK
         byte[] k = random(32);
@@ -88,9 +100,9 @@ final class IstiodStandIn {
                 .digest(("v1.jwk.oct." + kB64).getBytes(StandardCharsets.US_ASCII)));
         String jwk = "{\"key_ops\":[\"encrypt\",\"decrypt\",\"sign\",\"verify\"],\"alg\":\"A256GCM\",\"kid\":\"" + dekKid
                 + "\",\"k\":\"" + kB64 + "\",\"kty\":\"oct\"}";
-        // encrypted-dek: under the KEK, inside the HSM, 16-byte IV
+        // encrypted-dek: under the KEK, inside the HSM, 12- or 16-byte IV as the plugin build
         String dekHeader = b64u("{\"alg\":\"dir\",\"kid\":\"" + kekId + "\",\"enc\":\"A256GCM\"}");
-        byte[] dekIv = random(16);
+        byte[] dekIv = random(dekIvBytes);
         String encryptedDek = dekHeader + ".." + b64u(dekIv) + "." + encryptUnderKek(hsmEnv, kekId, dekIv, dekHeader, jwk);
         // encrypted-csr: under the DEK, in software, 12-byte IV, bound to the trust domain
         String csrHeader = b64u("{\"alg\":\"dir\",\"kid\":\"" + dekKid + "\",\"_thales_aad\":\"" + b64u(trustDomain) + "\",\"enc\":\"A256GCM\"}");

@@ -169,7 +169,7 @@ class RunbookLintTest {
                 "# Bad", "```sh run",
                 "jbang asm@org gen-kek --kek-name x",
                 "jbang asm@org no-such-step",
-                "jbang asm@org import-ca",
+                "jbang asm@org upload-chain",
                 "jbang asm@org external-ip --mode sideways --ip \"$INGRESS_IP\"",
                 "jbang asm@org decrypt-csr -f a.json --from-secret",
                 "jbang asm@org vault-setup --client-cert \"$C\" --client-key \"$K\" \\",
@@ -181,7 +181,7 @@ class RunbookLintTest {
         assertThat(problems).hasSize(6);
         assertThat(problems.get(0)).contains("Unknown option").contains("'--kek-name'");
         assertThat(problems.get(1)).contains("no asm subcommand 'no-such-step'");
-        assertThat(problems.get(2)).contains("Missing required option: '--file=ROOT_PEM'");
+        assertThat(problems.get(2)).contains("Missing required option: '--file=CHAIN_PEM'");
         assertThat(problems.get(3)).contains("Invalid value for option '--mode'").contains("sideways");
         assertThat(problems.get(4)).contains("mutually exclusive");
         assertThat(problems.get(5)).isEqualTo("vault-setup: null"); // a continued line and --opt=$VALUE parse

@@ -401,6 +401,35 @@ class SignCsrTest {
     }
 
     @Test
+    void writesTheCanonicalFormAndRewritesTheSameChainInAnyOtherForm() throws Exception {
+        Path root = fileRoot("root", "/O=Istio/CN=Root", "rsa", 30);
+        Path out = tmp.resolve("cert-chain.pem");
+        Cli.Result first = signWithFile(root, out);
+        assertThat(first.exit()).as(first.toString()).isZero();
+        String canonical = Files.readString(out);
+        assertThat(canonical).matches(ChainFormsTest.CANONICAL);
+        List<X509Certificate> certs = chain(out);
+        assertThat(certs).hasSize(2);
+        Map<String, String> forms = new java.util.LinkedHashMap<>();
+        forms.put(canonical + "\n", " (istiod would refuse it: a blank line follows the last certificate)");
+        forms.put(canonical.replace("\n", "\r\n"), "\n");
+        forms.put(ChainFormsTest.opensslText(tmp, Pki.pem(certs.get(0))) + Pki.pem(certs.get(1)), "\n");
+        forms.put("\n" + canonical.stripTrailing(), "\n");
+        for (var form : forms.entrySet()) {
+            Files.writeString(out, form.getKey());
+            Cli.Result dry = signWithFile(root, out, "--dry-run");
+            assertThat(dry.exit()).as(dry.toString()).isZero();
+            assertThat(Files.readString(out)).isEqualTo(form.getKey());
+            Cli.Result r = signWithFile(root, out);
+            assertThat(r.exit()).as(r.toString()).isZero();
+            assertThat(r.stdout()).contains(out + " holds this CSR's chain, but not in canonical form" + form.getValue())
+                    .contains("replaced " + out);
+            assertThat(Files.readString(out)).isEqualTo(canonical);
+            assertThat(chain(out)).isEqualTo(certs);
+        }
+    }
+
+    @Test
     void dryRunSignsNothingToDisk() throws Exception {
         Path root = hsmRsaRoot(t, tmp, "root-key", "CN=Root CA", Duration.ofDays(30));
         Path out = tmp.resolve("cert-chain.pem");

@@ -80,6 +80,32 @@ public final class SoftHsmToken {
         return n;
     }
 
+    /**
+     * One more certificate object under `caId`, written by pkcs11-tool as the plugin's import-ca
+     * writes one on each call (same CKA_ID, the certificate's DER as CKA_VALUE).
+     */
+    public void writeCertificate(java.security.cert.X509Certificate cert, String caId) {
+        writeCertificate(env(), cert, caId);
+    }
+
+    /** The same on any token a step's settings name (P11_TOKEN, P11_PIN_FILE, SOFTHSM2_CONF), e.g. a lab token. */
+    public static void writeCertificate(Map<String, String> tokenEnv, java.security.cert.X509Certificate cert, String caId) {
+        try {
+            Path der = Files.createTempFile(Path.of(tokenEnv.get("P11_PIN_FILE")).getParent(), "copy", ".der");
+            Files.write(der, cert.getEncoded());
+            String pin = Files.readString(Path.of(tokenEnv.get("P11_PIN_FILE"))).strip();
+            List<String> cmd = List.of("pkcs11-tool", "--module", tokenEnv.get("P11_LIB"), "--token-label", tokenEnv.get("P11_TOKEN"),
+                    "--login", "--pin", "env:USER_PIN", "--write-object", der.toString(), "--type", "cert",
+                    "--id", java.util.HexFormat.of().formatHex(caId.getBytes(StandardCharsets.US_ASCII)),
+                    "--label", cert.getSubjectX500Principal().getName());
+            Cli.Result r = Cli.run(cmd, Map.of("SOFTHSM2_CONF", tokenEnv.get("SOFTHSM2_CONF"), "USER_PIN", pin), der.getParent(), null);
+            Files.delete(der);
+            if (r.exit() != 0) throw new AssertionError("pkcs11-tool --write-object failed:\n" + r);
+        } catch (IOException | java.security.cert.CertificateEncodingException e) {
+            throw new AssertionError(e);
+        }
+    }
+
     public String userPinForTests() {
         return pin;
     }

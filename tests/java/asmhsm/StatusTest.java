@@ -195,6 +195,14 @@ class StatusTest {
         Cli.Result human = Cli.asm(env(), "status");
         assertThat(human.exit()).isZero();
         assertThat(human.stdout()).contains("all 19 done").doesNotContain("1234");
+
+        // the plugin's own import-ca, run twice more on this token: identical copies are still the root, counted
+        SoftHsmToken.writeCertificate(token, root.cert(), Hsm.DEFAULT_CA_ID);
+        SoftHsmToken.writeCertificate(token, root.cert(), Hsm.DEFAULT_CA_ID);
+        Cli.Result copies = status(env());
+        assertThat(copies.exit()).as(copies.toString()).isZero();
+        assertThat(lines(copies).get("hsm: root CA").get("detail").asString()).contains("'CN=Status Root,O=Example'").endsWith("(3 copies)");
+        assertThat(state(lines(copies), "secret istio-ca-cert")).isEqualTo("done");
     }
 
     /** A pod as the kubelet would report it: created, then its status set through the status subresource. */
@@ -286,5 +294,39 @@ class StatusTest {
         Map<String, String> noSuffix = env();
         noSuffix.remove("CLUSTER_SUFFIX");
         assertThat(Cli.asm(noSuffix, "status").exit()).isEqualTo(2);
+    }
+
+    @Test
+    @Order(5)
+    void aChainIstiodCannotSplitAndRootCopiesThatDifferAreWrong() throws Exception {
+        // the right chain, in forms istiod refuses (error spliting the cert chain) and one it accepts
+        for (var form : ChainFormsTest.refused(ca.pem(), root.pem()).entrySet()) {
+            k.secrets().inNamespace("istio-system").withName("istio-ca-cert").edit(s -> {
+                s.getData().put("cert-chain.pem", b64(form.getValue()[0]));
+                return s;
+            });
+            Map<String, JsonNode> l = lines(status(env()));
+            assertThat(state(l, "secret istio-ca-cert")).as(form.getKey()).isEqualTo("wrong");
+            assertThat(l.get("secret istio-ca-cert").get("detail").asString()).as(form.getKey())
+                    .startsWith("istiod refuses its cert-chain.pem (error spliting the cert chain): ").contains(form.getValue()[1]);
+            assertThat(l.get("secret istio-ca-cert").get("fix").asString()).startsWith("upload-chain -f cert-chain.pem");
+        }
+        k.secrets().inNamespace("istio-system").withName("istio-ca-cert").edit(s -> {
+            s.getData().put("cert-chain.pem", b64(pems(ca, root).replace("\n", "\r\n")));
+            return s;
+        });
+        assertThat(state(lines(status(env())), "secret istio-ca-cert")).isEqualTo("done");
+
+        // a certificate that differs under the CA ID: wrong, with the fix; the chain is then not compared
+        SoftHsmToken.writeCertificate(token, root("CN=Stray Root").cert(), Hsm.DEFAULT_CA_ID);
+        Map<String, JsonNode> l = lines(status(env()));
+        assertThat(state(l, "hsm: root CA")).isEqualTo("wrong");
+        assertThat(l.get("hsm: root CA").get("detail").asString())
+                .isEqualTo("4 certificates that differ (2 different values) share CA ID " + Hsm.DEFAULT_CA_ID + " on token '" + token.get("P11_TOKEN") + "'");
+        assertThat(l.get("hsm: root CA").get("fix").asString()).contains("import-ca -f ROOT_PEM --replace");
+        assertThat(state(l, "hsm: KEK")).isEqualTo("done");
+        assertThat(l.get("secret istio-ca-cert").get("detail").asString()).contains("HSM root not read");
+        assertThat(Cli.asm(token, "import-ca", "-f", dir.resolve("root.pem").toString(), "--replace").exit()).isZero();
+        assertThat(lines(status(env())).get("hsm: root CA").get("detail").asString()).doesNotContain("copies");
     }
 }

@@ -184,16 +184,90 @@ class UploadChainTest {
         refused(upload(chain, "--ca-id", "old-root"), 2, "x509: certificate has expired or is not yet valid: 'CN=Old Root' expired on");
     }
 
+    void deleteChainSecret() {
+        lab.admin().secrets().inNamespace(ns).withName("istio-ca-cert").delete();
+        lab.admin().secrets().inNamespace(ns).withName("istio-ca-cert").waitUntilCondition(s -> s == null, 30, java.util.concurrent.TimeUnit.SECONDS);
+    }
+
+    String uploaded() {
+        return new String(Base64.getDecoder().decode(chainSecret().getData().get("cert-chain.pem")), StandardCharsets.US_ASCII);
+    }
+
     @Test
-    void refusesAChainOutOfOrder() throws Exception {
+    void uploadsEachFormIstiodAcceptsInCanonicalForm() throws Exception {
         Path chain = signed(istiod.caKey, "chain");
+        String canonical = Files.readString(chain);
+        assertThat(canonical).matches(ChainFormsTest.CANONICAL);
         List<X509Certificate> certs = SignCsrTest.chain(chain);
-        Path reversed = tmp.resolve("reversed.pem");
-        Files.writeString(reversed, Pki.pem(certs.get(1)) + Pki.pem(certs.get(0)));
-        refused(upload(reversed), 2, "does not hold together");
-        Path alone = tmp.resolve("alone.pem");
-        Files.writeString(alone, Pki.pem(certs.get(0)));
-        refused(upload(alone), 2, "holds 1 certificate");
+        String ca = Pki.pem(certs.get(0)), root = Pki.pem(certs.get(1));
+        for (var form : ChainFormsTest.accepted(ca, root, ChainFormsTest.opensslText(tmp, ca)).entrySet()) {
+            Path f = Files.writeString(tmp.resolve("form.pem"), form.getValue());
+            Cli.Result r = ok(upload(f));
+            assertThat(uploaded()).as(form.getKey()).isEqualTo(canonical);
+            istiod.loadChain(lab.admin(), ns, t, Hsm.DEFAULT_CA_ID);
+            if (form.getKey().equals("the CA certificate alone"))
+                assertThat(r.stdout()).contains("holds the CA certificate alone: uploading it with the HSM's root (CA ID " + Hsm.DEFAULT_CA_ID + ") after it");
+            else if (!form.getKey().equals("CA then root"))
+                assertThat(r.stdout()).as(form.getKey()).contains("uploading " + f + " in canonical form");
+            assertThat(r.stderr()).as(form.getKey()).doesNotContain("warning");
+            deleteChainSecret();
+        }
+    }
+
+    @Test
+    void uploadsWhatIstiodWouldRefuseInTheFormItAcceptsAndSaysWhy() throws Exception {
+        Path chain = signed(istiod.caKey, "chain");
+        String canonical = Files.readString(chain);
+        List<X509Certificate> certs = SignCsrTest.chain(chain);
+        for (var form : ChainFormsTest.refused(Pki.pem(certs.get(0)), Pki.pem(certs.get(1))).entrySet()) {
+            Path f = Files.writeString(tmp.resolve("form.pem"), form.getValue()[0]);
+            Cli.Result r = ok(upload(f, "--json"));
+            assertThat(r.stderr()).as(form.getKey()).contains("warning: ").contains("error spliting the cert chain")
+                    .contains(form.getKey().equals("root first") ? "has the root first" : form.getValue()[1]);
+            assertThat(r.stdout()).contains("\"canonicalised\" : true");
+            assertThat(uploaded()).as(form.getKey()).isEqualTo(canonical);
+            istiod.loadChain(lab.admin(), ns, t, Hsm.DEFAULT_CA_ID);
+            deleteChainSecret();
+        }
+        Path rootAlone = Files.writeString(tmp.resolve("root-alone.pem"), Pki.pem(certs.get(1)));
+        refused(upload(rootAlone), 2, "holds only the root 'CN=Root CA,O=Istio'; istiod needs its CA certificate first");
+    }
+
+    @Test
+    void rewritesASecretIstiodRefusesWhenItHoldsTheSameChain() throws Exception {
+        Path chain = signed(istiod.caKey, "chain");
+        String canonical = Files.readString(chain);
+        List<X509Certificate> certs = SignCsrTest.chain(chain);
+        for (String held : List.of(canonical + "\n", Pki.pem(certs.get(1)) + Pki.pem(certs.get(0)))) {
+            lab.admin().secrets().inNamespace(ns).resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert").endMetadata()
+                    .addToData("cert-chain.pem", Base64.getEncoder().encodeToString(held.getBytes(StandardCharsets.US_ASCII))).build()).create();
+            Cli.Result r = ok(upload(chain));
+            assertThat(r.stdout()).contains("rewrote the chain in Secret " + ns + "/istio-ca-cert in the form istiod accepts (it held "
+                    + (held.endsWith("\n\n") ? "a blank line follows the last certificate" : "the root 'CN=Root CA,O=Istio' comes first"));
+            assertThat(uploaded()).isEqualTo(canonical);
+            deleteChainSecret();
+        }
+        // a form istiod accepts is left alone
+        String crlf = canonical.replace("\n", "\r\n");
+        lab.admin().secrets().inNamespace(ns).resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert").endMetadata()
+                .addToData("cert-chain.pem", Base64.getEncoder().encodeToString(crlf.getBytes(StandardCharsets.US_ASCII))).build()).create();
+        String version = chainSecret().getMetadata().getResourceVersion();
+        Cli.Result same = ok(upload(chain, "--json"));
+        assertThat(same.stdout()).contains("\"changed\" : false");
+        assertThat(chainSecret().getMetadata().getResourceVersion()).isEqualTo(version);
+        assertThat(uploaded()).isEqualTo(crlf);
+    }
+
+    @Test
+    void readsTheRootFromIdenticalCopiesButNotFromCopiesThatDiffer() throws Exception {
+        Path chain = signed(istiod.caKey, "chain");
+        t.writeCertificate(Pki.single(root, "root"), Hsm.DEFAULT_CA_ID);
+        t.writeCertificate(Pki.single(root, "root"), Hsm.DEFAULT_CA_ID);
+        ok(upload(chain));
+        istiod.loadChain(lab.admin(), ns, t, Hsm.DEFAULT_CA_ID);
+        deleteChainSecret();
+        t.writeCertificate(Pki.single(SignCsrTest.opensslRoot(tmp, "other", "/CN=Other Root", "ec", 30), "other"), Hsm.DEFAULT_CA_ID);
+        refused(upload(chain), 1, "4 certificates that differ (2 different values) share CA ID " + Hsm.DEFAULT_CA_ID + " on token '" + t.label + "'");
     }
 
     @Test

@@ -169,6 +169,45 @@ class VerifyCaTest {
         assertThat(r.stderr()).contains("no root certificate with CA ID no-such-ca", "import-ca");
     }
 
+    @Test
+    void aSecretIstiodCannotSplitFailsBeforeAnyLogIsReadAndAFormItAcceptsPasses() throws Exception {
+        istiod("istiod-a", 3, discoveryLog(ca, root));
+        for (var form : ChainFormsTest.refused(ca.pem(), root.pem()).entrySet()) {
+            chainSecret(mock.client, form.getValue()[0]);
+            Cli.Result r = verify();
+            assertThat(r.exit()).as(form.getKey()).isEqualTo(1);
+            assertThat(r.stderr()).as(form.getKey()).contains("istiod refuses the cert-chain.pem of Secret istio-ca-cert (error spliting the cert chain): ")
+                    .contains(form.getValue()[1]).contains("upload-chain -f cert-chain.pem rewrites it");
+            mock.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName("istio-ca-cert").delete();
+        }
+        for (var form : ChainFormsTest.accepted(ca.pem(), root.pem(), ChainFormsTest.opensslText(tmp, ca.pem())).entrySet()) {
+            if (form.getKey().equals("the CA certificate alone")) continue; // verify-ca wants the chain to end at the root
+            chainSecret(mock.client, form.getValue());
+            Cli.Result r = verify();
+            assertThat(r.exit()).as(form.getKey() + "\n" + r).isZero();
+            mock.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName("istio-ca-cert").delete();
+        }
+    }
+
+    @Test
+    void readsTheRootFromIdenticalCopiesOnTheHsmButNotFromCopiesThatDiffer() throws Exception {
+        SoftHsmToken token = SoftHsmToken.create(tmp);
+        Map<String, String> env = token.env();
+        assertThat(Cli.asm(env, "import-ca", "-f", rootFile().toString()).exit()).isZero();
+        token.writeCertificate(root.cert(), Hsm.DEFAULT_CA_ID);
+        token.writeCertificate(root.cert(), Hsm.DEFAULT_CA_ID);
+        chainSecret(mock.client, pems(ca, root));
+        istiod("istiod-a", 3, discoveryLog(ca, root));
+        Cli.Result r = Cli.asm(env, "verify-ca", "--kubeconfig", mock.kubeconfig.toString());
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.stdout()).contains("ending at the root 'CN=Root CA,O=Example'");
+        token.writeCertificate(root("CN=Another Root").cert(), Hsm.DEFAULT_CA_ID);
+        r = Cli.asm(env, "verify-ca", "--kubeconfig", mock.kubeconfig.toString());
+        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+        assertThat(r.stderr()).contains("4 certificates that differ (2 different values) share CA ID " + Hsm.DEFAULT_CA_ID)
+                .contains("import-ca -f ROOT_PEM --replace");
+    }
+
     // ---------------------------------------------------------------- the log block parser
 
     @Test
