@@ -19,7 +19,6 @@ class GenKek extends Step {
 
     @Override
     protected void run() throws Exception {
-        kek.check("use a UUID, as the plugin does");
         String id = kek.id != null ? kek.id : UUID.randomUUID().toString();
         if (kek.id != null || !out.dryRun()) out.put("kekId", id); // no made-up ID in a dry run
         try (Hsm hsm = Hsm.open(p11, out)) {
