@@ -45,6 +45,14 @@ class HsmInfo extends Step {
                 } else {
                     m.putAll(hsm.keyFacts(o.handle()));
                 }
+                if (kek) {
+                    String weakness = hsm.kekWeakness(o.handle());
+                    m.put("weak", weakness != null);
+                    if (weakness != null) {
+                        m.put("weakness", weakness);
+                        out.warn(hsm.weakKekMessage(o.idText(), weakness) + "; " + Hsm.weakKekHint(o.idText()));
+                    }
+                }
                 objects.add(m);
             }
             out.put("objects", objects);
@@ -52,7 +60,7 @@ class HsmInfo extends Step {
             for (Map<String, Object> m : objects) {
                 StringBuilder line = new StringBuilder("  ").append(m.get("class"));
                 for (String k : List.of("role", "id", "label", "subject", "keyType", "bits", "sensitive", "extractable",
-                        "neverExtractable", "notAfter"))
+                        "neverExtractable", "weakness", "notAfter"))
                     if (m.containsKey(k)) line.append("  ").append(k).append('=').append(m.get(k));
                 out.say(line.toString());
             }
