@@ -28,7 +28,7 @@ class ImportCa extends Step {
     @Override
     protected void run() throws Exception {
         X509Certificate root = Pki.single(file, "root certificate");
-        Pki.requireRootCa(root, "root certificate");
+        Pki.requireIstioRoot(root, "root certificate");
         byte[] der = root.getEncoded();
         String label = Pki.goName(Pki.subjectDer(root));
         out.put("caId", ca.id).put("subject", label).put("sha256", Pki.sha256Hex(der));
