@@ -220,6 +220,7 @@ public final class Hsm implements AutoCloseable {
                 new CK_ATTRIBUTE(CKA_LABEL, KEK_LABEL));
     }
 
+    /** The one KEK with this ID, fit for use ({@link #kekWeakness}); else a refusal saying what to do. */
     public Obj kek(String kekId) throws PKCS11Exception {
         List<Obj> found = keks(kekId);
         if (found.isEmpty())
@@ -228,7 +229,50 @@ public final class Hsm implements AutoCloseable {
         if (found.size() > 1)
             throw Fail.failed(found.size() + " KEKs share ID " + kekId + " on token '" + tokenLabel + "'",
                     "the plugin cannot tell them apart: keep one (see hsm-info)");
+        requireStrongKek(found.get(0), kekId);
         return found.get(0);
+    }
+
+    /** What a KEK must be: gen-kek makes it so, and the plugin's generate-kek does (hsm-formats.md). */
+    public static final String KEK_RULE = "a sensitive, never-extractable AES-256 key that can encrypt and decrypt";
+
+    /**
+     * Why a key the plugin would take for a KEK (its label and ID) is weak; null when it is a KEK
+     * as gen-kek makes it: AES with CKA_VALUE_LEN 32, CKA_SENSITIVE and CKA_ALWAYS_SENSITIVE true,
+     * CKA_EXTRACTABLE false, CKA_NEVER_EXTRACTABLE true, CKA_ENCRYPT and CKA_DECRYPT true. A key
+     * whose value was ever readable or exportable could have left the HSM, and with it every
+     * CA key istiod encrypts under it. An attribute the token does not report counts as unmet.
+     * The one rule for every step that finds a KEK (gen-kek, decrypt-csr, upload-chain, status, hsm-info).
+     */
+    public String kekWeakness(long h) throws PKCS11Exception {
+        List<String> why = new ArrayList<>();
+        Long type = number(h, CKA_KEY_TYPE), len = number(h, CKA_VALUE_LEN);
+        if (type == null || type != CKK_AES) why.add((type == null ? "of no reported key type" : keyTypeName(type)) + ", not AES");
+        else if (len == null || len != 32) why.add((len == null ? "AES of no reported length" : "AES-" + len * 8) + ", not AES-256");
+        if (!Boolean.TRUE.equals(flag(h, CKA_SENSITIVE))) why.add("not sensitive");
+        else if (!Boolean.TRUE.equals(flag(h, CKA_ALWAYS_SENSITIVE))) why.add("not always sensitive");
+        if (!Boolean.FALSE.equals(flag(h, CKA_EXTRACTABLE))) why.add("extractable");
+        else if (!Boolean.TRUE.equals(flag(h, CKA_NEVER_EXTRACTABLE))) why.add("once extractable");
+        if (!Boolean.TRUE.equals(flag(h, CKA_ENCRYPT))) why.add("cannot encrypt");
+        if (!Boolean.TRUE.equals(flag(h, CKA_DECRYPT))) why.add("cannot decrypt");
+        return why.isEmpty() ? null : String.join(", ", why);
+    }
+
+    /** "the key with KEK ID x on token 't' is weak (extractable): a KEK must be ..."; what every step says of a weak KEK. */
+    public String weakKekMessage(String kekId, String weakness) {
+        return "the key with KEK ID " + kekId + " on token '" + tokenLabel + "' is weak (" + weakness + "): a KEK must be " + KEK_RULE;
+    }
+
+    /** What to do about a weak KEK: never use it; delete it and make a proper one, or use another ID. */
+    public static String weakKekHint(String kekId) {
+        return "do not use it: delete it with the HSM's tooling (e.g. pkcs11-tool --login --delete-object --type secrkey --id "
+                + HexFormat.of().formatHex(ascii(kekId)) + ") and run gen-kek --kek-id " + kekId + " again, or choose another KEK ID";
+    }
+
+    /** Refuses (exit 1) a weak KEK, with what to do. */
+    public void requireStrongKek(Obj kek, String kekId) throws PKCS11Exception {
+        String weakness = kekWeakness(kek.handle());
+        if (weakness != null) throw Fail.failed(weakKekMessage(kekId, weakness), weakKekHint(kekId));
     }
 
     public List<Obj> certificates(String caId) throws PKCS11Exception {

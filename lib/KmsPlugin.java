@@ -195,7 +195,11 @@ public final class KmsPlugin {
         if (expectedKekId != null && !expectedKekId.equals(e.kekId()))
             throw Fail.failed("the CSR is encrypted under KEK " + e.kekId() + ", not under KEK_ID " + expectedKekId,
                     "istiod runs with another KEK: use that KEK ID, or check values.hsm.kekId of the install");
-        long kek = hsm.kek(e.kekId()).handle();
+        return decryptWith(hsm, hsm.kek(e.kekId()).handle(), e, dekBlob, csrBlob);
+    }
+
+    /** The decryption itself, with the KEK already found and judged fit for use (Hsm.kek). */
+    static Csr decryptWith(Hsm hsm, long kek, EncryptedCsr e, Jwe dekBlob, Jwe csrBlob) throws PKCS11Exception {
         byte[] jwk;
         try {
             jwk = hsm.decryptGcm(kek, dekBlob.iv(), dekBlob.aad(), dekBlob.ciphertextAndTag());

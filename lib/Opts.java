@@ -81,17 +81,60 @@ public final class Opts {
         }
     }
 
+    /**
+     * The rule for every ID the plugin stores as CKA_ID (KEK IDs, CA IDs): 1-64 characters, letters,
+     * digits and . _ : -, starting with a letter or digit. It covers the plugin's UUIDs and the
+     * operator's own names, and keeps the ID one word in the guide's shell lines, Helm values and
+     * Secrets. Applied by picocli as it reads the option (or its environment default), before the
+     * step runs, so every step that takes the ID checks it the same way (exit 2).
+     */
+    public static final String ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9._:-]{0,63}";
+
+    /** Why an ID breaks {@link #ID_PATTERN}; null when it keeps it. `what` names it ("KEK ID"). */
+    public static String idProblem(String id, String what) {
+        if (id.isEmpty()) return what + " is empty";
+        if (id.matches(ID_PATTERN)) return null;
+        String shown = shown(id);
+        if (id.length() > 64) return what + " " + shown + " is " + id.length() + " characters long, more than 64";
+        return what + " " + shown + " is not 1-64 letters, digits and . _ : - starting with a letter or digit";
+    }
+
+    /** An ID as a message may quote it: on one line, control characters escaped, long ones cut. */
+    static String shown(String id) {
+        StringBuilder b = new StringBuilder("'");
+        id.codePoints().limit(40).forEach(c -> {
+            if (c < 0x20 || c == 0x7f || Character.getType(c) == Character.FORMAT || Character.isISOControl(c))
+                b.append(String.format("\\u%04x", c));
+            else b.appendCodePoint(c);
+        });
+        if (id.codePointCount(0, id.length()) > 40) b.append("...");
+        return b.append('\'').toString();
+    }
+
+    public static final class KekIdConverter implements picocli.CommandLine.ITypeConverter<String> {
+        @Override
+        public String convert(String value) {
+            String problem = idProblem(value, "KEK ID");
+            if (problem != null)
+                throw new picocli.CommandLine.TypeConversionException(problem + " (a UUID, as gen-kek makes, or the ID gen-kek printed; env KEK_ID)");
+            return value;
+        }
+    }
+
+    public static final class CaIdConverter implements picocli.CommandLine.ITypeConverter<String> {
+        @Override
+        public String convert(String value) {
+            String problem = idProblem(value, "CA ID");
+            if (problem != null)
+                throw new picocli.CommandLine.TypeConversionException(problem + " (the plugin's default is " + Hsm.DEFAULT_CA_ID + ")");
+            return value;
+        }
+    }
+
     public static class Kek {
-        @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID",
+        @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID", converter = KekIdConverter.class,
                 description = "The KEK's ID, as gen-kek printed it (env KEK_ID).")
         public String id;
-
-        /** The ID, if one is given, as the plugin can store it: 1-64 printable ASCII characters (CKA_ID). */
-        public String check(String hint) {
-            if (id != null && !id.matches("[\\x21-\\x7e]{1,64}"))
-                throw Fail.badInput("KEK ID '" + id + "' is not 1-64 printable ASCII characters", hint);
-            return id;
-        }
     }
 
     /** Where k8s-vault-prep's three files (the guide's <suffix>-tokenreview_jwt, -k8s_addr, -k8s_cert) are. */
@@ -106,7 +149,7 @@ public final class Opts {
     }
 
     public static class CaId {
-        @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID",
+        @Option(names = "--ca-id", defaultValue = Hsm.DEFAULT_CA_ID, paramLabel = "ID", converter = CaIdConverter.class,
                 description = "CA ID the HSM plugin looks the root certificate up by (default ${DEFAULT-VALUE}).")
         public String id;
     }

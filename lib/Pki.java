@@ -179,6 +179,19 @@ public final class Pki {
         requireValidNow(c, what);
     }
 
+    /**
+     * Refuses (exit 2) a root that cannot issue the Istio CA certificate: {@link #requireRootCa}, and
+     * no basicConstraints pathLen 0, which forbids any CA below the root, while the plugin
+     * requires the Istio CA to be issued directly by it (import-ca and sign-csr share this rule).
+     */
+    public static void requireIstioRoot(X509Certificate c, String what) {
+        requireRootCa(c, what);
+        if (c.getBasicConstraints() == 0)
+            throw Fail.badInput(what + " '" + goName(c.getSubjectX500Principal().getEncoded())
+                            + "' has basicConstraints pathLen 0: it may not issue a CA, and the Istio CA certificate must be issued by it directly",
+                    "use a root without that path length limit (pathLen 1 or more, or none)");
+    }
+
     public static void requireValidNow(X509Certificate c, String what) {
         try {
             c.checkValidity();
@@ -378,13 +391,43 @@ public final class Pki {
         }
     }
 
-    /** The request is signed by the key it carries: the requester holds that key. */
+    /**
+     * The request is signed by the key it carries: the requester holds that key. The verifier is
+     * made from the request's key as a JCA key (RSA, EC, Ed25519 ...) and its own signature
+     * algorithm; the JDK has no KeyFactory under the EC key's OID, which a verifier made straight
+     * from the SubjectPublicKeyInfo would look up.
+     */
     public static boolean csrSignatureValid(PKCS10CertificationRequest csr) {
         try {
-            return csr.isSignatureValid(new JcaContentVerifierProviderBuilder().build(csr.getSubjectPublicKeyInfo()));
+            return csr.isSignatureValid(new JcaContentVerifierProviderBuilder().build(publicKey(csr)));
         } catch (Exception e) {
             return false;
         }
+    }
+
+    /** The smallest RSA key the Istio CA may have: istiod makes RSA 2048. */
+    public static final int ISTIO_CA_MIN_RSA_BITS = 2048;
+
+    /**
+     * Why a key cannot be the Istio CA's; null when it can. Only RSA of 2048 bits or more: istiod's
+     * KMS-backed CA (ASM 1.9) makes an RSA 2048 key, stores it as a PKCS#1 RSA key in
+     * istio-ca-encrypted-key and signs its CSR with SHA256withRSA, so a CSR with another key
+     * (EC, Ed25519 ...) is not one istiod made, and istiod could not use a certificate for it.
+     */
+    public static String istioCaKeyProblem(PublicKey k) {
+        if (k instanceof RSAPublicKey r) {
+            int bits = r.getModulus().bitLength();
+            return bits >= ISTIO_CA_MIN_RSA_BITS ? null : "RSA " + bits + " is shorter than the " + ISTIO_CA_MIN_RSA_BITS + " bits istiod makes";
+        }
+        return keyDescription(k) + " is not RSA: istiod makes its CA key as RSA 2048 and stores it as a PKCS#1 RSA key";
+    }
+
+    /** Refuses (exit 2) a CSR whose key the Istio CA may not have; see {@link #istioCaKeyProblem}. */
+    public static void requireIstioCaKey(PKCS10CertificationRequest csr) {
+        String problem = istioCaKeyProblem(publicKey(csr));
+        if (problem != null)
+            throw Fail.badInput("the CSR '" + subject(csr) + "' has a key the Istio CA may not have: " + problem,
+                    "only RSA keys of " + ISTIO_CA_MIN_RSA_BITS + " bits or more are signed: sign the CSR decrypt-csr took from istiod's Secret");
     }
 
     public static PublicKey publicKey(PKCS10CertificationRequest csr) {
@@ -415,6 +458,7 @@ public final class Pki {
             String curve = params instanceof ASN1ObjectIdentifier oid ? org.bouncycastle.asn1.nist.NISTNamedCurves.getName(oid) : null;
             return "EC " + (curve != null ? curve : e.getParams().getCurve().getField().getFieldSize() + "-bit");
         }
+        if (k instanceof java.security.interfaces.EdECKey ed) return ed.getParams().getName(); // Ed25519, Ed448
         return k.getAlgorithm();
     }
 

@@ -19,7 +19,6 @@ class GenKek extends Step {
 
     @Override
     protected void run() throws Exception {
-        kek.check("use a UUID, as the plugin does");
         String id = kek.id != null ? kek.id : UUID.randomUUID().toString();
         if (kek.id != null || !out.dryRun()) out.put("kekId", id); // no made-up ID in a dry run
         try (Hsm hsm = Hsm.open(p11, out)) {
@@ -28,10 +27,7 @@ class GenKek extends Step {
             List<Hsm.Obj> keks = hsm.keks(id);
             List<Hsm.Obj> sameId = hsm.byId(Hsm.ascii(id));
             if (keks.size() == 1 && sameId.size() == 1) {
-                var facts = hsm.keyFacts(keks.get(0).handle());
-                if (!"AES".equals(facts.get("keyType")) || !Long.valueOf(256).equals(facts.get("bits")))
-                    throw Fail.failed("KEK " + id + " exists but is " + facts.get("keyType") + "/" + facts.get("bits"),
-                            "the plugin needs AES-256: choose another --kek-id");
+                hsm.requireStrongKek(keks.get(0), id);
                 out.put("created", false);
                 out.say("KEK %s already exists on token '%s'", id, hsm.tokenLabel);
                 if (!out.json()) System.out.println(id);

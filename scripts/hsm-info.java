@@ -50,6 +50,14 @@ class HsmInfo extends Step {
                 } else {
                     m.putAll(hsm.keyFacts(o.handle()));
                 }
+                if (kek) {
+                    String weakness = hsm.kekWeakness(o.handle());
+                    m.put("weak", weakness != null);
+                    if (weakness != null) {
+                        m.put("weakness", weakness);
+                        out.warn(hsm.weakKekMessage(o.idText(), weakness) + "; " + Hsm.weakKekHint(o.idText()));
+                    }
+                }
                 objects.add(m);
             }
             out.put("objects", objects);
@@ -57,7 +65,7 @@ class HsmInfo extends Step {
             for (Map<String, Object> m : objects) {
                 StringBuilder line = new StringBuilder("  ").append(m.get("class"));
                 for (String k : List.of("role", "id", "label", "subject", "keyType", "bits", "sensitive", "extractable",
-                        "neverExtractable", "notAfter", "copies"))
+                        "neverExtractable", "weakness", "notAfter", "copies"))
                     if (m.containsKey(k)) line.append("  ").append(k).append('=').append(m.get(k));
                 if (m.containsKey("copies")) line.append(Boolean.TRUE.equals(m.get("copiesIdentical")) ? " identical" : " differing");
                 out.say(line.toString());

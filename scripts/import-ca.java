@@ -36,7 +36,7 @@ class ImportCa extends Step {
         if (dedupe && replace)
             throw Fail.badInput("--dedupe and --replace do not go together", "--replace already leaves exactly one certificate under the CA ID");
         X509Certificate root = file == null ? null : Pki.single(file, "root certificate");
-        if (root != null) Pki.requireRootCa(root, "root certificate");
+        if (root != null) Pki.requireIstioRoot(root, "root certificate");
         byte[] der = root == null ? null : root.getEncoded();
         String label = root == null ? null : Pki.goName(Pki.subjectDer(root));
         out.put("caId", ca.id);

@@ -159,7 +159,6 @@ class InstallAsm extends Step {
         vault.requireAddr();
         if (!secretPath.matches("[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"))
             throw Fail.badInput("HSM_SECRET_PATH '" + secretPath + "' is not a Vault path like asm-c1/hsm", "no leading or trailing '/', no spaces");
-        kek.check("give the ID gen-kek printed");
         for (String image : List.of(pluginImage, vaultClientImage))
             if (!image.matches("[^\\s,]+")) throw Fail.badInput("image '" + image + "' is not an image reference", "e.g. " + GUIDE_PLUGIN_IMAGE);
         if (waitTimeout != null && Istio.goDuration(waitTimeout) == null)

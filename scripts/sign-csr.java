@@ -69,14 +69,13 @@ class SignCsr extends Step {
         if (!Pki.csrSignatureValid(csr))
             throw Fail.badInput("the signature of the CSR '" + subject + "' does not verify with its own key",
                     "do not sign it: decrypt istiod's CSR again with decrypt-csr");
+        Pki.requireIstioCaKey(csr);
         if (Pki.trustDomain(csr.getSubject()) == null && !anySubject)
             throw Fail.badInput("the CSR's subject '" + subject + "' is not O=<trust domain>, as istiod writes it",
                     "sign only istiod's CSR (decrypt-csr); --allow-any-subject overrides this check");
         X509Certificate root = Pki.single(rootFile, "root certificate");
-        Pki.requireRootCa(root, "root certificate");
+        Pki.requireIstioRoot(root, "root certificate");
         String rootName = Pki.goName(Pki.subjectDer(root));
-        if (root.getBasicConstraints() == 0)
-            throw Fail.badInput("root '" + rootName + "' has pathLen 0: it may not have a CA below it", "use a root without that path length limit");
         Instant now = Instant.now();
         Instant notBefore = later(now.minus(Duration.ofMinutes(5)), root.getNotBefore().toInstant()); // clock skew between machines
         Instant notAfter = now.plus(Duration.ofDays(days));

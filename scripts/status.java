@@ -96,7 +96,16 @@ class Status extends Step {
                     throw Fail.failed("no HSM configured (P11_LIB unset) and no embedded token", "set P11_LIB, P11_TOKEN and P11_PIN_FILE");
                 List<Hsm.Obj> keks = hsm.keks(kek.id);
                 String on = " on token '" + hsm.tokenLabel + "'";
-                if (kek.id == null && !keks.isEmpty())
+                List<String> weak = new ArrayList<>();
+                String weakId = null;
+                for (Hsm.Obj o : keks) {
+                    String why = hsm.kekWeakness(o.handle());
+                    if (why == null) continue;
+                    weak.add(hsm.weakKekMessage(o.idText(), why));
+                    if (weakId == null) weakId = o.idText();
+                }
+                if (!weak.isEmpty()) line("hsm: KEK", WRONG, String.join("; ", weak), Hsm.weakKekHint(weakId));
+                else if (kek.id == null && !keks.isEmpty())
                     line("hsm: KEK", DONE, keks.size() + " KEK(s) of the plugin" + on + " (set KEK_ID to check the one istiod uses)", null);
                 else if (keks.size() == 1) line("hsm: KEK", DONE, "KEK " + kek.id + on, null);
                 else if (keks.isEmpty()) line("hsm: KEK", MISSING, (kek.id == null ? "no KEK" : "no KEK " + kek.id) + on, "gen-kek" + (kek.id == null ? "" : " --kek-id " + kek.id));

@@ -136,6 +136,38 @@ class ImportCaTest {
                 "not valid before");
     }
 
+    /** sign-csr would refuse a root with pathLen 0 (the Istio CA is a CA below it): import-ca refuses it first, by the same rule. */
+    @Test
+    void refusesARootWithPathLenZeroAndTakesOneWithRoomForTheIstioCa() throws Exception {
+        KeyPair k = rsa();
+        Instant now = Instant.now();
+        for (String how : List.of("bc", "openssl")) {
+            Path root;
+            if (how.equals("bc")) {
+                var b = new JcaX509v3CertificateBuilder(new X500Name("CN=Path Zero"), BigInteger.TEN, Date.from(now.minus(1, ChronoUnit.DAYS)),
+                        Date.from(now.plus(9, ChronoUnit.DAYS)), new X500Name("CN=Path Zero"), k.getPublic());
+                b.addExtension(Extension.basicConstraints, true, new BasicConstraints(0));
+                b.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign));
+                root = write("pl0", new JcaX509CertificateConverter().getCertificate(b.build(new JcaContentSignerBuilder("SHA256withRSA").build(k.getPrivate()))));
+            } else {
+                root = tmp.resolve("pl0-openssl.pem");
+                Cli.Result r = Cli.run(List.of("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp.resolve("pl0.key").toString(),
+                        "-out", root.toString(), "-days", "30", "-subj", "/CN=Path Zero", "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
+                        "-addext", "keyUsage=critical,keyCertSign,cRLSign"), null, tmp, null);
+                assertThat(r.exit()).as(r.toString()).isZero();
+            }
+            refused(root, "root certificate 'CN=Path Zero' has basicConstraints pathLen 0: it may not issue a CA",
+                    "the Istio CA certificate must be issued by it directly", "use a root without that path length limit");
+        }
+        Path pathLen1 = tmp.resolve("pl1.pem");
+        Cli.Result r = Cli.run(List.of("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp.resolve("pl1.key").toString(),
+                "-out", pathLen1.toString(), "-days", "30", "-subj", "/CN=Path One", "-addext", "basicConstraints=critical,CA:TRUE,pathlen:1",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign"), null, tmp, null);
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(Cli.asm(t.env(), "import-ca", "-f", pathLen1.toString()).exit()).isZero();
+        assertThat(t.objects()).contains("CN=Path One");
+    }
+
     @Test
     void hsmInfoShowsTheRootAndTheKekButNoSecret() throws Exception {
         Path root = opensslRoot("root", "/O=Istio/CN=Root CA");

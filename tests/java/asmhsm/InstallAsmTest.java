@@ -260,7 +260,7 @@ class InstallAsmTest {
                 new String[] {"HSM_SECRET_PATH", "/asm-c1/hsm"}, "is not a Vault path like asm-c1/hsm",
                 new String[] {"WAIT_FOR_RESOURCES_TIMEOUT", "10"}, "is not a duration istioctl reads",
                 new String[] {"VAULT_ADDR", "10.0.0.5:8200"}, "is not http(s)://HOST:PORT",
-                new String[] {"KEK_ID", "two words"}, "is not 1-64 printable ASCII",
+                new String[] {"KEK_ID", "two words"}, "KEK ID 'two words' is not 1-64 letters, digits and . _ : -",
                 new String[] {"HSM_PLUGIN_IMAGE", "a b"}, "is not an image reference");
         cases.forEach((kv, message) -> {
             Cli.Result r = install(env(kv[0], kv[1]));

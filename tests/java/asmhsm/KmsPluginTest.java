@@ -84,7 +84,9 @@ class KmsPluginTest {
     /**
      * Interoperability without the PKCS#11 wrapper on the writing side: a KEK whose bytes we
      * know is written into the token by pkcs11-tool; the DEK blob is made with javax.crypto
-     * (16-byte IV, as crypto11 does); decrypt-csr must open it inside the HSM.
+     * (16-byte IV, as crypto11 does); the toolkit's decryption opens it inside the HSM. A key
+     * whose bytes were known outside the HSM is weak, so decrypt-csr itself refuses it: the
+     * decryption is driven past that check by {@link #main}, in a process of its own.
      */
     @Test
     void opensADekBlobMadeOutsideTheHsm() throws Exception {
@@ -113,10 +115,27 @@ class KmsPluginTest {
         Files.writeString(json, "{\"csr-id\":\"" + b64("mesh.example") + "\",\"encrypted-csr\":\"" + b64(encryptedCsr)
                 + "\",\"encrypted-dek\":\"" + b64(encryptedDek) + "\",\"kek-id\":\"" + b64(kekId) + "\"}");
 
-        Cli.Result r = Cli.asm(t.env(), tmp, "decrypt-csr", "-f", json.toString(), "-o", tmp.resolve("csr.pem").toString());
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED",
+                "-cp", Cli.classpath(), KmsPluginTest.class.getName(), json.toString());
+        Cli.Result r = Cli.run(cmd, t.env(), tmp, null);
         assertThat(r.exit()).as(r.toString()).isZero();
-        assertThat(r.stdout()).contains("subject O=mesh.example");
-        assertThat(Files.readString(tmp.resolve("csr.pem")).replace("\n", "")).isEqualTo(csrPem.replace("\n", ""));
+        assertThat(r.stdout().replace("\n", "")).isEqualTo(csrPem.replace("\n", ""));
+
+        Cli.Result refused = Cli.asm(t.env(), tmp, "decrypt-csr", "-f", json.toString(), "-o", tmp.resolve("csr.pem").toString());
+        assertThat(refused.exit()).as(refused.toString()).isEqualTo(1);
+        assertThat(refused.stderr()).contains("the key with KEK ID " + kekId + " on token '" + t.label + "' is weak (not sensitive, once extractable)");
+        assertThat(tmp.resolve("csr.pem")).doesNotExist();
         assertThat(List.of(t.objectCount())).containsExactly(1); // decrypting made nothing on the token
+    }
+
+    /** The toolkit's decryption of a saved Secret (args[0]) under the key with its kek-id, whatever that key is; prints the CSR. */
+    public static void main(String[] args) throws Exception {
+        KmsPlugin.EncryptedCsr e = KmsPlugin.EncryptedCsr.fromKubectl(Files.readString(Path.of(args[0])), args[0]);
+        try (Hsm hsm = Hsm.open(System.getenv("P11_LIB"), System.getenv("P11_TOKEN"), Path.of(System.getenv("P11_PIN_FILE")), false, "(P11_PIN_FILE)")) {
+            long key = hsm.keks(e.kekId()).get(0).handle();
+            System.out.print(KmsPlugin.decryptWith(hsm, key, e, KmsPlugin.Jwe.parse(e.encryptedDek(), "encrypted-dek"),
+                    KmsPlugin.Jwe.parse(e.encryptedCsr(), "encrypted-csr")).pem());
+        }
     }
 }

@@ -322,6 +322,72 @@ class SignCsrTest {
                 .contains("signature of the CSR 'O=cluster.local' does not verify");
     }
 
+    /** A CSR for O=cluster.local made by openssl with a key of its own (`openssl req -newkey <spec>`), which openssl verifies. */
+    Path opensslCsr(String name, String... newkey) {
+        Path out = tmp.resolve(name + ".csr.pem");
+        List<String> cmd = new ArrayList<>(List.of("openssl", "req", "-new", "-newkey"));
+        cmd.addAll(List.of(newkey));
+        cmd.addAll(List.of("-nodes", "-keyout", tmp.resolve(name + ".csr.key").toString(), "-subj", "/O=cluster.local", "-out", out.toString()));
+        run(tmp, cmd.toArray(String[]::new));
+        assertThat(run(tmp, "openssl", "req", "-in", out.toString(), "-verify", "-noout").all()).contains("verify OK");
+        return out;
+    }
+
+    /** Only RSA of 2048 bits or more, as istiod makes its CA key; the signature of the others is checked right first. */
+    @Test
+    void refusesCsrKeysIstiodNeverMakesAfterCheckingTheirSignature() throws Exception {
+        Path root = fileRoot("root", "/CN=Root", "rsa", 30);
+        String key = tmp.resolve("root.key").toString();
+        KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
+        g.initialize(1024);
+        KeyPair short1024 = g.generateKeyPair();
+        Path rsa1024 = tmp.resolve("rsa1024.csr.pem");
+        Files.writeString(rsa1024, IstiodStandIn.csr("cluster.local", short1024));
+        g = KeyPairGenerator.getInstance("EC");
+        g.initialize(new java.security.spec.ECGenParameterSpec("secp384r1"));
+        KeyPair p384 = g.generateKeyPair();
+        Path ec384 = tmp.resolve("ec384.csr.pem");
+        Files.writeString(ec384, Pki.pem(new JcaPKCS10CertificationRequestBuilder(new X500Name("O=cluster.local"), p384.getPublic())
+                .build(new JcaContentSignerBuilder("SHA384withECDSA").build(p384.getPrivate()))));
+        Map<Path, String> cases = Map.of(
+                opensslCsr("ec256", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"), "EC P-256 is not RSA",
+                opensslCsr("ed25519", "ed25519"), "Ed25519 is not RSA",
+                ec384, "EC P-384 is not RSA",
+                rsa1024, "RSA 1024 is shorter than the 2048 bits istiod makes");
+        for (var c : cases.entrySet()) {
+            Cli.Result r = refused(Map.of(), "--csr", c.getKey().toString(), "--root-cert", root.toString(), "--root-key", key);
+            assertThat(r.stderr()).as(r.toString()).contains("error: the CSR 'O=cluster.local' has a key the Istio CA may not have: " + c.getValue())
+                    .contains("only RSA keys of 2048 bits or more are signed").doesNotContain("does not verify");
+        }
+        // an EC CSR whose signature is broken is refused for that, as openssl does
+        var forged = new JcaPKCS10CertificationRequestBuilder(new X500Name("O=cluster.local"), p384.getPublic())
+                .build(new JcaContentSignerBuilder("SHA384withECDSA").build(g.generateKeyPair().getPrivate()));
+        Path bad = tmp.resolve("forged-ec.pem");
+        Files.writeString(bad, Pki.pem(forged));
+        assertThat(Cli.run(List.of("openssl", "req", "-in", bad.toString(), "-verify", "-noout"), Map.of(), tmp, null).all()).contains("verify failure");
+        assertThat(refused(Map.of(), "--csr", bad.toString(), "--root-cert", root.toString(), "--root-key", key).stderr())
+                .contains("signature of the CSR 'O=cluster.local' does not verify");
+        // RSA longer than istiod's is a key the CA may have
+        g = KeyPairGenerator.getInstance("RSA");
+        g.initialize(3072);
+        Files.writeString(csr, IstiodStandIn.csr("cluster.local", g.generateKeyPair()));
+        Cli.Result ok = signWithFile(root, tmp.resolve("rsa3072-chain.pem"));
+        assertThat(ok.exit()).as(ok.toString()).isZero();
+    }
+
+    /** A root with pathLen 0 may not issue the Istio CA, which the plugin needs issued by the root itself. */
+    @Test
+    void refusesARootWithPathLenZero() throws Exception {
+        Path root = tmp.resolve("pl0.pem");
+        run(tmp, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp.resolve("pl0.key").toString(),
+                "-out", root.toString(), "-days", "30", "-subj", "/CN=Path Zero Root", "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+        Files.setPosixFilePermissions(tmp.resolve("pl0.key"), PosixFilePermissions.fromString("rw-------"));
+        assertThat(refused(Map.of(), "--csr", csr.toString(), "--root-cert", root.toString(), "--root-key", tmp.resolve("pl0.key").toString()).stderr())
+                .contains("root certificate 'CN=Path Zero Root' has basicConstraints pathLen 0: it may not issue a CA")
+                .contains("use a root without that path length limit");
+    }
+
     @Test
     void refusesARootThatIsNotACa() {
         Path leaf = tmp.resolve("leaf.pem");
