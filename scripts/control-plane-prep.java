@@ -10,7 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.List;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -50,6 +49,6 @@ class ControlPlanePrep extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new ControlPlanePrep()).execute(args));
+        System.exit(Step.commandLine(new ControlPlanePrep()).execute(args));
     }
 }

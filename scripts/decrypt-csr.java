@@ -8,7 +8,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.PublicKey;
-import picocli.CommandLine;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -76,6 +75,6 @@ class DecryptCsr extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new DecryptCsr()).execute(args));
+        System.exit(Step.commandLine(new DecryptCsr()).execute(args));
     }
 }

@@ -20,7 +20,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -314,6 +313,6 @@ class Preflight extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new Preflight()).execute(args));
+        System.exit(Step.commandLine(new Preflight()).execute(args));
     }
 }

@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -245,6 +244,6 @@ class VaultSetup extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new VaultSetup()).execute(args));
+        System.exit(Step.commandLine(new VaultSetup()).execute(args));
     }
 }
