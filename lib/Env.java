@@ -101,6 +101,57 @@ public final class Env {
         }
     }
 
+    // A file given where another belongs may hold a secret (the PIN file as KUBECONFIG). A refusal
+    // of an input file says what the file is not and how big it is, never what it holds; parsers'
+    // messages quote what they could not parse, so they are never passed on.
+
+    /** The bytes of a file given as input; a missing or unreadable one is refused by name. */
+    public static byte[] readInput(Path file, String what, String hint) {
+        if (file == null) throw Fail.badInput("no " + what + " given", hint);
+        if (!Files.isRegularFile(file))
+            throw Fail.badInput("cannot read " + what + " " + file + " (" + (Files.exists(file) ? "not a file" : "no such file") + ")", hint);
+        try {
+            return Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw Fail.badInput("cannot read " + what + " " + file + " (" + reason(e) + ")", hint);
+        }
+    }
+
+    /** The file as UTF-8 text; a binary one is refused as not `kind` ("text", "a kubeconfig"). */
+    public static String readText(Path file, String what, String kind, String hint) {
+        return text(file, readInput(file, what, hint), what, kind, hint);
+    }
+
+    /** PEM text: UTF-8 with a -----BEGIN line; anything else is refused as not PEM. */
+    public static String readPem(Path file, String what, String hint) {
+        byte[] bytes = readInput(file, what, hint);
+        String text = text(file, bytes, what, "PEM text", hint);
+        if (text.isBlank()) throw Fail.badInput(what + " " + file + " is empty", hint);
+        if (!text.contains("-----BEGIN ")) throw notA(file, what, "PEM", bytes.length, "no -----BEGIN line", hint);
+        return text;
+    }
+
+    private static String text(Path file, byte[] bytes, String what, String kind, String hint) {
+        try {
+            return StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw notA(file, what, kind, bytes.length, "binary", hint);
+        }
+    }
+
+    /** "WHAT FILE is not KIND (N bytes, WHY)": what the file is not, and its size; WHY must not quote it. */
+    public static Fail notA(Path file, String what, String kind, long size, String why, String hint) {
+        return Fail.badInput(what + " " + file + " is not " + kind + " (" + size + (size == 1 ? " byte" : " bytes")
+                + (why == null ? "" : ", " + why) + ")", hint);
+    }
+
+    /** Why a file could not be read, from the OS (its message is the path, never the contents). */
+    static String reason(IOException e) {
+        if (e instanceof java.nio.file.AccessDeniedException) return "permission denied";
+        if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) return f.getReason();
+        return e.getClass().getSimpleName();
+    }
+
     public static boolean exists(Path p) {
         return Files.exists(p, LinkOption.NOFOLLOW_LINKS);
     }

@@ -92,16 +92,7 @@ public final class Kube implements AutoCloseable {
             kept.shared = false;
             kept.close();
         }
-        Config config;
-        try {
-            config = readKubeconfig(file, o.context);
-        } catch (IOException | RuntimeException e) {
-            String msg = String.valueOf(e.getMessage());
-            if (o.context != null && (msg.contains("context") || msg.contains(o.context)))
-                throw Fail.badInput("context '" + o.context + "' is not in " + file + ": " + msg,
-                        "list the contexts with: kubectl config get-contexts");
-            throw Fail.badInput("cannot read kubeconfig " + file + ": " + msg, "check the file (kubectl config view)");
-        }
+        Config config = readKubeconfig(file, o.context);
         if (o.context != null && config.getCurrentContext() != null
                 && !o.context.equals(config.getCurrentContext().getName()))
             throw Fail.badInput("context '" + o.context + "' is not in " + file, "list the contexts with: kubectl config get-contexts");
@@ -139,20 +130,41 @@ public final class Kube implements AutoCloseable {
      * The markers are the ones fabric8's own parser puts on each entry, so that relative
      * certificate paths resolve against the kubeconfig's folder, as kubectl resolves them.
      */
-    static Config readKubeconfig(File file, String context) throws IOException {
+    static Config readKubeconfig(File file, String context) {
+        Path path = file.toPath();
+        String hint = "set KUBECONFIG or --kubeconfig to the cluster's kubeconfig (kubectl config view works with it)";
+        String text = Env.readText(path, "kubeconfig", "a kubeconfig", hint);
+        long size = text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
         io.fabric8.kubernetes.api.model.Config kubeconfig;
-        try (InputStream in = Files.newInputStream(file.toPath())) {
-            kubeconfig = KUBECONFIG_READER.unmarshal(in, io.fabric8.kubernetes.api.model.Config.class);
+        try {
+            kubeconfig = KUBECONFIG_READER.unmarshal(new java.io.ByteArrayInputStream(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)),
+                    io.fabric8.kubernetes.api.model.Config.class);
+        } catch (RuntimeException e) {
+            // the parsers' messages quote the text they could not read: only where it broke is said
+            var at = e instanceof tools.jackson.core.JacksonException j ? j.getLocation() : null;
+            throw Env.notA(path, "kubeconfig", "a kubeconfig", size, !text.contains("clusters:") ? "no 'clusters:'"
+                    : at != null && at.getLineNr() > 0 ? "not YAML at line " + at.getLineNr() : "not kubeconfig YAML", hint);
         }
-        if (kubeconfig == null) throw new IOException("the file is empty");
+        if (kubeconfig == null || kubeconfig.getClusters() == null || kubeconfig.getClusters().isEmpty())
+            throw Env.notA(path, "kubeconfig", "a kubeconfig", size, "no 'clusters:'", hint);
         if (kubeconfig.getContexts() != null)
             kubeconfig.getContexts().forEach(c -> c.getAdditionalProperties().put("KUBERNETES_CONFIG_CONTEXT_FILE_KEY", file));
-        if (kubeconfig.getClusters() != null)
-            kubeconfig.getClusters().forEach(c -> c.getAdditionalProperties().put("KUBERNETES_CONFIG_CLUSTER_FILE_KEY", file));
+        kubeconfig.getClusters().forEach(c -> c.getAdditionalProperties().put("KUBERNETES_CONFIG_CLUSTER_FILE_KEY", file));
         if (kubeconfig.getUsers() != null)
             kubeconfig.getUsers().forEach(u -> u.getAdditionalProperties().put("KUBERNETES_CONFIG_AUTH_INFO_FILE_KEY", file));
         Config config = Config.empty();
-        KubeConfigUtils.merge(config, context, kubeconfig);
+        try {
+            KubeConfigUtils.merge(config, context, kubeconfig);
+        } catch (RuntimeException e) {
+            if (context != null)
+                throw Fail.badInput("context '" + context + "' is not in " + file, "list the contexts with: kubectl config get-contexts");
+            throw Env.notA(path, "kubeconfig", "a usable kubeconfig", size, e.getClass().getSimpleName(), hint);
+        }
+        // the TLS files it names: refused by name here, before fabric8's messages that name none
+        String tlsHint = "check certificate-authority and client-certificate/client-key in " + file + " (kubectl get ns must work)";
+        if (config.getCaCertFile() != null) Env.readPem(Path.of(config.getCaCertFile()), "certificate-authority", tlsHint);
+        if (config.getClientCertFile() != null) Env.readPem(Path.of(config.getClientCertFile()), "client-certificate", tlsHint);
+        if (config.getClientKeyFile() != null) Env.readPem(Path.of(config.getClientKeyFile()), "client-key", tlsHint);
         return config;
     }
 
@@ -167,8 +179,15 @@ public final class Kube implements AutoCloseable {
      */
     static KubernetesClient build(Config config) {
         String caData = config.getCaCertData(), caFile = config.getCaCertFile();
-        if (config.isTrustCerts() || (caData == null && caFile == null))
-            return new KubernetesClientBuilder().withConfig(config).build();
+        if (config.isTrustCerts() || (caData == null && caFile == null)) {
+            try {
+                return new KubernetesClientBuilder().withConfig(config).build();
+            } catch (KubernetesClientException e) {
+                if (!(e.getCause() instanceof GeneralSecurityException || e.getCause() instanceof IOException)) throw e;
+                throw Fail.badInput("cannot use the kubeconfig's TLS files: " + rootMessage(e),
+                        "check client-certificate/client-key (kubectl get ns must work)");
+            }
+        }
         TrustManager[] trust;
         KeyManager[] keys;
         try (InputStream pem = CertUtils.getInputStreamFromDataOrFile(caData, caFile)) {

@@ -63,26 +63,22 @@ public final class Pki {
 
     /** Every PEM block of a file, in order; refuses a file with none. */
     public static List<PemObject> pemBlocks(Path file, String what) {
-        String text;
-        try {
-            text = Files.readString(file, StandardCharsets.UTF_8);
-        } catch (java.nio.charset.MalformedInputException e) {
-            throw Fail.badInput(what + " " + file + " is not PEM text", "give a PEM file (-----BEGIN CERTIFICATE-----)");
-        } catch (IOException e) {
-            throw Fail.badInput("cannot read " + what + " " + file + ": " + e.getMessage(), "check the path");
-        }
-        return pemBlocks(text, what + " " + file);
+        return pemBlocks(Env.readPem(file, what, "give a PEM file (-----BEGIN CERTIFICATE-----)"), what + " " + file);
     }
 
+    /** The blocks of PEM text; a refusal says what is wrong and the size, never a line of the text. */
     public static List<PemObject> pemBlocks(String text, String what) {
         List<PemObject> blocks = new ArrayList<>();
+        String size = text.getBytes(StandardCharsets.UTF_8).length + " bytes";
         try (PEMParser p = new PEMParser(new StringReader(text))) {
             PemObject o;
             while ((o = p.readPemObject()) != null) blocks.add(o);
         } catch (IOException e) {
-            throw Fail.badInput(what + " holds broken PEM: " + e.getMessage(), "check the file was copied whole");
+            // Bouncy Castle's message quotes the block's BEGIN line
+            throw Fail.badInput(what + " holds broken PEM (" + size + ": a block without its END line, or damaged base64)",
+                    "check the file was copied whole");
         }
-        if (blocks.isEmpty()) throw Fail.badInput(what + " holds no PEM block", "give a PEM file (-----BEGIN CERTIFICATE-----)");
+        if (blocks.isEmpty()) throw Fail.badInput(what + " holds no PEM block (" + size + ")", "give a PEM file (-----BEGIN CERTIFICATE-----)");
         return blocks;
     }
 
@@ -613,7 +609,9 @@ public final class Pki {
         } catch (Fail f) {
             throw f;
         } catch (Exception e) {
-            throw Fail.badInput("cannot read the private key in " + what + ": " + e.getMessage(),
+            // Bouncy Castle's messages may carry parts of what it parsed: the key's file is not quoted
+            throw Fail.badInput("cannot read the private key in " + what + (password != null ? " (wrong password, or a damaged key)"
+                            : " (a damaged key block)"),
                     "give an unencrypted or password-protected PEM key, or a PKCS#12 file, and the right password file");
         }
         throw Fail.badInput(what + " holds no private key", "give the root's private key (PEM or PKCS#12)");
@@ -635,11 +633,14 @@ public final class Pki {
         } catch (Fail f) {
             throw f;
         } catch (IOException e) {
-            throw Fail.badInput("cannot open " + what + " as PEM or PKCS#12: " + e.getMessage(),
+            boolean wrongPassword = e.getCause() instanceof java.security.UnrecoverableKeyException
+                    || String.valueOf(e.getMessage()).contains("password");
+            throw Fail.badInput("cannot open " + what + " as PEM or PKCS#12 (" + content.length + " bytes, "
+                            + (wrongPassword ? "wrong password?" : "no -----BEGIN line and not PKCS#12") + ")",
                     password == null ? "if it is a protected PKCS#12 file, pass its password file with --root-key-pass-file"
                             : "check the password file and the key file");
         } catch (GeneralSecurityException | RuntimeException e) {
-            throw Fail.badInput("cannot read the private key in " + what + ": " + e.getMessage(), "check the key file");
+            throw Fail.badInput("cannot read the private key in " + what + " (" + e.getClass().getSimpleName() + ")", "check the key file");
         }
     }
 

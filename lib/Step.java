@@ -91,4 +91,35 @@ public abstract class Step implements Callable<Integer> {
         return msg == null || msg.isBlank() ? name : name + ": " + msg;
     }
 
+    /**
+     * The command line of a step, or of asm itself: every CommandLine that runs steps is made
+     * here. Bad usage (an unknown option, a missing one, a value of the wrong type) is then one
+     * line and "see --help", exit 2, and under --json a JSON result, as any other failure is,
+     * instead of picocli's whole usage. No @file expansion: picocli would read a file named
+     * @FILE as arguments and could echo its contents (a PIN file) in "Unknown option".
+     */
+    public static CommandLine commandLine(Object command) {
+        CommandLine cl = new CommandLine(command);
+        cl.setExpandAtFiles(false);
+        cl.setParameterExceptionHandler(Step::badUsage);
+        return cl;
+    }
+
+    static int badUsage(CommandLine.ParameterException e, String[] args) {
+        CommandLine cmd = e.getCommandLine();
+        java.util.List<String> options = new java.util.ArrayList<>();
+        for (String a : args) {
+            if (a.equals("--")) break;
+            options.add(a);
+        }
+        java.util.List<String> suggestions = e instanceof CommandLine.UnmatchedArgumentException u ? u.getSuggestions() : java.util.List.of();
+        Fail failure = Fail.badInput(e.getMessage().strip(),
+                (suggestions.isEmpty() ? "" : "did you mean " + String.join(" or ", suggestions) + "? ") + "see --help", e);
+        System.err.println("error: " + failure.getMessage());
+        System.err.println("  -> " + failure.hint);
+        new Out(cmd.getCommandName(), options.contains("--json"), options.contains("--dry-run"), System.out, System.err)
+                .finish(failure.exitCode, failure);
+        return failure.exitCode;
+    }
+
 }

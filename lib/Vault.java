@@ -71,9 +71,13 @@ public final class Vault {
             if (o.caCert != null && !o.caCert.toString().isEmpty()) {
                 if (!Files.isRegularFile(o.caCert))
                     throw Fail.badInput("Vault CA file " + o.caCert + " does not exist", "fix VAULT_CACERT or --vault-cacert");
+                String pem = Env.readPem(o.caCert, "Vault CA file", "fix VAULT_CACERT or --vault-cacert");
                 SSLContext tls = SSLContext.getInstance("TLS");
-                try (java.io.InputStream pem = Files.newInputStream(o.caCert)) {
-                    tls.init(null, Http.trustOnly(pem), null);
+                try {
+                    tls.init(null, Http.trustOnly(new java.io.ByteArrayInputStream(pem.getBytes(StandardCharsets.UTF_8))), null);
+                } catch (java.security.GeneralSecurityException e) {
+                    throw Fail.badInput("Vault CA file " + o.caCert + " holds no usable CA certificate (" + e.getClass().getSimpleName() + ")",
+                            "fix VAULT_CACERT or --vault-cacert: the PEM certificate of the CA that signed Vault's");
                 }
                 http.sslContext(tls);
             }

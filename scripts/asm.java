@@ -93,7 +93,7 @@ class Asm implements Runnable {
 
     /** The asm command for these arguments: only the named step, or every step when none is named. */
     static CommandLine commandLine(String... args) {
-        CommandLine cl = new CommandLine(new Asm());
+        CommandLine cl = Step.commandLine(new Asm());
         String first = args.length == 0 ? null : args[0];
         for (String name : first != null && STEPS.contains(first) ? List.of(first) : STEPS) cl.addSubcommand(name, step(name));
         return cl;

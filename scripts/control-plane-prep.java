@@ -5,12 +5,10 @@ package asmhsm;
 
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.List;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -33,8 +31,7 @@ class ControlPlanePrep extends Step {
             throw Fail.badInput("no Vault CA certificate given", "pass --vault-ca FILE or export VAULT_CACERT=FILE");
         if (!Files.isRegularFile(vaultCa))
             throw Fail.badInput("Vault CA certificate " + vaultCa + " does not exist", "check --vault-ca / VAULT_CACERT");
-        String pem = Files.readString(vaultCa, StandardCharsets.UTF_8);
-        if (pem.isBlank()) throw Fail.badInput("Vault CA certificate " + vaultCa + " is empty", "give the PEM file of Vault's CA");
+        String pem = Env.readPem(vaultCa, "Vault CA certificate", "give the PEM file of Vault's CA");
         List<X509Certificate> certs = Pki.certificates(Pki.pemBlocks(pem, "Vault CA certificate " + vaultCa), "Vault CA certificate " + vaultCa);
         for (X509Certificate c : certs) Pki.requireValidNow(c, "Vault CA certificate");
         out.put("configMap", ns.name + "/" + Kube.VAULT_CA_CONFIGMAP)
@@ -50,6 +47,6 @@ class ControlPlanePrep extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new ControlPlanePrep()).execute(args));
+        System.exit(Step.commandLine(new ControlPlanePrep()).execute(args));
     }
 }

@@ -3,12 +3,8 @@
 //CDS
 package asmhsm;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.PublicKey;
-import picocli.CommandLine;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -46,13 +42,8 @@ class DecryptCsr extends Step {
     protected void run() throws Exception {
         KmsPlugin.EncryptedCsr encrypted;
         if (from.file != null) {
-            String text;
-            try {
-                text = Files.readString(from.file, StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                throw Fail.badInput("cannot read " + from.file + ": " + e.getMessage(), "save it with kubectl get secret "
-                        + Istio.CSR_SECRET + " -n " + ns.name + " -o jsonpath={.data} > encrypted_csr.json");
-            }
+            String text = Env.readText(from.file, "encrypted CSR file", "text", "save it with kubectl get secret "
+                    + Istio.CSR_SECRET + " -n " + ns.name + " -o jsonpath={.data} > encrypted_csr.json");
             encrypted = KmsPlugin.EncryptedCsr.fromKubectl(text, from.file.toString());
         } else {
             try (Kube k = Kube.connect(kube)) {
@@ -78,6 +69,6 @@ class DecryptCsr extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new DecryptCsr()).execute(args));
+        System.exit(Step.commandLine(new DecryptCsr()).execute(args));
     }
 }

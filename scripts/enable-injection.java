@@ -14,7 +14,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -176,6 +175,6 @@ class EnableInjection extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new EnableInjection()).execute(args));
+        System.exit(Step.commandLine(new EnableInjection()).execute(args));
     }
 }

@@ -15,7 +15,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -171,6 +170,6 @@ class ExternalIp extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new ExternalIp()).execute(args));
+        System.exit(Step.commandLine(new ExternalIp()).execute(args));
     }
 }

@@ -7,7 +7,6 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.PublicKey;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -152,6 +151,6 @@ class FetchRelease extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new FetchRelease()).execute(args));
+        System.exit(Step.commandLine(new FetchRelease()).execute(args));
     }
 }

@@ -5,7 +5,6 @@ package asmhsm;
 
 import java.util.List;
 import java.util.UUID;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -50,6 +49,6 @@ class GenKek extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new GenKek()).execute(args));
+        System.exit(Step.commandLine(new GenKek()).execute(args));
     }
 }

@@ -8,7 +8,6 @@ import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
 import io.fabric8.kubernetes.api.model.rbac.Subject;
 import io.fabric8.kubernetes.api.model.rbac.SubjectBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -77,6 +76,6 @@ class GrantAdmin extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new GrantAdmin()).execute(args));
+        System.exit(Step.commandLine(new GrantAdmin()).execute(args));
     }
 }

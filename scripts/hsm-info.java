@@ -7,7 +7,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 
@@ -97,6 +96,6 @@ class HsmInfo extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new HsmInfo()).execute(args));
+        System.exit(Step.commandLine(new HsmInfo()).execute(args));
     }
 }

@@ -7,7 +7,6 @@ import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.Arrays;
 import java.util.List;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -104,6 +103,6 @@ class ImportCa extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new ImportCa()).execute(args));
+        System.exit(Step.commandLine(new ImportCa()).execute(args));
     }
 }

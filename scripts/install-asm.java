@@ -14,7 +14,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -265,6 +264,6 @@ class InstallAsm extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new InstallAsm()).execute(args));
+        System.exit(Step.commandLine(new InstallAsm()).execute(args));
     }
 }

@@ -4,7 +4,6 @@
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Service;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -44,6 +43,6 @@ class IstiodService extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new IstiodService()).execute(args));
+        System.exit(Step.commandLine(new IstiodService()).execute(args));
     }
 }

@@ -10,7 +10,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -158,6 +157,6 @@ class IstiodStatus extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new IstiodStatus()).execute(args));
+        System.exit(Step.commandLine(new IstiodStatus()).execute(args));
     }
 }

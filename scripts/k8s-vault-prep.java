@@ -13,7 +13,6 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -146,6 +145,6 @@ class K8sVaultPrep extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new K8sVaultPrep()).execute(args));
+        System.exit(Step.commandLine(new K8sVaultPrep()).execute(args));
     }
 }

@@ -13,14 +13,12 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -221,11 +219,7 @@ class Preflight extends Step {
     private List<String> supportedVersions() {
         String text;
         if (versionsFile != null) {
-            try {
-                text = Files.readString(versionsFile, StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                throw Fail.badInput("cannot read versions file " + versionsFile + ": " + e.getMessage(), "check --versions-file / ASM_SUPPORTED_VERSIONS");
-            }
+            text = Env.readText(versionsFile, "versions file", "text", "check --versions-file / ASM_SUPPORTED_VERSIONS");
         } else {
             try (InputStream in = Preflight.class.getResourceAsStream("/supported-versions.txt")) {
                 if (in == null) return null;
@@ -235,13 +229,16 @@ class Preflight extends Step {
             }
         }
         List<String> versions = new ArrayList<>();
-        for (String line : text.split("\n")) {
-            String s = line.replaceFirst("#.*", "").strip();
+        String[] lines = text.split("\n");
+        for (int i = 0; i < lines.length; i++) {
+            String s = lines[i].replaceFirst("#.*", "").strip();
             if (s.isEmpty()) continue;
             if (s.startsWith("v")) s = s.substring(1);
             if (!s.matches("\\d+\\.\\d+(\\.\\d+)?([-+][0-9A-Za-z.-]+)?"))
-                throw Fail.badInput("versions file " + (versionsFile == null ? "(built in)" : versionsFile) + ": '" + line.strip()
-                        + "' is not a version prefix", "write one version a line, e.g. 1.19 or 1.20.5");
+                // the line is not quoted: the file may be a secret given by mistake
+                throw Fail.badInput("line " + (i + 1) + " of versions file " + (versionsFile == null ? "(built in)" : versionsFile)
+                        + " is not a version prefix (" + text.getBytes(StandardCharsets.UTF_8).length + " bytes)",
+                        "write one version a line, e.g. 1.19 or 1.20.5");
             versions.add(s);
         }
         if (versions.isEmpty())
@@ -314,6 +311,6 @@ class Preflight extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new Preflight()).execute(args));
+        System.exit(Step.commandLine(new Preflight()).execute(args));
     }
 }

@@ -13,7 +13,6 @@ import java.util.Date;
 import java.util.List;
 import org.bouncycastle.operator.ContentSigner;
 import org.bouncycastle.pkcs.PKCS10CertificationRequest;
-import picocli.CommandLine;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -168,6 +167,6 @@ class SignCsr extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new SignCsr()).execute(args));
+        System.exit(Step.commandLine(new SignCsr()).execute(args));
     }
 }

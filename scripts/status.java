@@ -17,7 +17,6 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -379,6 +378,6 @@ class Status extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new Status()).execute(args));
+        System.exit(Step.commandLine(new Status()).execute(args));
     }
 }

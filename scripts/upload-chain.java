@@ -18,7 +18,6 @@ import java.util.Collections;
 import java.util.Date;
 import java.util.List;
 import java.util.Map;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -154,6 +153,6 @@ class UploadChain extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new UploadChain()).execute(args));
+        System.exit(Step.commandLine(new UploadChain()).execute(args));
     }
 }

@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -72,9 +71,11 @@ class VaultSetup extends Step {
                 StandardCharsets.UTF_8).trim();
         if (!jwt.matches("[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+"))
             throw Fail.badInput(files.jwt() + " does not hold a JWT", rerunPrep);
-        String k8sAddr = text(mustExist(files.addr(), "Kubernetes API address", rerunPrep), "Kubernetes API address", rerunPrep).trim();
+        String k8sAddrText = text(mustExist(files.addr(), "Kubernetes API address", rerunPrep), "Kubernetes API address", rerunPrep);
+        String k8sAddr = k8sAddrText.trim();
         if (!k8sAddr.matches("https?://[^/\\s]+(/\\S*)?"))
-            throw Fail.badInput(files.addr() + " holds '" + k8sAddr + "', not an https://HOST:PORT address", rerunPrep);
+            throw Env.notA(files.addr(), "Kubernetes API address file", "an https://HOST:PORT address",
+                    k8sAddrText.getBytes(StandardCharsets.UTF_8).length, null, rerunPrep);
         List<X509Certificate> k8sCa = Pki.certificates(mustExist(files.cert(), "Kubernetes CA certificate", rerunPrep), "Kubernetes CA certificate");
         Map<String, String> hsm = new LinkedHashMap<>();
         hsm.put("clientcert", pemCertificates(clientCert, "HSM client certificate"));
@@ -200,8 +201,8 @@ class VaultSetup extends Step {
         return file;
     }
 
-    private static String text(Path file, String what, String hint) throws Exception {
-        String s = Files.readString(file, StandardCharsets.UTF_8);
+    private static String text(Path file, String what, String hint) {
+        String s = Env.readText(file, what + " file", "text", hint);
         if (s.isBlank()) throw Fail.badInput(what + " file " + file + " is empty", hint);
         return s;
     }
@@ -210,7 +211,7 @@ class VaultSetup extends Step {
     private static String pemCertificates(Path file, String what) throws Exception {
         if (file == null || !Files.isRegularFile(file))
             throw Fail.badInput(what + " file " + file + " does not exist", "give the PEM file the HSM's installation produced");
-        String s = text(file, what, "give the PEM file the HSM's installation produced");
+        String s = Env.readPem(file, what + " file", "give the PEM file the HSM's installation produced");
         Pki.certificates(Pki.pemBlocks(s, what + " " + file), what + " " + file);
         return s.strip() + "\n";
     }
@@ -245,6 +246,6 @@ class VaultSetup extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new VaultSetup()).execute(args));
+        System.exit(Step.commandLine(new VaultSetup()).execute(args));
     }
 }

@@ -19,7 +19,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -196,6 +195,6 @@ class VaultVerify extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new VaultVerify()).execute(args));
+        System.exit(Step.commandLine(new VaultVerify()).execute(args));
     }
 }

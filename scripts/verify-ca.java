@@ -14,7 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Pattern;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -136,6 +135,6 @@ class VerifyCa extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new VerifyCa()).execute(args));
+        System.exit(Step.commandLine(new VerifyCa()).execute(args));
     }
 }

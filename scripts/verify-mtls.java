@@ -13,7 +13,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -137,6 +136,6 @@ class VerifyMtls extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new VerifyMtls()).execute(args));
+        System.exit(Step.commandLine(new VerifyMtls()).execute(args));
     }
 }

@@ -81,7 +81,7 @@ class ControlPlanePrepTest {
         for (var c : List.of(
                 List.of("--vault-ca", tmp.resolve("missing.pem").toString(), "does not exist"),
                 List.of("--vault-ca", empty.toString(), "is empty"),
-                List.of("--vault-ca", notPem.toString(), "holds no PEM block"),
+                List.of("--vault-ca", notPem.toString(), "is not PEM (6 bytes, no -----BEGIN line)"),
                 List.of("--vault-ca", key.toString(), "not a certificate"),
                 List.of("--vault-ca", expired.toString(), "expired"))) {
             Cli.Result r = Cli.asm(env(lab), tmp, "control-plane-prep", "-n", ns, c.get(0), c.get(1));

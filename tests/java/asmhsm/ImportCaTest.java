@@ -101,7 +101,7 @@ class ImportCaTest {
     void garbageAndNonCertificatePem() throws Exception {
         Path garbage = tmp.resolve("garbage.pem");
         Files.writeString(garbage, "hello, not a certificate\n");
-        refused(garbage, "no PEM block");
+        refused(garbage, "is not PEM (25 bytes, no -----BEGIN line)");
         Path broken = tmp.resolve("broken.pem");
         Files.writeString(broken, "-----BEGIN CERTIFICATE-----\nAAAA%%%%\n-----END CERTIFICATE-----\n");
         Cli.Result r = Cli.asm(t.env(), "import-ca", "-f", broken.toString());

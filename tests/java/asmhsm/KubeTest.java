@@ -100,11 +100,11 @@ class KubeTest {
         Path file = kubeconfig(lab, tmp.resolve("empty-ca"), "k8s-ca.crt", "");
         Files.writeString(tmp.resolve("empty-ca/ca.crt"), "not a certificate\n");
         assertThatThrownBy(() -> Kube.connect(opts(file, null)))
-                .isInstanceOf(Fail.class).hasMessageContaining("kubeconfig's TLS files")
+                .isInstanceOf(Fail.class).hasMessageContaining("ca.crt is not PEM (18 bytes, no -----BEGIN line)")
                 .satisfies(e -> assertThat(((Fail) e).exitCode).isEqualTo(2));
         Path garbage = tmp.resolve("garbage");
         Files.writeString(garbage, "::: not yaml :::\n  - [");
         assertThatThrownBy(() -> Kube.connect(opts(garbage, null)))
-                .isInstanceOf(Fail.class).hasMessageContaining("cannot read kubeconfig " + garbage);
+                .isInstanceOf(Fail.class).hasMessageContaining("kubeconfig " + garbage + " is not a kubeconfig");
     }
 }
