@@ -41,6 +41,7 @@ public final class Interrupt {
         final Step step;
         final Thread thread = Thread.currentThread();
         final Deque<Undo> undos = new ConcurrentLinkedDeque<>();
+        final Deque<java.io.Closeable> blocking = new ConcurrentLinkedDeque<>();
         final List<String> removed = new ArrayList<>();
         final CountDownLatch ended = new CountDownLatch(1);
         volatile String signal;             // what stopped it: SIGINT, SIGTERM, "the caller's Ctrl-C"...
@@ -169,7 +170,7 @@ public final class Interrupt {
             synchronized (run) {
                 if (--run.units == 0 && run.deferred) {
                     run.deferred = false;
-                    Thread.currentThread().interrupt();
+                    deliver(run);
                 }
             }
         }
@@ -202,9 +203,39 @@ public final class Interrupt {
         synchronized (r) {
             if (r.signal == null) r.signal = why;
             if (r.units > 0) r.deferred = true;
-            else thread.interrupt();
+            else deliver(r);
         }
         return r;
+    }
+
+    /** Interrupts the step's thread, and closes what it may be blocked reading that an interrupt does not wake. */
+    private static void deliver(Run r) {
+        r.thread.interrupt();
+        for (java.io.Closeable c : r.blocking) {
+            try {
+                c.close();
+            } catch (IOException | RuntimeException ignored) {
+                // closing is only to wake the reader
+            }
+        }
+    }
+
+    /**
+     * Registers a stream the step reads that an interrupt does not wake (the JDK 17 HttpClient's response
+     * body ignores it): a stop closes it, so the read fails at once. Close the returned handle (try-with-
+     * resources) when done reading.
+     */
+    public static Registration closeOnStop(java.io.Closeable stream) {
+        Run r = mine();
+        if (r == null) return () -> { };
+        r.blocking.add(stream);
+        return () -> r.blocking.remove(stream);
+    }
+
+    /** A registration, ended by close (which throws nothing). */
+    public interface Registration extends AutoCloseable {
+        @Override
+        void close();
     }
 
     /**

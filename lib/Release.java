@@ -248,7 +248,7 @@ public final class Release {
             HttpResponse<InputStream> response = http.send(
                     HttpRequest.newBuilder(url).timeout(Duration.ofSeconds(60)).header("User-Agent", "asm-hsm").GET().build(),
                     HttpResponse.BodyHandlers.ofInputStream());
-            try (InputStream body = response.body()) {
+            try (InputStream body = response.body(); var wake = Interrupt.closeOnStop(body)) {
                 int code = response.statusCode();
                 if (code != 200)
                     throw Fail.failed("cannot download " + url + ": HTTP " + code + (code == 404 ? " Not Found" : ""),
