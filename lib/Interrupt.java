@@ -208,7 +208,7 @@ public final class Interrupt {
         return r;
     }
 
-    /** Interrupts the step's thread, and closes what it may be blocked reading that an interrupt does not wake. */
+    /** Interrupts the step's thread, and closes what it waits on that an interrupt does not end. */
     private static void deliver(Run r) {
         r.thread.interrupt();
         for (java.io.Closeable c : r.blocking) {
@@ -221,15 +221,15 @@ public final class Interrupt {
     }
 
     /**
-     * Registers a stream the step reads that an interrupt does not wake (the JDK 17 HttpClient's response
-     * body ignores it): a stop closes it, so the read fails at once. Close the returned handle (try-with-
-     * resources) when done reading.
+     * Registers what the step waits on that an interrupt does not end: a response body it reads (JDK 17's
+     * HttpClient stream ignores an interrupt), a child process (p::destroy). A stop closes it, so the wait
+     * ends at once. Close the returned handle (try-with-resources) when the wait is over.
      */
-    public static Registration closeOnStop(java.io.Closeable stream) {
+    public static Registration closeOnStop(java.io.Closeable waitedOn) {
         Run r = mine();
         if (r == null) return () -> { };
-        r.blocking.add(stream);
-        return () -> r.blocking.remove(stream);
+        r.blocking.add(waitedOn);
+        return () -> r.blocking.remove(waitedOn);
     }
 
     /** A registration, ended by close (which throws nothing). */
