@@ -20,7 +20,7 @@ import java.util.function.Supplier;
  *
  * <p>The same happens in `asm session`, where a step runs on a thread of a long-lived JVM and
  * the caller's Ctrl-C reaches it as {@link #stop}: nothing here depends on the JVM ending.
- * A step that does not stop within {@link #GRACE} (or a second Ctrl-C) has its temporary files
+ * A step that does not stop within {@link #GRACE_SECONDS} (or a second Ctrl-C) has its temporary files
  * removed from the signal's thread and the process ends with 130 at once.
  */
 public final class Interrupt {
@@ -44,7 +44,7 @@ public final class Interrupt {
         final Deque<java.io.Closeable> blocking = new ConcurrentLinkedDeque<>();
         final List<String> removed = new ArrayList<>();
         final CountDownLatch ended = new CountDownLatch(1);
-        volatile String signal;             // what stopped it: SIGINT, SIGTERM, "the caller's Ctrl-C"...
+        volatile String signal;             // what stopped it: SIGINT, SIGTERM, "the caller going away"
         volatile Supplier<String> state;
         int units;                          // changes under way that an interrupt waits for (the step's thread only)
         boolean deferred;                   // an interrupt waits for the current unit to end
