@@ -183,28 +183,41 @@ public final class Session {
      * the caller at once.
      */
     private static void passSignals(SocketChannel ch) {
-        boolean[] sent = {false};
-        for (String name : List.of("INT", "TERM")) {
+        CallerSignals handler = new CallerSignals(ch);
+        for (String name : new String[] {"INT", "TERM"}) {
             try {
-                sun.misc.Signal.handle(new sun.misc.Signal(name), s -> {
-                    synchronized (sent) {
-                        if (sent[0]) Runtime.getRuntime().halt(Interrupt.EXIT);
-                        sent[0] = true;
-                    }
-                    try {
-                        send(ch, new byte[] {name.equals("TERM") ? SIGTERM : SIGINT});
-                        ch.shutdownOutput();
-                        Thread.sleep(2 * Interrupt.GRACE_SECONDS * 1000);   // the answer ends this process long before
-                        System.err.println("error: interrupted by SIG" + name + "; the asm session did not answer within "
-                                + 2 * Interrupt.GRACE_SECONDS + " s\n  -> check what the step changed (asm status), then run it again");
-                    } catch (IOException | InterruptedException e) {
-                        // the session is gone: nothing to wait for
-                    }
-                    Runtime.getRuntime().halt(Interrupt.EXIT);
-                });
+                sun.misc.Signal.handle(new sun.misc.Signal(name), handler);
             } catch (IllegalArgumentException | UnsupportedOperationException | LinkageError e) {
                 // the JVM's own handling stays: the caller ends, the session stops its step as for a caller gone
             }
+        }
+    }
+
+    /** The caller's signal handler (a class, not a lambda: a call through a session spins none, see key()). */
+    private static final class CallerSignals implements sun.misc.SignalHandler {
+        private final SocketChannel ch;
+        private boolean sent;
+
+        CallerSignals(SocketChannel ch) {
+            this.ch = ch;
+        }
+
+        @Override
+        public void handle(sun.misc.Signal signal) {
+            synchronized (this) {
+                if (sent) Runtime.getRuntime().halt(Interrupt.EXIT);       // a second one: do not wait
+                sent = true;
+            }
+            try {
+                send(ch, new byte[] {signal.getName().equals("TERM") ? SIGTERM : SIGINT});
+                ch.shutdownOutput();
+                Thread.sleep(2 * Interrupt.GRACE_SECONDS * 1000);           // the answer ends this process long before
+                System.err.println("error: interrupted by SIG" + signal.getName() + "; the asm session did not answer within "
+                        + 2 * Interrupt.GRACE_SECONDS + " s\n  -> check what the step changed (asm status), then run it again");
+            } catch (IOException | InterruptedException e) {
+                // the session is gone: nothing to wait for
+            }
+            Runtime.getRuntime().halt(Interrupt.EXIT);
         }
     }
 
