@@ -2,7 +2,7 @@ package asmhsm;
 
 /**
  * A failure the operator can act on: what is wrong and what to do next.
- * Exit code 1 = the step failed, 2 = bad usage or input.
+ * Exit code 1 = the step failed, 2 = bad usage or input, 130 = interrupted (Ctrl-C).
  */
 public class Fail extends RuntimeException {
     public final int exitCode;
@@ -21,6 +21,11 @@ public class Fail extends RuntimeException {
 
     public static Fail failed(String message, String hint, Throwable cause) {
         return new Fail(1, message, hint, cause);
+    }
+
+    /** The step was stopped by Ctrl-C or SIGTERM (exit 130, as a shell reports it); see Interrupt. */
+    public static Fail interrupted(String message, String hint) {
+        return new Fail(Interrupt.EXIT, message, hint, null);
     }
 
     /** The input or the invocation is wrong (exit 2). */

@@ -23,6 +23,7 @@ public class Out {
     private final PrintStream stderr;
     private final Map<String, Object> result = new LinkedHashMap<>();
     private boolean changed;
+    private final List<String> made = new java.util.ArrayList<>();
     private boolean progressOpen;
 
     public Out(String step, boolean json, boolean dryRun, PrintStream stdout, PrintStream stderr) {
@@ -53,11 +54,21 @@ public class Out {
         ((List<String>) result.computeIfAbsent("warnings", k -> new java.util.ArrayList<String>())).add(line);
     }
 
-    /** Something changed (or, under --dry-run, would change). */
+    /**
+     * Something changed (or, under --dry-run, would change). Also a stop point: a step told to stop
+     * (Ctrl-C) ends here, after the change it reports (see Interrupt).
+     */
     public void change(String what) {
         changed = true;
+        if (!dryRun) made.add(what);
         say((dryRun ? "would " : "") + what);
+        Interrupt.check();
     }
+
+    /** The changes made so far, as reported (none under --dry-run). */
+    public List<String> made() { return List.copyOf(made); }
+
+    public String step() { return step; }
 
     /** A progress line on stderr that rewrites itself (for waits and downloads). */
     public void progress(String line) {

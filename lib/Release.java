@@ -197,17 +197,58 @@ public final class Release {
     }
 
     /**
-     * Downloads url into target: into `target.part` first, renamed only once every byte
-     * the server announced has arrived, so a file at `target` is always whole.
+     * Downloads url into target: into `target.PID.part` first (this process's: see {@link #leftovers}),
+     * renamed only once every byte the server announced has arrived, so a file at `target` is always
+     * whole. The part file is removed on any failure and when the step is interrupted.
      */
     public static void download(HttpClient http, URI url, Path target, Progress progress) {
-        Path part = target.resolveSibling(target.getFileName() + ".part");
-        String name = target.getFileName().toString();
+        Path part = partFile(target);
+        try (Interrupt.Undo removePart = Interrupt.undo(part.getFileName().toString(), () -> Files.deleteIfExists(part))) {
+            fetch(http, url, target.getFileName().toString(), part, progress);
+            moveIntoPlace(part, target);
+        }
+    }
+
+    /** Where this process downloads `target` to: a name with its pid, so that a later run can tell it from a live one's. */
+    static Path partFile(Path target) {
+        return target.resolveSibling(target.getFileName() + "." + ProcessHandle.current().pid() + ".part");
+    }
+
+    /**
+     * Downloads the archive and, first (it is small: a wrong version fails before the big download),
+     * its .1.sig beside it. Both or neither: each goes to its part file, and both are renamed into
+     * place only once both are whole.
+     */
+    public static void downloadWithSignature(HttpClient http, URI archiveUrl, Path archive, Progress progress) {
+        Path signature = archive.resolveSibling(signatureName(archive.getFileName().toString()));
+        Path sigPart = partFile(signature), part = partFile(archive);
+        try (Interrupt.Undo removeSig = Interrupt.undo(sigPart.getFileName().toString(), () -> Files.deleteIfExists(sigPart));
+             Interrupt.Undo removePart = Interrupt.undo(part.getFileName().toString(), () -> Files.deleteIfExists(part))) {
+            fetch(http, URI.create(archiveUrl + ".1.sig"), signature.getFileName().toString(), sigPart, null);
+            fetch(http, archiveUrl, archive.getFileName().toString(), part, progress);
+            try (Interrupt.Unit both = Interrupt.unit()) {
+                moveIntoPlace(part, archive);
+                moveIntoPlace(sigPart, signature);
+            }
+        }
+    }
+
+    private static void moveIntoPlace(Path part, Path target) {
+        try {
+            Files.move(part, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw Fail.failed("cannot rename " + part + " to " + target.getFileName() + ": " + Kube.rootMessage(e),
+                    "check free space and permissions in " + target.getParent(), e);
+        }
+    }
+
+    /** Downloads url into `part`, checking that every byte the server announced arrived. */
+    private static void fetch(HttpClient http, URI url, String name, Path part, Progress progress) {
         try {
             HttpResponse<InputStream> response = http.send(
                     HttpRequest.newBuilder(url).timeout(Duration.ofSeconds(60)).header("User-Agent", "asm-hsm").GET().build(),
                     HttpResponse.BodyHandlers.ofInputStream());
-            try (InputStream body = response.body()) {
+            try (InputStream body = response.body(); var wake = Interrupt.closeOnStop(body)) {
                 int code = response.statusCode();
                 if (code != 200)
                     throw Fail.failed("cannot download " + url + ": HTTP " + code + (code == 404 ? " Not Found" : ""),
@@ -220,6 +261,7 @@ public final class Release {
                     byte[] buf = new byte[1 << 16];
                     long shown = 0;
                     for (int n; (n = body.read(buf)) > 0; ) {
+                        Interrupt.check();
                         out.write(buf, 0, n);
                         done += n;
                         long now = System.nanoTime();
@@ -234,7 +276,7 @@ public final class Release {
                 if (total >= 0 && done != total) throw cutShort(name, done, total, null);
                 if (progress != null) progress.update(done, total);
             }
-            Files.move(part, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            Interrupt.check();
         } catch (ConnectException | java.nio.channels.UnresolvedAddressException e) {
             throw Fail.failed("cannot reach " + url.getHost() + (url.getPort() > 0 ? ":" + url.getPort() : "") + " to download " + name
                             + ": " + networkReason(e),
@@ -245,12 +287,6 @@ public final class Release {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw Fail.failed("download of " + name + " interrupted", "run fetch-release again");
-        } finally {
-            try {
-                Files.deleteIfExists(part);
-            } catch (IOException ignored) {
-                // best effort: a .part file is never taken for a whole download
-            }
         }
     }
 
@@ -351,8 +387,10 @@ public final class Release {
     public static Path extract(Path archive, boolean zip, Path parent, String topDir) throws IOException {
         Path dest = parent.resolve(topDir);
         if (Env.exists(dest)) throw new IOException(dest + " already exists");
-        Path staging = Files.createTempDirectory(parent, "." + topDir + ".partial-");
-        try {
+        // named with this process's pid, so that a later run can tell it from a live one's (see leftovers)
+        Path staging = Files.createTempDirectory(parent, "." + topDir + PARTIAL + ProcessHandle.current().pid() + "-");
+        // removed on any failure, when the step is interrupted, and (empty by then) once the release is in place
+        try (Interrupt.Undo removeStaging = Interrupt.undo(staging.getFileName().toString(), () -> deleteTree(staging))) {
             try (Entries entries = zip ? new ZipEntries(archive) : new TarEntries(archive)) {
                 new Extraction(staging, topDir).run(entries);
             }
@@ -360,12 +398,53 @@ public final class Release {
             if (!Files.isDirectory(top, LinkOption.NOFOLLOW_LINKS))
                 throw new Refused("the archive holds no " + topDir + "/ directory");
             Files.move(top, dest, StandardCopyOption.ATOMIC_MOVE);
-            Files.delete(staging);
             return dest;
-        } catch (IOException | RuntimeException e) {
-            deleteTree(staging);
-            throw e;
         }
+    }
+
+    static final String PARTIAL = ".partial-";
+    /** A download's part file (`NAME.PID.part`, or `NAME.part` as earlier versions named it). */
+    private static final java.util.regex.Pattern PART = java.util.regex.Pattern.compile("istio-.+?(?:\\.(\\d+))?\\.part");
+    /** An extraction's staging folder (`.istio-VERSION.partial-PID-RANDOM`, or `.istio-VERSION.partial-RANDOM` as earlier versions named it). */
+    private static final java.util.regex.Pattern STAGING = java.util.regex.Pattern.compile("\\.istio-.+?\\.partial-(?:(\\d+)-)?\\d+");
+
+    /**
+     * What interrupted or killed runs left in `dir`: download part files and extraction folders whose
+     * process is gone (its pid is in the name; an old-style name, without one, is never a live run's),
+     * and a release signature without its archive. A pid that lives again in a process started after
+     * the file was last written is another process.
+     */
+    public static List<Path> leftovers(Path dir) throws IOException {
+        List<Path> found = new ArrayList<>();
+        if (!Files.isDirectory(dir)) return found;
+        try (var entries = Files.list(dir)) {
+            for (Path p : (Iterable<Path>) entries::iterator) {
+                String name = p.getFileName().toString();
+                java.util.regex.Matcher part = PART.matcher(name), staging = STAGING.matcher(name);
+                java.util.regex.Matcher m = part.matches() && Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) ? part
+                        : staging.matches() && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS) ? staging : null;
+                if (m != null && !ownedByLiveProcess(m.group(1), p)) found.add(p);
+                // a signature is kept only beside its archive (downloadWithSignature): alone, it is an earlier run's
+                else if (name.startsWith("istio-") && name.endsWith(".1.sig") && Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)
+                        && !Env.exists(p.resolveSibling(name.substring(0, name.length() - ".1.sig".length())))) found.add(p);
+            }
+        }
+        found.sort(null);
+        return found;
+    }
+
+    private static boolean ownedByLiveProcess(String pid, Path file) throws IOException {
+        if (pid == null) return false;
+        long id;
+        try {
+            id = Long.parseLong(pid);
+        } catch (NumberFormatException e) {
+            return false;
+        }
+        if (id == ProcessHandle.current().pid()) return false;     // this process runs one step at a time: not this one's
+        java.time.Instant written = Files.getLastModifiedTime(file, LinkOption.NOFOLLOW_LINKS).toInstant();
+        return ProcessHandle.of(id).filter(ProcessHandle::isAlive)
+                .map(h -> h.info().startInstant().map(start -> !start.isAfter(written)).orElse(true)).orElse(false);
     }
 
     /** Removes a directory tree without following links out of it. */
@@ -416,6 +495,7 @@ public final class Release {
         void run(Entries entries) throws IOException {
             int count = 0;
             for (Entry e; (e = entries.next()) != null; ) {
+                Interrupt.check();
                 if (++count > MAX_ENTRIES) throw new Refused("the archive has more than " + MAX_ENTRIES + " members");
                 String name = safeName(e.name(), "member");
                 if (name == null) continue;   // "./" itself
@@ -468,6 +548,7 @@ public final class Release {
             try (OutputStream out = Files.newOutputStream(target)) {
                 byte[] buf = new byte[1 << 16];
                 for (int n; (n = in.read(buf)) > 0; ) {
+                    Interrupt.check();      // a large member stops as quickly as a small one
                     written += n;
                     if (written > MAX_EXTRACTED_BYTES)
                         throw new Refused("the archive expands to more than " + (MAX_EXTRACTED_BYTES >> 30) + " GiB");

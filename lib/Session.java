@@ -51,7 +51,8 @@ import jdk.net.UnixDomainPrincipal;
  * <p>Only the user who started it can use it: the socket lives in a folder only that user can
  * open, and the session checks each caller's uid. It runs one step at a time (a second caller
  * waits), ends after an idle time (default 30 min) or with `asm session stop`, and a caller that
- * is interrupted (Ctrl-C) interrupts its step. Steps read no standard input, and get none here.
+ * is interrupted (Ctrl-C) stops its step as in a JVM of its own (see Interrupt) and relays its answer
+ * (exit 130); one that goes away stops it too. Steps read no standard input, and get none here.
  * Kubernetes clients are kept between steps while their kubeconfig is unchanged and in use
  * (see Kube.share); the PKCS#11 library stays loaded, as in `asm run`.
  */
@@ -67,8 +68,8 @@ public final class Session {
 
     // frames, session -> caller: kind byte, then a length-prefixed body
     static final byte TAKEN = 't', OUT = 'o', ERR = 'e', EXIT = 'x', NOT_MINE = 'n';
-    // requests, caller -> session
-    static final byte RUN = 'r', STATUS = 's', STOP = 'q';
+    // requests, caller -> session; then, while its step runs, the signal the caller got
+    static final byte RUN = 'r', STATUS = 's', STOP = 'q', SIGINT = 'i', SIGTERM = 'T';
 
     /** Sessions' sockets: ASM_SESSION_DIR, else $XDG_RUNTIME_DIR/asm-hsm, else ~/.cache/asm-hsm/session. */
     static Path dir() {
@@ -137,6 +138,7 @@ public final class Session {
         if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) return null;
         try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
             send(ch, request(RUN, key, args));
+            passSignals(ch);
             return relay(ch, new FileOutputStream(FileDescriptor.out), new FileOutputStream(FileDescriptor.err));
         } catch (IOException e) {
             return null;    // a session that is gone (its socket left behind): run here
@@ -172,6 +174,50 @@ public final class Session {
                 case EXIT -> { return ByteBuffer.wrap(body).getInt(); }
                 default -> { return taken ? 1 : null; }     // NOT_MINE: only ever sent first
             }
+        }
+    }
+
+    /**
+     * Ctrl-C (or SIGTERM) of the caller goes to its step in the session, which stops as in a JVM of its own
+     * (see Interrupt) and answers with its state and exit 130, relayed as any answer. A second one ends
+     * the caller at once.
+     */
+    private static void passSignals(SocketChannel ch) {
+        CallerSignals handler = new CallerSignals(ch);
+        for (String name : new String[] {"INT", "TERM"}) {
+            try {
+                sun.misc.Signal.handle(new sun.misc.Signal(name), handler);
+            } catch (IllegalArgumentException | UnsupportedOperationException | LinkageError e) {
+                // the JVM's own handling stays: the caller ends, the session stops its step as for a caller gone
+            }
+        }
+    }
+
+    /** The caller's signal handler (a class, not a lambda: a call through a session spins none, see key()). */
+    private static final class CallerSignals implements sun.misc.SignalHandler {
+        private final SocketChannel ch;
+        private boolean sent;
+
+        CallerSignals(SocketChannel ch) {
+            this.ch = ch;
+        }
+
+        @Override
+        public void handle(sun.misc.Signal signal) {
+            synchronized (this) {
+                if (sent) Runtime.getRuntime().halt(Interrupt.EXIT);       // a second one: do not wait
+                sent = true;
+            }
+            try {
+                send(ch, new byte[] {signal.getName().equals("TERM") ? SIGTERM : SIGINT});
+                ch.shutdownOutput();
+                Thread.sleep(2 * Interrupt.GRACE_SECONDS * 1000);           // the answer ends this process long before
+                System.err.println("error: interrupted by SIG" + signal.getName() + "; the asm session did not answer within "
+                        + 2 * Interrupt.GRACE_SECONDS + " s\n  -> check what the step changed (asm status), then run it again");
+            } catch (IOException | InterruptedException e) {
+                // the session is gone: nothing to wait for
+            }
+            Runtime.getRuntime().halt(Interrupt.EXIT);
         }
     }
 
@@ -419,14 +465,17 @@ public final class Session {
         Thread worker = Thread.currentThread();
         boolean[] running = {true};
         Thread watch = new Thread(() -> {
+            String why = "the caller going away";
             try {
-                // the caller sends nothing more: this read ends only when it goes away (or we close)
-                ch.read(ByteBuffer.allocate(1));
+                // the caller sends nothing more but the signal it got (Ctrl-C): this read ends then, or when it goes away (or we close)
+                ByteBuffer b = ByteBuffer.allocate(1);
+                if (ch.read(b) == 1) why = b.get(0) == SIGTERM ? "SIGTERM" : "SIGINT";
             } catch (IOException e) {
                 // closed: the same as gone
             }
             synchronized (running) {
-                if (running[0]) worker.interrupt();
+                // the same stop as a signal to a step's own JVM: it finishes its current change, removes its temporary files
+                if (running[0]) Interrupt.stop(worker, why);
             }
         }, "asm-session-caller");
         watch.setDaemon(true);
@@ -488,8 +537,14 @@ public final class Session {
         public void write(byte[] b, int off, int len) throws IOException {
             byte[] body = new byte[len];
             System.arraycopy(b, off, body, 0, len);
-            synchronized (ch) {
-                send(ch, frame(kind, body));
+            // an interrupted step still reports: a write with the interrupt set would close the channel (and lose the answer)
+            boolean interrupted = Thread.interrupted();
+            try {
+                synchronized (ch) {
+                    send(ch, frame(kind, body));
+                }
+            } finally {
+                if (interrupted) Thread.currentThread().interrupt();
             }
         }
     }

@@ -52,9 +52,11 @@ public abstract class Step implements Callable<Integer> {
     @Override
     public final Integer call() {
         Set<Thread> before = Http.selectorThreads();
+        Interrupt.Run interruptible = Interrupt.begin(this);     // Ctrl-C and SIGTERM now stop this step (see Interrupt)
         try {
             return callOnce();
         } finally {
+            interruptible.end();
             // The JDK HttpClients this step made (the Vault driver makes some of its own) keep a
             // selector thread in native code after their last use, and the JVM waits up to 0.3 s
             // at exit for such threads. Only shared Kubernetes clients (asm run, asm session)
@@ -68,6 +70,7 @@ public abstract class Step implements Callable<Integer> {
         Fail failure;
         try {
             run();
+            Interrupt.check();      // stopped after its last change: still an interrupted run
             out.finish(0, null);
             return 0;
         } catch (Fail f) {
@@ -77,6 +80,7 @@ public abstract class Step implements Callable<Integer> {
         } catch (Exception | LinkageError e) {
             failure = Fail.failed(describe(e), common.verbose ? null : "re-run with --verbose for the details", e);
         }
+        failure = Interrupt.outcome(failure, out);     // a stopped step ends as interrupted, whatever it threw on the way
         out.endProgress();
         System.err.println("error: " + failure.getMessage());
         if (failure.hint != null) System.err.println("  -> " + failure.hint);

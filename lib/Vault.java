@@ -125,13 +125,22 @@ public final class Vault {
         return data(api.logical().read(path), true);
     }
 
-    /** POST {@code body} to {@code path} (values: strings, numbers, booleans, lists, maps). */
+    /**
+     * POST {@code body} to {@code path} (values: strings, numbers, booleans, lists, maps). One write is
+     * one change made whole: Ctrl-C during it waits for Vault's answer (see Interrupt.unit).
+     */
     public JsonNode write(String path, Map<String, Object> body, String what) {
         Map<String, Object> flat = new java.util.LinkedHashMap<>();
         body.forEach((k, v) -> flat.put(k, v instanceof Map || v instanceof List
                 ? io.github.jopenlibs.vault.json.Json.parse(Out.toJson(v)) : v));
+        LogicalResponse answer;
+        try (Interrupt.Unit whole = Interrupt.unit()) {
+            answer = api.logical().write(path, flat);
+        } catch (VaultException e) {
+            throw explain(e, what);
+        }
         try {
-            return data(api.logical().write(path, flat), false);
+            return data(answer, false);
         } catch (VaultException e) {
             throw explain(e, what);
         }

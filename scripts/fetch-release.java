@@ -56,6 +56,11 @@ class FetchRelease extends Step {
         if (Files.exists(dir) && !Files.isDirectory(dir)) throw Fail.badInput(dir + " is not a directory", "check --dir");
         Path release = dir.resolve(Release.topDir(version));
         out.put("version", version).put("platform", p.id).put("releaseDir", release.toAbsolutePath().toString());
+        for (Path left : Release.leftovers(dir)) {
+            if (signature != null && Files.isSameFile(left, signature)) continue;    // the operator's own, given with --archive
+            if (!out.dryRun()) Release.deleteTree(left);
+            out.change((out.dryRun() ? "remove " : "removed ") + left + ", left by an interrupted run");
+        }
 
         if (Files.exists(release)) {
             if (!Release.complete(release))
@@ -74,12 +79,14 @@ class FetchRelease extends Step {
         if (!offline) {
             archive = dir.resolve(Release.archiveName(version, p));
             signature = dir.resolve(Release.signatureName(archive.getFileName().toString()));
-            boolean newSignature = fetch(URI.create(url + ".1.sig"), signature);   // small: a wrong version fails before the big download
-            try {
-                fetch(url, archive);
-            } catch (Fail f) {
-                if (newSignature) Files.deleteIfExists(signature);   // a failed run leaves nothing behind
-                throw f;
+            if (Files.isRegularFile(archive) && Files.isRegularFile(signature)) {
+                out.say("%s and its .1.sig are already downloaded", archive);
+            } else {
+                // a failed or interrupted run leaves neither (a signature alone is not kept either)
+                String name = archive.getFileName().toString();
+                Release.downloadWithSignature(Release.httpClient(), url, archive, (done, total) -> out.progress(Release.progressLine(name, done, total)));
+                out.endProgress();
+                out.change("downloaded " + url + " and its .1.sig");
             }
             out.put("url", url.toString());
         }
@@ -112,19 +119,6 @@ class FetchRelease extends Step {
         }
         out.change("extracted " + archive.getFileName() + " into " + release);
         report(release);
-    }
-
-    /** Downloads unless a whole file is there from an earlier run; true when it downloaded. */
-    private boolean fetch(URI from, Path to) {
-        if (Files.isRegularFile(to)) {
-            out.say("%s is already downloaded", to);
-            return false;
-        }
-        String name = to.getFileName().toString();
-        Release.download(Release.httpClient(), from, to, (done, total) -> out.progress(Release.progressLine(name, done, total)));
-        out.endProgress();
-        out.change("downloaded " + from);
-        return true;
     }
 
     private void report(Path release) {

@@ -231,9 +231,12 @@ class InstallAsm extends Step {
         Runtime.getRuntime().addShutdownHook(stop);
         Thread o = pump(p.getInputStream(), out.json() ? System.err : System.out, copy);
         Thread e = pump(p.getErrorStream(), System.err, copy);
-        int exit = p.waitFor();
-        o.join();
-        e.join();
+        int exit;
+        try (var ctrlC = Interrupt.closeOnStop(p::destroy)) {     // Ctrl-C stops istioctl too, also in asm session
+            exit = p.waitFor();
+            o.join();
+            e.join();
+        }
         Runtime.getRuntime().removeShutdownHook(stop);
         return exit;
     }

@@ -129,66 +129,100 @@ class Status extends Step {
     // ---------------------------------------------------------------- Vault
 
     private void vault(String suffix) {
+        String mount = Vault.mount(suffix), secret = Vault.secretPath(suffix);
+        group(List.of("vault: mount " + mount, "vault: secret " + secret, "vault: policy " + Vault.policy(suffix),
+                "vault: auth " + secret, "vault: auth config", "vault: role " + Vault.ROLE), () -> {
+            VaultLines lines = new VaultLines();
+            try {
+                vaultLines(lines, suffix);
+            } finally {
+                lines.emit();
+            }
+        });
+    }
+
+    /**
+     * The Vault lines, held until all are read: where some of vault-setup's parts are done and others
+     * are absent, its run was cut short (Ctrl-C, a lost connection), and each absent part is wrong
+     * (a half-configured path) with vault-setup as the fix, not merely missing.
+     */
+    private final class VaultLines {
+        final List<String[]> held = new ArrayList<>();
+
+        void add(String name, String state, String detail, String fix) {
+            held.add(new String[] {name, state, detail, fix});
+        }
+
+        void emit() {
+            List<String> done = held.stream().filter(l -> DONE.equals(l[1])).map(l -> l[0].replaceFirst("^vault: ", "")).toList();
+            for (String[] l : held) {
+                if (!done.isEmpty() && MISSING.equals(l[1]))
+                    Status.this.line(l[0], WRONG, l[2] + ", though " + String.join(", ", done) + (done.size() == 1 ? " is" : " are")
+                            + " there: vault-setup did not finish", "vault-setup");
+                else Status.this.line(l[0], l[1], l[2], l[3]);
+            }
+        }
+    }
+
+    private void vaultLines(VaultLines lines, String suffix) {
         String mount = Vault.mount(suffix), secret = Vault.secretPath(suffix), policy = Vault.policy(suffix);
         String lMount = "vault: mount " + mount, lSecret = "vault: secret " + secret, lPolicy = "vault: policy " + policy,
                 lAuth = "vault: auth " + secret, lConfig = "vault: auth config", lRole = "vault: role " + Vault.ROLE;
         String fix = "vault-setup";
-        group(List.of(lMount, lSecret, lPolicy, lAuth, lConfig, lRole), () -> {
-            Vault v = Vault.connect(vault);
-            v.requireUnsealed("read the setup");
-            JsonNode m = v.read("sys/mounts", "list the secrets engines").get(mount + "/");
-            if (m == null) line(lMount, MISSING, "no secrets engine at " + mount + "/", fix);
-            else if (!"kv".equals(m.path("type").asString()) || "2".equals(m.path("options").path("version").asString()))
-                line(lMount, WRONG, mount + "/ is " + m.path("type").asString() + " version " + m.path("options").path("version").asString("1")
-                        + ", not kv version 1", "disable it and run vault-setup (the guide's kv is version 1)");
-            else if (m.path("config").path("max_lease_ttl").asLong() != 87600L * 3600)
-                line(lMount, WRONG, "kv at " + mount + "/ has max lease TTL " + m.path("config").path("max_lease_ttl").asLong() + "s, not "
-                        + Vault.MAX_LEASE_TTL, fix);
-            else line(lMount, DONE, "kv at " + mount + "/, max lease TTL " + Vault.MAX_LEASE_TTL, null);
+        Vault v = Vault.connect(vault);
+        v.requireUnsealed("read the setup");
+        JsonNode m = v.read("sys/mounts", "list the secrets engines").get(mount + "/");
+        if (m == null) lines.add(lMount, MISSING, "no secrets engine at " + mount + "/", fix);
+        else if (!"kv".equals(m.path("type").asString()) || "2".equals(m.path("options").path("version").asString()))
+            lines.add(lMount, WRONG, mount + "/ is " + m.path("type").asString() + " version " + m.path("options").path("version").asString("1")
+                    + ", not kv version 1", "disable it and run vault-setup (the guide's kv is version 1)");
+        else if (m.path("config").path("max_lease_ttl").asLong() != 87600L * 3600)
+            lines.add(lMount, WRONG, "kv at " + mount + "/ has max lease TTL " + m.path("config").path("max_lease_ttl").asLong() + "s, not "
+                    + Vault.MAX_LEASE_TTL, fix);
+        else lines.add(lMount, DONE, "kv at " + mount + "/, max lease TTL " + Vault.MAX_LEASE_TTL, null);
 
-            JsonNode s = m == null ? null : v.read(secret, "read " + secret);
-            List<String> absent = new ArrayList<>();
-            if (s != null) for (String key : Vault.HSM_KEYS) if (s.path(key).asString("").isBlank()) absent.add(key);
-            if (s == null) line(lSecret, MISSING, "no secret at " + secret, fix);
-            else if (!absent.isEmpty()) line(lSecret, WRONG, secret + " lacks " + String.join(", ", absent), fix);
-            else line(lSecret, DONE, secret + " holds " + String.join(", ", Vault.HSM_KEYS), null);
+        JsonNode s = m == null ? null : v.read(secret, "read " + secret);
+        List<String> absent = new ArrayList<>();
+        if (s != null) for (String key : Vault.HSM_KEYS) if (s.path(key).asString("").isBlank()) absent.add(key);
+        if (s == null) lines.add(lSecret, MISSING, "no secret at " + secret, fix);
+        else if (!absent.isEmpty()) lines.add(lSecret, WRONG, secret + " lacks " + String.join(", ", absent), fix);
+        else lines.add(lSecret, DONE, secret + " holds " + String.join(", ", Vault.HSM_KEYS), null);
 
-            JsonNode p = v.read("sys/policy/" + policy, "read policy " + policy);
-            String rules = p == null ? null : p.path("rules").asString("");
-            if (p == null) line(lPolicy, MISSING, "no policy " + policy, fix);
-            else if (!rules.matches("(?s).*path\\s+\"" + java.util.regex.Pattern.quote(secret) + "\"\\s*\\{[^}]*capabilities\\s*=\\s*\\[[^\\]]*\"read\".*"))
-                line(lPolicy, WRONG, policy + " does not grant read on " + secret, fix);
-            else line(lPolicy, DONE, policy + " grants read on " + secret, null);
+        JsonNode p = v.read("sys/policy/" + policy, "read policy " + policy);
+        String rules = p == null ? null : p.path("rules").asString("");
+        if (p == null) lines.add(lPolicy, MISSING, "no policy " + policy, fix);
+        else if (!rules.matches("(?s).*path\\s+\"" + java.util.regex.Pattern.quote(secret) + "\"\\s*\\{[^}]*capabilities\\s*=\\s*\\[[^\\]]*\"read\".*"))
+            lines.add(lPolicy, WRONG, policy + " does not grant read on " + secret, fix);
+        else lines.add(lPolicy, DONE, policy + " grants read on " + secret, null);
 
-            JsonNode a = v.read("sys/auth", "list the auth methods").get(secret + "/");
-            if (a == null) line(lAuth, MISSING, "no auth method at " + secret + "/", fix);
-            else if (!"kubernetes".equals(a.path("type").asString())) line(lAuth, WRONG, secret + "/ is " + a.path("type").asString() + ", not kubernetes", fix);
-            else line(lAuth, DONE, "kubernetes auth at " + secret + "/", null);
+        JsonNode a = v.read("sys/auth", "list the auth methods").get(secret + "/");
+        if (a == null) lines.add(lAuth, MISSING, "no auth method at " + secret + "/", fix);
+        else if (!"kubernetes".equals(a.path("type").asString())) lines.add(lAuth, WRONG, secret + "/ is " + a.path("type").asString() + ", not kubernetes", fix);
+        else lines.add(lAuth, DONE, "kubernetes auth at " + secret + "/", null);
 
-            JsonNode c = a == null ? null : v.read("auth/" + secret + "/config", "read the kubernetes auth config");
-            String host = c == null ? "" : c.path("kubernetes_host").asString("");
-            if (c == null || host.isBlank()) line(lConfig, MISSING, "kubernetes auth at " + secret + " is not configured", "k8s-vault-prep, then vault-setup");
-            else if (k8sServer != null && !strip(host).equals(strip(k8sServer)))
-                line(lConfig, WRONG, "kubernetes_host is " + host + " but the cluster is " + k8sServer, "k8s-vault-prep, then vault-setup");
-            else if (c.path("kubernetes_ca_cert").asString("").isBlank())
-                line(lConfig, WRONG, "no kubernetes_ca_cert: Vault cannot trust the API server", "k8s-vault-prep, then vault-setup");
-            else if (c.has("token_reviewer_jwt_set") && !c.path("token_reviewer_jwt_set").asBoolean())
-                line(lConfig, WRONG, "no token_reviewer_jwt: Vault cannot call TokenReview", "k8s-vault-prep, then vault-setup");
-            else line(lConfig, DONE, "kubernetes_host " + host + ", CA certificate and reviewer JWT set", null);
+        JsonNode c = a == null ? null : v.read("auth/" + secret + "/config", "read the kubernetes auth config");
+        String host = c == null ? "" : c.path("kubernetes_host").asString("");
+        if (c == null || host.isBlank()) lines.add(lConfig, MISSING, "kubernetes auth at " + secret + " is not configured", "k8s-vault-prep, then vault-setup");
+        else if (k8sServer != null && !strip(host).equals(strip(k8sServer)))
+            lines.add(lConfig, WRONG, "kubernetes_host is " + host + " but the cluster is " + k8sServer, "k8s-vault-prep, then vault-setup");
+        else if (c.path("kubernetes_ca_cert").asString("").isBlank())
+            lines.add(lConfig, WRONG, "no kubernetes_ca_cert: Vault cannot trust the API server", "k8s-vault-prep, then vault-setup");
+        else if (c.has("token_reviewer_jwt_set") && !c.path("token_reviewer_jwt_set").asBoolean())
+            lines.add(lConfig, WRONG, "no token_reviewer_jwt: Vault cannot call TokenReview", "k8s-vault-prep, then vault-setup");
+        else lines.add(lConfig, DONE, "kubernetes_host " + host + ", CA certificate and reviewer JWT set", null);
 
-            JsonNode r = a == null ? null : v.read("auth/" + secret + "/role/" + Vault.ROLE, "read role " + Vault.ROLE);
-            if (r == null) line(lRole, MISSING, "no role " + Vault.ROLE + " at auth/" + secret, fix);
-            else {
-                List<String> wrong = new ArrayList<>();
-                if (!has(r.path("bound_service_account_names"), Kube.ISTIOD_SA)) wrong.add("not bound to " + Kube.ISTIOD_SA);
-                if (!has(r.path("bound_service_account_namespaces"), Kube.ISTIO_NAMESPACE)) wrong.add("not bound to namespace " + Kube.ISTIO_NAMESPACE);
-                if (!has(r.path("token_policies"), policy) && !has(r.path("policies"), policy)) wrong.add("lacks policy " + policy);
-                long ttl = r.has("token_ttl") ? r.path("token_ttl").asLong() : r.path("ttl").asLong();
-                if (ttl != 768L * 3600) wrong.add("ttl " + ttl + "s, not " + Vault.ROLE_TTL);
-                if (wrong.isEmpty()) line(lRole, DONE, Vault.ROLE + ": " + Kube.ISTIOD_SA + "." + Kube.ISTIO_NAMESPACE + ", policy " + policy + ", ttl " + Vault.ROLE_TTL, null);
-                else line(lRole, WRONG, "role " + Vault.ROLE + " " + String.join(", ", wrong), fix);
-            }
-        });
+        JsonNode r = a == null ? null : v.read("auth/" + secret + "/role/" + Vault.ROLE, "read role " + Vault.ROLE);
+        if (r == null) lines.add(lRole, MISSING, "no role " + Vault.ROLE + " at auth/" + secret, fix);
+        else {
+            List<String> wrong = new ArrayList<>();
+            if (!has(r.path("bound_service_account_names"), Kube.ISTIOD_SA)) wrong.add("not bound to " + Kube.ISTIOD_SA);
+            if (!has(r.path("bound_service_account_namespaces"), Kube.ISTIO_NAMESPACE)) wrong.add("not bound to namespace " + Kube.ISTIO_NAMESPACE);
+            if (!has(r.path("token_policies"), policy) && !has(r.path("policies"), policy)) wrong.add("lacks policy " + policy);
+            long ttl = r.has("token_ttl") ? r.path("token_ttl").asLong() : r.path("ttl").asLong();
+            if (ttl != 768L * 3600) wrong.add("ttl " + ttl + "s, not " + Vault.ROLE_TTL);
+            if (wrong.isEmpty()) lines.add(lRole, DONE, Vault.ROLE + ": " + Kube.ISTIOD_SA + "." + Kube.ISTIO_NAMESPACE + ", policy " + policy + ", ttl " + Vault.ROLE_TTL, null);
+            else lines.add(lRole, WRONG, "role " + Vault.ROLE + " " + String.join(", ", wrong), fix);
+        }
     }
 
     private static boolean has(JsonNode list, String value) {

@@ -46,8 +46,11 @@ class VaultSetup extends Step {
             + "shows the token reviewer JWT it holds, so a new one (k8s-vault-prep after its Secret was re-created) needs this.")
     boolean rewriteJwt;
 
-    /** One write the plan needs: what the operator reads, the path, and what the token must be allowed there. */
-    record Change(String doing, String path, boolean sudo, Map<String, Object> body) {
+    /** What vault-setup makes, in order (an interrupted run names which are done). */
+    static final List<String> PARTS = List.of("mount", "secret", "policy", "auth", "config", "role");
+
+    /** One write the plan needs: the part it makes, what the operator reads, the path, and what the token must be allowed there. */
+    record Change(String part, String doing, String path, boolean sudo, Map<String, Object> body) {
         /** "enable x" -> "enabled x": what the change says once made. */
         String done() {
             int sp = doing.indexOf(' ');
@@ -91,7 +94,7 @@ class VaultSetup extends Step {
         JsonNode m = v.read("sys/mounts", "list the secrets engines").path(mount + "/");
         if (m.isMissingNode()) m = null;
         if (m == null) {
-            plan.add(new Change("enable kv (version 1) secrets engine at " + mount + "/, max-lease-ttl " + Vault.MAX_LEASE_TTL,
+            plan.add(new Change("mount", "enable kv (version 1) secrets engine at " + mount + "/, max-lease-ttl " + Vault.MAX_LEASE_TTL,
                     "sys/mounts/" + mount, false, Map.of("type", "kv", "options", Map.of("version", "1"),
                             "config", Map.of("max_lease_ttl", Vault.MAX_LEASE_TTL))));
         } else {
@@ -102,7 +105,7 @@ class VaultSetup extends Step {
                         "check what uses it, then: vault secrets disable " + mount + " (or choose another cluster suffix)");
             long ttl = m.path("config").path("max_lease_ttl").asLong(0);
             if (ttl != MAX_LEASE_TTL_SECONDS)
-                plan.add(new Change("tune " + mount + "/ max-lease-ttl from " + ttl + "s to " + Vault.MAX_LEASE_TTL,
+                plan.add(new Change("mount", "tune " + mount + "/ max-lease-ttl from " + ttl + "s to " + Vault.MAX_LEASE_TTL,
                         "sys/mounts/" + mount + "/tune", false, Map.of("max_lease_ttl", Vault.MAX_LEASE_TTL)));
             else out.say("%s/ already kv version 1 with max-lease-ttl %s", mount, Vault.MAX_LEASE_TTL);
         }
@@ -113,10 +116,10 @@ class VaultSetup extends Step {
         hsm.forEach((key, value) -> { if (stored == null || !value.equals(stored.path(key).asString(null))) differ.add(key); });
         if (stored != null) stored.propertyNames().forEach(key -> { if (!hsm.containsKey(key)) differ.add(key + " (removed)"); });
         if (stored == null)
-            plan.add(new Change("write " + secretPath + " (" + String.join(", ", hsm.keySet()) + ")", secretPath, false,
+            plan.add(new Change("secret", "write " + secretPath + " (" + String.join(", ", hsm.keySet()) + ")", secretPath, false,
                     new LinkedHashMap<>(hsm)));
         else if (!differ.isEmpty())
-            plan.add(new Change("update " + secretPath + " (not as in the files given: " + String.join(", ", differ) + ")",
+            plan.add(new Change("secret", "update " + secretPath + " (not as in the files given: " + String.join(", ", differ) + ")",
                     secretPath, false, new LinkedHashMap<>(hsm)));
         else out.say("%s already holds these HSM credentials", secretPath);
 
@@ -124,7 +127,7 @@ class VaultSetup extends Step {
         String policyText = "path \"" + secretPath + "\" {\n  capabilities = [\"read\"]\n}\n";
         JsonNode pol = v.read("sys/policies/acl/" + policy, "read policy " + policy);
         if (pol == null || !squash(pol.path("policy").asString("")).equals(squash(policyText)))
-            plan.add(new Change((pol == null ? "write" : "replace") + " policy " + policy + " (read on " + secretPath + ")",
+            plan.add(new Change("policy", (pol == null ? "write" : "replace") + " policy " + policy + " (read on " + secretPath + ")",
                     "sys/policies/acl/" + policy, false, Map.of("policy", policyText)));
         else out.say("policy %s already grants read on %s", policy, secretPath);
 
@@ -135,7 +138,7 @@ class VaultSetup extends Step {
             throw Fail.failed("auth/" + secretPath + " is already a " + auth.path("type").asString() + " auth method, not kubernetes",
                     "check what uses it, then: vault auth disable " + secretPath);
         if (auth == null)
-            plan.add(new Change("enable kubernetes auth at auth/" + secretPath,
+            plan.add(new Change("auth", "enable kubernetes auth at auth/" + secretPath,
                     "sys/auth/" + secretPath, true, Map.of("type", "kubernetes")));
         else out.say("kubernetes auth already enabled at auth/%s", secretPath);
 
@@ -149,7 +152,7 @@ class VaultSetup extends Step {
             if (!cfg.path("token_reviewer_jwt_set").asBoolean(false) || rewriteJwt) cfgDiffer.add("token_reviewer_jwt");
         }
         if (cfg == null || !cfgDiffer.isEmpty())
-            plan.add(new Change("write " + authConfig + (cfg == null ? "" : " (" + String.join(", ", cfgDiffer) + ")"),
+            plan.add(new Change("config", "write " + authConfig + (cfg == null ? "" : " (" + String.join(", ", cfgDiffer) + ")"),
                     authConfig, false, config));
         else out.say("%s already points at %s (its token reviewer JWT cannot be read back: --rewrite-reviewer-jwt writes it again)",
                 authConfig, k8sAddr);
@@ -167,7 +170,7 @@ class VaultSetup extends Step {
             if (r.path("token_ttl").asLong(-1) != ROLE_TTL_SECONDS) roleDiffer.add("token_ttl " + r.path("token_ttl").asLong(-1) + "s");
         }
         if (r == null || !roleDiffer.isEmpty())
-            plan.add(new Change((r == null ? "write" : "update") + " role " + Vault.ROLE + " at auth/" + secretPath + " ("
+            plan.add(new Change("role", (r == null ? "write" : "update") + " role " + Vault.ROLE + " at auth/" + secretPath + " ("
                     + Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SA + ", policy " + policy + ", ttl " + Vault.ROLE_TTL + ")"
                     + (r == null ? "" : ", was: " + String.join("; ", roleDiffer)), rolePath, false, role));
         else out.say("role %s already binds %s/%s to %s, ttl %s", Vault.ROLE, Kube.ISTIO_NAMESPACE, Kube.ISTIOD_SA, policy, Vault.ROLE_TTL);
@@ -175,8 +178,18 @@ class VaultSetup extends Step {
         out.put("changes", plan.stream().map(Change::doing).toList());
         if (plan.isEmpty()) return;
         requireRights(v, plan);
+        // each write is whole (Vault.write); stopped between two, the run says which parts are done
+        List<String> pending = new ArrayList<>(plan.stream().map(Change::part).toList());
+        if (!out.dryRun()) Interrupt.state(() -> {
+            List<String> done = PARTS.stream().filter(part -> !pending.contains(part)).toList();
+            out.put("done", done).put("notDone", pending);
+            return pending.isEmpty() ? mount + " is set up: " + String.join(", ", done) + " done"
+                    : mount + " is half set up: done " + (done.isEmpty() ? "nothing" : String.join(", ", done))
+                    + "; not done " + String.join(", ", pending);
+        });
         for (Change c : plan) {
             if (!out.dryRun()) v.write(c.path(), c.body(), c.doing());
+            pending.remove(c.part());
             out.change(out.dryRun() ? c.doing() : c.done());
         }
         if (!out.dryRun()) out.say("Record the secret path for install-asm: export HSM_SECRET_PATH=%s", secretPath);

@@ -35,13 +35,85 @@ public final class Cli {
 
     /** `asm <args>` in a fresh JVM with exactly the given extra environment (null values unset a variable). */
     public static Result asm(Map<String, String> env, Path cwd, String... args) {
+        return run(asmCommand(args), env, cwd, null);
+    }
+
+    static List<String> asmCommand(String... args) {
         List<String> cmd = new ArrayList<>(List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto",
                 "--add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED",
                 "-cp", classpath(), "asmhsm.Asm"));
         cmd.addAll(List.of(args));
-        return run(cmd, env, cwd, null);
+        return cmd;
+    }
+
+    /** A running `asm <args>`, for a test that signals it half-way; its output goes to two files. */
+    public record Running(Process process, Path stdout, Path stderr) {
+        public long pid() { return process.pid(); }
+
+        /** Sends a signal as Ctrl-C (INT), kill (TERM) or kill -9 (KILL) would. */
+        public void signal(String name) {
+            Result kill = run(List.of("kill", "-" + name, Long.toString(pid())), Map.of(), null, null);
+            if (kill.exit() != 0) throw new AssertionError("kill -" + name + " " + pid() + ": " + kill);
+        }
+
+        /** Waits for its end (at most 60 s): its exit code and output. */
+        public Result await() {
+            try {
+                if (!process.waitFor(60, TimeUnit.SECONDS)) {
+                    process.destroyForcibly();
+                    throw new AssertionError("still running 60 s later: " + process.info().commandLine().orElse("asm"));
+                }
+                return new Result(process.exitValue(), java.nio.file.Files.readString(stdout), java.nio.file.Files.readString(stderr));
+            } catch (IOException | InterruptedException e) {
+                throw new AssertionError(e);
+            }
+        }
+
+        /** Its stderr so far. */
+        public String stderrSoFar() {
+            try {
+                return java.nio.file.Files.readString(stderr);
+            } catch (IOException e) {
+                return "";
+            }
+        }
+    }
+
+    /**
+     * Starts `asm <args>` as {@link #asm} runs it. Ctrl-C and SIGTERM are reset to their defaults
+     * first (env --default-signal): a shell without job control starts a background job with SIGINT
+     * ignored, and the test must not depend on how its own JVM was started.
+     */
+    public static Running start(Map<String, String> env, Path cwd, Path outputs, String... args) {
+        List<String> cmd = new ArrayList<>(List.of("env", "--default-signal=INT,TERM"));
+        cmd.addAll(asmCommand(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory((cwd == null ? repo() : cwd).toFile());
+        pb.environment().clear();
+        pb.environment().putAll(environment(env));
+        try {
+            java.nio.file.Files.createDirectories(outputs);
+            Path out = java.nio.file.Files.createTempFile(outputs, "stdout", ".txt"), err = java.nio.file.Files.createTempFile(outputs, "stderr", ".txt");
+            pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .redirectOutput(out.toFile()).redirectError(err.toFile());
+            return new Running(pb.start(), out, err);
+        } catch (IOException e) {
+            throw new AssertionError("cannot start " + cmd + ": " + e, e);
+        }
+    }
+
+    /** Polls `condition` every 20 ms for at most 60 s; fails with `what` if it never holds. */
+    public static void waitFor(String what, java.util.function.BooleanSupplier condition) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) throw new AssertionError("waited 60 s for " + what);
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+        }
     }
 
     public static Result asm(Map<String, String> env, String... args) {

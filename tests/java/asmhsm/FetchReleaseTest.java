@@ -2,19 +2,13 @@ package asmhsm;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyPair;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -32,35 +26,15 @@ class FetchReleaseTest {
     static final String NAME = Release.archiveName(Release.DEFAULT_VERSION, Release.Platform.LINUX_AMD64);
 
     @TempDir Path tmp;
-    HttpServer server;
-    final Map<String, byte[]> files = new ConcurrentHashMap<>();
-    /** Paths whose response stops half-way through the announced length. */
-    final Map<String, Boolean> cutShort = new ConcurrentHashMap<>();
-    final AtomicInteger requests = new AtomicInteger();
+    ReleaseMirror mirror;
+    Map<String, byte[]> files;
     KeyPair key;
     Path pub, dir, archive;
 
     @BeforeEach
     void serve() throws Exception {
-        server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
-        server.createContext("/asm/", ex -> {
-            requests.incrementAndGet();
-            String name = ex.getRequestURI().getPath().substring("/asm/".length());
-            byte[] body = files.get(name);
-            try (ex) {
-                if (body == null) {
-                    ex.sendResponseHeaders(404, -1);
-                    return;
-                }
-                ex.sendResponseHeaders(200, body.length);
-                OutputStream o = ex.getResponseBody();
-                // cut short: closing the exchange with bytes still owed drops the connection
-                o.write(body, 0, cutShort.containsKey(name) ? body.length / 2 : body.length);
-            } catch (IOException expected) {
-                // the client sees the connection end early
-            }
-        });
-        server.start();
+        mirror = new ReleaseMirror();
+        files = mirror.files;
         key = ReleaseTest.p256();
         pub = ReleaseTest.pubPem(key, tmp.resolve("test-release-key.pem"));
         Path src = Files.createDirectories(tmp.resolve("src"));
@@ -74,16 +48,15 @@ class FetchReleaseTest {
 
     @AfterEach
     void stop() {
-        server.stop(0);
+        mirror.close();
     }
 
     void publish(String name, byte[] content, byte[] signature) {
-        files.put(name, content);
-        files.put(name + ".1.sig", signature);
+        mirror.publish(name, content, signature);
     }
 
     String baseUrl() {
-        return "http://127.0.0.1:" + server.getAddress().getPort() + "/asm/";
+        return mirror.baseUrl();
     }
 
     Cli.Result fetch(String... extra) {
@@ -117,11 +90,11 @@ class FetchReleaseTest {
                 dir.resolve(NAME + ".1.sig").toString(), dir.resolve(NAME).toString()), Map.of(), tmp, null);
         assertThat(openssl.stdout()).contains("Verified OK");
 
-        int before = requests.get();
+        int before = mirror.requests.get();
         Cli.Result again = fetch("--public-key", pub.toString());
         assertThat(again.exit()).as(again.toString()).isZero();
         assertThat(again.stdout()).contains("already extracted").contains("istioctl: ");
-        assertThat(requests.get()).as("no download the second time").isEqualTo(before);
+        assertThat(mirror.requests.get()).as("no download the second time").isEqualTo(before);
     }
 
     @Test
@@ -160,7 +133,7 @@ class FetchReleaseTest {
 
     @Test
     void aTruncatedDownloadFailsAndLeavesNothing() throws Exception {
-        cutShort.put(NAME, true);
+        mirror.cutShort.add(NAME);
         Cli.Result r = fetch("--public-key", pub.toString());
         assertThat(r.exit()).as(r.toString()).isEqualTo(1);
         assertThat(r.stderr()).contains("error: download of " + NAME + " was cut short: got ").contains(" of " + files.get(NAME).length + " bytes");
@@ -189,7 +162,7 @@ class FetchReleaseTest {
         Cli.Result r = Cli.asm(Map.of(), tmp, "fetch-release", "--archive", archive.toString(), "--signature", sig.toString(),
                 "--public-key", pub.toString(), "--dir", dir.toString(), "--platform", "linux-amd64");
         assertThat(r.exit()).as(r.toString()).isZero();
-        assertThat(requests.get()).isZero();
+        assertThat(mirror.requests.get()).isZero();
         assertThat(left()).containsExactly(TOP);
 
         Path dir2 = tmp.resolve("work2");
@@ -239,12 +212,12 @@ class FetchReleaseTest {
     @Test
     void proxyVariablesAreHonouredAsCurlDoes() throws Exception {
         // a mirror only reachable through the proxy (our server answers proxied requests by path)
-        String proxy = "http://127.0.0.1:" + server.getAddress().getPort();
+        String proxy = mirror.address();
         Cli.Result r = Cli.asm(Map.of("HTTP_PROXY", proxy, "NO_PROXY", "internal.example"), tmp, "fetch-release",
                 "--base-url", "http://mirror.invalid/asm/", "--dir", dir.toString(), "--platform", "linux-amd64",
                 "--public-key", pub.toString());
         assertThat(r.exit()).as(r.toString()).isZero();
-        assertThat(requests.get()).isEqualTo(2);
+        assertThat(mirror.requests.get()).isEqualTo(2);
         // NO_PROXY names the host: direct, and so unreachable
         Cli.Result direct = Cli.asm(Map.of("http_proxy", proxy, "no_proxy", ".invalid"), tmp, "fetch-release",
                 "--base-url", "http://mirror.invalid/asm/", "--dir", tmp.resolve("w2").toString(), "--public-key", pub.toString());
@@ -261,7 +234,7 @@ class FetchReleaseTest {
         Cli.Result r = fetch("--public-key", pub.toString(), "--dry-run");
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("would download " + baseUrl() + NAME).contains("would verify");
-        assertThat(requests.get()).isZero();
+        assertThat(mirror.requests.get()).isZero();
         assertThat(left()).isEmpty();
     }
 
@@ -275,10 +248,170 @@ class FetchReleaseTest {
             assertThat(r.exit()).as(String.join(" ", args) + "\n" + r).isEqualTo(2);
             assertThat(r.stderr()).startsWith("error: ");
         }
-        assertThat(requests.get()).isZero();
+        assertThat(mirror.requests.get()).isZero();
         Cli.Result help = Cli.asm(Map.of(), tmp, "fetch-release", "--help");
         assertThat(help.exit()).isZero();
         assertThat(help.stdout()).contains("--version=VERSION").contains("1.9.8-asm.6").contains("--public-key");
         assertThat(new String(Files.readAllBytes(pub), StandardCharsets.US_ASCII)).startsWith("-----BEGIN PUBLIC KEY-----");
+    }
+
+    // ------------------------------------------------------------------ Ctrl-C, SIGTERM and killed runs
+
+    Cli.Running startFetch(String... extra) {
+        List<String> args = new java.util.ArrayList<>(List.of("fetch-release", "--base-url", baseUrl(), "--dir", dir.toString(),
+                "--platform", "linux-amd64", "--public-key", pub.toString()));
+        args.addAll(List.of(extra));
+        return Cli.start(Map.of(), tmp, tmp.resolve("outputs"), args.toArray(String[]::new));
+    }
+
+    /** The archive's part file of that process, once it holds the half the mirror sends before it stalls. */
+    void awaitHalfDownloaded(Cli.Running run) {
+        Path part = dir.resolve(NAME + "." + run.pid() + ".part");
+        Cli.waitFor("half of " + part, () -> {
+            try {
+                return Files.size(part) >= files.get(NAME).length / 2;
+            } catch (IOException notYet) {
+                return false;
+            }
+        });
+    }
+
+    /** The last lines of stderr (the progress bar rewrites one line with \r before them). */
+    static List<String> lastLines(String stderr, int n) {
+        List<String> lines = List.of(stderr.split("\n"));
+        return lines.subList(Math.max(0, lines.size() - n), lines.size());
+    }
+
+    @Test
+    void ctrlCOrSigtermDuringTheDownloadExits130AndLeavesNothingThenTheNextRunCompletes() throws Exception {
+        for (String signal : List.of("INT", "TERM")) {
+            mirror.stallOnce.add(NAME);
+            Cli.Running run = startFetch();
+            awaitHalfDownloaded(run);
+            run.signal(signal);
+            Cli.Result r = run.await();
+
+            assertThat(r.exit()).as(signal + "\n" + r).isEqualTo(130);
+            assertThat(lastLines(r.stderr(), 2)).as(r.toString()).containsExactly(
+                    "error: interrupted by SIG" + signal + "; nothing was changed; removed its temporary files "
+                            + NAME + "." + run.pid() + ".part, " + NAME + ".1.sig." + run.pid() + ".part",
+                    "  -> run fetch-release again: it goes on from what is done");
+            assertThat(r.stderr()).doesNotContain("\tat ");
+            assertThat(left()).as("no part file, no signature alone").isEmpty();
+        }
+        Cli.Result next = fetch("--public-key", pub.toString());
+        assertThat(next.exit()).as(next.toString()).isZero();
+        assertThat(next.stdout()).doesNotContain("left by an interrupted run");
+        assertThat(left()).containsExactly(TOP, NAME, NAME + ".1.sig");
+        assertThat(Release.complete(dir.resolve(TOP))).isTrue();
+    }
+
+    @Test
+    void underJsonAnInterruptedRunIsOneResultWithItsState() throws Exception {
+        mirror.stallOnce.add(NAME);
+        Cli.Running run = startFetch("--json");
+        awaitHalfDownloaded(run);
+        run.signal("TERM");
+        Cli.Result r = run.await();
+        assertThat(r.exit()).as(r.toString()).isEqualTo(130);
+        JsonNode json = JsonMapper.builder().build().readTree(r.stdout());
+        assertThat(json.path("ok").asBoolean(true)).isFalse();
+        assertThat(json.path("exitCode").asInt()).isEqualTo(130);
+        assertThat(json.path("interrupted").asString()).isEqualTo("SIGTERM");
+        assertThat(json.path("state").asString()).startsWith("nothing was changed; removed its temporary files " + NAME + "." + run.pid() + ".part");
+        assertThat(json.path("error").asString()).startsWith("interrupted by SIGTERM; nothing was changed");
+        assertThat(left()).isEmpty();
+    }
+
+    /** A release that takes a while to extract: 256 MiB of zeros beside the small tree (a few hundred KiB compressed). */
+    void publishLargeRelease() throws Exception {
+        Path src = tmp.resolve("src");
+        try (var big = java.nio.channels.FileChannel.open(src.resolve(TOP + "/big.bin"), java.nio.file.StandardOpenOption.CREATE_NEW,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            big.truncate(0).position(256L << 20).write(java.nio.ByteBuffer.wrap(new byte[] {0}));     // sparse: no disk
+        }
+        Path large = tmp.resolve("large.tar.gz");
+        Cli.Result tar = Cli.run(List.of("sh", "-c", "tar -C " + src + " -cf - " + TOP + " | gzip -1 > " + large), Map.of(), tmp, null);
+        assertThat(tar.exit()).as(tar.toString()).isZero();
+        publish(NAME, Files.readAllBytes(large), ReleaseTest.sign(key.getPrivate(), large));
+    }
+
+    List<String> partialFolders() throws IOException {
+        return left().stream().filter(n -> n.startsWith("." + TOP + ".partial-")).toList();
+    }
+
+    @Test
+    void ctrlCDuringExtractionRemovesThePartialFolderAndKeepsTheVerifiedDownload() throws Exception {
+        publishLargeRelease();
+        // killed outright mid-extraction: its partial folder (named with its pid) stays behind
+        Cli.Running killed = startFetch();
+        Cli.waitFor("a partial folder", () -> {
+            try {
+                return !partialFolders().isEmpty();
+            } catch (IOException e) {
+                return false;
+            }
+        });
+        killed.signal("KILL");
+        assertThat(killed.await().exit()).isEqualTo(137);
+        List<String> leftBehind = partialFolders();
+        assertThat(leftBehind).hasSize(1);
+        assertThat(leftBehind.get(0)).startsWith("." + TOP + ".partial-" + killed.pid() + "-");
+
+        // the next run removes it first; Ctrl-C during its own extraction removes its own folder
+        Cli.Running interrupted = startFetch();
+        Cli.waitFor("its own partial folder", () -> {
+            try {
+                return partialFolders().stream().anyMatch(n -> n.contains(".partial-" + interrupted.pid() + "-"));
+            } catch (IOException e) {
+                return false;
+            }
+        });
+        interrupted.signal("INT");
+        Cli.Result r = interrupted.await();
+        assertThat(r.exit()).as(r.toString()).isEqualTo(130);
+        assertThat(r.stdout()).contains("removed " + dir.resolve(leftBehind.get(0)) + ", left by an interrupted run")
+                .contains(NAME + " and its .1.sig are already downloaded").contains("Verified OK");
+        assertThat(lastLines(r.stderr(), 2).get(0)).startsWith("error: interrupted by SIGINT; done before it stopped: removed "
+                + dir.resolve(leftBehind.get(0)) + ", left by an interrupted run; removed its temporary files ." + TOP + ".partial-" + interrupted.pid() + "-");
+        assertThat(left()).as("the verified download stays; nothing half-extracted").containsExactly(NAME, NAME + ".1.sig");
+
+        Cli.Result next = fetch("--public-key", pub.toString());
+        assertThat(next.exit()).as(next.toString()).isZero();
+        assertThat(next.stdout()).contains("already downloaded").contains("extracted " + NAME);
+        assertThat(left()).containsExactly(TOP, NAME, NAME + ".1.sig");
+        assertThat(Files.size(dir.resolve(TOP + "/big.bin"))).isEqualTo((256L << 20) + 1);
+    }
+
+    @Test
+    void whatKilledRunsLeftIsRemovedByTheNextRunButNotWhatALiveOneWrites() throws Exception {
+        mirror.stallOnce.add(NAME);
+        Cli.Running killed = startFetch();
+        awaitHalfDownloaded(killed);
+        killed.signal("KILL");
+        assertThat(killed.await().exit()).isEqualTo(137);
+        // and what older versions left, without a pid in the name, and a signature alone
+        Files.createDirectories(dir.resolve("." + TOP + ".partial-8234672364/" + TOP + "/bin"));
+        Files.writeString(dir.resolve("." + TOP + ".partial-8234672364/" + TOP + "/bin/istioctl"), "half");
+        Files.writeString(dir.resolve(NAME + ".part"), "half");
+        String osx = Release.archiveName(Release.DEFAULT_VERSION, Release.Platform.OSX);
+        Files.writeString(dir.resolve(osx + ".1.sig"), "a signature without its archive");
+        // a live process's download (this JVM's pid), and files that are not the toolkit's
+        long me = ProcessHandle.current().pid();
+        Files.writeString(dir.resolve(osx + "." + me + ".part"), "being written");
+        Files.writeString(dir.resolve("notes.part"), "mine");
+        List<String> stale = List.of("." + TOP + ".partial-8234672364", NAME + "." + killed.pid() + ".part", NAME + ".1.sig." + killed.pid() + ".part",
+                NAME + ".part", osx + ".1.sig");
+        assertThat(left()).containsAll(stale);
+
+        Cli.Result dry = fetch("--public-key", pub.toString(), "--dry-run");
+        assertThat(dry.exit()).as(dry.toString()).isZero();
+        for (String name : stale) assertThat(dry.stdout()).contains("would remove " + dir.resolve(name) + ", left by an interrupted run");
+        assertThat(left()).as("a dry run removes nothing").containsAll(stale);
+
+        Cli.Result next = fetch("--public-key", pub.toString());
+        assertThat(next.exit()).as(next.toString()).isZero();
+        for (String name : stale) assertThat(next.stdout()).contains("removed " + dir.resolve(name) + ", left by an interrupted run");
+        assertThat(left()).containsExactlyInAnyOrder(TOP, NAME, NAME + ".1.sig", osx + "." + me + ".part", "notes.part");
     }
 }

@@ -134,8 +134,58 @@ class SessionTest {
         caller.destroy();
         assertThat(caller.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
         while (!Files.readString(log).contains("istiod-status exit") && System.nanoTime() < deadline) Thread.sleep(100);
-        assertThat(Files.readString(log)).as("interrupted long before its 10 min").contains("istiod-status exit 1");
+        assertThat(Files.readString(log)).as("interrupted long before its 10 min").contains("istiod-status exit 130");
         assertThat(served()).isEqualTo(1);
+    }
+
+    /**
+     * Ctrl-C in a caller stops its step in the session as it would in the step's own JVM: the download's
+     * part files are removed, and the caller gets the step's state and exit 130; the session goes on.
+     */
+    @Test
+    void ctrlCInTheCallerStopsItsStepThereWhichCleansUpAndAnswers(Lab lab) throws Exception {
+        env = sessionEnv(lab);
+        assertThat(Cli.asm(env, work, "session", "start").exit()).isZero();
+        Cli.Result up = Cli.asm(env, work, "session", "status", "--json");
+        long sessionPid = json(up).get("pid").asLong();
+        Path log = Session.log(Path.of(json(up).get("socket").asText()));
+        String name = Release.archiveName(Release.DEFAULT_VERSION, Release.Platform.LINUX_AMD64);
+        var key = ReleaseTest.p256();
+        Path pub = ReleaseTest.pubPem(key, tmp.resolve("release-key.pem"));
+        ReleaseTest.releaseTree(Files.createDirectories(tmp.resolve("src")), false);
+        Path archive = tmp.resolve("release.tar.gz");
+        assertThat(Cli.run(java.util.List.of("tar", "-C", tmp.resolve("src").toString(), "-czf", archive.toString(), ReleaseTest.TOP),
+                Map.of(), tmp, null).exit()).isZero();
+        try (ReleaseMirror mirror = new ReleaseMirror()) {
+            mirror.publish(name, Files.readAllBytes(archive), ReleaseTest.sign(key.getPrivate(), archive));
+            mirror.stallOnce.add(name);
+            String[] fetch = {"fetch-release", "--base-url", mirror.baseUrl(), "--dir", "rel", "--platform", "linux-amd64", "--public-key", pub.toString()};
+            Cli.Running caller = Cli.start(env, work, tmp.resolve("outputs"), fetch);
+            Path part = work.resolve("rel/" + name + "." + sessionPid + ".part");     // the session's download, not the caller's
+            Cli.waitFor("half of " + part, () -> {
+                try {
+                    return Files.size(part) >= mirror.files.get(name).length / 2;
+                } catch (java.io.IOException notYet) {
+                    return false;
+                }
+            });
+            caller.signal("INT");
+            Cli.Result r = caller.await();
+
+            assertThat(r.exit()).as(r.toString()).isEqualTo(130);
+            assertThat(r.stderr()).contains("error: interrupted by SIGINT; nothing was changed; removed its temporary files "
+                    + name + "." + sessionPid + ".part, " + name + ".1.sig." + sessionPid + ".part\n  -> run fetch-release again");
+            try (var left = Files.list(work.resolve("rel"))) {
+                assertThat(left.toList()).as("nothing left behind").isEmpty();
+            }
+            assertThat(Files.readString(log)).contains("fetch-release exit 130");
+            assertThat(served()).as("the session goes on").isEqualTo(1);
+
+            Cli.Result again = Cli.asm(env, work, fetch);
+            assertThat(again.exit()).as(again.toString()).isZero();
+            assertThat(Release.complete(work.resolve("rel/" + ReleaseTest.TOP))).isTrue();
+            assertThat(served()).isEqualTo(2);
+        }
     }
 
     /**

@@ -329,4 +329,38 @@ class StatusTest {
         assertThat(Cli.asm(token, "import-ca", "-f", dir.resolve("root.pem").toString(), "--replace").exit()).isZero();
         assertThat(lines(status(env())).get("hsm: root CA").get("detail").asString()).doesNotContain("copies");
     }
+
+    /**
+     * A vault-setup cut short (Ctrl-C, a lost connection) leaves some of its parts: each absent part is
+     * then wrong, with vault-setup as the fix, not missing as in a world where nothing was begun.
+     */
+    @Test
+    @Order(6)
+    void aHalfSetUpVaultPathIsWrongNotMissing() throws Exception {
+        Map<String, String> env = env();
+        env.put("CLUSTER_SUFFIX", "h1");
+        String mount = "asm-h1", path = mount + "/hsm";
+        vault("POST", "sys/mounts/" + mount, Map.of("type", "kv", "config", Map.of("max_lease_ttl", "87600h")));
+        Map<String, JsonNode> l = lines(status(env));
+        assertThat(state(l, "vault: mount " + mount)).isEqualTo("done");
+        for (String name : List.of("vault: secret " + path, "vault: policy asm-h1-hsm-policy", "vault: auth " + path, "vault: auth config", "vault: role istiod")) {
+            assertThat(state(l, name)).as(name + ": " + l.get(name)).isEqualTo("wrong");
+            assertThat(l.get(name).get("fix").asString()).isEqualTo("vault-setup");
+            assertThat(l.get(name).get("detail").asString()).endsWith(", though mount " + mount + " is there: vault-setup did not finish");
+        }
+        assertThat(l.get("vault: policy asm-h1-hsm-policy").get("detail").asString()).startsWith("no policy asm-h1-hsm-policy, though");
+
+        vault("POST", path, Map.of("clientcert", "CERT", "clientkey", "KEY", "servercert", "SERVER", "PIN", "1234"));
+        vault("POST", "sys/auth/" + path, Map.of("type", "kubernetes"));
+        l = lines(status(env));
+        assertThat(state(l, "vault: secret " + path)).isEqualTo("done");
+        assertThat(state(l, "vault: auth " + path)).isEqualTo("done");
+        for (String name : List.of("vault: policy asm-h1-hsm-policy", "vault: auth config", "vault: role istiod")) {
+            assertThat(state(l, name)).as(name + ": " + l.get(name)).isEqualTo("wrong");
+            assertThat(l.get(name).get("detail").asString())
+                    .endsWith(", though mount " + mount + ", secret " + path + ", auth " + path + " are there: vault-setup did not finish");
+        }
+        Cli.Result human = Cli.asm(env, "status");
+        assertThat(human.stdout()).containsPattern("wrong\\s+vault: role istiod\\s+no role istiod at auth/" + path + ", though");
+    }
 }

@@ -300,4 +300,82 @@ class VaultSetupTest {
         assertThat(KubeVaultStepsSupport.toolResult(lab, null, "bao", "policy", "read", "asm-" + s + "-hsm-policy").exit()).isNotZero();
         assertThat(tool(lab, null, "bao", "auth", "list")).doesNotContain("asm-" + s + "/");
     }
+
+    // ------------------------------------------------------------------ Ctrl-C and SIGTERM mid-write
+
+    /** vault-setup through a proxy that holds the write to `held` for 2 s, stopped by `signal` while it is held. */
+    Cli.Result interruptedDuring(Lab lab, String s, KubeVaultStepsSupport.HsmFiles hsm, String held, String signal, String... more)
+            throws Exception {
+        try (SlowVault slow = new SlowVault(lab)) {
+            slow.holdNextWrite(held, java.time.Duration.ofSeconds(2));
+            Cli.Running run = Cli.start(env(lab, "VAULT_ADDR", slow.addr(), "VAULT_CACERT", null), tmp, tmp.resolve("outputs"),
+                    concat(concat(new String[] {"vault-setup", "--cluster-suffix", s}, hsm.args()), List.of(more)));
+            slow.awaitHeld();
+            run.signal(signal);
+            return run.await();
+        }
+    }
+
+    static boolean policyExists(Lab lab, String s) {
+        return KubeVaultStepsSupport.toolResult(lab, null, "bao", "policy", "read", "asm-" + s + "-hsm-policy").exit() == 0;
+    }
+
+    @Test
+    void ctrlCDuringAWriteFinishesItSaysWhichPartsAreDoneAndTheNextRunFinishes(Lab lab) throws Exception {
+        String s = lab.freshMount();
+        var hsm = ready(lab, s);
+        Cli.Result r = interruptedDuring(lab, s, hsm, "asm-" + s + "/hsm", "INT");
+
+        assertThat(r.exit()).as(r.toString()).isEqualTo(130);
+        assertThat(r.stdout()).as("the write under way was finished and reported").contains("wrote asm-" + s + "/hsm (clientcert, clientkey, servercert, PIN)")
+                .doesNotContain("policy");
+        assertThat(errorLines(r)).as(r.toString()).containsExactly(
+                "error: interrupted by SIGINT; asm-" + s + " is half set up: done mount, secret; not done policy, auth, config, role",
+                "  -> run vault-setup again: it goes on from what is done");
+        // what it says is what Vault holds
+        assertThat(baoRead(lab, "asm-" + s + "/hsm").propertyNames()).containsExactlyInAnyOrder("clientcert", "clientkey", "servercert", "PIN");
+        assertThat(policyExists(lab, s)).isFalse();
+        assertThat(tool(lab, null, "bao", "auth", "list")).doesNotContain("asm-" + s + "/");
+        assertThat(r.all()).doesNotContain(Files.readString(hsm.pin()).strip());
+
+        // status calls the path half set up: each absent part wrong, vault-setup the fix
+        Cli.Result status = Cli.asm(env(lab, "CLUSTER_SUFFIX", s), tmp, "status", "--json");
+        Map<String, JsonNode> lines = new java.util.HashMap<>();
+        for (JsonNode c : json(status).get("checks")) lines.put(c.get("name").asString(), c);
+        assertThat(lines.get("vault: mount asm-" + s).get("state").asString()).isEqualTo("done");
+        assertThat(lines.get("vault: secret asm-" + s + "/hsm").get("state").asString()).isEqualTo("done");
+        for (String part : List.of("vault: policy asm-" + s + "-hsm-policy", "vault: auth asm-" + s + "/hsm", "vault: auth config", "vault: role istiod")) {
+            assertThat(lines.get(part).get("state").asString()).as(part + ": " + lines.get(part)).isEqualTo("wrong");
+            assertThat(lines.get(part).get("fix").asString()).isEqualTo("vault-setup");
+            assertThat(lines.get(part).get("detail").asString()).endsWith("though mount asm-" + s + ", secret asm-" + s + "/hsm are there: vault-setup did not finish");
+        }
+
+        Cli.Result next = setup(lab, env(lab), s, hsm);
+        assertThat(next.exit()).as(next.toString()).isZero();
+        assertThat(next.stdout()).contains("already holds these HSM credentials", "wrote policy", "enabled kubernetes auth", "wrote role istiod");
+        checkVault(lab, s, tmp.resolve(s), hsm);
+    }
+
+    @Test
+    void sigtermUnderJsonIsOneResultNamingTheDoneAndTheMissingParts(Lab lab) throws Exception {
+        String s = lab.freshMount();
+        var hsm = ready(lab, s);
+        Cli.Result r = interruptedDuring(lab, s, hsm, "sys/auth/asm-" + s + "/hsm", "TERM", "--json");
+
+        assertThat(r.exit()).as(r.toString()).isEqualTo(130);
+        JsonNode j = json(r);
+        assertThat(j.get("ok").asBoolean()).isFalse();
+        assertThat(j.get("exitCode").asInt()).isEqualTo(130);
+        assertThat(j.get("interrupted").asString()).isEqualTo("SIGTERM");
+        assertThat(j.get("state").asString()).isEqualTo("asm-" + s + " is half set up: done mount, secret, policy, auth; not done config, role");
+        assertThat(j.get("done").toString()).isEqualTo("[\"mount\",\"secret\",\"policy\",\"auth\"]");
+        assertThat(j.get("notDone").toString()).isEqualTo("[\"config\",\"role\"]");
+        assertThat(tool(lab, null, "bao", "auth", "list")).as("the held write was made").contains("asm-" + s + "/hsm/");
+        assertThat(KubeVaultStepsSupport.toolResult(lab, null, "bao", "read", "auth/asm-" + s + "/hsm/role/istiod").exit()).isNotZero();
+
+        Cli.Result next = setup(lab, env(lab), s, hsm, "--json");
+        assertThat(next.exit()).as(next.toString()).isZero();
+        assertThat(json(next).get("changes")).hasSize(2);
+        checkVault(lab, s, tmp.resolve(s), hsm);
+    }
 }
