@@ -130,6 +130,6 @@ class LoadRoot extends Step {
     }
 
     public static void main(String... args) {
-        System.exit(new CommandLine(new LoadRoot()).execute(args));
+        System.exit(Step.commandLine(new LoadRoot()).execute(args));
     }
 }
