@@ -67,10 +67,10 @@ class InstallAsm extends Step {
     @Option(names = "--overlay", paramLabel = "FILE", description = "Write the settings as an IstioOperator YAML file instead of running istioctl.")
     Path overlay;
 
-    @Option(names = "--root-hook", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = "Make every new istiod pod load the root into its own HSM plugin (ConfigMap " + Istio.ROOT_CONFIGMAP
-                    + " and a postStart hook; on by default). --no-root-hook: the guide's install only; then run load-root after every new istiod pod.")
-    boolean rootHook;
+    @Option(names = "--no-root-hook", description = "The guide's install only, without the root hook that makes every new istiod pod load"
+            + " the root into its own HSM plugin (ConfigMap " + Istio.ROOT_CONFIGMAP + " and a postStart hook, on by default); then run"
+            + " load-root after every new istiod pod.")
+    boolean noRootHook;
 
     @Mixin Opts.Pkcs11 p11;
     @Mixin Opts.CaId ca;
@@ -80,6 +80,7 @@ class InstallAsm extends Step {
 
     @Override
     protected void run() throws Exception {
+        boolean rootHook = !noRootHook;
         Istio.InstallSettings settings = settings();
         for (Path f : extraFiles)
             if (!Files.isRegularFile(f)) throw Fail.badInput("-f " + f + " does not exist or is not a file", "check the path");

@@ -32,7 +32,7 @@ class BadUsageTest {
             new Usage("Unknown option: '--bogus=1'", "istiod-service", "--bogus=1"),
             new Usage("Missing required options: '--client-cert=FILE', '--client-key=FILE', '--server-cert=FILE'",
                     "vault-setup", "--cluster-suffix", "c1", "--pin-file", "pin"),
-            new Usage("Missing required option: '--file=ROOT_PEM'", "import-ca"),
+            new Usage("Missing required option: '--pod=POD'", "verify-mtls", "--target", "details:9080"),
             new Usage("Missing required option: '--namespace=NAMESPACE'", "enable-injection", "--revision", "asm-198-6"),
             new Usage("Invalid value for option '--days': 'abc' is not an int", "sign-csr", "--days", "abc"),
             new Usage("Invalid value for option '--timeout': 'soon' is not an int", "k8s-vault-prep", "--cluster-suffix", "c1", "--timeout", "soon"),
