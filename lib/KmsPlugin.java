@@ -300,11 +300,6 @@ public final class KmsPlugin {
                 + " --socket \"$SOCKET\" --ca-id \"$0\" && exit 0; i=$((i+1)); sleep 2; done; exit 1", caId);
     }
 
-    /** True when a container's postStart hook is {@link #postStartImportCommand} (for status: its evidence that the root was loaded). */
-    public static boolean isRootHook(List<String> command) {
-        return command != null && command.size() == 4 && command.get(0).equals("sh") && command.get(2).contains(PLUGIN_BINARY + " import-ca -f ");
-    }
-
     /** What a plugin command said: its exit code (-1 when the exec itself failed) and its output. */
     public record PodRun(int exit, String stdout, String stderr, String execFailure) {
         /** The plugin's last line of error output (cobra prints "Error: rpc error: ..."). */
