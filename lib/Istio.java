@@ -137,15 +137,16 @@ public final class Istio {
 
     /**
      * The root hook as an IstioOperator overlay of istiod's Deployment (istioctl's k8s.overlays;
-     * a patch to a list path appends): the ConfigMap as a volume, mounted into hsm-plugin, and a
+     * a value at a list's path replaces the whole list, so the volume and the mount go to `[-1]`,
+     * which appends): the ConfigMap as a volume, mounted into hsm-plugin, and a
      * postStart hook that runs the plugin's import-ca in every new hsm-plugin container, since the
      * plugin verifies istiod's chain only against a root imported in its own process.
      */
     public static Map<String, Object> rootHookOverlay(String revision, String caId) {
         String container = "spec.template.spec.containers.[name:" + HSM_PLUGIN_CONTAINER + "]";
         List<Map<String, Object>> patches = List.of(
-                ordered("path", "spec.template.spec.volumes", "value", ordered("name", ROOT_VOLUME, "configMap", ordered("name", ROOT_CONFIGMAP))),
-                ordered("path", container + ".volumeMounts", "value", ordered("name", ROOT_VOLUME, "mountPath", ROOT_MOUNT, "readOnly", true)),
+                ordered("path", "spec.template.spec.volumes.[-1]", "value", ordered("name", ROOT_VOLUME, "configMap", ordered("name", ROOT_CONFIGMAP))),
+                ordered("path", container + ".volumeMounts.[-1]", "value", ordered("name", ROOT_VOLUME, "mountPath", ROOT_MOUNT, "readOnly", true)),
                 ordered("path", container + ".lifecycle", "value", ordered("postStart", ordered("exec", ordered("command",
                         KmsPlugin.postStartImportCommand(ROOT_MOUNT + "/" + ROOT_KEY, caId))))));
         Map<String, Object> overlay = new LinkedHashMap<>();

@@ -127,9 +127,9 @@ class InstallAsmTest {
         var overlay = iop.path("spec").path("components").path("pilot").path("k8s").path("overlays").get(0);
         assertThat(overlay.path("kind").asString()).isEqualTo("Deployment");
         assertThat(overlay.path("name").asString()).isEqualTo("istiod-asm-198-6");
-        assertThat(overlay.path("patches").get(0).path("path").asString()).isEqualTo("spec.template.spec.volumes");
+        assertThat(overlay.path("patches").get(0).path("path").asString()).isEqualTo("spec.template.spec.volumes.[-1]");
         assertThat(overlay.path("patches").get(0).path("value").path("configMap").path("name").asString()).isEqualTo(Istio.ROOT_CONFIGMAP);
-        assertThat(overlay.path("patches").get(1).path("path").asString()).isEqualTo("spec.template.spec.containers.[name:hsm-plugin].volumeMounts");
+        assertThat(overlay.path("patches").get(1).path("path").asString()).isEqualTo("spec.template.spec.containers.[name:hsm-plugin].volumeMounts.[-1]");
         var command = overlay.path("patches").get(2).path("value").path("postStart").path("exec").path("command");
         assertThat(command.get(0).asString()).isEqualTo("sh");
         assertThat(command.get(2).asString()).contains("/k8s-kms-plugin import-ca -f /etc/hsm-root/root.pem --socket \"$SOCKET\" --ca-id \"$0\"");
