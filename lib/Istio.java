@@ -291,6 +291,29 @@ public final class Istio {
                 "the CA certificate must be issued directly by the root imported in the HSM: sign-csr again, then upload-chain --replace");
     }
 
+    /**
+     * A container's recent log; for a container that restarted, its last run's log first (it
+     * holds the abort that ended that run). Null when the API server serves none.
+     */
+    public static String containerLog(Kube k, Pod pod, String container) {
+        var c = k.client.pods().inNamespace(pod.getMetadata().getNamespace()).withName(pod.getMetadata().getName()).inContainer(container);
+        String log = c.tailingLines(5000).getLog();
+        if (!restarted(pod, container)) return log;
+        String previous;
+        try {
+            previous = c.terminated().tailingLines(5000).getLog();
+        } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
+            previous = null; // no earlier run kept: the current log is all there is
+        }
+        return (previous == null ? "" : previous) + (log == null ? "" : log);
+    }
+
+    private static boolean restarted(Pod pod, String container) {
+        if (pod.getStatus() == null || pod.getStatus().getContainerStatuses() == null) return false;
+        return pod.getStatus().getContainerStatuses().stream()
+                .anyMatch(cs -> container.equals(cs.getName()) && cs.getRestartCount() != null && cs.getRestartCount() > 0);
+    }
+
     static String lastLine(String log, Pattern p) {
         String found = null;
         for (String line : log.split("\n")) if (p.matcher(line).find()) found = line.strip();
