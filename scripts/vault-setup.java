@@ -87,6 +87,7 @@ class VaultSetup extends Step {
         hsm.put("PIN", new String(Env.readSecret(pinFile, "HSM slot PIN", "P11_PIN_FILE"), StandardCharsets.UTF_8));
 
         Vault v = Vault.connect(vault);
+        v.sayWhere(out);
         v.requireUnsealed("configure " + mount);
         List<Change> plan = new ArrayList<>();
 
