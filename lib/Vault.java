@@ -118,18 +118,30 @@ public final class Vault {
     /** The operator's token as the Vault CLI finds it: VAULT_TOKEN, else ~/.vault-token. */
     public static String token() {
         String t = Env.get("VAULT_TOKEN");
-        if (t != null) return t.trim();
+        if (t != null) return requireToken(t.trim(), "VAULT_TOKEN", "export VAULT_TOKEN=<the token vault login printed>, or unset it and run vault login");
         Path file = Env.userHome().resolve(".vault-token");
         if (Files.isRegularFile(file)) {
             try {
-                String s = Files.readString(file, StandardCharsets.UTF_8).trim();
-                if (!s.isEmpty()) return s;
+                String s = new String(Files.readAllBytes(file), StandardCharsets.UTF_8).trim();
+                if (!s.isEmpty()) return requireToken(s, file.toString(), "run vault login again (it rewrites " + file + ")");
             } catch (java.io.IOException e) {
-                throw Fail.badInput("cannot read " + file + ": " + e.getMessage(), "run vault login again");
+                throw Fail.badInput("cannot read " + file + ": " + Env.reason(e), "run vault login again");
             }
         }
         throw Fail.badInput("no Vault token: VAULT_TOKEN is unset and ~/.vault-token does not exist",
                 "run `vault login` (admin rights) or export VAULT_TOKEN");
+    }
+
+    /**
+     * A token is one word of visible ASCII, as Vault issues them. Anything else (a key or a kubeconfig in
+     * VAULT_TOKEN or ~/.vault-token) is refused by what it is not and its size: sent as a header, the HTTP
+     * client would refuse it quoting the whole value in its message.
+     */
+    static String requireToken(String token, String where, String hint) {
+        if (token.matches("[\\x21-\\x7e]+")) return token;
+        int size = token.getBytes(StandardCharsets.UTF_8).length;
+        String why = token.matches("(?s).*\\s.*") ? "it has spaces or line breaks" : "it has characters other than visible ASCII";
+        throw Fail.badInput(where + " does not hold a Vault token (" + size + (size == 1 ? " byte, " : " bytes, ") + why + ")", hint);
     }
 
     // ------------------------------------------------------------ requests
