@@ -261,6 +261,24 @@ class NoSecretInMessagesTest {
         assertThat(tool(lab, null, "bao", "auth", "list")).doesNotContain("asm-" + s + "/");
     }
 
+    /** Another secret where k8s-vault-prep's token reviewer JWT belongs: named by what it is not and its size. */
+    @Test
+    void vaultSetupNamesASecretGivenAsTheReviewerJwtWithoutQuotingIt(Lab lab) throws Exception {
+        String s = lab.freshMount();
+        Path dir = Files.createDirectories(cwd.resolve(s));
+        Path jwtFile = dir.resolve(s + "-tokenreview_jwt");
+        Files.writeString(dir.resolve(s + "-k8s_addr"), lab.k8sAddr() + "\n");
+        Files.copy(lab.k8sCaCert(), dir.resolve(s + "-k8s_cert"));
+        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        for (Secret secret : List.of(secrets.get(0), secrets.get(2)))
+            for (boolean asJson : new boolean[] {false, true}) {
+                Files.copy(secret.file(), jwtFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+                Cli.Result r = Cli.asm(env(lab), cwd, withJson(concat(new String[] {"vault-setup", "--cluster-suffix", s}, hsm.args()), asJson));
+                refused(r, asJson, "token reviewer JWT file " + s + "/" + s + "-tokenreview_jwt is not a JWT (" + secret.size() + " bytes)", secrets);
+            }
+        assertThat(tool(lab, null, "bao", "secrets", "list")).doesNotContain("asm-" + s + "/");
+    }
+
     /** Files other steps read: preflight's versions list, decrypt-csr's saved Secret. */
     @Test
     void otherStepsNameASecretGivenForAnotherFileWithoutQuotingIt(Lab lab) throws Exception {
