@@ -361,6 +361,19 @@ class InstallAsmTest {
         assertThat(p.path("command").get(0).asString()).isEqualTo(istioctl.toString());
     }
 
+    /** The guide gives istiod's Vault client no namespace: a namespace set for the Vault steps is pointed out, not dropped silently. */
+    @Test
+    void aVaultNamespaceIsPointedOut() {
+        for (Cli.Result r : List.of(install(env("VAULT_NAMESPACE", "ns1"), "--print"), install(env(), "--print", "--vault-namespace", "ns1/"))) {
+            assertThat(r.exit()).as(r.toString()).isZero();
+            assertThat(r.stderr()).contains("warning: Vault namespace ns1 is set, but the guide's install settings give istiod's Vault client "
+                    + "only VAULT_ADDR and HSM_SECRET_PATH, no namespace");
+        }
+        Cli.Result none = install(env(), "--print");
+        assertThat(none.exit()).as(none.toString()).isZero();
+        assertThat(none.stderr()).doesNotContain("namespace");
+    }
+
     @Test
     void dryRunChangesNothing() throws Exception {
         Cli.Result r = install(env(), "--dry-run");
