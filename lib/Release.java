@@ -252,7 +252,7 @@ public final class Release {
                 int code = response.statusCode();
                 if (code != 200)
                     throw Fail.failed("cannot download " + url + ": HTTP " + code + (code == 404 ? " Not Found" : ""),
-                            code == 404 ? "check --version and --platform; for a mirror pass --base-url"
+                            code == 404 ? "check --asm-version and --platform; for a mirror pass --base-url"
                                     : "try again later, or download elsewhere and pass --archive and --signature");
                 long total = response.headers().firstValueAsLong("Content-Length").orElse(-1);
                 long done = 0;

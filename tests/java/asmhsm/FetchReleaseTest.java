@@ -143,10 +143,10 @@ class FetchReleaseTest {
 
     @Test
     void aMissingReleaseIs404AndLeavesNothing() throws Exception {
-        Cli.Result r = fetch("--public-key", pub.toString(), "--version", "1.9.9-asm.1");
+        Cli.Result r = fetch("--public-key", pub.toString(), "--asm-version", "1.9.9-asm.1");
         assertThat(r.exit()).as(r.toString()).isEqualTo(1);
         assertThat(r.stderr()).contains("HTTP 404 Not Found").contains("istio-1.9.9-asm.1-linux-amd64.tar.gz.1.sig")
-                .contains("check --version and --platform");
+                .contains("check --asm-version and --platform");
         assertThat(left()).isEmpty();
 
         files.remove(NAME);   // signature there, archive not
@@ -241,7 +241,7 @@ class FetchReleaseTest {
     @Test
     void badUsageIsExit2() throws Exception {
         assertThat(fetch("--archive", archive.toString()).stderr()).contains("--archive and --signature go together");
-        for (String[] args : new String[][] {{"--version", "1.9.8"}, {"--platform", "linux-arm64"}, {"--archive", archive.toString()},
+        for (String[] args : new String[][] {{"--asm-version", "1.9.8"}, {"--platform", "linux-arm64"}, {"--archive", archive.toString()},
                 {"--public-key", archive.toString()}, {"--base-url", "ftp://mirror/"}}) {
             Cli.Result r = Cli.asm(Map.of(), tmp, Stream.concat(Stream.of("fetch-release", "--dir", dir.toString()), Stream.of(args))
                     .toArray(String[]::new));
@@ -251,7 +251,7 @@ class FetchReleaseTest {
         assertThat(mirror.requests.get()).isZero();
         Cli.Result help = Cli.asm(Map.of(), tmp, "fetch-release", "--help");
         assertThat(help.exit()).isZero();
-        assertThat(help.stdout()).contains("--version=VERSION").contains("1.9.8-asm.6").contains("--public-key");
+        assertThat(help.stdout()).contains("--asm-version=VERSION").contains("1.9.8-asm.6").contains("--public-key");
         assertThat(new String(Files.readAllBytes(pub), StandardCharsets.US_ASCII)).startsWith("-----BEGIN PUBLIC KEY-----");
     }
 
