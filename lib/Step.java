@@ -46,6 +46,8 @@ public abstract class Step implements Callable<Integer> {
         // fabric8 and the Vault driver log through SLF4J; with no backend it prints three
         // warnings on every run, which would bury the one or two lines a failure gets.
         System.setProperty("slf4j.internal.verbosity", "ERROR");
+        // picocli colours --help on a terminal and honours NO_COLOR, but not TERM=dumb
+        if ("dumb".equals(System.getenv("TERM")) && System.getProperty("picocli.ansi") == null) System.setProperty("picocli.ansi", "false");
     }
 
     /** The step's work. Throw {@link Fail} for anything the operator must act on. */

@@ -139,6 +139,20 @@ class UsualVerbsTest {
         return r.stdout().lines().map(String::strip).filter(s -> !s.isEmpty()).toList();
     }
 
+    /** On a terminal --help is in colour, unless NO_COLOR is set or TERM=dumb (script(1) gives the pseudo-terminal). */
+    @Test
+    void helpHasNoColourUnderNoColorOrADumbTerminal() {
+        String help = String.join(" ", Cli.asmCommand("gen-kek", "--help"));
+        for (Map<String, String> env : List.of(Cli.env("TERM", "xterm", "NO_COLOR", null), Cli.env("TERM", "dumb", "NO_COLOR", null),
+                Cli.env("TERM", "xterm", "NO_COLOR", "1"))) {
+            Cli.Result r = Cli.run(List.of("script", "-qec", help, "/dev/null"), env, tmp, null);
+            assertThat(r.exit()).as(r.toString()).isZero();
+            assertThat(r.stdout()).as(env.toString()).contains("--kek-id");
+            if (env.get("TERM").equals("xterm") && env.get("NO_COLOR") == null) assertThat(r.stdout()).as(env.toString()).contains("\u001b[");
+            else assertThat(r.stdout()).as(env.toString()).doesNotContain("\u001b");
+        }
+    }
+
     /** One spelling per concept, and each PIN file says whose PIN it is. */
     @Test
     void optionsAreSpelledAsTheEcosystemSpellsThem() {
