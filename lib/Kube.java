@@ -467,7 +467,7 @@ public final class Kube implements AutoCloseable {
                 out.endProgress();
                 throw Fail.failed("timed out after " + seconds + "s waiting for " + waitingFor, hint);
             }
-            out.progress("waiting for " + waitingFor + " (" + waited + "s of " + seconds + "s)");
+            out.progress("waiting for " + waitingFor, "(" + waited + "s of " + seconds + "s)");
             try {
                 // controllers usually answer within a fraction of a second: look every 100 ms for
                 // the first 5 s (a cheap GET), then every half second

@@ -32,7 +32,7 @@ public final class Opts {
         public String token;
 
         @Option(names = "--p11-pin-file", defaultValue = "${env:P11_PIN_FILE}", paramLabel = "FILE",
-                description = "File holding the slot PIN, mode 0600 (env P11_PIN_FILE).")
+                description = "File holding the slot PIN this step logs in to the HSM with, mode 0600 (env P11_PIN_FILE).")
         public Path pinFile;
     }
 

@@ -25,13 +25,21 @@ public class Out {
     private boolean changed;
     private final List<String> made = new java.util.ArrayList<>();
     private boolean progressOpen;
+    private final boolean rewrite;
+    private String lastStage;
 
     public Out(String step, boolean json, boolean dryRun, PrintStream stdout, PrintStream stderr) {
+        this(step, json, dryRun, stdout, stderr, stderr == System.err && stderrIsTerminal());
+    }
+
+    /** rewrite: progress rewrites one line (stderr is a terminal), else one plain line per stage. */
+    public Out(String step, boolean json, boolean dryRun, PrintStream stdout, PrintStream stderr, boolean rewrite) {
         this.step = step;
         this.json = json;
         this.dryRun = dryRun;
         this.stdout = stdout;
         this.stderr = stderr;
+        this.rewrite = rewrite;
     }
 
     public boolean json() { return json; }
@@ -70,18 +78,50 @@ public class Out {
 
     public String step() { return step; }
 
-    /** A progress line on stderr that rewrites itself (for waits and downloads). */
-    public void progress(String line) {
+    /** A progress line of one stage: see {@link #progress(String, String)}. */
+    public void progress(String stage) {
+        progress(stage, null);
+    }
+
+    /**
+     * Progress on stderr, for waits and downloads. On a terminal one line rewrites itself with the
+     * stage and its detail (a bar, seconds waited); elsewhere (a pipe, a file, a CI log, TERM=dumb)
+     * the stage is one plain line when it starts, and the detail is left out, so a log holds no
+     * \r or escape codes and no line per second.
+     */
+    public void progress(String stage, String detail) {
         if (json) return;
-        stderr.print("\r" + line + "\u001b[K");
+        if (!rewrite) {
+            if (!stage.equals(lastStage)) stderr.println(stage);
+            lastStage = stage;
+            return;
+        }
+        stderr.print("\r" + (detail == null ? stage : stage + " " + detail) + "\u001b[K");
         stderr.flush();
         progressOpen = true;
     }
 
     public void endProgress() {
+        lastStage = null;
         if (progressOpen) {
             stderr.println();
             progressOpen = false;
+        }
+    }
+
+    /**
+     * Whether this process's stderr is a terminal that moves the cursor: not TERM=dumb, and on
+     * Linux /proc/self/fd/2 is a tty device (Java has no isatty; System.console() asks about
+     * stdin and stdout, which --json or a redirect change while stderr stays the terminal).
+     */
+    static boolean stderrIsTerminal() {
+        String term = System.getenv("TERM");
+        if (term == null || term.isBlank() || term.equals("dumb")) return false;
+        try {
+            String target = java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/2")).toString();
+            return target.startsWith("/dev/pts/") || target.startsWith("/dev/tty") || target.equals("/dev/console");
+        } catch (java.io.IOException | UnsupportedOperationException | SecurityException e) {
+            return System.console() != null;
         }
     }
 

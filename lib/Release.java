@@ -252,7 +252,7 @@ public final class Release {
                 int code = response.statusCode();
                 if (code != 200)
                     throw Fail.failed("cannot download " + url + ": HTTP " + code + (code == 404 ? " Not Found" : ""),
-                            code == 404 ? "check --version and --platform; for a mirror pass --base-url"
+                            code == 404 ? "check --asm-version and --platform; for a mirror pass --base-url"
                                     : "try again later, or download elsewhere and pass --archive and --signature");
                 long total = response.headers().firstValueAsLong("Content-Length").orElse(-1);
                 long done = 0;
@@ -306,13 +306,13 @@ public final class Release {
                 + " bytes" + (cause == null ? "" : " (" + Kube.rootMessage(cause) + ")"), "run fetch-release again", cause);
     }
 
-    /** `[#########.........]  45%  21.3 MiB / 47.0 MiB  name` for out.progress. */
-    public static String progressLine(String name, long done, long total) {
-        if (total <= 0) return String.format("%s  %s", human(done), name);
+    /** `[#########.........]  45%  21.3 MiB / 47.0 MiB`, the detail of a download's out.progress. */
+    public static String progressBar(long done, long total) {
+        if (total <= 0) return human(done);
         int width = 30;
         int filled = (int) (width * done / total);
-        return String.format("[%s%s] %3d%%  %s / %s  %s", "#".repeat(filled), ".".repeat(width - filled),
-                100 * done / total, human(done), human(total), name);
+        return String.format("[%s%s] %3d%%  %s / %s", "#".repeat(filled), ".".repeat(width - filled),
+                100 * done / total, human(done), human(total));
     }
 
     static String human(long bytes) {

@@ -22,6 +22,7 @@ package asmhsm;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
+import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
@@ -29,8 +30,9 @@ import picocli.CommandLine.Spec;
 /**
  * The base of every step: runs it, turns failures into one or two lines (what is wrong,
  * what to do) and an exit code (0 done, 1 failed, 2 bad usage or input). Stack traces
- * only with --verbose.
+ * only with --verbose. Every step inherits its -V/--version text from here.
  */
+@Command(versionProvider = Version.class)
 public abstract class Step implements Callable<Integer> {
     @Mixin
     public Opts.Common common;
@@ -44,6 +46,8 @@ public abstract class Step implements Callable<Integer> {
         // fabric8 and the Vault driver log through SLF4J; with no backend it prints three
         // warnings on every run, which would bury the one or two lines a failure gets.
         System.setProperty("slf4j.internal.verbosity", "ERROR");
+        // picocli colours --help on a terminal and honours NO_COLOR, but not TERM=dumb
+        if ("dumb".equals(System.getenv("TERM")) && System.getProperty("picocli.ansi") == null) System.setProperty("picocli.ansi", "false");
     }
 
     /** The step's work. Throw {@link Fail} for anything the operator must act on. */
@@ -106,7 +110,21 @@ public abstract class Step implements Callable<Integer> {
         CommandLine cl = new CommandLine(command);
         cl.setExpandAtFiles(false);
         cl.setParameterExceptionHandler(Step::badUsage);
+        cl.setExecutionStrategy(Step::refuseWordsBesideHelp);
         return cl;
+    }
+
+    /**
+     * picocli prints -h or -V and ignores any word it did not match beside them; here such a word
+     * is bad usage, so that `fetch-release --version 1.9.9-asm.1` (the old spelling of --asm-version)
+     * is refused instead of printing the toolkit's version and exiting 0.
+     */
+    static int refuseWordsBesideHelp(CommandLine.ParseResult parsed) {
+        for (CommandLine.ParseResult p = parsed; p != null; p = p.subcommand())
+            if ((p.isUsageHelpRequested() || p.isVersionHelpRequested()) && !p.unmatched().isEmpty()
+                    && p.commandSpec().unmatchedArgsBindings().isEmpty())
+                throw new CommandLine.UnmatchedArgumentException(p.commandSpec().commandLine(), p.unmatched());
+        return new CommandLine.RunLast().execute(parsed);
     }
 
     static int badUsage(CommandLine.ParameterException e, String[] args) {
@@ -116,7 +134,12 @@ public abstract class Step implements Callable<Integer> {
             if (a.equals("--")) break;
             options.add(a);
         }
-        java.util.List<String> suggestions = e instanceof CommandLine.UnmatchedArgumentException u ? u.getSuggestions() : java.util.List.of();
+        java.util.List<String> suggestions = new java.util.ArrayList<>(
+                e instanceof CommandLine.UnmatchedArgumentException u ? u.getSuggestions() : java.util.List.of());
+        // fetch-release's release option was --version, now -V/--version of every step: name the new one
+        int old = options.indexOf("--version");
+        if (old >= 0 && old + 1 < options.size() && !options.get(old + 1).startsWith("-") && cmd.getCommandSpec().findOption("--asm-version") != null)
+            suggestions.add(0, "--asm-version " + options.get(old + 1));
         Fail failure = Fail.badInput(e.getMessage().strip(),
                 (suggestions.isEmpty() ? "" : "did you mean " + String.join(" or ", suggestions) + "? ") + "see --help", e);
         System.err.println("error: " + failure.getMessage());

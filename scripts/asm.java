@@ -27,6 +27,8 @@ import java.util.Base64;
 import java.util.Date;
 import java.util.List;
 import java.util.Map;
+import java.util.LinkedHashMap;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
@@ -50,44 +52,71 @@ import picocli.CommandLine.Command;
  * mention) when it is added, which costs a one-step run about 0.1-0.2 s for 20 steps it will
  * not run; so a run adds only the step it names, and help (or a typo) adds them all.
  */
-@Command(name = "asm", mixinStandardHelpOptions = true,
+@Command(name = "asm", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "Anthos Service Mesh 1.9 with the Istiod CA key in a Luna HSM and HSM credentials in Vault: the guide's steps.")
 class Asm implements Runnable {
-    /** The subcommands, in the guide's order (`asm --help` lists them so). */
-    static final List<String> STEPS = List.of("run", "warm-up", "preflight", "grant-admin", "gen-kek", "import-ca",
-            "hsm-info", "k8s-vault-prep", "vault-setup", "vault-verify", "fetch-release", "control-plane-prep",
-            "istiod-service", "install-asm", "istiod-status", "decrypt-csr", "sign-csr", "upload-chain", "load-root", "verify-ca",
-            "verify-mtls", "enable-injection", "external-ip", "status", "session");
+    /**
+     * Every subcommand, in the guide's order (`asm --help` lists them so): the one list of them.
+     * A step here with a script of its own (scripts/NAME.java) is also on this file's //SOURCES
+     * line and a jbang-catalog.json alias, which JBang needs spelled out; LayoutTest checks they
+     * agree with this table. Classes, not objects: only the step that runs is made and added.
+     */
+    static final Map<String, Class<?>> COMMANDS = table(
+            sub("run", Run.class),
+            sub("warm-up", WarmUp.class),
+            sub("preflight", Preflight.class),
+            sub("grant-admin", GrantAdmin.class),
+            sub("gen-kek", GenKek.class),
+            sub("import-ca", ImportCa.class),
+            sub("hsm-info", HsmInfo.class),
+            sub("k8s-vault-prep", K8sVaultPrep.class),
+            sub("vault-setup", VaultSetup.class),
+            sub("vault-verify", VaultVerify.class),
+            sub("fetch-release", FetchRelease.class),
+            sub("control-plane-prep", ControlPlanePrep.class),
+            sub("istiod-service", IstiodService.class),
+            sub("install-asm", InstallAsm.class),
+            sub("istiod-status", IstiodStatus.class),
+            sub("decrypt-csr", DecryptCsr.class),
+            sub("sign-csr", SignCsr.class),
+            sub("upload-chain", UploadChain.class),
+            sub("load-root", LoadRoot.class),
+            sub("verify-ca", VerifyCa.class),
+            sub("verify-mtls", VerifyMtls.class),
+            sub("enable-injection", EnableInjection.class),
+            sub("external-ip", ExternalIp.class),
+            sub("status", Status.class),
+            sub("session", SessionCommand.class),
+            sub("version", VersionCommand.class),
+            sub("completion", Completion.class),
+            sub("help", CommandLine.HelpCommand.class));
 
-    /** One subcommand's object; a switch, so that only that step's class is loaded. */
+    /** The subcommands' names, in order. */
+    static final List<String> SUBCOMMANDS = List.copyOf(COMMANDS.keySet());
+
+    /** Subcommands that read every other one (the help of a step, the completion of all). */
+    static final Set<String> NEED_ALL = Set.of("help", "completion");
+
+    private static Map.Entry<String, Class<?>> sub(String name, Class<?> command) {
+        return Map.entry(name, command);
+    }
+
+    @SafeVarargs
+    private static Map<String, Class<?>> table(Map.Entry<String, Class<?>>... subs) {
+        Map<String, Class<?>> t = new LinkedHashMap<>();
+        for (var sub : subs)
+            if (t.put(sub.getKey(), sub.getValue()) != null) throw new IllegalStateException("twice in the table: " + sub.getKey());
+        return java.util.Collections.unmodifiableMap(t);
+    }
+
+    /** One subcommand's object. */
     static Object step(String name) {
-        switch (name) {
-            case "run": return new Run();
-            case "warm-up": return new WarmUp();
-            case "preflight": return new Preflight();
-            case "grant-admin": return new GrantAdmin();
-            case "gen-kek": return new GenKek();
-            case "import-ca": return new ImportCa();
-            case "hsm-info": return new HsmInfo();
-            case "k8s-vault-prep": return new K8sVaultPrep();
-            case "vault-setup": return new VaultSetup();
-            case "vault-verify": return new VaultVerify();
-            case "fetch-release": return new FetchRelease();
-            case "control-plane-prep": return new ControlPlanePrep();
-            case "istiod-service": return new IstiodService();
-            case "install-asm": return new InstallAsm();
-            case "istiod-status": return new IstiodStatus();
-            case "decrypt-csr": return new DecryptCsr();
-            case "sign-csr": return new SignCsr();
-            case "upload-chain": return new UploadChain();
-            case "load-root": return new LoadRoot();
-            case "verify-ca": return new VerifyCa();
-            case "verify-mtls": return new VerifyMtls();
-            case "enable-injection": return new EnableInjection();
-            case "external-ip": return new ExternalIp();
-            case "status": return new Status();
-            case "session": return new SessionCommand();
-            default: throw new IllegalArgumentException(name);
+        Class<?> command = COMMANDS.get(name);
+        if (command == null) throw new IllegalArgumentException(name);
+        try {
+            return command.getDeclaredConstructor().newInstance();
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot make " + name, e);
         }
     }
 
@@ -95,7 +124,8 @@ class Asm implements Runnable {
     static CommandLine commandLine(String... args) {
         CommandLine cl = Step.commandLine(new Asm());
         String first = args.length == 0 ? null : args[0];
-        for (String name : first != null && STEPS.contains(first) ? List.of(first) : STEPS) cl.addSubcommand(name, step(name));
+        boolean one = first != null && COMMANDS.containsKey(first) && !NEED_ALL.contains(first);
+        for (String name : one ? List.of(first) : SUBCOMMANDS) cl.addSubcommand(name, step(name));
         return cl;
     }
 
@@ -237,7 +267,7 @@ class Asm implements Runnable {
     }
 
     /** `asm session start|status|stop`: see {@link Session}. */
-    @Command(name = "session", mixinStandardHelpOptions = true, description = {
+    @Command(name = "session", mixinStandardHelpOptions = true, versionProvider = Version.class, description = {
             "Keep one warm JVM for this shell's asm calls, as ssh-agent keeps keys: start it once, then every",
             "`asm <step>` from this folder with this same environment runs in it, without a JVM start of its own.",
             "A call from another folder, or with any variable changed, runs on its own as usual."},
@@ -361,6 +391,35 @@ class Asm implements Runnable {
             } finally {
                 if (sharing) Kube.closeShared();
             }
+        }
+    }
+
+    /** `asm version`, the same lines as every step's -V: see {@link Version}. */
+    @Command(name = "version", mixinStandardHelpOptions = true,
+            description = "Print the toolkit's version, the ASM release and revision it installs, and the Java it runs on.")
+    static class VersionCommand extends Step {
+        @Override
+        protected void run() {
+            Version.facts().forEach(out::put);
+            for (String line : Version.lines()) out.say(line);
+        }
+    }
+
+    /** `asm completion bash|zsh`: picocli's generated script, for every subcommand and option. */
+    @Command(name = "completion", mixinStandardHelpOptions = true, versionProvider = Version.class, description = {
+            "Print the shell completion script of asm (tests/install installs it for bash), e.g.:",
+            "  asm completion bash > ~/.local/share/bash-completion/completions/asm",
+            "  source <(asm completion zsh)     # in ~/.zshrc: the same script, read through zsh's bashcompinit"})
+    static class Completion implements Callable<Integer> {
+        enum Shell { bash, zsh }
+
+        @CommandLine.Parameters(paramLabel = "SHELL", description = "bash or zsh.")
+        Shell shell;
+
+        @Override
+        public Integer call() {
+            System.out.print(picocli.AutoComplete.bash("asm", Asm.commandLine()));
+            return 0;
         }
     }
 }

@@ -19,18 +19,23 @@ import picocli.CommandLine.Option;
 class ControlPlanePrep extends Step {
     @Mixin Opts.Kube kube;
 
-    @Option(names = "--vault-ca", defaultValue = "${env:VAULT_CACERT}", paramLabel = "FILE",
+    @Option(names = "--vault-cacert", defaultValue = "${env:VAULT_CACERT}", paramLabel = "FILE",
             description = "PEM certificate that authenticates the Vault server: its CA (env VAULT_CACERT).")
     Path vaultCa;
+
+    /** The old spelling, still read; --vault-cacert, as the Vault CLI and the other steps spell it, wins. */
+    @Option(names = "--vault-ca", hidden = true, paramLabel = "FILE")
+    Path vaultCaOldName;
 
     @Mixin Opts.IstioNamespace ns;
 
     @Override
     protected void run() throws Exception {
+        if (vaultCaOldName != null && !spec.commandLine().getParseResult().hasMatchedOption("--vault-cacert")) vaultCa = vaultCaOldName;
         if (vaultCa == null)
-            throw Fail.badInput("no Vault CA certificate given", "pass --vault-ca FILE or export VAULT_CACERT=FILE");
+            throw Fail.badInput("no Vault CA certificate given", "pass --vault-cacert FILE or export VAULT_CACERT=FILE");
         if (!Files.isRegularFile(vaultCa))
-            throw Fail.badInput("Vault CA certificate " + vaultCa + " does not exist", "check --vault-ca / VAULT_CACERT");
+            throw Fail.badInput("Vault CA certificate " + vaultCa + " does not exist", "check --vault-cacert / VAULT_CACERT");
         String pem = Env.readPem(vaultCa, "Vault CA certificate", "give the PEM file of Vault's CA");
         List<X509Certificate> certs = Pki.certificates(Pki.pemBlocks(pem, "Vault CA certificate " + vaultCa), "Vault CA certificate " + vaultCa);
         for (X509Certificate c : certs) Pki.requireValidNow(c, "Vault CA certificate");

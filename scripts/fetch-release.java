@@ -10,15 +10,12 @@ import java.security.PublicKey;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-// Not mixinStandardHelpOptions: its -V/--version would take the guide's --version option.
-@Command(name = "fetch-release",
+@Command(name = "fetch-release", mixinStandardHelpOptions = true,
         description = "Download the ASM release and its signature, verify it with Google's release key and extract it"
                 + " (guide: 'Descarga el archivo de instalacion').")
 class FetchRelease extends Step {
-    @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help message and exit.")
-    boolean help;
-
-    @Option(names = "--version", defaultValue = Release.DEFAULT_VERSION, paramLabel = "VERSION",
+    // Not --version, which every step has for the toolkit's own version (-V).
+    @Option(names = "--asm-version", defaultValue = Release.DEFAULT_VERSION, paramLabel = "VERSION",
             description = "ASM release (default: ${DEFAULT-VALUE}, the guide's).")
     String version;
 
@@ -84,7 +81,7 @@ class FetchRelease extends Step {
             } else {
                 // a failed or interrupted run leaves neither (a signature alone is not kept either)
                 String name = archive.getFileName().toString();
-                Release.downloadWithSignature(Release.httpClient(), url, archive, (done, total) -> out.progress(Release.progressLine(name, done, total)));
+                Release.downloadWithSignature(Release.httpClient(), url, archive, (done, total) -> out.progress("downloading " + name, Release.progressBar(done, total)));
                 out.endProgress();
                 out.change("downloaded " + url + " and its .1.sig");
             }

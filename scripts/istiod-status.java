@@ -55,7 +55,7 @@ class IstiodStatus extends Step {
                     throw Fail.failed("istiod did not reach '" + target.words + "' within " + timeout + ": it is " + stage.words,
                             pods.isEmpty() ? "install istiod with install-asm" : stage.next());
                 }
-                out.progress(String.format("istiod: %s (%s)  %ds / %ds", stage.words, readiness(pods), waited, limit.toSeconds()));
+                out.progress(String.format("istiod: %s (%s)", stage.words, readiness(pods)), String.format("%ds / %ds", waited, limit.toSeconds()));
                 Thread.sleep(2000);
             }
             show(pods, stage);

@@ -114,7 +114,8 @@ class LoadRoot extends Step {
                 throw Fail.failed((all.isEmpty() ? "no istiod pods" : "no istiod pod runs its " + Istio.HSM_PLUGIN_CONTAINER + " container")
                                 + " in " + ns.name + (revision == null ? "" : " for revision " + revision) + (waitForPods ? " within " + timeout : ""),
                         all.isEmpty() ? "install istiod first (install-asm), or check --context / --namespace" : "wait for the pods (load-root --wait), or look at istiod-status");
-            out.progress("waiting for istiod's " + Istio.HSM_PLUGIN_CONTAINER + " containers (" + running.size() + " running, " + starting.size() + " starting)");
+            out.progress("waiting for istiod's " + Istio.HSM_PLUGIN_CONTAINER + " containers",
+                    "(" + running.size() + " running, " + starting.size() + " starting)");
             Thread.sleep(2000);
         }
     }

@@ -37,7 +37,8 @@ class VaultSetup extends Step {
     Path serverCert;
 
     @Option(names = "--pin-file", defaultValue = "${env:P11_PIN_FILE}", paramLabel = "FILE",
-            description = "File holding the HSM slot PIN, mode 0600 (env P11_PIN_FILE).")
+            description = "File holding the HSM slot PIN to store in Vault (secret asm-<suffix>/hsm, key PIN) for istiod's "
+                    + "HSM plugin to log in with; mode 0600 (env P11_PIN_FILE). vault-setup itself does not log in to the HSM.")
     Path pinFile;
 
     @Mixin Opts.ReviewerDir dir;

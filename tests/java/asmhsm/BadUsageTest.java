@@ -38,7 +38,11 @@ class BadUsageTest {
             new Usage("Invalid value for option '--timeout': 'soon' is not an int", "k8s-vault-prep", "--cluster-suffix", "c1", "--timeout", "soon"),
             new Usage("Missing required parameter for option '--kek-id' (ID)", "gen-kek", "--kek-id"),
             new Usage("Unmatched argument at index 0: 'gen-kekk'", "gen-kekk"),
-            new Usage("Unknown option: '--bogus'", "run", "hsm-info", "--bogus", "+", "gen-kek"));
+            new Usage("Unknown option: '--bogus'", "run", "hsm-info", "--bogus", "+", "gen-kek"),
+            new Usage("Unknown option: '--bogus'", "gen-kek", "--bogus", "--help"),    // not swallowed by the help it asks for
+            new Usage("Unknown subcommand 'gen-kekk'.", "help", "gen-kekk"),
+            new Usage("Invalid value for positional parameter at index 0 (SHELL): expected one of [bash, zsh] (case-sensitive) but was 'fish'",
+                    "completion", "fish"));
 
     /** Every file under dir (the working folder of the runs): a refused call writes nothing there. */
     static List<Path> files(Path dir) throws Exception {
@@ -71,7 +75,8 @@ class BadUsageTest {
         SoftHsmToken t = SoftHsmToken.create(tmp);
         Path cwd = Files.createDirectories(tmp.resolve("cwd"));
         for (Usage u : BAD_USAGES) {
-            if (u.args()[0].equals("gen-kekk")) continue;   // no step: nothing asked for --json
+            if (!(Asm.COMMANDS.containsKey(u.args()[0]) && Asm.step(u.args()[0]) instanceof Step) && !u.args()[0].equals("run"))
+                continue;   // no step (gen-kekk, help, completion): nothing takes --json
             List<String> args = new ArrayList<>(List.of(u.args()));
             // --json before the bad word too: picocli stops at the first problem, the JSON result must still come
             args.add(args.get(0).equals("run") ? 2 : 1, "--json");
@@ -116,7 +121,7 @@ class BadUsageTest {
         List<Case> cases = List.of(
                 new Case("root certificate" + notPem, hsm, "import-ca", "-f", bin.toString()),
                 new Case("certificate chain" + notPem, hsm, "upload-chain", "-f", bin.toString()),
-                new Case("Vault CA certificate" + notPem, Map.of(), "control-plane-prep", "--vault-ca", bin.toString()),
+                new Case("Vault CA certificate" + notPem, Map.of(), "control-plane-prep", "--vault-cacert", bin.toString()),
                 new Case("Vault CA file" + notPem, Map.of("VAULT_ADDR", "https://127.0.0.1:1", "VAULT_TOKEN", "t", "VAULT_CACERT", bin.toString()),
                         "vault-verify", "--cluster-suffix", "c1"),
                 new Case("kubeconfig " + bin + " is not a kubeconfig (300 bytes, binary)", Map.of("KUBECONFIG", bin.toString()),

@@ -28,7 +28,7 @@ class ControlPlanePrepTest {
     @Test
     void createsNamespaceAndConfigMapThenChangesNothingThenReplacesTheCertInPlace(Lab lab) throws Exception {
         String ns = newNamespace(lab);
-        Cli.Result first = Cli.asm(env(lab), tmp, "control-plane-prep", "-n", ns, "--json");   // --vault-ca from VAULT_CACERT
+        Cli.Result first = Cli.asm(env(lab), tmp, "control-plane-prep", "-n", ns, "--json");   // --vault-cacert from VAULT_CACERT
         assertThat(first.exit()).as(first.toString()).isZero();
         assertThat(json(first).get("changed").asBoolean()).isTrue();
         JsonNode cm = kubectlJson(lab, "-n", ns, "get", "configmap", "vault-tls-cert");
@@ -48,7 +48,7 @@ class ControlPlanePrepTest {
         Path other = tmp.resolve("other-ca.pem");
         tool(lab, tmp, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                 "-keyout", "other.key", "-out", other.toString(), "-days", "3", "-subj", "/CN=Other Vault CA");
-        Cli.Result replaced = Cli.asm(env(lab), tmp, "control-plane-prep", "-n", ns, "--vault-ca", other.toString());
+        Cli.Result replaced = Cli.asm(env(lab), tmp, "control-plane-prep", "-n", ns, "--vault-cacert", other.toString());
         assertThat(replaced.exit()).as(replaced.toString()).isZero();
         assertThat(replaced.stdout()).contains("updated ConfigMap " + ns + "/vault-tls-cert (data.cert, data.stray)");
         JsonNode after = kubectlJson(lab, "-n", ns, "get", "configmap", "vault-tls-cert");
@@ -79,11 +79,11 @@ class ControlPlanePrepTest {
         tool(lab, tmp, "openssl", "genpkey", "-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key.toString());
         Path expired = Files.writeString(tmp.resolve("expired.pem"), expiredCertificatePem());   // openssl 3.0 cannot backdate
         for (var c : List.of(
-                List.of("--vault-ca", tmp.resolve("missing.pem").toString(), "does not exist"),
-                List.of("--vault-ca", empty.toString(), "is empty"),
-                List.of("--vault-ca", notPem.toString(), "is not PEM (6 bytes, no -----BEGIN line)"),
-                List.of("--vault-ca", key.toString(), "not a certificate"),
-                List.of("--vault-ca", expired.toString(), "expired"))) {
+                List.of("--vault-ca", tmp.resolve("missing.pem").toString(), "does not exist"),    // the old spelling, hidden, still read
+                List.of("--vault-cacert", empty.toString(), "is empty"),
+                List.of("--vault-cacert", notPem.toString(), "is not PEM (6 bytes, no -----BEGIN line)"),
+                List.of("--vault-cacert", key.toString(), "not a certificate"),
+                List.of("--vault-cacert", expired.toString(), "expired"))) {
             Cli.Result r = Cli.asm(env(lab), tmp, "control-plane-prep", "-n", ns, c.get(0), c.get(1));
             assertThat(r.exit()).as(r.toString()).isEqualTo(2);
             assertThat(errorLines(r)).as(r.toString()).hasSize(2);

@@ -81,7 +81,7 @@ class FetchReleaseTest {
         assertThat(r.stdout()).contains("Verified OK: " + NAME + " is signed by the key in " + pub)
                 .contains("istioctl: " + dir.resolve(TOP + "/bin/istioctl"))
                 .contains("profiles: " + dir.resolve(TOP + "/manifests/profiles"));
-        assertThat(r.stderr()).as("progress bar").contains("100%").contains(NAME);
+        assertThat(r.stderr()).as("the download, one line off a terminal (the bar: below)").contains("downloading " + NAME + "\n");
         assertThat(left()).containsExactly(TOP, NAME, NAME + ".1.sig");
         assertThat(Files.isExecutable(dir.resolve(TOP + "/bin/istioctl"))).isTrue();
         assertThat(dir.resolve(NAME)).hasSameBinaryContentAs(archive);
@@ -143,10 +143,10 @@ class FetchReleaseTest {
 
     @Test
     void aMissingReleaseIs404AndLeavesNothing() throws Exception {
-        Cli.Result r = fetch("--public-key", pub.toString(), "--version", "1.9.9-asm.1");
+        Cli.Result r = fetch("--public-key", pub.toString(), "--asm-version", "1.9.9-asm.1");
         assertThat(r.exit()).as(r.toString()).isEqualTo(1);
         assertThat(r.stderr()).contains("HTTP 404 Not Found").contains("istio-1.9.9-asm.1-linux-amd64.tar.gz.1.sig")
-                .contains("check --version and --platform");
+                .contains("check --asm-version and --platform");
         assertThat(left()).isEmpty();
 
         files.remove(NAME);   // signature there, archive not
@@ -241,7 +241,7 @@ class FetchReleaseTest {
     @Test
     void badUsageIsExit2() throws Exception {
         assertThat(fetch("--archive", archive.toString()).stderr()).contains("--archive and --signature go together");
-        for (String[] args : new String[][] {{"--version", "1.9.8"}, {"--platform", "linux-arm64"}, {"--archive", archive.toString()},
+        for (String[] args : new String[][] {{"--asm-version", "1.9.8"}, {"--platform", "linux-arm64"}, {"--archive", archive.toString()},
                 {"--public-key", archive.toString()}, {"--base-url", "ftp://mirror/"}}) {
             Cli.Result r = Cli.asm(Map.of(), tmp, Stream.concat(Stream.of("fetch-release", "--dir", dir.toString()), Stream.of(args))
                     .toArray(String[]::new));
@@ -251,8 +251,36 @@ class FetchReleaseTest {
         assertThat(mirror.requests.get()).isZero();
         Cli.Result help = Cli.asm(Map.of(), tmp, "fetch-release", "--help");
         assertThat(help.exit()).isZero();
-        assertThat(help.stdout()).contains("--version=VERSION").contains("1.9.8-asm.6").contains("--public-key");
+        assertThat(help.stdout()).contains("--asm-version=VERSION").contains("1.9.8-asm.6").contains("--public-key");
         assertThat(new String(Files.readAllBytes(pub), StandardCharsets.US_ASCII)).startsWith("-----BEGIN PUBLIC KEY-----");
+    }
+
+    /**
+     * The download bar rewrites its line (\r, ESC[K) only when stderr is a terminal; piped, or with
+     * TERM=dumb, the download is one plain line, as a log or CI wants it.
+     */
+    @Test
+    void theDownloadBarRewritesItsLineOnlyOnATerminal() throws Exception {
+        String[] args = {"fetch-release", "--base-url", baseUrl(), "--dir", dir.toString(), "--platform", "linux-amd64",
+                "--public-key", pub.toString()};
+        Cli.Result piped = Cli.asm(Map.of("TERM", "xterm"), tmp, args);     // TERM would allow it: the pipe does not
+        assertThat(piped.exit()).as(piped.toString()).isZero();
+        assertThat(piped.stderr()).doesNotContain("\r").doesNotContain("\u001b");
+        assertThat(piped.stderr().lines().filter(l -> l.startsWith("downloading ")).toList()).containsExactly("downloading " + NAME);
+
+        for (String term : List.of("xterm", "dumb")) {
+            Release.deleteTree(dir);
+            // script(1) gives the step a pseudo-terminal for stdin, stdout and stderr, and copies it to its own stdout
+            Cli.Result tty = Cli.run(List.of("script", "-qec", String.join(" ", Cli.asmCommand(args)), "/dev/null"),
+                    Map.of("TERM", term), tmp, null);
+            assertThat(tty.exit()).as(tty.toString()).isZero();
+            assertThat(tty.stdout()).contains("Verified OK");
+            if (term.equals("xterm"))
+                assertThat(tty.stdout()).as(tty.toString()).contains("\rdownloading " + NAME + " [").contains("100%").contains("\u001b[K");
+            else
+                assertThat(tty.stdout()).as(tty.toString()).doesNotContain("\u001b").doesNotContain(NAME + " [")
+                        .contains("downloading " + NAME + "\r\n");    // the terminal's own CR LF
+        }
     }
 
     // ------------------------------------------------------------------ Ctrl-C, SIGTERM and killed runs

@@ -14,6 +14,8 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
 
 /** The project's shape: every step is a script, an `asm` subcommand and a catalog alias, and nothing is a stub. */
 class LayoutTest {
@@ -29,38 +31,66 @@ class LayoutTest {
         }
     }
 
+    /** Asm.COMMANDS's steps that are scripts of their own (scripts/NAME.java), in its order. */
+    static List<String> scriptSteps() {
+        return Asm.SUBCOMMANDS.stream().filter(n -> Files.isRegularFile(Cli.repo().resolve("scripts/" + n + ".java"))).toList();
+    }
+
     @Test
     void everyScriptIsAnAsmSubcommandAndACatalogAlias() throws Exception {
-        Set<String> subcommands = new TreeSet<>(Asm.commandLine().getSubcommands().keySet());
-        subcommands.remove("run"); // runs several steps in one process; not a step of its own
-        subcommands.remove("warm-up"); // hidden: loads the classes once for the CDS archive
-        subcommands.remove("session"); // keeps a warm JVM for the other subcommands; not a step of its own
-        String catalog = Files.readString(Cli.repo().resolve("jbang-catalog.json"));
         assertThat(steps()).hasSizeGreaterThanOrEqualTo(20);
+        assertThat(new TreeSet<>(scriptSteps())).as("every script is in Asm.COMMANDS").containsExactlyElementsOf(steps());
+        for (String name : Asm.SUBCOMMANDS) {
+            if (scriptSteps().contains(name)) continue;
+            // the others (run, session, version ...) are asm's own, written in asm.java, or picocli's help
+            Class<?> c = Asm.step(name).getClass();
+            assertThat(c.getEnclosingClass() == Asm.class || c == CommandLine.HelpCommand.class).as(name + " is asm's own").isTrue();
+        }
         for (String step : steps()) {
-            assertThat(subcommands).as("asm subcommand " + step).contains(step);
-            assertThat(catalog).as("catalog alias " + step).contains("\"" + step + "\": {")
-                    .contains("\"script-ref\": \"scripts/" + step + ".java\"");
             String src = Files.readString(Cli.repo().resolve("scripts/" + step + ".java"));
             assertThat(src).as(step).startsWith("///usr/bin/env jbang \"$0\" \"$@\" ; exit $?\n")
                     .contains("//SOURCES ../lib/*.java").contains("@Command(name = \"" + step + "\"");
-            // the standard help options, or (fetch-release, whose --version is the release's) an explicit --help
-            assertThat(src.contains("mixinStandardHelpOptions = true") || src.contains("usageHelp = true")).as(step + " has --help").isTrue();
+            assertThat(src).as(step + " has -h/--help and -V/--version").contains("mixinStandardHelpOptions = true");
             assertThat(Files.isExecutable(Cli.repo().resolve("scripts/" + step + ".java"))).as(step + " executable").isTrue();
         }
-        assertThat(new TreeSet<>(subcommands)).containsExactlyElementsOf(new TreeSet<>(steps()));
     }
 
-    /** asm adds only the step it runs (see Asm.commandLine): each name must build that very step. */
+    /** JBang compiles `asm` from the scripts its //SOURCES line names: exactly the table's, in its order. */
+    @Test
+    void asmSourcesLineIsTheTablesSteps() throws Exception {
+        String expected = "//SOURCES " + String.join(" ", scriptSteps().stream().map(n -> n + ".java").toList());
+        List<String> lines = Files.readAllLines(Cli.repo().resolve("scripts/asm.java")).stream()
+                .filter(l -> l.startsWith("//SOURCES ") && !l.equals("//SOURCES ../lib/*.java")).toList();
+        assertThat(lines).as("scripts/asm.java's //SOURCES line, from Asm.COMMANDS").containsExactly(expected);
+    }
+
+    /** The catalog: asm, then one alias per script step, in the table's order, each naming its script. */
+    @Test
+    void catalogAliasesAreTheTablesSteps() throws Exception {
+        JsonNode aliases = JsonMapper.builder().build().readTree(Files.readString(Cli.repo().resolve("jbang-catalog.json"))).get("aliases");
+        List<String> expected = new ArrayList<>(List.of("asm"));
+        expected.addAll(scriptSteps());
+        assertThat(new ArrayList<>(aliases.propertyNames())).as("jbang-catalog.json's aliases, from Asm.COMMANDS").containsExactlyElementsOf(expected);
+        for (String alias : expected) {
+            assertThat(aliases.get(alias).get("script-ref").asString()).as(alias).isEqualTo("scripts/" + alias + ".java");
+            assertThat(aliases.get(alias).get("description").asString()).as(alias).isNotBlank();
+        }
+    }
+
+    /** asm adds only the subcommand it runs (see Asm.commandLine): each name must build that very one. */
     @Test
     void asmBuildsOnlyTheNamedStepUnderItsOwnName() {
-        for (String name : Asm.STEPS) {
+        for (String name : Asm.SUBCOMMANDS) {
             CommandLine one = Asm.commandLine(name, "--help");
+            if (Asm.NEED_ALL.contains(name)) {
+                assertThat(one.getSubcommands().keySet()).as(name).containsExactlyElementsOf(Asm.SUBCOMMANDS);
+                continue;
+            }
             assertThat(one.getSubcommands()).as(name).containsOnlyKeys(name);
             assertThat(one.getSubcommands().get(name).getCommandSpec().name()).as(name).isEqualTo(name);
         }
-        assertThat(Asm.commandLine("no-such-step").getSubcommands()).hasSize(Asm.STEPS.size());
-        assertThat(Asm.commandLine().getSubcommands().keySet()).containsExactlyElementsOf(Asm.STEPS);
+        assertThat(Asm.commandLine("no-such-step").getSubcommands()).hasSize(Asm.SUBCOMMANDS.size());
+        assertThat(Asm.commandLine().getSubcommands().keySet()).containsExactlyElementsOf(Asm.SUBCOMMANDS);
     }
 
     @Test

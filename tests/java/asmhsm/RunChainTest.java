@@ -173,7 +173,7 @@ class RunChainTest {
         void aClusterChainRunsOnTheLab(Lab lab) {
             String ns = lab.freshNamespace();
             Cli.Result r = Cli.asm(KubeVaultStepsSupport.env(lab), tmp, "run", "control-plane-prep", "-n", ns,
-                    "--vault-ca", lab.vaultCaCert().toString(), "+", "istiod-service", "-n", ns,
+                    "--vault-cacert", lab.vaultCaCert().toString(), "+", "istiod-service", "-n", ns,
                     "+", "istiod-service", "-n", ns);
             assertThat(r.exit()).as(r.toString()).isZero();
             assertThat(r.stdout()).contains("created Service " + ns + "/istiod")
