@@ -159,4 +159,35 @@ class KubeTest {
         assertThat(unknown.exit()).isEqualTo(2);
         assertThat(unknown.stderr()).contains("context 'c3' is not in " + c1 + ":" + c2);
     }
+
+    /** Without a CA in the kubeconfig, the cluster is known by the last certificate its API server presents. */
+    @Test
+    void aKubeconfigWithoutACaIdentifiesTheClusterByThePresentedChain(Lab lab) throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("no-ca"));
+        Files.copy(lab.dir().resolve("pki/admin.crt"), dir.resolve("client.crt"));
+        Files.copy(lab.dir().resolve("pki/admin.key"), dir.resolve("client.key"));
+        Path file = Files.writeString(dir.resolve("config"), String.join("\n", "apiVersion: v1", "kind: Config", "current-context: lab",
+                "clusters:", "- name: lab", "  cluster: {server: \"" + lab.k8sAddr() + "\", insecure-skip-tls-verify: true}",
+                "contexts:", "- name: lab", "  context: {cluster: lab, user: admin}",
+                "users:", "- name: admin", "  user: {client-certificate: client.crt, client-key: client.key}", ""));
+        String hostPort = lab.k8sAddr().replaceFirst("^https://", "");
+        Cli.Result shown = Cli.run(java.util.List.of("openssl", "s_client", "-connect", hostPort, "-showcerts"), java.util.Map.of(), dir, "");
+        String chain = shown.stdout();
+        String last = chain.substring(chain.lastIndexOf("-----BEGIN CERTIFICATE-----"), chain.lastIndexOf("-----END CERTIFICATE-----") + 25);
+        Path lastPem = Files.writeString(dir.resolve("last.pem"), last + "\n");
+        String expected = KubeVaultStepsSupport.tool(lab, dir, "openssl", "x509", "-in", lastPem.toString(), "-noout", "-fingerprint", "-sha256")
+                .strip().replaceFirst("^(?i)sha256 Fingerprint=", "");
+        try (Kube k = Kube.connect(opts(file, null))) {
+            ClusterId id = k.identity();
+            assertThat(id.caFrom()).isEqualTo(ClusterId.FROM_SERVER);
+            assertThat(id.caSha256()).isEqualTo(expected);
+            assertThat(id.server()).isEqualTo(lab.k8sAddr());
+            assertThat(id.context()).isEqualTo("lab");
+        }
+        try (Kube k = Kube.connect(opts(kubeconfig(lab, tmp.resolve("with-ca"), "k8s-ca.crt", ""), null))) {
+            assertThat(k.identity().caFrom()).isEqualTo(ClusterId.FROM_KUBECONFIG);
+            assertThat(k.identity().caSha256()).isEqualTo(KubeVaultStepsSupport.tool(lab, dir, "openssl", "x509", "-in",
+                    lab.k8sCaCert().toString(), "-noout", "-fingerprint", "-sha256").strip().replaceFirst("^(?i)sha256 Fingerprint=", ""));
+        }
+    }
 }
