@@ -40,7 +40,7 @@ public final class Opts {
 
     public static class Kube {
         @Option(names = "--kubeconfig", defaultValue = "${env:KUBECONFIG}", paramLabel = "FILE",
-                description = "kubeconfig file (env KUBECONFIG, default ~/.kube/config).")
+                description = "kubeconfig file, or files separated by ':' merged as kubectl merges them (env KUBECONFIG, default ~/.kube/config).")
         public String kubeconfig;
 
         @Option(names = "--context", paramLabel = "NAME", description = "kubeconfig context (default: the current one).")

@@ -109,7 +109,7 @@ public abstract class Step implements Callable<Integer> {
                     parts.add("cluster " + (context == null ? "" : "'" + context + "' at ") + server);
                     fields.put("context", context);
                     fields.put("server", server);
-                } catch (Fail unreadable) {
+                } catch (RuntimeException unreadable) {
                     // the step refuses it when it connects
                 }
             } else if (m.userObject() instanceof Opts.Vault vault && vault.addr != null && !vault.addr.isBlank()) {
