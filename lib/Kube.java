@@ -147,10 +147,6 @@ public final class Kube implements AutoCloseable {
         return o.resolved;
     }
 
-    static Config readKubeconfig(File file, String context) {
-        return readKubeconfig(List.of(file), context);
-    }
-
     /**
      * The kubeconfig files as fabric8's Config, for the given context (null: the current one),
      * merged as kubectl merges KUBECONFIG's list (fabric8's merge: the first file wins for each
