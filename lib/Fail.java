@@ -8,7 +8,7 @@ public class Fail extends RuntimeException {
     public final int exitCode;
     public final String hint;
 
-    private Fail(int exitCode, String message, String hint, Throwable cause) {
+    protected Fail(int exitCode, String message, String hint, Throwable cause) {
         super(message, cause);
         this.exitCode = exitCode;
         this.hint = hint;

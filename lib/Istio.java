@@ -238,11 +238,19 @@ public final class Istio {
 
         /** What the operator does next at this stage. */
         public String next() {
+            return next("", "");
+        }
+
+        /**
+         * The same, the steps named with the options the operator gave (see Out#given): `kube` the
+         * cluster's, `istiod` those and istiod's namespace and KEK ID.
+         */
+        public String next(String kube, String istiod) {
             return switch (this) {
                 case CRASH_LOOPING -> "istiod's discovery container exits at start-up: fix the cause named above; it restarts by itself (back-off up to 5 min)";
-                case NOT_STARTED -> "wait for the pods to start (istiod-status --wait); if they do not, look at the problems above";
-                case WAITING_FOR_CA -> "istiod waits for its CA certificate: run decrypt-csr, sign-csr, then upload-chain";
-                case RUNNING -> "istiod runs with its CA: check the chain it loaded with verify-ca, then enable-injection";
+                case NOT_STARTED -> "wait for the pods to start (istiod-status --wait" + istiod + "); if they do not, look at the problems above";
+                case WAITING_FOR_CA -> "istiod waits for its CA certificate: run decrypt-csr" + istiod + ", sign-csr, then upload-chain" + istiod;
+                case RUNNING -> "istiod runs with its CA: check the chain it loaded with verify-ca" + kube + ", then enable-injection" + kube;
             };
         }
     }

@@ -194,7 +194,7 @@ public final class KmsPlugin {
                     "the Secret was altered: let istiod write it again (delete " + Istio.CSR_SECRET + " and restart istiod)");
         if (expectedKekId != null && !expectedKekId.equals(e.kekId()))
             throw Fail.failed("the CSR is encrypted under KEK " + e.kekId() + ", not under KEK_ID " + expectedKekId,
-                    "istiod runs with another KEK: use that KEK ID, or check values.hsm.kekId of the install");
+                    "istiod runs with another KEK: use that KEK ID, or check values.hsm.hsmKEKID of the install");
         return decryptWith(hsm, hsm.kek(e.kekId()).handle(), e, dekBlob, csrBlob);
     }
 

@@ -77,11 +77,22 @@ public final class Kube implements AutoCloseable {
     }
 
     public static Kube connect(Opts.Kube o) {
-        File file = kubeconfigFile(o.kubeconfig);
-        if (!file.isFile())
-            throw Fail.badInput("kubeconfig " + file + " does not exist",
-                    "set KUBECONFIG or --kubeconfig to the cluster's kubeconfig (kubectl config view works with it)");
-        String key = file.getAbsolutePath() + "|" + o.context;
+        Kube kube = open(o);
+        ClusterId.Expected expected = o.expectedCluster();
+        if (expected != null) {
+            try {
+                kube.requireCluster(expected);
+            } catch (RuntimeException e) {
+                kube.close();
+                throw e;
+            }
+        }
+        return kube;
+    }
+
+    private static Kube open(Opts.Kube o) {
+        List<File> files = kubeconfigFiles(o.kubeconfig);
+        String key = files.stream().map(File::getAbsolutePath).reduce((a, b) -> a + File.pathSeparator + b).orElse("") + "|" + o.context;
         if (sharedClients != null && sharedClients.containsKey(key)) {
             Kube kept = sharedClients.get(key);
             if (kept.fresh()) {
@@ -92,10 +103,7 @@ public final class Kube implements AutoCloseable {
             kept.shared = false;
             kept.close();
         }
-        Config config = readKubeconfig(file, o.context);
-        if (o.context != null && config.getCurrentContext() != null
-                && !o.context.equals(config.getCurrentContext().getName()))
-            throw Fail.badInput("context '" + o.context + "' is not in " + file, "list the contexts with: kubectl config get-contexts");
+        Config config = resolve(o);
         config.setRequestTimeout(30_000);
         config.setConnectionTimeout(10_000);
         config.setRequestRetryBackoffLimit(0);
@@ -112,7 +120,8 @@ public final class Kube implements AutoCloseable {
             kube.shared = true;
             Http.keep(ours, true);
             kube.sources = new ArrayList<>();
-            for (String f : new String[] {file.getPath(), config.getCaCertFile(), config.getClientCertFile(), config.getClientKeyFile()})
+            for (File f : files) kube.sources.add(f.getPath());
+            for (String f : new String[] {config.getCaCertFile(), config.getClientCertFile(), config.getClientKeyFile()})
                 if (f != null && !f.isEmpty()) kube.sources.add(f);
             kube.sourcesStamp = stamp(kube.sources);
             sharedClients.put(key, kube);
@@ -124,16 +133,62 @@ public final class Kube implements AutoCloseable {
     private static final KubernetesSerialization KUBECONFIG_READER = new KubernetesSerialization(new ObjectMapper(), false);
 
     /**
-     * The kubeconfig as fabric8's Config, for the given context (null: the current one).
-     * Config.fromKubeconfig does the same with fabric8's shared serializer, whose first use loads
-     * every model class of every API group through ServiceLoader (about 60 ms of each step).
-     * The markers are the ones fabric8's own parser puts on each entry, so that relative
-     * certificate paths resolve against the kubeconfig's folder, as kubectl resolves them.
+     * The kubeconfig (KUBECONFIG or --kubeconfig, one file or a list) as fabric8's Config, for the
+     * options' context (none: the current one); read once per set of options.
      */
-    static Config readKubeconfig(File file, String context) {
+    static Config resolve(Opts.Kube o) {
+        if (o.resolved == null) {
+            List<File> files = kubeconfigFiles(o.kubeconfig);
+            Config config = readKubeconfig(files, o.context);
+            if (o.context != null && config.getCurrentContext() != null && !o.context.equals(config.getCurrentContext().getName()))
+                throw Fail.badInput("context '" + o.context + "' is not in " + joined(files), "list the contexts with: kubectl config get-contexts");
+            o.resolved = config;
+        }
+        return o.resolved;
+    }
+
+    /**
+     * The kubeconfig files as fabric8's Config, for the given context (null: the current one),
+     * merged as kubectl merges KUBECONFIG's list (fabric8's merge: the first file wins for each
+     * context, cluster and user name, and the current context comes from the first file that
+     * sets one). Config.fromKubeconfig does the same with fabric8's shared serializer, whose
+     * first use loads every model class of every API group through ServiceLoader (about 60 ms
+     * of each step). The markers are the ones fabric8's own parser puts on each entry, so that
+     * relative certificate paths resolve against each kubeconfig's folder, as kubectl resolves them.
+     */
+    static Config readKubeconfig(List<File> files, String context) {
+        io.fabric8.kubernetes.api.model.Config[] kubeconfigs = new io.fabric8.kubernetes.api.model.Config[files.size()];
+        for (int i = 0; i < kubeconfigs.length; i++) kubeconfigs[i] = parseKubeconfig(files.get(i), files.size() == 1);
+        Config config = Config.empty();
+        try {
+            KubeConfigUtils.merge(config, context, kubeconfigs);
+        } catch (RuntimeException e) {
+            if (context != null)
+                throw Fail.badInput("context '" + context + "' is not in " + joined(files), "list the contexts with: kubectl config get-contexts");
+            if (files.size() == 1) {
+                Path path = files.get(0).toPath();
+                throw Env.notA(path, "kubeconfig", "a usable kubeconfig", path.toFile().length(), e.getClass().getSimpleName(), KUBECONFIG_HINT);
+            }
+            throw Fail.badInput("kubeconfig " + joined(files) + " is not a usable kubeconfig (" + e.getClass().getSimpleName() + ")", KUBECONFIG_HINT);
+        }
+        // the TLS files it names: refused by name here, before fabric8's messages that name none
+        String tlsHint = "check certificate-authority and client-certificate/client-key in " + joined(files) + " (kubectl get ns must work)";
+        if (config.getCaCertFile() != null) Env.readPem(Path.of(config.getCaCertFile()), "certificate-authority", tlsHint);
+        if (config.getClientCertFile() != null) Env.readPem(Path.of(config.getClientCertFile()), "client-certificate", tlsHint);
+        if (config.getClientKeyFile() != null) Env.readPem(Path.of(config.getClientKeyFile()), "client-key", tlsHint);
+        return config;
+    }
+
+    static final String KUBECONFIG_HINT = "set KUBECONFIG or --kubeconfig to the cluster's kubeconfig (kubectl config view works with it)";
+
+    /**
+     * One kubeconfig file; anything else is refused in one line naming the file, never quoting it.
+     * `alone`: the only file, so it must name clusters; in a list, as for kubectl, a file may hold
+     * only some of the parts (users, contexts, a current context).
+     */
+    private static io.fabric8.kubernetes.api.model.Config parseKubeconfig(File file, boolean alone) {
         Path path = file.toPath();
-        String hint = "set KUBECONFIG or --kubeconfig to the cluster's kubeconfig (kubectl config view works with it)";
-        String text = Env.readText(path, "kubeconfig", "a kubeconfig", hint);
+        String text = Env.readText(path, "kubeconfig", "a kubeconfig", KUBECONFIG_HINT);
         long size = text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
         io.fabric8.kubernetes.api.model.Config kubeconfig;
         try {
@@ -143,29 +198,27 @@ public final class Kube implements AutoCloseable {
             // the parsers' messages quote the text they could not read: only where it broke is said
             var at = e instanceof tools.jackson.core.JacksonException j ? j.getLocation() : null;
             throw Env.notA(path, "kubeconfig", "a kubeconfig", size, !text.contains("clusters:") ? "no 'clusters:'"
-                    : at != null && at.getLineNr() > 0 ? "not YAML at line " + at.getLineNr() : "not kubeconfig YAML", hint);
+                    : at != null && at.getLineNr() > 0 ? "not YAML at line " + at.getLineNr() : "not kubeconfig YAML", KUBECONFIG_HINT);
         }
-        if (kubeconfig == null || kubeconfig.getClusters() == null || kubeconfig.getClusters().isEmpty())
-            throw Env.notA(path, "kubeconfig", "a kubeconfig", size, "no 'clusters:'", hint);
+        boolean hasClusters = kubeconfig != null && kubeconfig.getClusters() != null && !kubeconfig.getClusters().isEmpty();
+        if (!hasClusters && (alone || kubeconfig == null || (none(kubeconfig.getContexts()) && none(kubeconfig.getUsers())
+                && (kubeconfig.getCurrentContext() == null || kubeconfig.getCurrentContext().isEmpty()))))
+            throw Env.notA(path, "kubeconfig", "a kubeconfig", size, "no 'clusters:'", KUBECONFIG_HINT);
         if (kubeconfig.getContexts() != null)
             kubeconfig.getContexts().forEach(c -> c.getAdditionalProperties().put("KUBERNETES_CONFIG_CONTEXT_FILE_KEY", file));
-        kubeconfig.getClusters().forEach(c -> c.getAdditionalProperties().put("KUBERNETES_CONFIG_CLUSTER_FILE_KEY", file));
+        if (hasClusters) kubeconfig.getClusters().forEach(c -> c.getAdditionalProperties().put("KUBERNETES_CONFIG_CLUSTER_FILE_KEY", file));
         if (kubeconfig.getUsers() != null)
             kubeconfig.getUsers().forEach(u -> u.getAdditionalProperties().put("KUBERNETES_CONFIG_AUTH_INFO_FILE_KEY", file));
-        Config config = Config.empty();
-        try {
-            KubeConfigUtils.merge(config, context, kubeconfig);
-        } catch (RuntimeException e) {
-            if (context != null)
-                throw Fail.badInput("context '" + context + "' is not in " + file, "list the contexts with: kubectl config get-contexts");
-            throw Env.notA(path, "kubeconfig", "a usable kubeconfig", size, e.getClass().getSimpleName(), hint);
-        }
-        // the TLS files it names: refused by name here, before fabric8's messages that name none
-        String tlsHint = "check certificate-authority and client-certificate/client-key in " + file + " (kubectl get ns must work)";
-        if (config.getCaCertFile() != null) Env.readPem(Path.of(config.getCaCertFile()), "certificate-authority", tlsHint);
-        if (config.getClientCertFile() != null) Env.readPem(Path.of(config.getClientCertFile()), "client-certificate", tlsHint);
-        if (config.getClientKeyFile() != null) Env.readPem(Path.of(config.getClientKeyFile()), "client-key", tlsHint);
-        return config;
+        return kubeconfig;
+    }
+
+    private static boolean none(List<?> list) {
+        return list == null || list.isEmpty();
+    }
+
+    /** The files as KUBECONFIG lists them. */
+    static String joined(List<File> files) {
+        return String.join(File.pathSeparator, files.stream().map(File::getPath).toList());
     }
 
     /**
@@ -277,19 +330,99 @@ public final class Kube implements AutoCloseable {
         return new Kube(client, client.getConfiguration(), null, Set.of());
     }
 
-    static File kubeconfigFile(String option) {
-        if (option != null && !option.isBlank()) {
-            // like kubectl, KUBECONFIG may list several files: the first that exists is used
-            for (String p : option.split(File.pathSeparator)) if (Files.isRegularFile(Path.of(p))) return new File(p);
-            return new File(option.split(File.pathSeparator)[0]);
+    /**
+     * The kubeconfig files of --kubeconfig or KUBECONFIG: like kubectl, a list (colon-separated)
+     * whose missing files are skipped; none existing is refused. Unset: ~/.kube/config.
+     */
+    static List<File> kubeconfigFiles(String option) {
+        if (option == null || option.isBlank()) {
+            File home = Env.userHome().resolve(".kube/config").toFile();
+            if (!home.isFile()) throw missingKubeconfig(home.getPath());
+            return List.of(home);
         }
-        return Env.userHome().resolve(".kube/config").toFile();
+        List<File> files = new ArrayList<>();
+        for (String p : option.split(File.pathSeparator))
+            if (!p.isEmpty() && Files.isRegularFile(Path.of(p)) && !files.contains(new File(p))) files.add(new File(p));
+        if (files.isEmpty()) throw missingKubeconfig(option);
+        return files;
+    }
+
+    private static Fail missingKubeconfig(String which) {
+        return Fail.badInput("kubeconfig " + which + " does not exist", KUBECONFIG_HINT);
     }
 
     /** The API server URL of the selected context, as `kubectl config view` shows it. */
     public String server() {
         String url = config.getMasterUrl();
         return url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
+    }
+
+    private ClusterId identity;
+
+    /** This cluster as a suffix records it: context, server and CA fingerprint (see {@link ClusterId}). */
+    public ClusterId identity() {
+        if (identity == null) {
+            String caData = config.getCaCertData(), caFile = config.getCaCertFile();
+            String fingerprint, from;
+            if (caData != null || caFile != null) {
+                try (InputStream pem = CertUtils.getInputStreamFromDataOrFile(caData, caFile)) {
+                    var certs = java.security.cert.CertificateFactory.getInstance("X.509").generateCertificates(pem);
+                    if (certs.isEmpty()) throw new java.security.cert.CertificateException("no certificate");
+                    fingerprint = ClusterId.fingerprint(certs.iterator().next().getEncoded());
+                } catch (IOException | GeneralSecurityException e) {
+                    throw Fail.badInput("cannot read the kubeconfig's certificate-authority: " + rootMessage(e),
+                            "check certificate-authority(-data) of context " + context + " (kubectl get ns must work)");
+                }
+                from = ClusterId.FROM_KUBECONFIG;
+            } else {
+                fingerprint = presentedCaFingerprint();
+                from = fingerprint == null ? null : ClusterId.FROM_SERVER;
+            }
+            identity = new ClusterId(context, server(), fingerprint, from);
+        }
+        return identity;
+    }
+
+    /** The fingerprint of the last certificate the server presents (a kubeconfig without a CA); null over plain HTTP. */
+    private String presentedCaFingerprint() {
+        java.net.URI uri = java.net.URI.create(server());
+        if (!"https".equalsIgnoreCase(uri.getScheme())) return null;
+        try {
+            javax.net.ssl.SSLContext tls = javax.net.ssl.SSLContext.getInstance("TLS");
+            // only to read the chain the server presents, not to trust it: nothing is sent
+            tls.init(null, new TrustManager[] {new javax.net.ssl.X509TrustManager() {
+                public void checkClientTrusted(java.security.cert.X509Certificate[] c, String a) {}
+                public void checkServerTrusted(java.security.cert.X509Certificate[] c, String a) {}
+                public java.security.cert.X509Certificate[] getAcceptedIssuers() { return new java.security.cert.X509Certificate[0]; }
+            }}, null);
+            try (javax.net.ssl.SSLSocket socket = (javax.net.ssl.SSLSocket) tls.getSocketFactory().createSocket()) {
+                socket.connect(new java.net.InetSocketAddress(uri.getHost(), uri.getPort() < 0 ? 443 : uri.getPort()), 10_000);
+                socket.setSoTimeout(10_000);
+                socket.startHandshake();
+                var chain = socket.getSession().getPeerCertificates();
+                return ClusterId.fingerprint(chain[chain.length - 1].getEncoded());
+            }
+        } catch (IOException | GeneralSecurityException e) {
+            throw Fail.failed("cannot reach the API server " + server() + " to read its certificate: " + rootMessage(e),
+                    "check the cluster is up and the kubeconfig context points at it");
+        }
+    }
+
+    /**
+     * Refuses (exit 2) to act for a suffix on a cluster other than the one k8s-vault-prep
+     * recorded for it; a suffix never prepared in this folder is not checked.
+     */
+    public void requireCluster(ClusterId.Expected expected) {
+        requireCluster(expected, "pass the --context of the cluster of " + expected.suffix()
+                + " (kubectl config get-contexts), or the suffix of this cluster");
+    }
+
+    /** The same, with the step's own hint. */
+    public void requireCluster(ClusterId.Expected expected, String hint) {
+        ClusterId bound = ClusterId.recorded(expected);
+        if (bound == null) return;
+        ClusterId here = identity();
+        if (!bound.sameCluster(here)) throw ClusterId.mismatch(expected, bound, here, hint);
     }
 
     /**

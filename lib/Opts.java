@@ -1,7 +1,9 @@
 package asmhsm;
 
 import java.nio.file.Path;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * The options every step shares, declared once as picocli mixins. Defaults come from
@@ -38,11 +40,37 @@ public final class Opts {
 
     public static class Kube {
         @Option(names = "--kubeconfig", defaultValue = "${env:KUBECONFIG}", paramLabel = "FILE",
-                description = "kubeconfig file (env KUBECONFIG, default ~/.kube/config).")
+                description = "kubeconfig file, or files separated by ':' merged as kubectl merges them (env KUBECONFIG, default ~/.kube/config).")
         public String kubeconfig;
 
         @Option(names = "--context", paramLabel = "NAME", description = "kubeconfig context (default: the current one).")
         public String context;
+
+        /** The step these options belong to (null when made in code). */
+        @Spec(Spec.Target.MIXEE)
+        CommandSpec step;
+
+        /** Set by a step that may bind its suffix to another cluster (k8s-vault-prep --rebind). */
+        public boolean anyCluster;
+
+        /** The kubeconfig as read for these options (see asmhsm.Kube#resolve). */
+        io.fabric8.kubernetes.client.Config resolved;
+
+        /**
+         * The suffix whose cluster this step must act on: when the step also takes a cluster suffix
+         * (a valid one; an invalid one is the step's own refusal), asmhsm.Kube#connect refuses any
+         * other cluster. The folder is the step's --dir, else ./<suffix>.
+         */
+        public ClusterId.Expected expectedCluster() {
+            if (anyCluster || step == null) return null;
+            String suffix = null;
+            java.nio.file.Path dir = null;
+            for (CommandSpec m : step.mixins().values()) {
+                if (m.userObject() instanceof Cluster c && c.suffix != null && c.suffix.matches(Cluster.PATTERN)) suffix = c.suffix;
+                if (m.userObject() instanceof ReviewerDir d) dir = d.dir;
+            }
+            return suffix == null ? null : new ClusterId.Expected(suffix, dir != null ? dir : java.nio.file.Path.of(suffix));
+        }
     }
 
     public static class Vault {
@@ -87,11 +115,13 @@ public final class Opts {
                 description = "Cluster suffix, e.g. c1 (env CLUSTER_SUFFIX).")
         public String suffix;
 
+        static final String PATTERN = "[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?";
+
         /** The suffix names a directory, files, a Vault mount and a policy: keep it a plain label. */
         public String require() {
             if (suffix == null || suffix.isBlank())
                 throw Fail.badInput("no cluster suffix given", "pass --cluster-suffix c1 or export CLUSTER_SUFFIX=c1");
-            if (!suffix.matches("[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?"))
+            if (!suffix.matches(PATTERN))
                 throw Fail.badInput("cluster suffix '" + suffix + "' is not a plain label",
                         "use lower-case letters, digits and inner dashes, at most 32 characters (e.g. c1)");
             return suffix;

@@ -42,7 +42,45 @@ public class Out {
         this.rewrite = rewrite;
     }
 
+    /** The options the operator gave on the command line, by the Opts group they belong to (see {@link #given}). */
+    private Map<Class<?>, List<String>> givenOptions = Map.of();
+
+    void givenOptions(Map<Class<?>, List<String>> given) { this.givenOptions = given; }
+
     public boolean json() { return json; }
+
+    /**
+     * The first line: where the step acts (each part, e.g. "cluster 'c1' at https://...", "Vault https://...");
+     * under --json the field actingOn. Nothing when the step acts on nothing it can name yet.
+     */
+    public void actingOn(List<String> parts, Map<String, Object> fields) {
+        if (parts.isEmpty()) return;
+        result.put("actingOn", fields);
+        say("acting on " + String.join(", ", parts));
+    }
+
+    /**
+     * The options of these groups (Opts.Kube.class, Opts.Pkcs11.class, ...) that were given on the
+     * command line, as a next command must repeat them: " --context c1 --p11-token t", or "".
+     * Options that came from the environment are not repeated: the same shell still has them.
+     */
+    public String given(Class<?>... groups) {
+        StringBuilder b = new StringBuilder();
+        for (Class<?> g : groups)
+            for (String word : givenOptions.getOrDefault(g, List.of())) b.append(' ').append(shellWord(word));
+        return b.toString();
+    }
+
+    /** A hint of what to run next: "Next: ..." (under --json the field next). Options: see {@link #given}. */
+    public void next(String hint) {
+        result.put("next", hint);
+        say("Next: " + hint);
+    }
+
+    /** A word as a shell reads it back: quoted when it holds anything but plain characters. */
+    static String shellWord(String w) {
+        return w.matches("[A-Za-z0-9_@%+=:,./-]+") ? w : "'" + w.replace("'", "'\\''") + "'";
+    }
     public boolean dryRun() { return dryRun; }
 
     /** A line for a human reader; silent under --json. */

@@ -71,8 +71,10 @@ public abstract class Step implements Callable<Integer> {
 
     private int callOnce() {
         out = new Out(spec.name(), common.json, common.dryRun, System.out, System.err);
+        out.givenOptions(givenOptions(spec));
         Fail failure;
         try {
+            actingOn();
             run();
             Interrupt.check();      // stopped after its last change: still an interrupted run
             out.finish(0, null);
@@ -91,6 +93,63 @@ public abstract class Step implements Callable<Integer> {
         if (common.verbose && failure.getCause() != null) failure.getCause().printStackTrace();
         out.finish(failure.exitCode, failure);
         return failure.exitCode;
+    }
+
+    /**
+     * Says where the step acts, before anything else: the kube context and its API server, the
+     * Vault address. Read from the options only; a kubeconfig that cannot be read is left to the
+     * step, whose own refusal names it.
+     */
+    void actingOn() {
+        if (printsForAProgram()) return;
+        java.util.List<String> parts = new java.util.ArrayList<>();
+        java.util.Map<String, Object> fields = new java.util.LinkedHashMap<>();
+        for (CommandSpec m : spec.mixins().values()) {
+            if (m.userObject() instanceof Opts.Kube kube) {
+                try {
+                    var config = Kube.resolve(kube);
+                    String context = config.getCurrentContext() == null ? null : config.getCurrentContext().getName();
+                    String server = config.getMasterUrl().replaceAll("/+$", "");
+                    parts.add("cluster " + (context == null ? "" : "'" + context + "' at ") + server);
+                    fields.put("context", context);
+                    fields.put("server", server);
+                } catch (RuntimeException unreadable) {
+                    // the step refuses it when it connects
+                }
+            } else if (m.userObject() instanceof Opts.Vault vault && vault.addr != null && !vault.addr.isBlank()) {
+                parts.add("Vault " + vault.addr);
+                fields.put("vaultAddr", vault.addr);
+            }
+        }
+        out.actingOn(parts, fields);
+    }
+
+    /** Whether this run's stdout is for a program to read (install-asm --print): then it says nothing else. */
+    protected boolean printsForAProgram() {
+        return false;
+    }
+
+    /** The options given on the command line (not from the environment), by Opts group, as words. */
+    static java.util.Map<Class<?>, java.util.List<String>> givenOptions(CommandSpec spec) {
+        CommandLine.ParseResult parsed = spec.commandLine() == null ? null : spec.commandLine().getParseResult();
+        if (parsed == null) return java.util.Map.of();
+        java.util.Map<Class<?>, java.util.List<String>> given = new java.util.LinkedHashMap<>();
+        for (CommandSpec m : spec.mixins().values()) {
+            if (m.userObject() == null || m.userObject() instanceof Opts.Common) continue;
+            java.util.List<String> words = new java.util.ArrayList<>();
+            for (CommandLine.Model.OptionSpec o : m.options()) {
+                CommandLine.Model.OptionSpec matched = parsed.matchedOption(o.longestName());
+                if (matched == null) continue;
+                if (matched.arity().max() == 0) {
+                    words.add(o.longestName());
+                } else {
+                    java.util.List<String> values = matched.originalStringValues();
+                    if (!values.isEmpty()) words.addAll(java.util.List.of(o.longestName(), values.get(values.size() - 1)));
+                }
+            }
+            if (!words.isEmpty()) given.put(m.userObject().getClass(), words);
+        }
+        return given;
     }
 
     static String describe(Throwable e) {

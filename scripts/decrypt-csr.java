@@ -65,7 +65,8 @@ class DecryptCsr extends Step {
         out.say("CSR from istiod (trust domain %s, KEK %s): subject %s, key %s", csr.csrId(), csr.kekId(), subject, Pki.keyDescription(key));
         out.say("  its DEK was opened in the HSM (encrypted-dek: %s)", csr.dekFormat());
         Pki.writePem(out, output, Pki.pem(csr.request()), replace, "CSR");
-        out.say("Next: the security administrator signs it: sign-csr --csr %s --root-cert root.pem --root-key-label <label>", output);
+        // decrypt-csr's HSM and cluster options are the plugin's: sign-csr works on the root's slot
+        out.next("the security administrator signs it: sign-csr --csr " + Out.shellWord(output.toString()) + " --root-cert root.pem --root-key-label <label>");
     }
 
     public static void main(String... args) {

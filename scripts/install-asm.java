@@ -64,6 +64,11 @@ class InstallAsm extends Step {
     @Option(names = "--print", description = "Print the istioctl command instead of running it.")
     boolean print;
 
+    @Override
+    protected boolean printsForAProgram() {
+        return print;
+    }
+
     @Option(names = "--overlay", paramLabel = "FILE", description = "Write the settings as an IstioOperator YAML file instead of running istioctl.")
     Path overlay;
 
@@ -137,7 +142,7 @@ class InstallAsm extends Step {
             out.change("ran istioctl install (revision " + revision + ")");
             k.apply(Kube.istiodService(revision), out);
         }
-        out.say("Next: istiod-status --wait (the guide expects istiod 2/3 ready, waiting for its CA certificate)");
+        out.next("istiod-status --wait" + out.given(Opts.Kube.class, Opts.Kek.class) + " (the guide expects istiod 2/3 ready, waiting for its CA certificate)");
     }
 
     /** The guide's environment variables (or options), all present and well-formed, else one refusal naming each missing one. */

@@ -126,8 +126,7 @@ class IstiodStatus extends Step {
         unreadableLogs.values().forEach(out::warn);
         out.put("pods", json);
         if (!pods.isEmpty()) {
-            out.put("next", stage.next());
-            out.say("Next: %s", stage.next());
+            out.next(stage.next(out.given(Opts.Kube.class), out.given(Opts.Kube.class, Opts.IstioNamespace.class, Opts.Kek.class)));
         }
     }
 

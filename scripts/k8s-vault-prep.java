@@ -19,7 +19,8 @@ import picocli.CommandLine.Option;
 
 @Command(name = "k8s-vault-prep", mixinStandardHelpOptions = true,
         description = "Prepare Kubernetes for Vault's TokenReview (guide: 'Configura Kubernetes para la autenticacion de Vault'): "
-                + "namespace, auth-delegator binding, token Secret, and the files <suffix>-tokenreview_jwt, -k8s_addr, -k8s_cert.")
+                + "namespace, auth-delegator binding, token Secret, and the files <suffix>-tokenreview_jwt, -k8s_addr, -k8s_cert; "
+                + "<suffix>-cluster.json records the cluster (context, server, CA fingerprint) the suffix belongs to.")
 class K8sVaultPrep extends Step {
     static final String TOKEN_TYPE = "kubernetes.io/service-account-token";
 
@@ -35,6 +36,10 @@ class K8sVaultPrep extends Step {
     @Option(names = "--binding", defaultValue = Kube.TOKENREVIEW_BINDING, paramLabel = "NAME",
             description = "ClusterRoleBinding to system:auth-delegator (default: ${DEFAULT-VALUE}).")
     String binding;
+
+    @Option(names = "--rebind", description = "Prepare the suffix on the current cluster although it was prepared on another one "
+            + "(moves the suffix: Vault's auth/asm-<suffix>/hsm must then get the new files, vault-setup --rewrite-reviewer-jwt).")
+    boolean rebind;
 
     @Option(names = "--timeout", defaultValue = "120", paramLabel = "SECONDS",
             description = "How long to wait for the service account and its token (default: ${DEFAULT-VALUE}).")
@@ -64,7 +69,11 @@ class K8sVaultPrep extends Step {
                 .addToAnnotations("kubernetes.io/service-account.name", Kube.TOKENREVIEW_SA).endMetadata()
                 .withType(TOKEN_TYPE).build();
 
+        kube.anyCluster = true;     // the suffix's cluster is checked here, where --rebind may move it
         try (Kube k = Kube.connect(kube)) {
+            if (!rebind)
+                k.requireCluster(new ClusterId.Expected(suffix, outDir), "pass the --context of the cluster of " + suffix
+                        + ", or --rebind to move suffix " + suffix + " to this cluster");
             // What a patch cannot fix is refused before anything changes.
             ClusterRoleBinding liveCrb = k.live(crb);
             if (liveCrb != null && !crb.getRoleRef().getName().equals(liveCrb.getRoleRef().getName()))
@@ -98,11 +107,16 @@ class K8sVaultPrep extends Step {
             Pki.certificates(Pki.pemBlocks(new String(ca, StandardCharsets.UTF_8), "ca.crt of Secret " + Kube.TOKENREVIEW_SECRET),
                     "ca.crt of Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET);
             if (write(files.jwt(), concat(jwt, "\n"), true) && !out.dryRun())
-                out.say("The token reviewer JWT is new: give it to Vault with vault-setup --cluster-suffix %s --rewrite-reviewer-jwt", suffix);
+                out.say("The token reviewer JWT is new: give it to Vault with vault-setup --cluster-suffix %s%s --rewrite-reviewer-jwt", suffix,
+                        out.given(Opts.Vault.class, Opts.ReviewerDir.class));
             write(files.addr(), (k.server() + "\n").getBytes(StandardCharsets.UTF_8), false);
             write(files.cert(), ca, false);
             Arrays.fill(jwt, (byte) 0);
-            out.put("k8sAddr", k.server()).put("files", List.of(files.jwt().toString(), files.addr().toString(), files.cert().toString()));
+            // no secret: mode 0644, as the other two; what every later step for this suffix checks its cluster against
+            write(ClusterId.file(outDir, suffix), (Out.toJson(k.identity().json()) + "\n").getBytes(StandardCharsets.UTF_8), false);
+            out.put("cluster", k.identity().json());
+            out.put("k8sAddr", k.server()).put("files", List.of(files.jwt().toString(), files.addr().toString(), files.cert().toString(),
+                    ClusterId.file(outDir, suffix).toString()));
         }
     }
 

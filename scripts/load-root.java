@@ -62,7 +62,8 @@ class LoadRoot extends Step {
             for (Pod pod : pods) report.add(load(k, pod.getMetadata().getName(), caPem != null ? caPem : rootPem, rootPem, checked));
             out.put("pods", report);
             if (out.changed() && !out.dryRun())
-                out.say("Next: istiod's discovery container restarts by itself after an abort (back-off up to 5 min): istiod-status --wait running");
+                out.next("istiod's discovery container restarts by itself after an abort (back-off up to 5 min): istiod-status --wait running"
+                        + out.given(Opts.Kube.class, Opts.IstioNamespace.class));
         }
     }
 

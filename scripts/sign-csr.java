@@ -111,7 +111,9 @@ class SignCsr extends Step {
         if (problem != null) throw Fail.failed("the new CA certificate would be refused by istiod: " + problem, "report this as a bug");
         out.put("notAfter", ca.getNotAfter().toInstant().toString()).put("serial", ca.getSerialNumber().toString(16));
         Pki.writePem(out, output, Pki.chainPem(List.of(ca, root)), true, "CA certificate and root");
-        out.say("CA certificate '%s' issued by '%s', valid until %s. Next: upload-chain -f %s", subject, rootName, ca.getNotAfter().toInstant(), output);
+        out.say("CA certificate '%s' issued by '%s', valid until %s.", subject, rootName, ca.getNotAfter().toInstant());
+        // sign-csr's HSM options are the root's slot, not the plugin's: upload-chain does not get them
+        out.next("upload-chain -f " + Out.shellWord(output.toString()));
     }
 
     X509Certificate signWithFile(PKCS10CertificationRequest csr, X509Certificate root, Instant from, Instant to) {

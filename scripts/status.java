@@ -51,6 +51,8 @@ class Status extends Step {
         try {
             k = Kube.connect(kube);
             k8sServer = k.server();
+        } catch (ClusterId.Mismatch another) {
+            throw another;      // the suffix's lines would describe another cluster
         } catch (Fail f) {
             k = null;
             clusterUnknown(f);

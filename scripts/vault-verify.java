@@ -76,6 +76,9 @@ class VaultVerify extends Step {
                 auth = anonymous.api.auth().loginByKubernetes(Vault.ROLE, jwt, "auth/" + secretPath);
             } catch (VaultException e) {
                 Fail f = loginFailure(anonymous, e, jwt, suffix, account);
+                // a hint to rewrite the reviewer JWT would move the suffix to this cluster: first, is Vault's config for it?
+                Fail elsewhere = f.getMessage().startsWith(TOKEN_REVIEW) ? vaultOnAnotherCluster(k, suffix) : null;
+                if (elsewhere != null) throw elsewhere;
                 throw f.getMessage().startsWith(TOKEN_REVIEW) ? reviewerFailure(k, suffix, f) : f;
             }
             Vault istiod = Vault.connect(vault, auth.getAuthClientToken());
@@ -118,6 +121,28 @@ class VaultVerify extends Step {
     }
 
     static final String TOKEN_REVIEW = "broken link: TokenReview permission. ";
+
+    /**
+     * Whether auth/asm-<suffix>/hsm/config reviews tokens with another cluster's API server than the
+     * current context's (read with the operator's token, when there is one that may): the refusal, or null.
+     * Only asked when no folder here records the suffix's cluster: with one, connecting has checked
+     * that this is the suffix's cluster, and Vault is then what is wrong (its files repair it).
+     */
+    private Fail vaultOnAnotherCluster(Kube k, String suffix) {
+        if (ClusterId.recorded(new ClusterId.Expected(suffix, dir.of(suffix))) != null) return null;
+        String configPath = "auth/" + Vault.secretPath(suffix) + "/config";
+        String host;
+        try {
+            JsonNode config = Vault.connect(vault).readOrThrow(configPath);
+            host = config == null ? "" : config.path("kubernetes_host").asString("").replaceAll("/+$", "");
+        } catch (VaultException | Fail cannotTell) {
+            return null;    // no token, or one that may not read it: the other explanations stand
+        }
+        if (host.isEmpty() || host.equals(k.server())) return null;
+        return new ClusterId.Mismatch(configPath + " reviews tokens with the API server " + host + ", but the current context"
+                + (k.context == null ? "" : " '" + k.context + "'") + " is " + k.server() + ": suffix " + suffix + " belongs to another cluster",
+                "pass the --context of the cluster of " + suffix + " (kubectl config get-contexts), or the suffix of this cluster");
+    }
 
     /**
      * Vault does not say why its TokenReview failed. If k8s-vault-prep's reviewer JWT is here, the API server

@@ -106,7 +106,8 @@ class IstiodStatusLogsTest {
                 .containsPattern("discovery +not ready +running \\(2 restarts\\)")
                 .contains("hsm-plugin log: KEK ID: " + KEK)
                 .contains("discovery log: " + WAIT_LINE.strip())
-                .contains("Next: istiod waits for its CA certificate: run decrypt-csr, sign-csr, then upload-chain");
+                .contains("Next: istiod waits for its CA certificate: run decrypt-csr --kubeconfig " + kube.kubeconfig + " --kek-id " + KEK
+                        + ", sign-csr, then upload-chain --kubeconfig " + kube.kubeconfig + " --kek-id " + KEK);
         assertThat(r.stdout()).as("nothing else of the logs is echoed").doesNotContain("Loaded P11 PIN").doesNotContain("Use KMS backed CA");
         assertThat(r.stderr()).doesNotContain("warning");
     }
@@ -164,7 +165,8 @@ class IstiodStatusLogsTest {
         Cli.Result r = status("--wait=running", "--timeout", "10s");
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("istiod in istio-system: running").contains("3/3")
-                .contains("Next: istiod runs with its CA: check the chain it loaded with verify-ca, then enable-injection");
+                .contains("Next: istiod runs with its CA: check the chain it loaded with verify-ca --kubeconfig " + kube.kubeconfig
+                        + ", then enable-injection --kubeconfig " + kube.kubeconfig);
     }
 
     @Test

@@ -76,7 +76,8 @@ class IstiodStatusTest {
         assertThat(waiting.stdout()).contains("istiod in " + ns + ": waiting for the CA")
                 .contains("pod " + pod + "  2/3  Running  revision asm-198-6")
                 .contains("inferred from readiness (2/3, only discovery not ready): no discovery log to read")
-                .contains("Next: istiod waits for its CA certificate: run decrypt-csr, sign-csr, then upload-chain");
+                .contains("Next: istiod waits for its CA certificate: run decrypt-csr --kubeconfig " + lab.kubeconfig() + " --namespace " + ns
+                        + ", sign-csr, then upload-chain --kubeconfig " + lab.kubeconfig() + " --namespace " + ns);
         assertThat(waiting.stderr()).as("the lab has no kubelet: the API server serves empty logs")
                 .contains("warning: the log of " + pod + "/discovery is empty").contains("warning: the log of " + pod + "/hsm-plugin is empty");
 

@@ -107,4 +107,87 @@ class KubeTest {
         assertThatThrownBy(() -> Kube.connect(opts(garbage, null)))
                 .isInstanceOf(Fail.class).hasMessageContaining("kubeconfig " + garbage + " is not a kubeconfig");
     }
+
+    /**
+     * KUBECONFIG as a list, merged as kubectl merges it: the first file that names a context, cluster
+     * or user wins, the current context is the first file's that sets one, missing files are skipped.
+     */
+    @Test
+    void aKubeconfigListIsMergedAsKubectlMergesIt(Lab lab) throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("list"));
+        Files.copy(lab.dir().resolve("pki/k8s-ca.crt"), dir.resolve("ca.crt"));
+        Files.copy(lab.dir().resolve("pki/admin.crt"), dir.resolve("client.crt"));
+        Files.copy(lab.dir().resolve("pki/admin.key"), dir.resolve("client.key"));
+        Path c1 = Files.writeString(dir.resolve("c1.yaml"), String.join("\n", "apiVersion: v1", "kind: Config", "current-context: c1",
+                "clusters:", "- name: c1", "  cluster: {server: \"" + lab.k8sAddr() + "\", certificate-authority: ca.crt}",
+                "contexts:", "- name: c1", "  context: {cluster: c1, user: admin, namespace: from-c1}",
+                "users:", "- name: admin", "  user: {client-certificate: client.crt, client-key: client.key}", ""));
+        // c2.yaml also names c1 (a cluster that is down): the first file's c1 must win; its current context must not
+        Path c2 = Files.writeString(dir.resolve("c2.yaml"), String.join("\n", "apiVersion: v1", "kind: Config", "current-context: c2",
+                "clusters:", "- name: c2", "  cluster: {server: \"" + lab.k8sAddr() + "\", certificate-authority: ca.crt}",
+                "- name: c1", "  cluster: {server: \"https://127.0.0.1:1\"}",
+                "contexts:", "- name: c2", "  context: {cluster: c2, user: admin, namespace: from-c2}",
+                "- name: c1", "  context: {cluster: c1, user: admin, namespace: from-c2}", ""));
+        String list = c1 + ":" + dir.resolve("missing.yaml") + ":" + c2;
+        try (Kube k = Kube.connect(opts(Path.of(list), null))) {
+            assertThat(k.context).isEqualTo("c1");
+            assertThat(k.config.getNamespace()).isEqualTo("from-c1");
+            assertThat(k.server()).isEqualTo(lab.k8sAddr());
+        }
+        try (Kube k = Kube.connect(opts(Path.of(list), "c2"))) {
+            assertThat(k.context).isEqualTo("c2");
+            assertThat(k.config.getNamespace()).isEqualTo("from-c2");
+            // c2's user is the first file's: the client certificate resolves against c1.yaml's folder
+            assertThat(k.client.namespaces().withName("default").get()).isNotNull();
+        }
+        // a real step, as the issue ran it: KUBECONFIG=c1.yaml:c2.yaml ... --context c2
+        String ns = lab.freshNamespace();
+        Cli.Result r = Cli.asm(KubeVaultStepsSupport.env(lab, "KUBECONFIG", c1 + ":" + c2), tmp, "istiod-service", "-n", ns, "--context", "c2");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.stdout()).startsWith("acting on cluster 'c2' at " + lab.k8sAddr()).contains("created Service " + ns + "/istiod");
+
+        // a file of the list that is no kubeconfig is refused by name, in one line
+        Path pin = Files.writeString(dir.resolve("pin"), "123456\n");
+        Cli.Result bad = Cli.asm(KubeVaultStepsSupport.env(lab, "KUBECONFIG", c1 + ":" + pin), tmp, "istiod-service", "-n", ns, "--context", "c1");
+        assertThat(bad.exit()).as(bad.toString()).isEqualTo(2);
+        assertThat(KubeVaultStepsSupport.errorLines(bad)).hasSize(2);
+        assertThat(KubeVaultStepsSupport.errorLines(bad).get(0)).contains("kubeconfig " + pin + " is not a kubeconfig").doesNotContain("123456");
+        Cli.Result none = Cli.asm(KubeVaultStepsSupport.env(lab, "KUBECONFIG", dir.resolve("a") + ":" + dir.resolve("b")), tmp, "istiod-service", "-n", ns);
+        assertThat(none.exit()).isEqualTo(2);
+        assertThat(none.stderr()).contains("does not exist");
+        Cli.Result unknown = Cli.asm(KubeVaultStepsSupport.env(lab, "KUBECONFIG", c1 + ":" + c2), tmp, "istiod-service", "-n", ns, "--context", "c3");
+        assertThat(unknown.exit()).isEqualTo(2);
+        assertThat(unknown.stderr()).contains("context 'c3' is not in " + c1 + ":" + c2);
+    }
+
+    /** Without a CA in the kubeconfig, the cluster is known by the last certificate its API server presents. */
+    @Test
+    void aKubeconfigWithoutACaIdentifiesTheClusterByThePresentedChain(Lab lab) throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("no-ca"));
+        Files.copy(lab.dir().resolve("pki/admin.crt"), dir.resolve("client.crt"));
+        Files.copy(lab.dir().resolve("pki/admin.key"), dir.resolve("client.key"));
+        Path file = Files.writeString(dir.resolve("config"), String.join("\n", "apiVersion: v1", "kind: Config", "current-context: lab",
+                "clusters:", "- name: lab", "  cluster: {server: \"" + lab.k8sAddr() + "\", insecure-skip-tls-verify: true}",
+                "contexts:", "- name: lab", "  context: {cluster: lab, user: admin}",
+                "users:", "- name: admin", "  user: {client-certificate: client.crt, client-key: client.key}", ""));
+        String hostPort = lab.k8sAddr().replaceFirst("^https://", "");
+        Cli.Result shown = Cli.run(java.util.List.of("openssl", "s_client", "-connect", hostPort, "-showcerts"), java.util.Map.of(), dir, "");
+        String chain = shown.stdout();
+        String last = chain.substring(chain.lastIndexOf("-----BEGIN CERTIFICATE-----"), chain.lastIndexOf("-----END CERTIFICATE-----") + 25);
+        Path lastPem = Files.writeString(dir.resolve("last.pem"), last + "\n");
+        String expected = KubeVaultStepsSupport.tool(lab, dir, "openssl", "x509", "-in", lastPem.toString(), "-noout", "-fingerprint", "-sha256")
+                .strip().replaceFirst("^(?i)sha256 Fingerprint=", "");
+        try (Kube k = Kube.connect(opts(file, null))) {
+            ClusterId id = k.identity();
+            assertThat(id.caFrom()).isEqualTo(ClusterId.FROM_SERVER);
+            assertThat(id.caSha256()).isEqualTo(expected);
+            assertThat(id.server()).isEqualTo(lab.k8sAddr());
+            assertThat(id.context()).isEqualTo("lab");
+        }
+        try (Kube k = Kube.connect(opts(kubeconfig(lab, tmp.resolve("with-ca"), "k8s-ca.crt", ""), null))) {
+            assertThat(k.identity().caFrom()).isEqualTo(ClusterId.FROM_KUBECONFIG);
+            assertThat(k.identity().caSha256()).isEqualTo(KubeVaultStepsSupport.tool(lab, dir, "openssl", "x509", "-in",
+                    lab.k8sCaCert().toString(), "-noout", "-fingerprint", "-sha256").strip().replaceFirst("^(?i)sha256 Fingerprint=", ""));
+        }
+    }
 }
