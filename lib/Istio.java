@@ -10,7 +10,6 @@ import io.fabric8.kubernetes.api.model.Service;
 import io.fabric8.kubernetes.api.model.ServicePort;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.security.cert.X509Certificate;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -40,32 +39,6 @@ public final class Istio {
         if (revision == null || !revision.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
             throw Fail.badInput("revision '" + revision + "' is not a DNS label", "use the guide's " + GUIDE_REVISION);
         return revision;
-    }
-
-    /**
-     * A Go duration as istioctl parses WAIT_FOR_RESOURCES_TIMEOUT (time.ParseDuration):
-     * "10s", "1m30s", "1.5h", "250ms", "0". Null when it is not one.
-     */
-    public static Duration goDuration(String text) {
-        if (text == null) return null;
-        String s = text.strip();
-        if (s.equals("0")) return Duration.ZERO;
-        Matcher m = Pattern.compile("(\\d+(?:\\.\\d*)?|\\.\\d+)(ns|us|µs|ms|s|m|h)").matcher(s);
-        double nanos = 0;
-        int at = 0;
-        while (at < s.length() && m.find(at) && m.start() == at) {
-            double unit = switch (m.group(2)) {
-                case "ns" -> 1;
-                case "us", "µs" -> 1e3;
-                case "ms" -> 1e6;
-                case "s" -> 1e9;
-                case "m" -> 60e9;
-                default -> 3600e9;
-            };
-            nanos += Double.parseDouble(m.group(1)) * unit;
-            at = m.end();
-        }
-        return at == s.length() && at > 0 ? Duration.ofNanos((long) nanos) : null;
     }
 
     // ------------------------------------------------------------------ install-asm

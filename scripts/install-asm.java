@@ -161,7 +161,7 @@ class InstallAsm extends Step {
             throw Fail.badInput("HSM_SECRET_PATH '" + secretPath + "' is not a Vault path like asm-c1/hsm", "no leading or trailing '/', no spaces");
         for (String image : List.of(pluginImage, vaultClientImage))
             if (!image.matches("[^\\s,]+")) throw Fail.badInput("image '" + image + "' is not an image reference", "e.g. " + GUIDE_PLUGIN_IMAGE);
-        if (waitTimeout != null && Istio.goDuration(waitTimeout) == null)
+        if (waitTimeout != null && Opts.goDuration(waitTimeout) == null)
             throw Fail.badInput("WAIT_FOR_RESOURCES_TIMEOUT '" + waitTimeout + "' is not a duration istioctl reads", "the guide uses 10s");
         String addr = vault.addr.endsWith("/") ? vault.addr.substring(0, vault.addr.length() - 1) : vault.addr;
         return new Istio.InstallSettings(revision, kek.id, pluginImage, slotLabel, vaultClientImage, addr, secretPath);
