@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
@@ -550,6 +551,18 @@ public final class Hsm implements AutoCloseable {
                     "import the root first: import-ca -f root.pem (or pass the --ca-id istiod uses)");
         if (!certs.identical()) throw differingCertificates(certs);
         return certs.der();
+    }
+
+    /** The root to check chains against: the given PEM file, else the HSM's root under caId; fails when there is none. */
+    public static X509Certificate trustedRoot(Path rootFile, Opts.Pkcs11 p11, String caId, Out out) throws PKCS11Exception {
+        if (rootFile != null) return Pki.single(rootFile, "root certificate");
+        try (Hsm hsm = Hsm.open(p11, out)) {
+            if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet", "import the root first (import-ca)");
+            if (hsm.certificates(caId).isEmpty())
+                throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + hsm.tokenLabel + "'",
+                        "import it (import-ca), or pass --ca-id / --root-cert");
+            return Pki.certificate(hsm.rootCertificate(caId), "the root on the HSM");
+        }
     }
 
     // ---------------------------------------------------------------- embedded default

@@ -28,7 +28,7 @@ import java.util.regex.Pattern;
 public final class Istio {
     private Istio() {}
 
-    // ================================================================ istiod install and stages (issue 5)
+    // ================================================================ istiod install and stages
     // install-asm, istiod-status
 
     /** The profile the guide installs with (istioctl install --set profile=...). */
@@ -426,7 +426,7 @@ public final class Istio {
         return st.getReason() == null ? "" : " (" + st.getReason() + ")";
     }
 
-    // ================================================================ mesh checks (issue 7)
+    // ================================================================ mesh checks
     // preflight, verify-ca, verify-mtls, enable-injection, external-ip, status
 
     /** The revision the guide installs (istioctl install --set revision=...). */
@@ -662,24 +662,5 @@ public final class Istio {
         List<X509Certificate> certs = new ArrayList<>();
         for (String p : pems) certs.addAll(Pki.certificates(Pki.pemBlocks(p, "istiod's log"), "istiod's log"));
         return certs;
-    }
-
-    /** The root certificate stored on the HSM under a CA ID (as import-ca stores it), or null. */
-    public static X509Certificate hsmRoot(Hsm hsm, String caId) throws Exception {
-        if (hsm.certificates(caId).isEmpty()) return null;
-        return Pki.certificate(hsm.rootCertificate(caId), "the root on the HSM");
-    }
-
-    /** The root to check chains against: the given PEM file, else the HSM's root under caId; fails when there is none. */
-    public static X509Certificate trustedRoot(java.nio.file.Path rootFile, Opts.Pkcs11 p11, String caId, Out out) throws Exception {
-        if (rootFile != null) return Pki.single(rootFile, "root certificate");
-        try (Hsm hsm = Hsm.open(p11, out)) {
-            if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet", "import the root first (import-ca)");
-            X509Certificate root = hsmRoot(hsm, caId);
-            if (root == null)
-                throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + hsm.tokenLabel + "'",
-                        "import it (import-ca), or pass --ca-id / --root-cert");
-            return root;
-        }
     }
 }

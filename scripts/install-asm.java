@@ -89,7 +89,7 @@ class InstallAsm extends Step {
             throw Fail.badInput(found == null ? "no istioctl found (bin/istioctl here or in ./" + Release.topDir(Release.DEFAULT_VERSION) + "/)"
                             : found + " is not an executable file",
                     "run fetch-release first and run install-asm from where it extracted, or pass --istioctl");
-        String rootPem = rootHook ? Pki.pem(Istio.trustedRoot(rootFile, p11, ca.id, out)) : null;
+        String rootPem = rootHook ? Pki.pem(Hsm.trustedRoot(rootFile, p11, ca.id, out)) : null;
         if (overlay != null) {
             Map<String, Object> iop = settings.istioOperator();
             if (rootHook) spec(iop).put("components", spec(Istio.rootHookOverlay(revision, ca.id)).get("components"));

@@ -47,7 +47,7 @@ class LoadRoot extends Step {
     @Override
     protected void run() throws Exception {
         if (revision != null) Istio.requireRevision(revision);
-        X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
+        X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
         if (!Pki.selfSigned(root))
             throw Fail.badInput("'" + Pki.name(root) + "' is not a self-signed root", "give the root CA certificate (import-ca stored it)");
         String rootPem = Pki.pem(root);

@@ -39,7 +39,7 @@ class VerifyCa extends Step {
         if (rootFile != null) Pki.single(rootFile, "root certificate"); // a bad file is bad input, before anything is read
         try (Kube k = Kube.connect(kube)) {
             List<X509Certificate> chain = secretChain(k);
-            X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
+            X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
             out.put("root", Pki.name(root)).put("chain", chain.stream().map(Pki::name).toList());
             if (!Pki.sameCert(chain.get(chain.size() - 1), root))
                 throw Fail.failed("the chain in Secret " + Istio.CA_CERT_SECRET + " ends at '" + Pki.name(chain.get(chain.size() - 1))

@@ -60,7 +60,7 @@ class VerifyMtls extends Step {
                 throw Fail.badInput("pod " + pod + " has no " + Istio.PROXY_CONTAINER + " container (containers: "
                         + String.join(", ", Istio.containerNames(p)) + "): it has no sidecar",
                         "choose a pod of an injected namespace, or inject this one (enable-injection --namespace " + ns + " --restart)");
-            X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
+            X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
             out.put("root", Pki.name(root));
             String[] result = sClient(k, ns);
             List<X509Certificate> served = served(result[0], result[1]);
