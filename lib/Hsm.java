@@ -459,14 +459,6 @@ public final class Hsm implements AutoCloseable {
         return Arrays.copyOf(outBuf, n);
     }
 
-    /** AES-GCM encryption inside the HSM; returns ciphertext || 16-byte tag. */
-    public byte[] encryptGcm(long key, byte[] iv, byte[] aad, byte[] plain) throws PKCS11Exception {
-        p11.C_EncryptInit(session, new CK_MECHANISM(CKM_AES_GCM, new CK_GCM_PARAMS(128, iv, aad)), key);
-        byte[] outBuf = new byte[plain.length + 16];
-        int n = p11.C_Encrypt(session, 0, plain, 0, plain.length, 0, outBuf, 0, outBuf.length);
-        return Arrays.copyOf(outBuf, n);
-    }
-
     /** A signature made by a private key that never leaves the HSM. */
     public byte[] sign(long key, long mechanism, byte[] data) throws PKCS11Exception {
         p11.C_SignInit(session, new CK_MECHANISM(mechanism), key);
