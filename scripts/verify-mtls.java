@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.Date;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -68,7 +69,7 @@ class VerifyMtls extends Step {
             out.say("%s served %d certificate(s) to %s/%s:", target, served.size(), ns, pod);
             for (int i = 0; i < served.size(); i++)
                 out.say("  #%d %s (issuer %s)%s", i + 1, Pki.name(served.get(i)), Pki.goName(Pki.issuerDer(served.get(i))), identity(served.get(i)));
-            String broken = Pki.chainProblem(served, root, "the served");
+            String broken = Pki.chainProblem(Pki.ChainRules.STRICT, served, root, new Date(), "the served");
             out.put("leadsToRoot", broken == null);
             if (broken != null)
                 throw Fail.failed("the chain " + target + " serves does not lead to the root '" + Pki.name(root) + "': " + broken,
