@@ -65,7 +65,7 @@ public final class Hsm implements AutoCloseable {
      * embedded token does not exist yet (nothing may be created then).
      */
     public static Hsm open(Opts.Pkcs11 o, Out out) {
-        if (o.lib == null || o.lib.isBlank()) {
+        if (isEmbedded(o)) {
             EmbeddedToken e = EmbeddedToken.ensure(o, out);
             if (e == null) return null;
             return open(e.lib, e.token, e.pinFile, true, "(embedded)");
@@ -73,6 +73,19 @@ public final class Hsm implements AutoCloseable {
         if (o.token == null || o.token.isBlank())
             throw Fail.badInput("no HSM token label given", "export P11_TOKEN=<HSM slot label> or pass --p11-token");
         return open(o.lib, o.token, o.pinFile, false, "(P11_PIN_FILE)");
+    }
+
+    /** Whether these settings mean the embedded SoftHSM2 token: no PKCS#11 library given. */
+    public static boolean isEmbedded(Opts.Pkcs11 o) {
+        return o.lib == null || o.lib.isBlank();
+    }
+
+    /** What a step that makes key material says of the embedded token: it is software, not the HSM the guide needs. */
+    public static String notAnHsm(Opts.Pkcs11 o) {
+        String token = o.token != null && !o.token.isBlank() ? o.token : EmbeddedToken.LABEL;
+        return "token '" + token + "' is the embedded SoftHSM2 token (software, in files under " + Env.home().resolve("softhsm")
+                + "), NOT AN HSM: its keys are only as safe as those files. For the mesh, set P11_LIB, P11_TOKEN and P11_PIN_FILE"
+                + " to the Luna HSM's slot";
     }
 
     static Hsm open(String lib, String token, Path pinFile, boolean embedded, String pinSource) {

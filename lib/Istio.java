@@ -110,15 +110,16 @@ public final class Istio {
 
     /**
      * The root hook as an IstioOperator overlay of istiod's Deployment (istioctl's k8s.overlays;
-     * a patch to a list path appends): the ConfigMap as a volume, mounted into hsm-plugin, and a
+     * a value at a list's path replaces the whole list, so the volume and the mount go to `[-1]`,
+     * which appends): the ConfigMap as a volume, mounted into hsm-plugin, and a
      * postStart hook that runs the plugin's import-ca in every new hsm-plugin container, since the
      * plugin verifies istiod's chain only against a root imported in its own process.
      */
     public static Map<String, Object> rootHookOverlay(String revision, String caId) {
         String container = "spec.template.spec.containers.[name:" + HSM_PLUGIN_CONTAINER + "]";
         List<Map<String, Object>> patches = List.of(
-                ordered("path", "spec.template.spec.volumes", "value", ordered("name", ROOT_VOLUME, "configMap", ordered("name", ROOT_CONFIGMAP))),
-                ordered("path", container + ".volumeMounts", "value", ordered("name", ROOT_VOLUME, "mountPath", ROOT_MOUNT, "readOnly", true)),
+                ordered("path", "spec.template.spec.volumes.[-1]", "value", ordered("name", ROOT_VOLUME, "configMap", ordered("name", ROOT_CONFIGMAP))),
+                ordered("path", container + ".volumeMounts.[-1]", "value", ordered("name", ROOT_VOLUME, "mountPath", ROOT_MOUNT, "readOnly", true)),
                 ordered("path", container + ".lifecycle", "value", ordered("postStart", ordered("exec", ordered("command",
                         KmsPlugin.postStartImportCommand(ROOT_MOUNT + "/" + ROOT_KEY, caId))))));
         Map<String, Object> overlay = new LinkedHashMap<>();
@@ -261,6 +262,29 @@ public final class Istio {
                     "upload-chain --replace with the chain as sign-csr writes it: the CA certificate first, the root last, no blank line after it");
         return new Problem("istiod refused the CA chain: " + line,
                 "the CA certificate must be issued directly by the root imported in the HSM: sign-csr again, then upload-chain --replace");
+    }
+
+    /**
+     * A container's recent log; for a container that restarted, its last run's log first (it
+     * holds the abort that ended that run). Null when the API server serves none.
+     */
+    public static String containerLog(Kube k, Pod pod, String container) {
+        var c = k.client.pods().inNamespace(pod.getMetadata().getNamespace()).withName(pod.getMetadata().getName()).inContainer(container);
+        String log = c.tailingLines(5000).getLog();
+        if (!restarted(pod, container)) return log;
+        String previous;
+        try {
+            previous = c.terminated().tailingLines(5000).getLog();
+        } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
+            previous = null; // no earlier run kept: the current log is all there is
+        }
+        return (previous == null ? "" : previous) + (log == null ? "" : log);
+    }
+
+    private static boolean restarted(Pod pod, String container) {
+        if (pod.getStatus() == null || pod.getStatus().getContainerStatuses() == null) return false;
+        return pod.getStatus().getContainerStatuses().stream()
+                .anyMatch(cs -> container.equals(cs.getName()) && cs.getRestartCount() != null && cs.getRestartCount() > 0);
     }
 
     static String lastLine(String log, Pattern p) {

@@ -58,6 +58,23 @@ public final class Opts {
         public Path caCert;
         // The token is read as the Vault CLI does (VAULT_TOKEN, else ~/.vault-token), never from an option.
 
+        @Option(names = "--vault-namespace", defaultValue = "${env:VAULT_NAMESPACE}", paramLabel = "NS",
+                description = "Vault (OpenBao) namespace, e.g. team1 or team1/mesh (env VAULT_NAMESPACE). Unset: the root namespace.")
+        public String namespace;
+
+        /**
+         * The namespace as Vault names it, without the slashes the CLI also accepts around it ("ns1/" is ns1),
+         * or null for the root namespace.
+         */
+        public String namespace() {
+            if (namespace == null || namespace.isBlank()) return null;
+            String ns = namespace.strip().replaceAll("^/+|/+$", "");
+            if (!ns.matches("[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*"))
+                throw Fail.badInput("Vault namespace " + shown(namespace) + " is not a namespace path (names of letters, digits and . _ -, "
+                        + "joined by /)", "fix VAULT_NAMESPACE or --vault-namespace, e.g. team1 or team1/mesh; unset it for the root namespace");
+            return ns;
+        }
+
         /** The address, given and of the form the guide exports: http(s)://HOST:PORT. */
         public String requireAddr() {
             if (addr == null || addr.isBlank())

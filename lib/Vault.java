@@ -17,7 +17,7 @@ import tools.jackson.databind.json.JsonMapper;
 
 /**
  * Vault (or OpenBao), through vault-java-driver, configured as the Vault CLI is:
- * VAULT_ADDR, VAULT_TOKEN or the token file `vault login` writes, VAULT_CACERT.
+ * VAULT_ADDR, VAULT_TOKEN or the token file `vault login` writes, VAULT_CACERT, VAULT_NAMESPACE.
  * The token is never taken from an option and never printed.
  */
 public final class Vault {
@@ -45,12 +45,35 @@ public final class Vault {
 
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
+    // The driver logs each client's namespace on java.util.logging at INFO, on stderr; the steps say it themselves.
+    // Held here: java.util.logging keeps loggers only weakly, and a collected one would forget its level.
+    private static final java.util.logging.Logger DRIVER_LOG = java.util.logging.Logger.getLogger("io.github.jopenlibs.vault");
+
+    static {
+        DRIVER_LOG.setLevel(java.util.logging.Level.WARNING);
+    }
+
     public final io.github.jopenlibs.vault.Vault api;
     public final String addr;
+    /** The namespace every request goes to (X-Vault-Namespace, set by the driver); null: the root namespace. */
+    public final String namespace;
 
-    private Vault(io.github.jopenlibs.vault.Vault api, String addr) {
+    private Vault(io.github.jopenlibs.vault.Vault api, String addr, String namespace) {
         this.api = api;
         this.addr = addr;
+        this.namespace = namespace;
+    }
+
+    /** Where requests go, as messages name it: the address, and the namespace when there is one. */
+    public String where() {
+        return namespace == null ? addr : addr + " (namespace " + namespace + ")";
+    }
+
+    /** The first line of a Vault step, and its --json fields: which Vault and namespace it acts on. */
+    public void sayWhere(Out out) {
+        out.say("Vault at %s", where());
+        out.put("vaultAddr", addr);
+        if (namespace != null) out.put("vaultNamespace", namespace);
     }
 
     /** A client with the operator's token. */
@@ -61,6 +84,7 @@ public final class Vault {
     /** A client with a given token (null: none, e.g. to log in). */
     public static Vault connect(Opts.Vault o, String token) {
         o.requireAddr();
+        String namespace = o.namespace();
         try {
             // One HTTP client (and TLS connection) for this Vault's requests: without one, the driver
             // builds a client, with its TLS handshake and selector thread, per request. With
@@ -84,7 +108,8 @@ public final class Vault {
             VaultConfig cfg = new VaultConfig().address(o.addr).engineVersion(1).openTimeout(10).readTimeout(30)
                     .httpClient(http.build());
             if (token != null) cfg = cfg.token(token);
-            return new Vault(io.github.jopenlibs.vault.Vault.create(cfg.build()), o.addr);
+            if (namespace != null) cfg = cfg.nameSpace(namespace);
+            return new Vault(io.github.jopenlibs.vault.Vault.create(cfg.build()), o.addr, namespace);
         } catch (VaultException | java.io.IOException | java.security.GeneralSecurityException e) {
             throw Fail.badInput("cannot set up the Vault client: " + e.getMessage(), "check VAULT_ADDR and VAULT_CACERT");
         }
@@ -93,18 +118,30 @@ public final class Vault {
     /** The operator's token as the Vault CLI finds it: VAULT_TOKEN, else ~/.vault-token. */
     public static String token() {
         String t = Env.get("VAULT_TOKEN");
-        if (t != null) return t.trim();
+        if (t != null) return requireToken(t.trim(), "VAULT_TOKEN", "export VAULT_TOKEN=<the token vault login printed>, or unset it and run vault login");
         Path file = Env.userHome().resolve(".vault-token");
         if (Files.isRegularFile(file)) {
             try {
-                String s = Files.readString(file, StandardCharsets.UTF_8).trim();
-                if (!s.isEmpty()) return s;
+                String s = new String(Files.readAllBytes(file), StandardCharsets.UTF_8).trim();
+                if (!s.isEmpty()) return requireToken(s, file.toString(), "run vault login again (it rewrites " + file + ")");
             } catch (java.io.IOException e) {
-                throw Fail.badInput("cannot read " + file + ": " + e.getMessage(), "run vault login again");
+                throw Fail.badInput("cannot read " + file + ": " + Env.reason(e), "run vault login again");
             }
         }
         throw Fail.badInput("no Vault token: VAULT_TOKEN is unset and ~/.vault-token does not exist",
                 "run `vault login` (admin rights) or export VAULT_TOKEN");
+    }
+
+    /**
+     * A token is one word of visible ASCII, as Vault issues them. Anything else (a key or a kubeconfig in
+     * VAULT_TOKEN or ~/.vault-token) is refused by what it is not and its size: sent as a header, the HTTP
+     * client would refuse it quoting the whole value in its message.
+     */
+    static String requireToken(String token, String where, String hint) {
+        if (token.matches("[\\x21-\\x7e]+")) return token;
+        int size = token.getBytes(StandardCharsets.UTF_8).length;
+        String why = token.matches("(?s).*\\s.*") ? "it has spaces or line breaks" : "it has characters other than visible ASCII";
+        throw Fail.badInput(where + " does not hold a Vault token (" + size + (size == 1 ? " byte, " : " bytes, ") + why + ")", hint);
     }
 
     // ------------------------------------------------------------ requests
@@ -148,7 +185,7 @@ public final class Vault {
 
     /** Fails unless Vault answers and is unsealed. */
     public void requireUnsealed(String what) {
-        if (sealed(what)) throw Fail.failed("Vault at " + addr + " is sealed; cannot " + what, "unseal it (vault operator unseal), then re-run");
+        if (sealed(what)) throw Fail.failed("Vault at " + where() + " is sealed; cannot " + what, "unseal it (vault operator unseal), then re-run");
     }
 
     /** Whether Vault is sealed (sys/seal-status needs no token); a Vault that does not answer fails with what was being done. */
@@ -163,6 +200,7 @@ public final class Vault {
     private JsonNode data(LogicalResponse r, boolean nullOn404) throws VaultException {
         int status = r.getRestResponse().getStatus();
         byte[] body = r.getRestResponse().getBody();
+        if (status == 404 && errors(body).equals(NO_NAMESPACE)) throw noSuchNamespace();
         if (status == 404 && nullOn404) return null;
         if (status >= 400)   // worded as the driver words the errors it throws itself
             throw new VaultException("Vault responded with HTTP status code: " + status + "\nResponse body: "
@@ -198,15 +236,30 @@ public final class Vault {
         return i >= 0 ? errors(m.substring(i).getBytes(StandardCharsets.UTF_8)) : m.replaceAll("\\s+", " ").trim();
     }
 
+    /** What Vault answers (404) to a request into a namespace that does not exist. */
+    static final String NO_NAMESPACE = "namespace not found";
+
+    /** Whether Vault refused this request because its namespace does not exist. */
+    public static boolean isNoSuchNamespace(VaultException e) {
+        return e.getHttpStatusCode() == 404 && message(e).equals(NO_NAMESPACE);
+    }
+
+    /** The namespace given is not there: a setting to fix (exit 2), never "nothing configured yet". */
+    public Fail noSuchNamespace() {
+        return Fail.badInput("Vault at " + addr + " has no namespace " + namespace,
+                "check VAULT_NAMESPACE or --vault-namespace (bao namespace list shows them), or create it: bao namespace create " + namespace);
+    }
+
     /** One line for what went wrong talking to Vault, and what to do. `what` names the operation. */
     public Fail explain(VaultException e, String what) {
         int code = e.getHttpStatusCode();
         String msg = String.valueOf(e.getMessage());
+        if (isNoSuchNamespace(e)) return noSuchNamespace();
         if (code == 403 || code == 401)
-            return Fail.failed("Vault at " + addr + " refused to " + what + " (" + code + " " + message(e) + ")",
+            return Fail.failed("Vault at " + where() + " refused to " + what + " (" + code + " " + message(e) + ")",
                     "log in with admin rights (vault login) or check VAULT_TOKEN", e);
         if (code == 503 || msg.contains("Vault is sealed"))
-            return Fail.failed("Vault at " + addr + " is sealed; cannot " + what, "unseal it (vault operator unseal), then re-run", e);
+            return Fail.failed("Vault at " + where() + " is sealed; cannot " + what, "unseal it (vault operator unseal), then re-run", e);
         List<Throwable> chain = new ArrayList<>();
         for (Throwable t = e; t != null && !chain.contains(t); t = t.getCause()) chain.add(t);
         Throwable root = chain.get(chain.size() - 1);

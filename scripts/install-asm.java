@@ -82,6 +82,9 @@ class InstallAsm extends Step {
     protected void run() throws Exception {
         boolean rootHook = !noRootHook;
         Istio.InstallSettings settings = settings();
+        if (vault.namespace() != null)   // what vault-setup wrote in it, istiod looks for outside it
+            out.warn("Vault namespace " + vault.namespace() + " is set, but the guide's install settings give istiod's Vault client "
+                    + "only VAULT_ADDR and HSM_SECRET_PATH, no namespace");
         for (Path f : extraFiles)
             if (!Files.isRegularFile(f)) throw Fail.badInput("-f " + f + " does not exist or is not a file", "check the path");
         Path found = istioctl != null ? istioctl : findIstioctl();

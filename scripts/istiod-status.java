@@ -85,31 +85,13 @@ class IstiodStatus extends Step {
     private String log(Kube k, Pod pod, String container) {
         String where = pod.getMetadata().getName() + "/" + container;
         try {
-            var c = k.client.pods().inNamespace(ns.name).withName(pod.getMetadata().getName()).inContainer(container);
-            String log = c.tailingLines(5000).getLog();
-            // a container that restarted: its last run's log holds the abort that ended it
-            if (restarted(pod, container)) log = previousLog(c) + (log == null ? "" : log);
+            String log = Istio.containerLog(k, pod, container);
             if (log != null && !log.isBlank()) return log;
             unreadableLogs.putIfAbsent(where, "the log of " + where + " is empty");
         } catch (KubernetesClientException e) {
             unreadableLogs.putIfAbsent(where, "cannot read the log of " + where + ": " + Kube.reason(e));
         }
         return null;
-    }
-
-    private static boolean restarted(Pod pod, String container) {
-        if (pod.getStatus() == null || pod.getStatus().getContainerStatuses() == null) return false;
-        return pod.getStatus().getContainerStatuses().stream()
-                .anyMatch(cs -> container.equals(cs.getName()) && cs.getRestartCount() != null && cs.getRestartCount() > 0);
-    }
-
-    private static String previousLog(io.fabric8.kubernetes.client.dsl.ContainerResource c) {
-        try {
-            String log = c.terminated().tailingLines(5000).getLog();
-            return log == null ? "" : log;
-        } catch (KubernetesClientException e) {
-            return ""; // no earlier run kept: the current log is all there is
-        }
     }
 
     private void show(List<Istio.PodReport> pods, Istio.Stage stage) {

@@ -170,16 +170,19 @@ class Status extends Step {
                 lAuth = "vault: auth " + secret, lConfig = "vault: auth config", lRole = "vault: role " + Vault.ROLE;
         String fix = "vault-setup";
         Vault v = Vault.connect(vault);
+        out.put("vaultAddr", v.addr);
+        if (v.namespace != null) out.put("vaultNamespace", v.namespace);
+        String in = v.namespace == null ? "" : " in namespace " + v.namespace;   // the mount line says where all six were looked for
         v.requireUnsealed("read the setup");
         JsonNode m = v.read("sys/mounts", "list the secrets engines").get(mount + "/");
-        if (m == null) lines.add(lMount, MISSING, "no secrets engine at " + mount + "/", fix);
+        if (m == null) lines.add(lMount, MISSING, "no secrets engine at " + mount + "/" + in, fix);
         else if (!"kv".equals(m.path("type").asString()) || "2".equals(m.path("options").path("version").asString()))
             lines.add(lMount, WRONG, mount + "/ is " + m.path("type").asString() + " version " + m.path("options").path("version").asString("1")
-                    + ", not kv version 1", "disable it and run vault-setup (the guide's kv is version 1)");
+                    + ", not kv version 1" + in, "disable it and run vault-setup (the guide's kv is version 1)");
         else if (m.path("config").path("max_lease_ttl").asLong() != 87600L * 3600)
             lines.add(lMount, WRONG, "kv at " + mount + "/ has max lease TTL " + m.path("config").path("max_lease_ttl").asLong() + "s, not "
-                    + Vault.MAX_LEASE_TTL, fix);
-        else lines.add(lMount, DONE, "kv at " + mount + "/, max lease TTL " + Vault.MAX_LEASE_TTL, null);
+                    + Vault.MAX_LEASE_TTL + in, fix);
+        else lines.add(lMount, DONE, "kv at " + mount + "/" + in + ", max lease TTL " + Vault.MAX_LEASE_TTL, null);
 
         JsonNode s = m == null ? null : v.read(secret, "read " + secret);
         List<String> absent = new ArrayList<>();

@@ -73,7 +73,7 @@ class VaultSetup extends Step {
         String jwt = new String(Env.readSecret(mustExist(files.jwt(), "token reviewer JWT", rerunPrep), "token reviewer JWT", null),
                 StandardCharsets.UTF_8).trim();
         if (!jwt.matches("[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+"))
-            throw Fail.badInput(files.jwt() + " does not hold a JWT", rerunPrep);
+            throw Env.notA(files.jwt(), "token reviewer JWT file", "a JWT", Files.size(files.jwt()), null, rerunPrep);
         String k8sAddrText = text(mustExist(files.addr(), "Kubernetes API address", rerunPrep), "Kubernetes API address", rerunPrep);
         String k8sAddr = k8sAddrText.trim();
         if (!k8sAddr.matches("https?://[^/\\s]+(/\\S*)?"))
@@ -87,6 +87,7 @@ class VaultSetup extends Step {
         hsm.put("PIN", new String(Env.readSecret(pinFile, "HSM slot PIN", "P11_PIN_FILE"), StandardCharsets.UTF_8));
 
         Vault v = Vault.connect(vault);
+        v.sayWhere(out);
         v.requireUnsealed("configure " + mount);
         List<Change> plan = new ArrayList<>();
 

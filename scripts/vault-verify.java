@@ -44,6 +44,7 @@ class VaultVerify extends Step {
         String account = Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SA;
         out.put("loginPath", login).put("role", Vault.ROLE).put("secretPath", secretPath).put("serviceAccount", account);
         Vault anonymous = Vault.connect(vault, null);   // no admin token: istiod has none either
+        anonymous.sayWhere(out);
         try (Kube k = Kube.connect(kube)) {
             ServiceAccount sa = new ServiceAccountBuilder().withNewMetadata().withName(Kube.ISTIOD_SA)
                     .withNamespace(Kube.ISTIO_NAMESPACE).endMetadata().build();
@@ -154,6 +155,7 @@ class VaultVerify extends Step {
     /** Says which link of the chain broke, from what Vault answered to the login. */
     private static Fail loginFailure(Vault v, VaultException e, String jwt, String suffix, String account) {
         int code = e.getHttpStatusCode();
+        if (Vault.isNoSuchNamespace(e)) return v.noSuchNamespace();
         String said = Vault.message(e), low = said.toLowerCase(Locale.ROOT);
         String rerunPrep = "re-run k8s-vault-prep --cluster-suffix " + suffix + ", then vault-setup --cluster-suffix " + suffix
                 + " --rewrite-reviewer-jwt";

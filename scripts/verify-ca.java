@@ -14,7 +14,6 @@ import java.util.Date;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -58,12 +57,14 @@ class VerifyCa extends Step {
                         ? Fail.badInput("no istiod pod " + podName + " in " + Kube.ISTIO_NAMESPACE, "list them with: kubectl get pod -l app=istiod -n istio-system")
                         : Fail.failed("no istiod pod in " + Kube.ISTIO_NAMESPACE, "install the mesh first (install-asm)");
             List<String> problems = new ArrayList<>();
+            List<Istio.Problem> aborts = new ArrayList<>();
             List<Map<String, Object>> report = new ArrayList<>();
-            for (Pod p : pods) report.add(checkPod(k, p, chain, problems));
+            for (Pod p : pods) report.add(checkPod(k, p, chain, problems, aborts));
             out.put("pods", report);
             if (!problems.isEmpty())
-                throw Fail.failed(String.join("; ", problems),
-                        "wait for istiod to load the chain (istiod-status --wait); if it refused it, sign-csr and upload-chain again");
+                throw Fail.failed(String.join("; ", problems), aborts.isEmpty()
+                        ? "wait for istiod to load the chain (istiod-status --wait); if it refused it, sign-csr and upload-chain again"
+                        : aborts.get(0).hint());
             out.say("istiod loaded the chain of %s in %d pod(s), all %d/%d ready: the CA key is the one in the HSM", Istio.CA_CERT_SECRET,
                     pods.size(), Istio.ISTIOD_CONTAINERS, Istio.ISTIOD_CONTAINERS);
         }
@@ -87,7 +88,7 @@ class VerifyCa extends Step {
     }
 
     /** One pod: 3/3 ready, and its discovery log shows exactly the Secret's chain. */
-    private Map<String, Object> checkPod(Kube k, Pod p, List<X509Certificate> chain, List<String> problems) {
+    private Map<String, Object> checkPod(Kube k, Pod p, List<X509Certificate> chain, List<String> problems, List<Istio.Problem> aborts) {
         String name = p.getMetadata().getName();
         int[] ready = Istio.readiness(p);
         String readyText = ready[0] + "/" + ready[1];
@@ -98,13 +99,15 @@ class VerifyCa extends Step {
             problems.add("pod " + name + " has " + ready[1] + " containers, not the HSM install's " + Istio.ISTIOD_CONTAINERS
                     + " (discovery, hsm-plugin, vaultclient): was it installed with values.hsm.enabled=true?");
         else if (ready[0] != ready[1]) problems.add("pod " + name + " is " + readyText + " ready, not " + ready[1] + "/" + ready[1]);
-        String log = k.call(() -> k.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(name)
-                .inContainer(Istio.DISCOVERY_CONTAINER).getLog(), "read the discovery log of " + name);
-        Istio.LoggedChain logged = Istio.caCertBlock(log == null ? "" : log);
+        String log = k.call(() -> Istio.containerLog(k, p, Istio.DISCOVERY_CONTAINER), "read the discovery log of " + name);
+        // the last word counts: a restarted istiod may have logged the chain in an earlier run and aborted since
+        Istio.Problem abort = log != null && Istio.caLog(log) == Istio.CaLog.REJECTED ? Istio.abortProblem(log) : null;
+        Istio.LoggedChain logged = abort != null ? null : Istio.caCertBlock(log == null ? "" : log);
         if (logged == null) {
-            String refused = log == null ? null : Istio.lastLine(log, Pattern.compile(Pattern.quote(Istio.LOG_CHAIN_REJECTED)));
-            problems.add("pod " + name + (refused != null ? " refused the chain: " + refused : " has not logged 'CA cert:' yet"));
+            if (abort != null) aborts.add(abort);
+            problems.add("pod " + name + (abort != null ? ": " + abort.what() : " has not logged 'CA cert:' yet"));
             r.put("logged", false);
+            if (abort != null) r.put("aborted", abort.what());
             return r;
         }
         List<X509Certificate> seen = logged.all();

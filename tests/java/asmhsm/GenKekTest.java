@@ -7,9 +7,12 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.HashMap;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
 
 /** gen-kek against a real SoftHSM2 token, looked at afterwards with OpenSC's pkcs11-tool. */
 class GenKekTest {
@@ -64,6 +67,134 @@ class GenKekTest {
         Cli.Result again = Cli.asm(t.env(), "gen-kek", "--kek-id", "k1", "--json");
         assertThat(again.exit()).as(again.toString()).isZero();
         assertThat(again.stdout()).contains("\"changed\" : false").contains("\"created\" : false");
+        assertThat(t.objectCount()).isEqualTo(1);
+    }
+
+    static String lastLine(Cli.Result r) {
+        List<String> lines = r.stdout().lines().toList();
+        return lines.isEmpty() ? "" : lines.get(lines.size() - 1);
+    }
+
+    static JsonNode json(Cli.Result r) {
+        return JsonMapper.builder().build().readTree(r.stdout());
+    }
+
+    /** Without --kek-id: a KEK when there is none, then that one KEK reported, never a second. */
+    @Test
+    void noIdMakesOneKekThenReportsThatOne() {
+        SoftHsmToken t = SoftHsmToken.create(tmp);
+        Cli.Result first = Cli.asm(t.env(), "gen-kek");
+        assertThat(first.exit()).as(first.toString()).isZero();
+        assertThat(first.stdout()).contains("generated AES-256 KEK");
+        String id = lastLine(first);
+        assertThat(id).matches("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+        assertThat(t.objectCount()).isEqualTo(1);
+
+        for (int i = 0; i < 2; i++) {
+            Cli.Result again = Cli.asm(t.env(), "gen-kek");
+            assertThat(again.exit()).as(again.toString()).isZero();
+            assertThat(again.stdout()).contains("KEK " + id + " already exists on token '" + t.label + "'")
+                    .doesNotContain("generated");
+            assertThat(lastLine(again)).isEqualTo(id);
+            assertThat(t.objectCount()).isEqualTo(1);
+        }
+        Cli.Result json = Cli.asm(t.env(), "gen-kek", "--json");
+        assertThat(json.exit()).as(json.toString()).isZero();
+        JsonNode doc = json(json);
+        assertThat(doc.get("kekId").asString()).isEqualTo(id);
+        assertThat(doc.get("created").asBoolean()).isFalse();
+        assertThat(doc.get("changed").asBoolean()).isFalse();
+        assertThat(doc.get("embedded").asBoolean()).isFalse();
+        assertThat(doc.get("existingKeks").toString()).isEqualTo("[\"" + id + "\"]");
+        assertThat(json.stderr()).doesNotContain("NOT AN HSM");
+        assertThat(t.objectCount()).isEqualTo(1);
+    }
+
+    /** Several KEKs: gen-kek lists them and refuses to guess (exit 2), in a dry run too; nothing is made. */
+    @Test
+    void severalKeksAreListedAndRefused() {
+        SoftHsmToken t = SoftHsmToken.create(tmp);
+        assertThat(Cli.asm(t.env(), "gen-kek", "--kek-id", "kek-a").exit()).isZero();
+        assertThat(Cli.asm(t.env(), "gen-kek", "--kek-id", "kek-b").exit()).isZero();
+        for (String[] args : List.of(new String[] {"gen-kek"}, new String[] {"gen-kek", "--dry-run"})) {
+            Cli.Result r = Cli.asm(t.env(), args);
+            assertThat(r.exit()).as(r.toString()).isEqualTo(2);
+            assertThat(r.stderr()).contains("already holds 2 KEKs").contains("kek-a").contains("kek-b")
+                    .contains("export KEK_ID=").contains("--new");
+            assertThat(r.stdout()).isEmpty();
+            assertThat(t.objectCount()).isEqualTo(2);
+        }
+        Cli.Result json = Cli.asm(t.env(), "gen-kek", "--json");
+        assertThat(json.exit()).as(json.toString()).isEqualTo(2);
+        JsonNode doc = json(json);
+        assertThat(doc.get("ok").asBoolean()).isFalse();
+        assertThat(doc.get("changed").asBoolean()).isFalse();
+        assertThat(doc.get("existingKeks").toString()).contains("\"kek-a\"").contains("\"kek-b\"");
+        assertThat(doc.get("error").asString()).contains("kek-a").contains("kek-b");
+        assertThat(t.objectCount()).isEqualTo(2);
+        // the one istiod uses, named, is still found as before
+        Cli.Result named = Cli.asm(t.env(), "gen-kek", "--kek-id", "kek-b");
+        assertThat(named.exit()).as(named.toString()).isZero();
+        assertThat(lastLine(named)).isEqualTo("kek-b");
+        assertThat(t.objectCount()).isEqualTo(2);
+    }
+
+    /** --new: another KEK, whatever the token holds; never with a KEK ID given. */
+    @Test
+    void newMakesAnotherKek() {
+        SoftHsmToken t = SoftHsmToken.create(tmp);
+        assertThat(Cli.asm(t.env(), "gen-kek", "--kek-id", "kek-a").exit()).isZero();
+        Cli.Result dry = Cli.asm(t.env(), "gen-kek", "--new", "--dry-run");
+        assertThat(dry.exit()).as(dry.toString()).isZero();
+        assertThat(dry.stdout()).contains("would generate AES-256 KEK with a new random ID");
+        assertThat(t.objectCount()).isEqualTo(1);
+
+        Cli.Result second = Cli.asm(t.env(), "gen-kek", "--new", "--json");
+        assertThat(second.exit()).as(second.toString()).isZero();
+        JsonNode doc = json(second);
+        assertThat(doc.get("created").asBoolean()).isTrue();
+        assertThat(doc.get("kekId").asString()).isNotEqualTo("kek-a").matches("[0-9a-f-]{36}");
+        assertThat(t.objectCount()).isEqualTo(2);
+        Cli.Result third = Cli.asm(t.env(), "gen-kek", "--new");
+        assertThat(third.exit()).as(third.toString()).isZero();
+        assertThat(lastLine(third)).isNotIn("kek-a", doc.get("kekId").asString());
+        assertThat(t.objectCount()).isEqualTo(3);
+
+        Cli.Result both = Cli.asm(t.env(), "gen-kek", "--new", "--kek-id", "kek-c");
+        assertThat(both.exit()).as(both.toString()).isEqualTo(2);
+        assertThat(both.stderr()).contains("--new").contains("kek-c");
+        Map<String, String> env = new HashMap<>(t.env());
+        env.put("KEK_ID", "kek-c");
+        assertThat(Cli.asm(env, "gen-kek", "--new").exit()).isEqualTo(2);
+        assertThat(t.objectCount()).isEqualTo(3);
+    }
+
+    /** A dry run without --kek-id: would make one on an empty token, reports the one there, makes nothing. */
+    @Test
+    void dryRunWithoutIdChangesNothing() {
+        SoftHsmToken t = SoftHsmToken.create(tmp);
+        Cli.Result none = Cli.asm(t.env(), "gen-kek", "--dry-run", "--json");
+        assertThat(none.exit()).as(none.toString()).isZero();
+        assertThat(json(none).get("changed").asBoolean()).isTrue();
+        assertThat(json(none).has("kekId")).as("no made-up ID in a dry run").isFalse();
+        assertThat(t.objectCount()).isZero();
+        assertThat(Cli.asm(t.env(), "gen-kek", "--kek-id", "kek-a").exit()).isZero();
+        Cli.Result one = Cli.asm(t.env(), "gen-kek", "--dry-run");
+        assertThat(one.exit()).as(one.toString()).isZero();
+        assertThat(one.stdout()).contains("KEK kek-a already exists").doesNotContain("would");
+        assertThat(t.objectCount()).isEqualTo(1);
+    }
+
+    /** The one key with the plugin's label is weak: never reported as the KEK to use. */
+    @Test
+    void aLoneWeakKekIsRefusedWithoutAnId() {
+        SoftHsmToken t = SoftHsmToken.create(tmp);
+        t.tool("--token-label", t.label, "--login", "--pin", "env:USER_PIN", "--keygen", "--key-type", "AES:32", "--extractable",
+                "--id", hex("weak-one"), "--label", Hsm.KEK_LABEL);
+        Cli.Result r = Cli.asm(t.env(), "gen-kek");
+        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+        assertThat(r.stderr()).contains("weak-one").contains("is weak");
+        assertThat(r.stdout()).doesNotContain("weak-one");
         assertThat(t.objectCount()).isEqualTo(1);
     }
 
@@ -182,7 +313,15 @@ class GenKekTest {
         Map<String, String> env = Map.of("HOME", home.toString());
         Cli.Result first = Cli.asm(env, "gen-kek");
         assertThat(first.exit()).as(first.toString()).isZero();
-        assertThat(first.stderr()).contains("created the embedded SoftHSM2 token");
+        assertThat(first.stderr()).contains("created the embedded SoftHSM2 token")
+                .contains("warning: token 'asm-hsm' is the embedded SoftHSM2 token").contains("NOT AN HSM");
+        String id = lastLine(first);
+        Cli.Result again = Cli.asm(env, "gen-kek", "--json");
+        assertThat(again.exit()).as(again.toString()).isZero();
+        assertThat(json(again).get("embedded").asBoolean()).isTrue();
+        assertThat(json(again).get("kekId").asString()).isEqualTo(id);
+        assertThat(json(again).get("warnings").toString()).contains("NOT AN HSM");
+        assertThat(again.stderr()).contains("NOT AN HSM");
         Path pin = home.resolve(".asm-hsm/softhsm/pin");
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(pin))).isEqualTo("rw-------");
         assertThat(first.all()).doesNotContain(Files.readString(pin).trim());

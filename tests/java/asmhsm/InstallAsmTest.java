@@ -127,9 +127,9 @@ class InstallAsmTest {
         var overlay = iop.path("spec").path("components").path("pilot").path("k8s").path("overlays").get(0);
         assertThat(overlay.path("kind").asString()).isEqualTo("Deployment");
         assertThat(overlay.path("name").asString()).isEqualTo("istiod-asm-198-6");
-        assertThat(overlay.path("patches").get(0).path("path").asString()).isEqualTo("spec.template.spec.volumes");
+        assertThat(overlay.path("patches").get(0).path("path").asString()).isEqualTo("spec.template.spec.volumes.[-1]");
         assertThat(overlay.path("patches").get(0).path("value").path("configMap").path("name").asString()).isEqualTo(Istio.ROOT_CONFIGMAP);
-        assertThat(overlay.path("patches").get(1).path("path").asString()).isEqualTo("spec.template.spec.containers.[name:hsm-plugin].volumeMounts");
+        assertThat(overlay.path("patches").get(1).path("path").asString()).isEqualTo("spec.template.spec.containers.[name:hsm-plugin].volumeMounts.[-1]");
         var command = overlay.path("patches").get(2).path("value").path("postStart").path("exec").path("command");
         assertThat(command.get(0).asString()).isEqualTo("sh");
         assertThat(command.get(2).asString()).contains("/k8s-kms-plugin import-ca -f /etc/hsm-root/root.pem --socket \"$SOCKET\" --ca-id \"$0\"");
@@ -359,6 +359,19 @@ class InstallAsmTest {
         JsonNode p = tools.jackson.databind.json.JsonMapper.builder().build().readTree(print.stdout());
         assertThat(p.path("command").size()).isEqualTo(28);
         assertThat(p.path("command").get(0).asString()).isEqualTo(istioctl.toString());
+    }
+
+    /** The guide gives istiod's Vault client no namespace: a namespace set for the Vault steps is pointed out, not dropped silently. */
+    @Test
+    void aVaultNamespaceIsPointedOut() {
+        for (Cli.Result r : List.of(install(env("VAULT_NAMESPACE", "ns1"), "--print"), install(env(), "--print", "--vault-namespace", "ns1/"))) {
+            assertThat(r.exit()).as(r.toString()).isZero();
+            assertThat(r.stderr()).contains("warning: Vault namespace ns1 is set, but the guide's install settings give istiod's Vault client "
+                    + "only VAULT_ADDR and HSM_SECRET_PATH, no namespace");
+        }
+        Cli.Result none = install(env(), "--print");
+        assertThat(none.exit()).as(none.toString()).isZero();
+        assertThat(none.stderr()).doesNotContain("namespace");
     }
 
     @Test

@@ -209,6 +209,76 @@ class NoSecretInMessagesTest {
         assertThat(files(cwd)).containsExactlyInAnyOrder(dir, jwtFile, addrFile, caFile);
     }
 
+    /**
+     * Another secret as the operator's Vault token (VAULT_TOKEN, ~/.vault-token): one with line breaks (a key)
+     * is refused by what it is not and its size before it is sent; one that looks like a token is refused by
+     * Vault (403). Neither is quoted, and Vault is left as it was.
+     */
+    @Test
+    void aSecretGivenAsTheVaultTokenIsNamedNotQuoted(Lab lab) throws Exception {
+        String s = lab.freshMount();
+        Path dir = Files.createDirectories(cwd.resolve(s));
+        Files.copy(secrets.get(1).file(), dir.resolve(s + "-tokenreview_jwt"), java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+        Files.writeString(dir.resolve(s + "-k8s_addr"), lab.k8sAddr() + "\n");
+        Files.copy(lab.k8sCaCert(), dir.resolve(s + "-k8s_cert"));
+        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        List<Secret> all = new ArrayList<>(secrets);
+        all.add(new Secret("HSM PIN", hsm.pin(), List.of(Files.readString(hsm.pin()).strip())));
+        Path home = Files.createDirectories(tmp.resolve("home"));
+        Path tokenFile = home.resolve(".vault-token");
+        Path binary = tmp.resolve("binary");
+        Files.write(binary, new byte[] {(byte) 0xff, (byte) 0xfe, 0x01, 'a', (byte) 0x80});
+        List<String[]> steps = List.of(concat(new String[] {"vault-setup", "--cluster-suffix", s}, hsm.args()),
+                new String[] {"status", "--cluster-suffix", s});
+        List<Path> tokens = new ArrayList<>(secrets.stream().map(Secret::file).toList());
+        tokens.add(binary);
+        for (Path given : tokens)
+            for (boolean inFile : new boolean[] {false, true})
+                for (String[] step : steps) {
+                    Map<String, String> env = inFile ? env(lab, "VAULT_TOKEN", null, "HOME", home.toString())
+                            : env(lab, "VAULT_TOKEN", new String(Files.readAllBytes(given), StandardCharsets.ISO_8859_1));
+                    if (inFile) Files.copy(given, tokenFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    Cli.Result r = Cli.asm(env, cwd, concat(step, List.of("--json")));
+                    for (Secret secret : all) secret.assertNotIn(r);
+                    String where = inFile ? tokenFile.toString() : "VAULT_TOKEN";
+                    boolean oneWord = !given.equals(binary) && !given.equals(secrets.get(2).file());
+                    if (oneWord) {
+                        // sent, and refused by Vault
+                        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+                        assertThat(r.all()).as(r.toString()).contains("refused to").contains("403");
+                    } else if (step[0].equals("status")) {
+                        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+                        assertThat(r.stdout()).as(r.toString()).contains(where + " does not hold a Vault token (");
+                    } else {
+                        // the key's size as sent; the binary one's depends on how the environment carried its bytes
+                        String size = given.equals(binary) ? "" : Files.readString(given).trim().length() + " bytes, ";
+                        refused(r, true, where + " does not hold a Vault token (" + size, all);
+                        assertThat(errorLines(r).get(0)).endsWith(given.equals(binary) ? ", it has characters other than visible ASCII)"
+                                : ", it has spaces or line breaks)");
+                    }
+                }
+        assertThat(tool(lab, null, "bao", "secrets", "list")).doesNotContain("asm-" + s + "/");
+        assertThat(tool(lab, null, "bao", "auth", "list")).doesNotContain("asm-" + s + "/");
+    }
+
+    /** Another secret where k8s-vault-prep's token reviewer JWT belongs: named by what it is not and its size. */
+    @Test
+    void vaultSetupNamesASecretGivenAsTheReviewerJwtWithoutQuotingIt(Lab lab) throws Exception {
+        String s = lab.freshMount();
+        Path dir = Files.createDirectories(cwd.resolve(s));
+        Path jwtFile = dir.resolve(s + "-tokenreview_jwt");
+        Files.writeString(dir.resolve(s + "-k8s_addr"), lab.k8sAddr() + "\n");
+        Files.copy(lab.k8sCaCert(), dir.resolve(s + "-k8s_cert"));
+        var hsm = KubeVaultStepsSupport.hsmFiles(lab, tmp.resolve("hsm"));
+        for (Secret secret : List.of(secrets.get(0), secrets.get(2)))
+            for (boolean asJson : new boolean[] {false, true}) {
+                Files.copy(secret.file(), jwtFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+                Cli.Result r = Cli.asm(env(lab), cwd, withJson(concat(new String[] {"vault-setup", "--cluster-suffix", s}, hsm.args()), asJson));
+                refused(r, asJson, "token reviewer JWT file " + s + "/" + s + "-tokenreview_jwt is not a JWT (" + secret.size() + " bytes)", secrets);
+            }
+        assertThat(tool(lab, null, "bao", "secrets", "list")).doesNotContain("asm-" + s + "/");
+    }
+
     /** Files other steps read: preflight's versions list, decrypt-csr's saved Secret. */
     @Test
     void otherStepsNameASecretGivenForAnotherFileWithoutQuotingIt(Lab lab) throws Exception {

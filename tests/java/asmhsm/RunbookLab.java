@@ -1,7 +1,5 @@
 package asmhsm;
 
-import io.fabric8.kubernetes.api.model.ContainerStatus;
-import io.fabric8.kubernetes.api.model.ContainerStatusBuilder;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -52,6 +50,8 @@ final class RunbookLab implements AutoCloseable {
     final KubernetesClient admin;
     final List<String> notes = new ArrayList<>();
     private IstiodStandIn istiod;
+    private IstiodPods pods;
+    private int madePods;
     private Thread shutdownHook;
 
     private RunbookLab(Path dir, Path labDir, Map<String, String> labEnv) throws Exception {
@@ -153,7 +153,9 @@ final class RunbookLab implements AutoCloseable {
         Files.createDirectories(release.resolve("samples"));
         Files.writeString(release.resolve("manifests/profiles/asm-multicloud.yaml"), "# stand-in profile of the runbook test\n");
         Path istioctl = Files.createDirectories(release.resolve("bin")).resolve("istioctl");
-        Files.writeString(istioctl, ISTIOCTL);
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Files.writeString(istioctl, ISTIOCTL.replace("@OVERLAY@", RunbookShell.quote(java) + " -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "
+                + RunbookShell.quote(Cli.classpath()) + " asmhsm.IstioOverlay"));
         Files.setPosixFilePermissions(istioctl, PosixFilePermissions.fromString("rwxr-xr-x"));
         notes.add("release: " + work.relativize(release) + "/ in place, with a stand-in bin/istioctl (no internet here; only Google signs releases)");
 
@@ -255,49 +257,76 @@ final class RunbookLab implements AutoCloseable {
         return "istioctl install ran with the guide's " + (expected.size() - 1) / 2 + " settings and this session's values";
     }
 
-    /** istiod starts: its pod runs, the HSM plugin encrypts a new CSR under the KEK into istio-ca-cert-csr, discovery waits. */
+    /** istiod starts: its pods run, each pod's plugin fresh (its postStart hook loads the root), the plugin writes a new CSR under the KEK, discovery waits. */
     String istiodStarts(String kekId) throws Exception {
         List<Deployment> deps = admin.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
         if (deps.isEmpty()) throw new AssertionError("install-asm left no istiod Deployment in " + Kube.ISTIO_NAMESPACE);
-        StringBuilder said = new StringBuilder();
-        long deadline = System.nanoTime() + 30_000_000_000L; // the controller-manager turns the Deployment into a pod
-        while (Istio.istiodPods(admin).isEmpty() && System.nanoTime() < deadline) Thread.sleep(250);
-        if (Istio.istiodPods(admin).isEmpty()) { // a lab whose controller-manager makes no pods
-            Deployment d = deps.get(0);
-            admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
-                    .withName(d.getMetadata().getName() + "-6d8f7c9b5-lab01").withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
-                    .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
-            said.append("created istiod's pod from its Deployment's template (the lab's controller-manager made none); ");
-        }
+        StringBuilder said = new StringBuilder(podsOf(deps.get(0)));
+        pods = new IstiodPods(admin, dir.resolve("pods"), token.env());
+        for (Pod p : Istio.istiodPods(admin)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
         KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
         g.initialize(2048);
         istiod = IstiodStandIn.start(token.env(), kekId, TRUST_DOMAIN, g.generateKeyPair());
         istiod.writeSecret(admin, Kube.ISTIO_NAMESPACE);
-        setReady(Map.of("discovery", false, "hsm-plugin", true, "vaultclient", true));
+        for (Pod p : Istio.istiodPods(admin)) pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
         return said + "wrote Secret istio-ca-cert-csr (KEK " + kekId + ", trust domain " + TRUST_DOMAIN + "); pod 2/3 ready, discovery waits for its CA";
     }
 
-    /** istiod finds Secret istio-ca-cert: loads it as istiod and its plugin would (throws if it would refuse it), then is 3/3. */
-    String istiodLoadsChain() throws Exception {
-        if (istiod == null) throw new AssertionError("upload-chain ran before istiod started");
-        var ca = istiod.loadChain(admin, Kube.ISTIO_NAMESPACE, token, Hsm.DEFAULT_CA_ID);
-        setReady(Map.of("discovery", true, "hsm-plugin", true, "vaultclient", true));
-        return "loaded istio-ca-cert: CA '" + Pki.goName(Pki.subjectDer(ca)) + "' verifies against the HSM's root and matches istiod's key; pod 3/3 ready";
+    /** The Deployment's pods, made by the lab's controller-manager (or from its template when it makes none). */
+    private String podsOf(Deployment d) throws InterruptedException {
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (Istio.istiodPods(admin).isEmpty() && System.nanoTime() < deadline) Thread.sleep(250);
+        if (!Istio.istiodPods(admin).isEmpty()) return "";
+        admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
+                .withName(d.getMetadata().getName() + "-6d8f7c9b5-lab" + (++madePods)).withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
+                .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
+        return "created istiod's pod from its Deployment's template (the lab's controller-manager made none); ";
     }
 
-    private void setReady(Map<String, Boolean> ready) {
-        String now = Instant.now().toString();
+    /**
+     * istiod finds Secret istio-ca-cert: its pod's plugin verifies the CA certificate against the
+     * root it has loaded (none: istiod aborts and crash-loops, as the real one), then istiod loads
+     * the chain as it and its plugin would (throws if it would refuse it), and is 3/3.
+     */
+    String istiodLoadsChain() throws Exception {
+        if (istiod == null) throw new AssertionError("upload-chain ran before istiod started");
+        StringBuilder said = new StringBuilder();
         for (Pod p : Istio.istiodPods(admin)) {
-            List<ContainerStatus> statuses = new ArrayList<>();
-            for (var c : p.getSpec().getContainers())
-                statuses.add(new ContainerStatusBuilder().withName(c.getName()).withImage(c.getImage()).withImageID("")
-                        .withReady(ready.getOrDefault(c.getName(), true)).withStarted(true).withRestartCount(0)
-                        .withNewState().withNewRunning().withStartedAt(now).endRunning().endState().build());
-            boolean all = statuses.stream().allMatch(ContainerStatus::getReady);
-            admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(p.getMetadata().getName()).editStatus(q -> new PodBuilder(q)
-                    .editOrNewStatus().withPhase("Running").withConditions().addNewCondition().withType("Ready").withStatus(all ? "True" : "False")
-                    .endCondition().withContainerStatuses(statuses).endStatus().build());
+            if (!pods.started(p)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
+            if (!pods.rootLoaded(p)) {
+                pods.crashLoop(p);
+                throw new AssertionError(said + "istiod in " + p.getMetadata().getName() + " aborted: Failed to verify certificate chain (error: rpc error: code = Unknown desc = "
+                        + IstiodPods.NOT_LOADED + "). Abort. (its plugin has no root loaded); discovery is crash-looping");
+            }
         }
+        var ca = istiod.loadChain(admin, Kube.ISTIO_NAMESPACE, token, Hsm.DEFAULT_CA_ID);
+        for (Pod p : Istio.istiodPods(admin)) pods.running(p, Map.of());
+        return said + "loaded istio-ca-cert: CA '" + Pki.goName(Pki.subjectDer(ca)) + "' verifies through the pod's plugin against the HSM's root and matches istiod's key; pod 3/3 ready";
+    }
+
+    /** istiod's discovery container restarts (its pod and plugin stay): with all its Secrets there it loads the key and verifies the chain again. */
+    String istiodRestarts() throws Exception {
+        for (Pod p : Istio.istiodPods(admin)) pods.restarted(p, IstiodPods.DISCOVERY, Map.of(IstiodPods.DISCOVERY, false));
+        return "discovery restarted (same pod, same plugin); " + istiodLoadsChain();
+    }
+
+    /** istiod's pods are re-created (rollout, eviction, drain): new pods, each with a fresh plugin; istiod loads its Secrets again. */
+    String istiodPodsRecreated() throws Exception {
+        List<String> old = Istio.istiodPods(admin).stream().map(p -> p.getMetadata().getName()).toList();
+        admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").withGracePeriod(0).delete();
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (System.nanoTime() < deadline && (Istio.istiodPods(admin).isEmpty()
+                || Istio.istiodPods(admin).stream().anyMatch(p -> old.contains(p.getMetadata().getName())))) Thread.sleep(250);
+        StringBuilder said = new StringBuilder("deleted pod(s) " + String.join(", ", old) + "; ");
+        List<Deployment> deps = admin.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
+        if (Istio.istiodPods(admin).isEmpty()) said.append(podsOf(deps.get(0)));
+        for (Pod p : Istio.istiodPods(admin)) said.append("new pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
+        return said + istiodLoadsChain();
+    }
+
+    /** How many certificate objects istiod's token holds under the CA ID: the plugin's import-ca adds one per call. */
+    int rootCopies() {
+        return IstiodPods.copies(token.env(), Hsm.DEFAULT_CA_ID);
     }
 
     @Override
@@ -328,9 +357,11 @@ final class RunbookLab implements AutoCloseable {
             esac
             declare -A set=()
             yes=no
+            files=()
             while (( $# )); do
               case "$1" in
                 --set) set[${2%%=*}]=${2#*=}; shift 2 ;;
+                -f|--filename) files+=("$2"); shift 2 ;;
                 -y|--skip-confirmation) yes=yes; shift ;;
                 *) shift ;;
               esac
@@ -348,7 +379,9 @@ final class RunbookLab implements AutoCloseable {
               [[ $answer == y* ]] || { echo "Cancelled."; exit 1; }
             fi
             rev=${set[revision]}
-            kubectl apply --server-side --field-manager=istioctl -f - >/dev/null <<YAML
+            # the IstioOperator files' k8s overlays are applied to the rendered objects, as istioctl does
+            overlay() { if (( ${#files[@]} )); then @OVERLAY@ "${files[@]}"; else cat; fi; }
+            overlay <<YAML | kubectl apply --server-side --field-manager=istioctl -f - >/dev/null
             apiVersion: v1
             kind: ServiceAccount
             metadata: {name: istiod-service-account, namespace: istio-system}
@@ -366,14 +399,25 @@ final class RunbookLab implements AutoCloseable {
                 metadata: {labels: {app: istiod, istio.io/rev: "$rev", istio: istiod}}
                 spec:
                   serviceAccountName: istiod-service-account
+                  volumes:
+                  - {name: hsm-socket, emptyDir: {medium: Memory}}
+                  - {name: hsm-credential, emptyDir: {medium: Memory}}
                   containers:
                   - name: discovery
                     image: "gcr.io/gke-release/asm/pilot:1.9.8-asm.6"
+                    env:
+                    - {name: KEY_MANAGEMENT_ENDPOINT, value: /var/run/hsm-socket/.sock}
+                    volumeMounts:
+                    - {name: hsm-socket, mountPath: /var/run/hsm-socket}
                   - name: hsm-plugin
                     image: "${set[values.hsm.hsmPluginImage]}"
                     env:
                     - {name: P11_TOKEN, value: "${set[values.hsm.hsmSlotLabel]}"}
                     - {name: KEK_ID, value: "${set[values.hsm.hsmKEKID]}"}
+                    - {name: SOCKET, value: /var/run/hsm-socket/.sock}
+                    volumeMounts:
+                    - {name: hsm-socket, mountPath: /var/run/hsm-socket}
+                    - {name: hsm-credential, mountPath: /var/run/hsm-credential}
                   - name: vaultclient
                     image: "${set[values.hsm.vaultClientImage]}"
                     env:

@@ -74,6 +74,18 @@ class RunbookTest {
                     assertThat(r.exit()).as("%s pasted a second time failed:%n%s", b.where(), r.output()).isZero();
                 }
             statusIsAllDone();
+
+            // What happens to a running mesh (reference/hsm-formats.md): the discovery container restarts
+            // alone and keeps its pod's plugin; a new pod has a fresh plugin, which only the root hook loads.
+            int copies = lab.rootCopies();
+            say("\n=================== istiod's discovery container restarts");
+            say("  ISTIOD (stand-in): " + lab.istiodRestarts());
+            assertThat(lab.rootCopies()).as("a restart of discovery imports nothing").isEqualTo(copies);
+            statusIsAllDone();
+            say("\n=================== istiod's pod is re-created (rollout, eviction, drain)");
+            say("  ISTIOD (stand-in): " + lab.istiodPodsRecreated());
+            assertThat(lab.rootCopies()).as("the new pod's postStart hook ran the plugin's import-ca once (one more copy)").isEqualTo(copies + 1);
+            statusIsAllDone();
             if (keep) say("\nKept: the lab (source " + lab.labDir.resolve("env") + "; tests/lab/down " + lab.labDir + ") and " + lab.work);
         }
     }

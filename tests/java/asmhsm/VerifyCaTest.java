@@ -60,7 +60,7 @@ class VerifyCaTest {
 
     void istiod(String name, int ready, String log) {
         mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(istiodPod(name, "asm-198-6", ready)).create();
-        mock.server.expect().get().withPath("/api/v1/namespaces/istio-system/pods/" + name + "/log?pretty=false&container=discovery")
+        mock.server.expect().get().withPath("/api/v1/namespaces/istio-system/pods/" + name + "/log?pretty=false&container=discovery&tailLines=5000")
                 .andReturn(200, log).always();
     }
 
@@ -126,7 +126,42 @@ class VerifyCaTest {
         Cli.Result r = verify();
         assertThat(r.exit()).isEqualTo(1);
         assertThat(r.stderr()).contains("pod istiod-a has not logged 'CA cert:' yet",
-                "pod istiod-b refused the chain: 2026-11-26T10:00:05Z\terror\tpkica\tFailed to verify certificate chain");
+                "pod istiod-b: istiod refused the CA chain: 2026-11-26T10:00:05Z\terror\tpkica\tFailed to verify certificate chain");
+    }
+
+    static final String NOT_LOADED_ABORT = "2026-11-26T10:00:05Z\terror\tpkica\tFailed to verify certificate chain (error: rpc error: code = Unknown "
+            + "desc = no loaded CA cert for verification). Abort.\n";
+
+    /** The real plugin knows a root only after an import in its own process: signing again cannot help, load-root does. */
+    @Test
+    void anAbortForwantOfALoadedRootNamesLoadRootNotSigningAgain() {
+        chainSecret(mock.client, pems(ca, root));
+        istiod("istiod-a", 2, NOT_LOADED_ABORT);
+        Cli.Result r = verify();
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.stderr()).contains("pod istiod-a: istiod aborted: its HSM plugin has no root loaded", "run load-root")
+                .doesNotContain("sign-csr and upload-chain again");
+    }
+
+    /** A crash-looping istiod: its current run has barely started, the abort is in the run before, which the kubelet keeps. */
+    @Test
+    void readsTheAbortOfTheRunBeforeWhenDiscoveryRestarted() {
+        chainSecret(mock.client, pems(ca, root));
+        istiod("istiod-a", 2, "2026-11-26T10:01:00Z\tinfo\tpkica\tUse KMS backed CA\n");
+        restartedOnce("istiod-a", discoveryLog(ca, root) + NOT_LOADED_ABORT);
+        Cli.Result r = verify("--json");
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.stdout()).contains("\"aborted\" : \"istiod aborted: its HSM plugin has no root loaded");
+        assertThat(r.stdout()).as("the chain logged before the abort does not count").contains("\"logged\" : false");
+    }
+
+    void restartedOnce(String pod, String previousLog) {
+        mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(pod).editStatus(p -> {
+            p.getStatus().getContainerStatuses().stream().filter(c -> c.getName().equals("discovery")).forEach(c -> c.setRestartCount(1));
+            return p;
+        });
+        mock.server.expect().get().withPath("/api/v1/namespaces/istio-system/pods/" + pod + "/log?pretty=false&container=discovery&previous=true&tailLines=5000")
+                .andReturn(200, previousLog).always();
     }
 
     @Test
