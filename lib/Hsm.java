@@ -6,7 +6,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.SecureRandom;
+import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
@@ -31,11 +31,6 @@ public final class Hsm implements AutoCloseable {
     public static final String KEK_LABEL = "k8s-kms-plugin-kek";
     /** The plugin's default CA ID for the imported root certificate. */
     public static final String DEFAULT_CA_ID = "1c3d30d5-dfa8-4167-a9f9-2c768464181b";
-    public static final String EMBEDDED_TOKEN = "asm-hsm";
-    static final String[] SOFTHSM_LIBS = {
-            "/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-            "/usr/local/lib/softhsm/libsofthsm2.so", "/usr/lib64/pkcs11/libsofthsm2.so",
-            "/opt/homebrew/lib/softhsm/libsofthsm2.so"};
 
     // PKCS#11 return values (the JDK's constants for these moved between releases)
     static final long CKR_ATTRIBUTE_SENSITIVE = 0x11, CKR_ATTRIBUTE_TYPE_INVALID = 0x12, CKR_PIN_INCORRECT = 0xA0,
@@ -71,7 +66,7 @@ public final class Hsm implements AutoCloseable {
      */
     public static Hsm open(Opts.Pkcs11 o, Out out) {
         if (isEmbedded(o)) {
-            Embedded e = Embedded.ensure(o, out);
+            EmbeddedToken e = EmbeddedToken.ensure(o, out);
             if (e == null) return null;
             return open(e.lib, e.token, e.pinFile, true, "(embedded)");
         }
@@ -87,7 +82,7 @@ public final class Hsm implements AutoCloseable {
 
     /** What a step that makes key material says of the embedded token: it is software, not the HSM the guide needs. */
     public static String notAnHsm(Opts.Pkcs11 o) {
-        String token = o.token != null && !o.token.isBlank() ? o.token : EMBEDDED_TOKEN;
+        String token = o.token != null && !o.token.isBlank() ? o.token : EmbeddedToken.LABEL;
         return "token '" + token + "' is the embedded SoftHSM2 token (software, in files under " + Env.home().resolve("softhsm")
                 + "), NOT AN HSM: its keys are only as safe as those files. For the mesh, set P11_LIB, P11_TOKEN and P11_PIN_FILE"
                 + " to the Luna HSM's slot";
@@ -477,14 +472,6 @@ public final class Hsm implements AutoCloseable {
         return Arrays.copyOf(outBuf, n);
     }
 
-    /** AES-GCM encryption inside the HSM; returns ciphertext || 16-byte tag. */
-    public byte[] encryptGcm(long key, byte[] iv, byte[] aad, byte[] plain) throws PKCS11Exception {
-        p11.C_EncryptInit(session, new CK_MECHANISM(CKM_AES_GCM, new CK_GCM_PARAMS(128, iv, aad)), key);
-        byte[] outBuf = new byte[plain.length + 16];
-        int n = p11.C_Encrypt(session, 0, plain, 0, plain.length, 0, outBuf, 0, outBuf.length);
-        return Arrays.copyOf(outBuf, n);
-    }
-
     /** A signature made by a private key that never leaves the HSM. */
     public byte[] sign(long key, long mechanism, byte[] data) throws PKCS11Exception {
         p11.C_SignInit(session, new CK_MECHANISM(mechanism), key);
@@ -565,119 +552,15 @@ public final class Hsm implements AutoCloseable {
         return certs.der();
     }
 
-    // ---------------------------------------------------------------- embedded default
-
-    /**
-     * The embedded default HSM: a SoftHSM2 token under the toolkit's home, made on first
-     * use with a random PIN in a 0600 file. For trying the procedure without a Luna HSM.
-     */
-    static final class Embedded {
-        final String lib;
-        final String token;
-        final Path pinFile;
-
-        private Embedded(String lib, String token, Path pinFile) {
-            this.lib = lib;
-            this.token = token;
-            this.pinFile = pinFile;
-        }
-
-        static Embedded ensure(Opts.Pkcs11 o, Out out) {
-            String lib = null;
-            for (String c : SOFTHSM_LIBS) if (Files.isRegularFile(Path.of(c))) { lib = c; break; }
-            if (lib == null)
-                throw Fail.badInput("no P11_LIB set and SoftHSM2 (the embedded default) is not installed",
-                        "export P11_LIB=<path to libCryptoki2.so>, or install SoftHSM2: run tests/install (or apt-get install softhsm2 opensc)");
-            Path dir = Env.home().resolve("softhsm");
-            String token = o.token != null && !o.token.isBlank() ? o.token : EMBEDDED_TOKEN;
-            Path pinFile = o.pinFile != null ? o.pinFile : dir.resolve("pin");
-            // SoftHSM2 reads its configuration at load time from SOFTHSM2_CONF or, unset,
-            // ~/.config/softhsm2/softhsm2.conf: the JVM cannot set the variable, so use that file.
-            Path conf = Env.get("SOFTHSM2_CONF") != null ? Path.of(Env.get("SOFTHSM2_CONF"))
-                    : Env.userHome().resolve(".config/softhsm2/softhsm2.conf");
-            // Made before: the PIN file is ours. Otherwise never make a second token under a taken label.
-            if (Files.isRegularFile(conf) && Files.exists(pinFile)) return new Embedded(lib, token, pinFile);
-            if (Files.isRegularFile(conf) && listing(lib, conf).contains("token label        : " + token + "\n"))
-                throw Fail.badInput("SoftHSM2 already has a token '" + token + "' but " + pinFile + " is missing",
-                        "set P11_TOKEN and P11_PIN_FILE for that token, or choose another label with --p11-token");
-            if (out.dryRun()) {
-                out.change("create the embedded SoftHSM2 token '" + token + "' (PIN in " + pinFile + ")");
-                return null;
-            }
-            try {
-                create(lib, conf, dir, token, pinFile, out);
-            } catch (IOException | InterruptedException e) {
-                throw Fail.failed("cannot create the embedded SoftHSM2 token: " + e.getMessage(),
-                        "check that pkcs11-tool (OpenSC) is installed and " + dir + " is writable");
-            }
-            return new Embedded(lib, token, pinFile);
-        }
-
-        static void create(String lib, Path conf, Path dir, String token, Path pinFile, Out out)
-                throws IOException, InterruptedException {
-            Path tokens = dir.resolve("tokens");
-            Files.createDirectories(tokens, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                    java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
-            if (!Files.exists(conf)) {
-                Env.writeFile(conf, ("# written by asm-hsm for its embedded default token\n"
-                        + "directories.tokendir = " + tokens + "\nobjectstore.backend = file\nlog.level = ERROR\n")
-                        .getBytes(StandardCharsets.UTF_8), "rw-------");
-            }
-            String pin = randomPin();
-            String soPin = randomPin();
-            if (!Files.exists(pinFile)) Env.writeSecret(pinFile, pin.getBytes(StandardCharsets.US_ASCII));
-            else pin = new String(Env.readSecret(pinFile, "HSM PIN", null), StandardCharsets.US_ASCII);
-            Env.writeSecret(dir.resolve("so-pin"), soPin.getBytes(StandardCharsets.US_ASCII));
-            // pkcs11-tool takes PINs from its environment ("env:NAME"), so none is on a command line.
-            // SoftHSM2 always keeps one uninitialised slot: the token goes there
-            run(lib, conf, pin, soPin, "--init-token", "--slot", freeSlot(lib, conf), "--label", token, "--so-pin", "env:ASM_SO_PIN");
-            run(lib, conf, pin, soPin, "--token-label", token, "--login", "--login-type", "so",
-                    "--so-pin", "env:ASM_SO_PIN", "--init-pin", "--new-pin", "env:ASM_PIN");
-            out.warn("created the embedded SoftHSM2 token '" + token + "' (config " + conf + ", PIN file " + pinFile
-                    + "); set P11_LIB, P11_TOKEN and P11_PIN_FILE to use a real HSM");
-        }
-
-        private static void run(String lib, Path conf, String pin, String soPin, String... args)
-                throws IOException, InterruptedException {
-            List<String> cmd = new ArrayList<>(List.of("pkcs11-tool", "--module", lib));
-            cmd.addAll(List.of(args));
-            ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-            pb.environment().put("SOFTHSM2_CONF", conf.toString());
-            pb.environment().put("ASM_PIN", pin);
-            pb.environment().put("ASM_SO_PIN", soPin);
-            Process p = pb.start();
-            String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (p.waitFor() != 0) throw new IOException("pkcs11-tool " + args[0] + " failed: " + log.trim());
-        }
-
-        static String listing(String lib, Path conf) {
-            try {
-                ProcessBuilder pb = new ProcessBuilder("pkcs11-tool", "--module", lib, "--list-slots").redirectErrorStream(true);
-                pb.environment().put("SOFTHSM2_CONF", conf.toString());
-                Process p = pb.start();
-                String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-                p.waitFor();
-                return text.replace("\r", "") + "\n";
-            } catch (IOException | InterruptedException e) {
-                throw Fail.failed("cannot run pkcs11-tool: " + e.getMessage(), "install OpenSC (apt-get install opensc)");
-            }
-        }
-
-        /** The uninitialised slot, from pkcs11-tool's listing (this JVM must not load SoftHSM2 before the token exists). */
-        private static String freeSlot(String lib, Path conf) throws IOException {
-            String slot = null;
-            for (String line : listing(lib, conf).split("\n")) {
-                java.util.regex.Matcher m = java.util.regex.Pattern.compile("^Slot \\d+ \\((0x[0-9a-fA-F]+)\\)").matcher(line);
-                if (m.find()) slot = m.group(1);
-                else if (slot != null && line.contains("token state") && line.contains("uninitialized")) return slot;
-            }
-            throw new IOException("SoftHSM2 shows no free slot");
-        }
-
-        private static String randomPin() {
-            byte[] b = new byte[12];
-            new SecureRandom().nextBytes(b);
-            return HexFormat.of().formatHex(b);
+    /** The root to check chains against: the given PEM file, else the HSM's root under caId; fails when there is none. */
+    public static X509Certificate trustedRoot(Path rootFile, Opts.Pkcs11 p11, String caId, Out out) throws PKCS11Exception {
+        if (rootFile != null) return Pki.single(rootFile, "root certificate");
+        try (Hsm hsm = Hsm.open(p11, out)) {
+            if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet", "import the root first (import-ca)");
+            if (hsm.certificates(caId).isEmpty())
+                throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + hsm.tokenLabel + "'",
+                        "import it (import-ca), or pass --ca-id / --root-cert");
+            return Pki.certificate(hsm.rootCertificate(caId), "the root on the HSM");
         }
     }
 }

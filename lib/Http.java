@@ -14,7 +14,7 @@ import javax.net.ssl.TrustManagerFactory;
 
 /**
  * The JDK's HTTP client and TLS as Kube and Vault use them. Kept apart from Pki on purpose: this
- * class loads nothing from Bouncy Castle, whose signed jars cost a step ~0.1 s to open.
+ * class loads nothing from Bouncy Castle, whose signed jars are slow to open.
  */
 public final class Http {
     private Http() {}
@@ -24,8 +24,7 @@ public final class Http {
 
     /**
      * Trust managers that trust exactly the CA certificates in this PEM, as kubectl and the Vault
-     * CLI trust their CA file: not the JVM's bundle of public CAs besides (loading it alone costs
-     * a step ~50 ms).
+     * CLI trust their CA file: not the JVM's bundle of public CAs besides (which is also slow to load).
      */
     public static TrustManager[] trustOnly(InputStream pem) throws IOException, GeneralSecurityException {
         KeyStore store = KeyStore.getInstance("PKCS12");

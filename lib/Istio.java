@@ -10,7 +10,6 @@ import io.fabric8.kubernetes.api.model.Service;
 import io.fabric8.kubernetes.api.model.ServicePort;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import java.security.cert.X509Certificate;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -29,7 +28,7 @@ import java.util.regex.Pattern;
 public final class Istio {
     private Istio() {}
 
-    // ================================================================ istiod install and stages (issue 5)
+    // ================================================================ istiod install and stages
     // install-asm, istiod-status
 
     /** The profile the guide installs with (istioctl install --set profile=...). */
@@ -40,32 +39,6 @@ public final class Istio {
         if (revision == null || !revision.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
             throw Fail.badInput("revision '" + revision + "' is not a DNS label", "use the guide's " + GUIDE_REVISION);
         return revision;
-    }
-
-    /**
-     * A Go duration as istioctl parses WAIT_FOR_RESOURCES_TIMEOUT (time.ParseDuration):
-     * "10s", "1m30s", "1.5h", "250ms", "0". Null when it is not one.
-     */
-    public static Duration goDuration(String text) {
-        if (text == null) return null;
-        String s = text.strip();
-        if (s.equals("0")) return Duration.ZERO;
-        Matcher m = Pattern.compile("(\\d+(?:\\.\\d*)?|\\.\\d+)(ns|us|µs|ms|s|m|h)").matcher(s);
-        double nanos = 0;
-        int at = 0;
-        while (at < s.length() && m.find(at) && m.start() == at) {
-            double unit = switch (m.group(2)) {
-                case "ns" -> 1;
-                case "us", "µs" -> 1e3;
-                case "ms" -> 1e6;
-                case "s" -> 1e9;
-                case "m" -> 60e9;
-                default -> 3600e9;
-            };
-            nanos += Double.parseDouble(m.group(1)) * unit;
-            at = m.end();
-        }
-        return at == s.length() && at > 0 ? Duration.ofNanos((long) nanos) : null;
     }
 
     // ------------------------------------------------------------------ install-asm
@@ -485,7 +458,7 @@ public final class Istio {
         return st.getReason() == null ? "" : " (" + st.getReason() + ")";
     }
 
-    // ================================================================ mesh checks (issue 7)
+    // ================================================================ mesh checks
     // preflight, verify-ca, verify-mtls, enable-injection, external-ip, status
 
     /** The revision the guide installs (istioctl install --set revision=...). */
@@ -721,24 +694,5 @@ public final class Istio {
         List<X509Certificate> certs = new ArrayList<>();
         for (String p : pems) certs.addAll(Pki.certificates(Pki.pemBlocks(p, "istiod's log"), "istiod's log"));
         return certs;
-    }
-
-    /** The root certificate stored on the HSM under a CA ID (as import-ca stores it), or null. */
-    public static X509Certificate hsmRoot(Hsm hsm, String caId) throws Exception {
-        if (hsm.certificates(caId).isEmpty()) return null;
-        return Pki.certificate(hsm.rootCertificate(caId), "the root on the HSM");
-    }
-
-    /** The root to check chains against: the given PEM file, else the HSM's root under caId; fails when there is none. */
-    public static X509Certificate trustedRoot(java.nio.file.Path rootFile, Opts.Pkcs11 p11, String caId, Out out) throws Exception {
-        if (rootFile != null) return Pki.single(rootFile, "root certificate");
-        try (Hsm hsm = Hsm.open(p11, out)) {
-            if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet", "import the root first (import-ca)");
-            X509Certificate root = hsmRoot(hsm, caId);
-            if (root == null)
-                throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + hsm.tokenLabel + "'",
-                        "import it (import-ca), or pass --ca-id / --root-cert");
-            return root;
-        }
     }
 }

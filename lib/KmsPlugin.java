@@ -340,8 +340,12 @@ public final class KmsPlugin {
         String what = "exec in " + pod + "/" + Istio.HSM_PLUGIN_CONTAINER;
         try (ExecWatch w = k.call(() -> k.client.pods().inNamespace(ns).withName(pod).inContainer(Istio.HSM_PLUGIN_CONTAINER)
                 .redirectingInput().writingOutput(out).writingError(err).writingErrorChannel(status).exec(cmd.toArray(String[]::new)), what)) {
-            w.getInput().write(stdin);
-            w.getInput().flush();
+            try {
+                w.getInput().write(stdin);
+                w.getInput().flush();
+            } catch (KubernetesClientException closed) {
+                // the command ended before it read its input (no shell, no plugin): its exit code says why
+            }
             exit = w.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         } catch (TimeoutException e) {
             throw Fail.failed(what + " did not finish within " + timeout.toSeconds() + " s",

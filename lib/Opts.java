@@ -1,6 +1,9 @@
 package asmhsm;
 
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -205,5 +208,75 @@ public final class Opts {
         @Option(names = {"-n", "--namespace"}, defaultValue = asmhsm.Kube.ISTIO_NAMESPACE, paramLabel = "NS",
                 description = "istiod's namespace (default ${DEFAULT-VALUE}).")
         public String name;
+    }
+
+    // ------------------------------------------------------------------ durations
+
+    /**
+     * A Go duration as istioctl parses WAIT_FOR_RESOURCES_TIMEOUT (time.ParseDuration):
+     * "10s", "1m30s", "1.5h", "250ms", "0". Null when it is not one.
+     */
+    public static Duration goDuration(String text) {
+        if (text == null) return null;
+        String s = text.strip();
+        if (s.equals("0")) return Duration.ZERO;
+        Matcher m = GO_DURATION_PART.matcher(s);
+        double nanos = 0;
+        int at = 0;
+        while (at < s.length() && m.find(at) && m.start() == at) {
+            double unit = switch (m.group(2)) {
+                case "ns" -> 1;
+                case "us", "µs" -> 1e3;
+                case "ms" -> 1e6;
+                case "s" -> 1e9;
+                case "m" -> 60e9;
+                default -> 3600e9;
+            };
+            nanos += Double.parseDouble(m.group(1)) * unit;
+            at = m.end();
+        }
+        return at == s.length() && at > 0 ? Duration.ofNanos((long) nanos) : null;
+    }
+
+    private static final Pattern GO_DURATION_PART = Pattern.compile("(\\d+(?:\\.\\d*)?|\\.\\d+)(ns|us|µs|ms|s|m|h)");
+
+    /**
+     * A time as every option takes it: a Go duration (30s, 5m, 1h, 1m30s) or a bare number of
+     * seconds, the unit the options that took a number always had. Null when it is neither.
+     */
+    public static Duration duration(String text) {
+        if (text != null && text.strip().matches("\\d{1,9}")) return Duration.ofSeconds(Long.parseLong(text.strip()));
+        return goDuration(text);
+    }
+
+    /** A duration as a message shows it, in the spelling the options take: 90s is 1m30s, 5m, 2h, 250ms. */
+    public static String text(Duration d) {
+        if (d.isZero()) return "0s";
+        if (d.compareTo(Duration.ofSeconds(1)) < 0) return d.toMillis() + "ms";
+        StringBuilder b = new StringBuilder();
+        if (d.toHours() > 0) b.append(d.toHours()).append('h');
+        if (d.toMinutesPart() > 0) b.append(d.toMinutesPart()).append('m');
+        if (d.toSecondsPart() > 0 || d.toMillisPart() > 0)
+            b.append(d.toMillisPart() == 0 ? String.valueOf(d.toSecondsPart())
+                    : java.math.BigDecimal.valueOf(d.toSecondsPart() * 1000L + d.toMillisPart(), 3).stripTrailingZeros().toPlainString()).append('s');
+        return b.toString();
+    }
+
+    /** Whole seconds, rounded up, for the APIs that count in seconds: never 0 for a time above zero. */
+    public static int seconds(Duration d) {
+        long s = d.toSeconds() + (d.toNanosPart() > 0 ? 1 : 0);
+        return (int) Math.min(Integer.MAX_VALUE, s);
+    }
+
+    /** Every option that is a time (`--timeout 30s`, `--timeout 5m`, `--timeout 120`): more than zero. */
+    public static final class DurationConverter implements picocli.CommandLine.ITypeConverter<Duration> {
+        @Override
+        public Duration convert(String value) {
+            Duration d = duration(value);
+            if (d == null)
+                throw new picocli.CommandLine.TypeConversionException("'" + value + "' is not a duration (e.g. 30s, 5m, 1h; a bare number is seconds)");
+            if (d.isZero()) throw new picocli.CommandLine.TypeConversionException("'" + value + "' is no time: give more than zero, e.g. 30s");
+            return d;
+        }
     }
 }

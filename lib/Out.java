@@ -169,8 +169,6 @@ public class Out {
         return this;
     }
 
-    public Map<String, Object> result() { return result; }
-
     public boolean changed() { return changed; }
 
     void finish(int exitCode, Fail failure) {

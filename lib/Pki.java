@@ -657,86 +657,83 @@ public final class Pki {
         return goName(subjectDer(c));
     }
 
-    /**
-     * Whether a chain (leaf or CA first, each certificate issued by the next) leads to the
-     * given root: null when it does, else which link fails and why, in one sentence.
-     * The chain may end with the root itself or with a certificate the root issued.
-     * For diagnosing what a cluster holds or serves (verify-ca, verify-mtls, status); what a
-     * chain must pass before it is uploaded is {@link #goChainProblem}, Go's own rules.
-     */
-    public static String chainProblem(List<X509Certificate> chain, X509Certificate root, String what) {
-        if (chain.isEmpty()) return what + " holds no certificate";
-        for (int i = 0; i < chain.size(); i++) {
-            X509Certificate c = chain.get(i);
-            String label = what + " certificate #" + (i + 1) + " '" + name(c) + "'";
-            try {
-                c.checkValidity();
-            } catch (java.security.cert.CertificateException e) {
-                return label + " is outside its validity period (" + c.getNotBefore().toInstant() + " to "
-                        + c.getNotAfter().toInstant() + ")";
-            }
-            boolean last = i == chain.size() - 1;
-            if (last && sameCert(c, root)) return null;
-            X509Certificate issuer = last ? root : chain.get(i + 1);
-            String issuerLabel = last ? "the root '" + name(root) + "'"
-                    : "certificate #" + (i + 2) + " '" + name(issuer) + "'";
-            if (!c.getIssuerX500Principal().equals(issuer.getSubjectX500Principal()))
-                return label + " was issued by '" + goName(issuerDer(c)) + "', not by " + issuerLabel;
-            try {
-                c.verify(issuer.getPublicKey());
-            } catch (Exception e) {
-                return label + " names " + issuerLabel + " as issuer but its signature does not verify with that key";
-            }
-            if (!isCa(issuer) || !canSignCertificates(issuer))
-                return issuerLabel.substring(0, 1).toUpperCase(java.util.Locale.ROOT) + issuerLabel.substring(1)
-                        + " is not a CA that may sign certificates, yet it issued " + label;
-            if (last) return null;
-        }
-        return null;
+    /** How {@link #chainProblem} judges a chain. */
+    public enum ChainRules {
+        /**
+         * As istiod and its HSM plugin call Go's x509.Verify (default options, hence ExtKeyUsage
+         * serverAuth), in Go's words: dates, issuer names byte for byte, signatures, intermediates
+         * being CAs, path lengths, ExtKeyUsage along the path. What a chain must pass before it is uploaded.
+         */
+        ISTIOD,
+        /**
+         * Our own diagnosis of what a cluster holds or serves (verify-ca, verify-mtls, status): dates,
+         * issuers, signatures, and every issuer a CA that may sign certificates; each certificate
+         * named by its place in the chain.
+         */
+        STRICT
     }
 
     /**
-     * Why Go's x509.Verify, as istiod and its HSM plugin call it (default options, hence
-     * ExtKeyUsage serverAuth), would refuse this path (leaf first, trusted root last); null
-     * when it would accept it. Checks dates of every certificate, issuer names byte for
-     * byte, signatures, intermediates being CAs, path lengths and ExtKeyUsage along the path.
+     * Whether a chain (leaf or CA first, each certificate issued by the next) leads to the
+     * given root: null when it does, else which link fails and why, in one sentence. The chain
+     * may end with the root itself or with a certificate the root issued. Dates are checked at
+     * `now`; `what` names the chain in messages ("cert-chain.pem", "the served").
      */
-    public static String goChainProblem(List<X509Certificate> path, Date now) {
-        for (int i = 0; i < path.size(); i++) {
+    public static String chainProblem(ChainRules rules, List<X509Certificate> chain, X509Certificate root, Date now, String what) {
+        if (chain.isEmpty()) return what + " holds no certificate";
+        boolean go = rules == ChainRules.ISTIOD;
+        List<X509Certificate> path = new ArrayList<>(chain);
+        if (!sameCert(path.get(path.size() - 1), root)) path.add(root);
+        int last = path.size() - 1;
+        for (int i = 0; i <= last; i++) {
             X509Certificate c = path.get(i);
-            String name = "'" + goName(subjectDer(c)) + "'";
-            if (now.before(c.getNotBefore()))
-                return "x509: certificate has expired or is not yet valid: " + name + " is not valid before " + c.getNotBefore().toInstant();
-            if (now.after(c.getNotAfter()))
-                return "x509: certificate has expired or is not yet valid: " + name + " expired on " + c.getNotAfter().toInstant();
-            if (i > 0 && i < path.size() - 1 && !isCa(c))
-                return "x509: " + name + " is not authorized to sign other certificates (not a CA)";
-            int pathLen = c.getBasicConstraints();
-            if (i > 0 && pathLen >= 0 && i - 1 > pathLen)
-                return "x509: too many intermediates for path length constraint of " + name + " (pathLen " + pathLen + ")";
-            if (i == path.size() - 1) break;
-            X509Certificate parent = path.get(i + 1);
-            String parentName = "'" + goName(subjectDer(parent)) + "'";
-            if (!java.util.Arrays.equals(issuerDer(c), subjectDer(parent)))
-                return "x509: certificate signed by unknown authority: " + name + " is issued by '" + goName(issuerDer(c))
-                        + "', not by " + parentName;
-            try {
-                c.verify(parent.getPublicKey());
-            } catch (GeneralSecurityException | RuntimeException e) {
-                return "x509: certificate signed by unknown authority: the signature on " + name
-                        + " does not verify with the key of " + parentName;
+            String label = go ? "'" + name(c) + "'" : i < chain.size() ? what + " certificate #" + (i + 1) + " '" + name(c) + "'"
+                    : "the root '" + name(c) + "'";
+            if (go) {
+                if (now.before(c.getNotBefore()))
+                    return "x509: certificate has expired or is not yet valid: " + label + " is not valid before " + c.getNotBefore().toInstant();
+                if (now.after(c.getNotAfter()))
+                    return "x509: certificate has expired or is not yet valid: " + label + " expired on " + c.getNotAfter().toInstant();
+                if (i > 0 && i < last && !isCa(c)) return "x509: " + label + " is not authorized to sign other certificates (not a CA)";
+                int pathLen = c.getBasicConstraints();
+                if (i > 0 && pathLen >= 0 && i - 1 > pathLen)
+                    return "x509: too many intermediates for path length constraint of " + label + " (pathLen " + pathLen + ")";
+            } else if (i < chain.size() && (now.before(c.getNotBefore()) || now.after(c.getNotAfter()))) {
+                return label + " is outside its validity period (" + c.getNotBefore().toInstant() + " to " + c.getNotAfter().toInstant() + ")";
             }
+            if (i == last) break;
+            X509Certificate issuer = path.get(i + 1);
+            String issuerLabel = go ? "'" + name(issuer) + "'" : i + 1 < chain.size() ? "certificate #" + (i + 2) + " '" + name(issuer) + "'"
+                    : "the root '" + name(issuer) + "'";
+            if (go ? !java.util.Arrays.equals(issuerDer(c), subjectDer(issuer))
+                    : !c.getIssuerX500Principal().equals(issuer.getSubjectX500Principal()))
+                return go ? "x509: certificate signed by unknown authority: " + label + " is issued by '" + goName(issuerDer(c)) + "', not by " + issuerLabel
+                        : label + " was issued by '" + goName(issuerDer(c)) + "', not by " + issuerLabel;
+            try {
+                c.verify(issuer.getPublicKey());
+            } catch (GeneralSecurityException | RuntimeException e) {
+                return go ? "x509: certificate signed by unknown authority: the signature on " + label + " does not verify with the key of " + issuerLabel
+                        : label + " names " + issuerLabel + " as issuer but its signature does not verify with that key";
+            }
+            if (!go && (!isCa(issuer) || !canSignCertificates(issuer)))
+                return issuerLabel.substring(0, 1).toUpperCase(java.util.Locale.ROOT) + issuerLabel.substring(1)
+                        + " is not a CA that may sign certificates, yet it issued " + label;
         }
+        return go ? extKeyUsageProblem(path) : null;
+    }
+
+    /** Go's check that every certificate of the path allows serverAuth (or any usage), from the root down. */
+    private static String extKeyUsageProblem(List<X509Certificate> path) {
         for (int i = path.size() - 1; i >= 0; i--) {
             List<String> eku;
             try {
                 eku = path.get(i).getExtendedKeyUsage();
             } catch (java.security.cert.CertificateParsingException e) {
-                return "x509: cannot parse the ExtKeyUsage of '" + goName(subjectDer(path.get(i))) + "'";
+                return "x509: cannot parse the ExtKeyUsage of '" + name(path.get(i)) + "'";
             }
             if (eku == null || eku.isEmpty() || eku.contains(ANY_EKU) || eku.contains(SERVER_AUTH)
                     || eku.contains(NETSCAPE_SGC) || eku.contains(MICROSOFT_SGC)) continue;
-            return "x509: certificate specifies an incompatible key usage: '" + goName(subjectDer(path.get(i)))
+            return "x509: certificate specifies an incompatible key usage: '" + name(path.get(i))
                     + "' allows only ExtKeyUsage " + eku + ", not serverAuth";
         }
         return null;

@@ -16,7 +16,6 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
@@ -49,6 +48,10 @@ import java.util.zip.GZIPInputStream;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipException;
 import java.util.zip.ZipFile;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
+import org.apache.commons.compress.archivers.tar.TarUtils;
 import org.bouncycastle.util.io.pem.PemObject;
 
 /**
@@ -680,115 +683,72 @@ public final class Release {
     // ------------------------------------------------------------------ tar
 
     /**
-     * A reader of gzip-compressed tar in the three layouts GNU and BSD tar write: POSIX
-     * ustar (name prefix), GNU (././@LongLink members for long names, base-256 sizes) and
-     * pax (extended headers: path, linkpath, size, mtime). Every header's checksum is
-     * checked; a stream that ends before the end-of-archive blocks is an error.
+     * gzip-compressed tar through Commons Compress (ustar, GNU long names and links, pax),
+     * with what it leaves to its caller: every header's checksum, a bound on extended
+     * headers, and an archive that ends before its end-of-archive blocks is truncated, not
+     * complete. Sparse members are refused. Read errors are refusals: nothing is kept.
      */
     static final class TarEntries implements Entries {
-        private static final int BLOCK = 512;
-        private final InputStream in;
-        private final Map<String, String> globalPax = new HashMap<>();
-        private long offset;      // of the next byte read, for messages
-        private long remaining;   // of the current member's data
-        private long padding;
+        private final InputStream gzip;
+        private final Checked tar;
 
         TarEntries(Path file) throws IOException {
             InputStream raw = new BufferedInputStream(Files.newInputStream(file), 1 << 16);
             try {
-                in = new GZIPInputStream(raw, 1 << 16);
+                gzip = new GZIPInputStream(raw, 1 << 16);
             } catch (ZipException | EOFException e) {
                 raw.close();
                 throw new Refused("not a gzip-compressed archive: " + e.getMessage());
             }
+            tar = new Checked(gzip);
         }
 
         @Override
         public Entry next() throws IOException {
-            skip(remaining + padding);
-            remaining = padding = 0;
-            String longName = null, longLink = null;
-            Map<String, String> pax = new HashMap<>(globalPax);
-            while (true) {
-                long at = offset;
-                byte[] h = readBlock();
-                if (h == null) throw new Refused("the archive ends without its end-of-archive blocks (truncated?)");
-                if (allZero(h)) {
+            TarArchiveEntry e;
+            do {
+                try {
+                    e = tar.getNextEntry();
+                } catch (Refused r) {
+                    throw r;
+                } catch (IOException x) {
+                    throw damaged(x);
+                }
+                if (e == null) {
                     drain();
                     return null;
                 }
-                checkChecksum(h, at);
-                char type = (char) h[156];
-                long size = number(h, 124, 12, at);
-                if (size < 0) throw new Refused("tar header at byte " + at + " has a negative size");
-                switch (type) {
-                    case 'L' -> { longName = cString(readData(size, at)); continue; }
-                    case 'K' -> { longLink = cString(readData(size, at)); continue; }
-                    case 'x' -> { pax.putAll(pax(readData(size, at), at)); continue; }
-                    case 'g' -> {
-                        Map<String, String> g = pax(readData(size, at), at);
-                        globalPax.putAll(g);
-                        pax.putAll(g);
-                        continue;
-                    }
-                    case 'V' -> { skipPadded(size); continue; }   // volume label
-                    default -> { }
-                }
-                for (String k : pax.keySet())
-                    if (k.startsWith("GNU.sparse.")) throw new Refused("sparse files are not supported (member at byte " + at + ")");
-                boolean ustar = h[257] == 'u' && h[258] == 's' && h[259] == 't' && h[260] == 'a' && h[261] == 'r' && h[262] == 0;
-                String name = cString(Arrays.copyOfRange(h, 0, 100));
-                if (ustar) {
-                    String prefix = cString(Arrays.copyOfRange(h, 345, 500));
-                    if (!prefix.isEmpty()) name = prefix + "/" + name;
-                }
-                if (longName != null) name = longName;
-                if (pax.get("path") != null && !pax.get("path").isEmpty()) name = pax.get("path");
-                String link = cString(Arrays.copyOfRange(h, 157, 257));
-                if (longLink != null) link = longLink;
-                if (pax.get("linkpath") != null && !pax.get("linkpath").isEmpty()) link = pax.get("linkpath");
-                if (pax.containsKey("size")) size = paxNumber(pax.get("size"), "size", at);
-                long mtime = pax.containsKey("mtime") ? (long) (paxDecimal(pax.get("mtime"), at) * 1000)
-                        : number(h, 136, 12, at) * 1000;
-                int mode = (int) number(h, 100, 8, at);
-                Kind kind;
-                String typeName;
-                switch (type) {
-                    case '0', '\0', '7' -> { kind = Kind.FILE; typeName = "file"; }
-                    case '1' -> { kind = Kind.HARDLINK; typeName = "hard link"; }
-                    case '2' -> { kind = Kind.SYMLINK; typeName = "symbolic link"; }
-                    case '5' -> { kind = Kind.DIR; typeName = "directory"; }
-                    case '3' -> { kind = Kind.OTHER; typeName = "character device"; }
-                    case '4' -> { kind = Kind.OTHER; typeName = "block device"; }
-                    case '6' -> { kind = Kind.OTHER; typeName = "FIFO"; }
-                    case 'S' -> { kind = Kind.OTHER; typeName = "GNU sparse file"; }
-                    default -> { kind = Kind.OTHER; typeName = "member of unknown type '" + type + "'"; }
-                }
-                if (kind == Kind.FILE && name.endsWith("/")) kind = Kind.DIR;   // old tars mark directories by name only
-                // as GNU and Go tar: only regular files (and unknown types) carry data blocks
-                remaining = kind == Kind.FILE || kind == Kind.OTHER ? size : 0;
-                padding = pad(remaining);
-                return new Entry(name, kind, size, mode, mtime, link, typeName);
+            } while (e.getLinkFlag() == 'V');   // a volume label
+            String name = e.getName();
+            if (e.isSparse()) throw new Refused("member '" + name + "' is a sparse file, which is not supported");
+            char type = (char) e.getLinkFlag();
+            Kind kind;
+            String typeName;
+            switch (type) {
+                case '0', '\0', '7' -> { kind = Kind.FILE; typeName = "file"; }
+                case '1' -> { kind = Kind.HARDLINK; typeName = "hard link"; }
+                case '2' -> { kind = Kind.SYMLINK; typeName = "symbolic link"; }
+                case '5' -> { kind = Kind.DIR; typeName = "directory"; }
+                case '3' -> { kind = Kind.OTHER; typeName = "character device"; }
+                case '4' -> { kind = Kind.OTHER; typeName = "block device"; }
+                case '6' -> { kind = Kind.OTHER; typeName = "FIFO"; }
+                default -> { kind = Kind.OTHER; typeName = "member of unknown type '" + type + "'"; }
             }
+            if (kind == Kind.FILE && name.endsWith("/")) kind = Kind.DIR;   // old tars mark directories by name only
+            return new Entry(name, kind, e.getSize(), e.getMode(), Math.max(e.getLastModifiedTime().toMillis(), 0),
+                    e.getLinkName(), typeName);
         }
 
         @Override
         public InputStream data() {
-            return new FilterInputStream(in) {
-                @Override
-                public int read() throws IOException {
-                    byte[] one = new byte[1];
-                    return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
-                }
-
+            return new FilterInputStream(tar) {
                 @Override
                 public int read(byte[] b, int off, int len) throws IOException {
-                    if (remaining == 0) return -1;
-                    int n = in.read(b, off, (int) Math.min(len, remaining));
-                    if (n < 0) throw new Refused("the archive is truncated (inside a member)");
-                    remaining -= n;
-                    offset += n;
-                    return n;
+                    try {
+                        return in.read(b, off, len);
+                    } catch (IOException x) {
+                        throw damaged(x);
+                    }
                 }
 
                 @Override
@@ -799,136 +759,55 @@ public final class Release {
         }
 
         @Override
-        public void close() throws IOException { in.close(); }
+        public void close() throws IOException { tar.close(); }
+
+        private static Refused damaged(IOException e) {
+            return e instanceof Refused r ? r : new Refused("the archive is truncated or corrupt: " + Kube.rootMessage(e));
+        }
 
         /** Reads on to the end of the gzip stream, as tar and gzip do, so its CRC and length are checked too. */
         private void drain() throws IOException {
             byte[] buf = new byte[1 << 16];
             long left = 64L << 20;   // a few blocks of zeros follow the end marker; never decompress much more
-            for (int n; left > 0 && (n = in.read(buf)) > 0; ) left -= n;
-        }
-
-        private byte[] readBlock() throws IOException {
-            byte[] b = in.readNBytes(BLOCK);
-            offset += b.length;
-            if (b.length == 0) return null;
-            if (b.length < BLOCK) throw new Refused("the archive is truncated (inside a header)");
-            return b;
-        }
-
-        private byte[] readData(long size, long at) throws IOException {
-            if (size > 1 << 20) throw new Refused("extended header at byte " + at + " is too large (" + size + " bytes)");
-            byte[] b = in.readNBytes((int) size);
-            offset += b.length;
-            if (b.length < size) throw new Refused("the archive is truncated (inside an extended header)");
-            skip(pad(size));
-            return b;
-        }
-
-        private void skipPadded(long size) throws IOException { skip(size + pad(size)); }
-
-        private void skip(long n) throws IOException {
-            while (n > 0) {
-                long s = in.skip(n);
-                if (s <= 0) {
-                    if (in.read() < 0) throw new Refused("the archive is truncated");
-                    s = 1;
-                }
-                n -= s;
-                offset += s;
-            }
-        }
-
-        private static long pad(long size) { return (BLOCK - size % BLOCK) % BLOCK; }
-
-        private static boolean allZero(byte[] b) {
-            for (byte x : b) if (x != 0) return false;
-            return true;
-        }
-
-        /** Sum of the header with the checksum field read as spaces; some old tars summed signed bytes. */
-        private static void checkChecksum(byte[] h, long at) throws Refused {
-            long unsigned = 0, signed = 0;
-            for (int i = 0; i < BLOCK; i++) {
-                int b = i >= 148 && i < 156 ? ' ' : h[i];
-                unsigned += b & 0xff;
-                signed += b;
-            }
-            long stored = number(h, 148, 8, at);
-            if (stored != unsigned && stored != signed)
-                throw new Refused("tar header at byte " + at + " has a bad checksum (not a tar archive, or corrupt)");
-        }
-
-        /** An octal field (NUL or space terminated), or GNU base-256 when the high bit of the first byte is set. */
-        static long number(byte[] h, int off, int len, long at) throws Refused {
-            if ((h[off] & 0x80) != 0) {
-                if ((h[off] & 0x40) != 0) throw new Refused("tar header at byte " + at + " has a negative number");
-                long v = h[off] & 0x3f;
-                for (int i = off + 1; i < off + len; i++) {
-                    if (v > (Long.MAX_VALUE >> 8)) throw new Refused("tar header at byte " + at + " has a number too large");
-                    v = (v << 8) | (h[i] & 0xff);
-                }
-                return v;
-            }
-            int i = off, end = off + len;
-            while (i < end && (h[i] == ' ' || h[i] == 0)) i++;
-            long v = 0;
-            for (; i < end && h[i] != ' ' && h[i] != 0; i++) {
-                if (h[i] < '0' || h[i] > '7') throw new Refused("tar header at byte " + at + " has a malformed number");
-                if (v > (Long.MAX_VALUE >> 3)) throw new Refused("tar header at byte " + at + " has a number too large");
-                v = (v << 3) + (h[i] - '0');
-            }
-            return v;
-        }
-
-        /** pax records: "LEN key=value\n", LEN counting the whole record in bytes. */
-        static Map<String, String> pax(byte[] data, long at) throws Refused {
-            Map<String, String> m = new HashMap<>();
-            int i = 0;
-            while (i < data.length) {
-                if (data[i] == 0) break;   // padding some writers leave
-                int sp = i;
-                while (sp < data.length && data[sp] != ' ') sp++;
-                int len;
-                try {
-                    len = Integer.parseInt(new String(data, i, sp - i, StandardCharsets.US_ASCII));
-                } catch (NumberFormatException e) {
-                    throw new Refused("pax header at byte " + at + " is malformed");
-                }
-                int end = i + len;
-                if (len <= 0 || sp >= end || end > data.length || data[end - 1] != '\n')
-                    throw new Refused("pax header at byte " + at + " is malformed");
-                String record = new String(data, sp + 1, end - sp - 2, StandardCharsets.UTF_8);
-                int eq = record.indexOf('=');
-                if (eq <= 0) throw new Refused("pax header at byte " + at + " is malformed");
-                m.put(record.substring(0, eq), record.substring(eq + 1));
-                i = end;
-            }
-            return m;
-        }
-
-        private static long paxNumber(String v, String key, long at) throws Refused {
             try {
-                long n = Long.parseLong(v.strip());
-                if (n < 0) throw new NumberFormatException();
-                return n;
-            } catch (NumberFormatException e) {
-                throw new Refused("pax header at byte " + at + " has a malformed " + key);
+                for (int n; left > 0 && (n = gzip.read(buf)) > 0; ) left -= n;
+            } catch (IOException x) {
+                throw damaged(x);
             }
         }
 
-        private static double paxDecimal(String v, long at) throws Refused {
-            try {
-                return Double.parseDouble(v.strip());
-            } catch (NumberFormatException e) {
-                throw new Refused("pax header at byte " + at + " has a malformed mtime");
-            }
-        }
+        /** Commons Compress's reader, with each header record checked as it is read. */
+        private static final class Checked extends TarArchiveInputStream {
+            private static final int MAX_EXTENDED_HEADER = 1 << 20;
+            private static final int SIZE_OFFSET = TarConstants.NAMELEN + TarConstants.MODELEN + TarConstants.UIDLEN + TarConstants.GIDLEN;
+            private boolean ended;
 
-        private static String cString(byte[] b) {
-            int n = 0;
-            while (n < b.length && b[n] != 0) n++;
-            return new String(b, 0, n, StandardCharsets.UTF_8);
+            Checked(InputStream in) { super(in, "UTF-8"); }
+
+            @Override
+            protected byte[] readRecord() throws IOException {
+                long at = getBytesRead();
+                byte[] r = super.readRecord();
+                if (ended) return r;
+                if (r == null) throw new Refused("the archive ends without its end-of-archive blocks (truncated?)");
+                if (isEOFRecord(r)) {
+                    ended = true;
+                    return r;
+                }
+                if (!TarUtils.verifyCheckSum(r))
+                    throw new Refused("tar header at byte " + at + " has a bad checksum (not a tar archive, or corrupt)");
+                if ("LKxXg".indexOf(r[TarConstants.LF_OFFSET]) >= 0) {
+                    long size;
+                    try {
+                        size = TarUtils.parseOctalOrBinary(r, SIZE_OFFSET, TarConstants.SIZELEN);
+                    } catch (IllegalArgumentException e) {
+                        throw new Refused("tar header at byte " + at + " has a malformed size");
+                    }
+                    if (size > MAX_EXTENDED_HEADER)
+                        throw new Refused("extended header at byte " + at + " is too large (" + size + " bytes)");
+                }
+                return r;
+            }
         }
     }
 }

@@ -83,7 +83,7 @@ public final class Session {
      * What this process would find a session by: a hash of build, java, folder and environment.
      * FNV-1a, 64 bits: it only has to tell apart the few contexts one user's sessions run in (the
      * socket folder is that user's alone), and a call through a session computes it before
-     * anything else, where a MessageDigest would first start the security providers (~10 ms).
+     * anything else, where a MessageDigest would first start the security providers.
      * No lambdas or string concatenation here either: each one a call spins costs it time.
      */
     static String key() {

@@ -6,6 +6,7 @@
 //DEPS io.fabric8:kubernetes-client:8.0.0
 //DEPS io.fabric8:kubernetes-httpclient-jdk:8.0.0
 //DEPS tools.jackson.dataformat:jackson-dataformat-yaml:3.2.3
+//DEPS org.apache.commons:commons-compress:1.28.0
 //JAVA 17+
 //COMPILE_OPTIONS --add-modules=jdk.crypto.cryptoki --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED
 //RUNTIME_OPTIONS --add-exports=jdk.crypto.cryptoki/sun.security.pkcs11.wrapper=ALL-UNNAMED

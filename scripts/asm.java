@@ -290,7 +290,7 @@ class Asm implements Runnable {
 
             @Override
             protected void run() {
-                java.time.Duration d = Istio.goDuration(idle);
+                java.time.Duration d = Opts.duration(idle);
                 if (d == null || d.isNegative()) throw Fail.badInput("--idle " + idle + " is not a duration", "e.g. --idle 30m or --idle 2h");
                 boolean up = Session.ask(Session.STATUS) != null;
                 out.put("socket", Session.socket(Session.key()).toString());
@@ -349,7 +349,7 @@ class Asm implements Runnable {
             @Override
             public Integer call() throws Exception {
                 // start checked --idle before it ran this
-                return Session.serve(Istio.goDuration(idle), args -> commandLine(args).execute(args), new WarmUp());
+                return Session.serve(Opts.duration(idle), args -> commandLine(args).execute(args), new WarmUp());
             }
         }
     }

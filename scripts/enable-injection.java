@@ -39,8 +39,9 @@ class EnableInjection extends Step {
     @Option(names = "--wait", description = "Wait until every pod of the namespace carries the revision.")
     boolean await;
 
-    @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION", description = "How long --wait waits (default ${DEFAULT-VALUE}; s, m or h).")
-    String timeout;
+    @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION", converter = Opts.DurationConverter.class,
+            description = "How long --wait waits, e.g. 90s, 5m, 1h (default ${DEFAULT-VALUE}).")
+    Duration timeout;
 
     @Override
     protected void run() throws Exception {
@@ -50,7 +51,6 @@ class EnableInjection extends Step {
             throw Fail.badInput("namespace " + namespace + " is never injected", "label the namespaces of your workloads instead");
         if (revision != null && !revision.matches("[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"))
             throw Fail.badInput("revision '" + revision + "' is not a valid label value", "use the revision istiod runs as, e.g. " + Istio.GUIDE_REVISION);
-        Duration waitFor = duration(timeout);
         out.put("namespace", namespace);
         try (Kube k = Kube.connect(kube)) {
             Namespace ns = k.call(() -> k.client.namespaces().withName(namespace).get(), "read namespace " + namespace);
@@ -61,13 +61,13 @@ class EnableInjection extends Step {
             label(k, ns, rev);
             if (restart) restartDeployments(k, rev);
             List<String> lacking = lacking(k, rev);
-            if (await && !lacking.isEmpty() && !out.dryRun()) lacking = waitForPods(k, rev, waitFor);
+            if (await && !lacking.isEmpty() && !out.dryRun()) lacking = waitForPods(k, rev, timeout);
             out.put("podsWithoutRevision", lacking);
             if (lacking.isEmpty()) {
                 out.say("every pod in %s carries %s=%s", namespace, Istio.REV_LABEL, rev);
             } else if (await && !out.dryRun()) {
                 throw Fail.failed(lacking.size() + " pod(s) in " + namespace + " still lack " + Istio.REV_LABEL + "=" + rev
-                        + " after " + timeout + ": " + String.join(", ", lacking),
+                        + " after " + Opts.text(timeout) + ": " + String.join(", ", lacking),
                         "check their Deployments roll (kubectl rollout status -n " + namespace + ") and that istiod's webhook answers");
             } else {
                 out.say("%d pod(s) do not carry %s=%s yet: %s", lacking.size(), Istio.REV_LABEL, rev, String.join(", ", lacking));
@@ -165,13 +165,6 @@ class EnableInjection extends Step {
     static boolean live(Pod p) {
         String phase = p.getStatus() == null ? null : p.getStatus().getPhase();
         return p.getMetadata().getDeletionTimestamp() == null && !"Succeeded".equals(phase) && !"Failed".equals(phase);
-    }
-
-    static Duration duration(String s) {
-        var m = java.util.regex.Pattern.compile("(\\d{1,6})([smh])").matcher(s.strip());
-        if (!m.matches()) throw Fail.badInput("timeout '" + s + "' is not a duration", "use e.g. 90s, 5m or 1h");
-        long n = Long.parseLong(m.group(1));
-        return switch (m.group(2)) { case "s" -> Duration.ofSeconds(n); case "m" -> Duration.ofMinutes(n); default -> Duration.ofHours(n); };
     }
 
     public static void main(String... args) {

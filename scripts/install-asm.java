@@ -97,7 +97,7 @@ class InstallAsm extends Step {
             throw Fail.badInput(found == null ? "no istioctl found (bin/istioctl here or in ./" + Release.topDir(Release.DEFAULT_VERSION) + "/)"
                             : found + " is not an executable file",
                     "run fetch-release first and run install-asm from where it extracted, or pass --istioctl");
-        String rootPem = rootHook ? Pki.pem(Istio.trustedRoot(rootFile, p11, ca.id, out)) : null;
+        String rootPem = rootHook ? Pki.pem(Hsm.trustedRoot(rootFile, p11, ca.id, out)) : null;
         if (overlay != null) {
             Map<String, Object> iop = settings.istioOperator();
             if (rootHook) spec(iop).put("components", spec(Istio.rootHookOverlay(revision, ca.id)).get("components"));
@@ -169,7 +169,7 @@ class InstallAsm extends Step {
             throw Fail.badInput("HSM_SECRET_PATH '" + secretPath + "' is not a Vault path like asm-c1/hsm", "no leading or trailing '/', no spaces");
         for (String image : List.of(pluginImage, vaultClientImage))
             if (!image.matches("[^\\s,]+")) throw Fail.badInput("image '" + image + "' is not an image reference", "e.g. " + GUIDE_PLUGIN_IMAGE);
-        if (waitTimeout != null && Istio.goDuration(waitTimeout) == null)
+        if (waitTimeout != null && Opts.goDuration(waitTimeout) == null)
             throw Fail.badInput("WAIT_FOR_RESOURCES_TIMEOUT '" + waitTimeout + "' is not a duration istioctl reads", "the guide uses 10s");
         String addr = vault.addr.endsWith("/") ? vault.addr.substring(0, vault.addr.length() - 1) : vault.addr;
         return new Istio.InstallSettings(revision, kek.id, pluginImage, slotLabel, vaultClientImage, addr, secretPath);

@@ -28,18 +28,15 @@ class IstiodStatus extends Step {
             description = "Poll until istiod reaches STAGE or further: waiting-for-ca (the default) or running.")
     String waitFor;
 
-    @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION",
+    @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION", converter = Opts.DurationConverter.class,
             description = "How long --wait polls, e.g. 90s, 5m (default: ${DEFAULT-VALUE}).")
-    String timeout;
+    Duration limit;
 
     private final Map<String, String> unreadableLogs = new LinkedHashMap<>();
 
     @Override
     protected void run() throws Exception {
         Istio.Stage target = waitFor == null ? null : Istio.Stage.of(waitFor);
-        Duration limit = Istio.goDuration(timeout);
-        if (limit == null || limit.isZero())
-            throw Fail.badInput("--timeout '" + timeout + "' is not a duration", "use e.g. 90s or 5m");
         try (Kube k = Kube.connect(kube)) {
             long start = System.nanoTime();
             List<Istio.PodReport> pods;
@@ -52,7 +49,7 @@ class IstiodStatus extends Step {
                 long waited = (System.nanoTime() - start) / 1_000_000_000L;
                 if (waited >= limit.toSeconds()) {
                     show(pods, stage);
-                    throw Fail.failed("istiod did not reach '" + target.words + "' within " + timeout + ": it is " + stage.words,
+                    throw Fail.failed("istiod did not reach '" + target.words + "' within " + Opts.text(limit) + ": it is " + stage.words,
                             pods.isEmpty() ? "install istiod with install-asm" : stage.next());
                 }
                 out.progress(String.format("istiod: %s (%s)", stage.words, readiness(pods)), String.format("%ds / %ds", waited, limit.toSeconds()));

@@ -10,6 +10,7 @@ import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
@@ -41,9 +42,9 @@ class K8sVaultPrep extends Step {
             + "(moves the suffix: Vault's auth/asm-<suffix>/hsm must then get the new files, vault-setup --rewrite-reviewer-jwt).")
     boolean rebind;
 
-    @Option(names = "--timeout", defaultValue = "120", paramLabel = "SECONDS",
-            description = "How long to wait for the service account and its token (default: ${DEFAULT-VALUE}).")
-    int timeout;
+    @Option(names = "--timeout", defaultValue = "2m", paramLabel = "DURATION", converter = Opts.DurationConverter.class,
+            description = "How long to wait for the service account and its token, e.g. 90s, 5m; a bare number is seconds (default: ${DEFAULT-VALUE}).")
+    Duration timeout;
 
     @Override
     protected void run() throws Exception {
@@ -52,7 +53,6 @@ class K8sVaultPrep extends Step {
             throw Fail.badInput("namespace '" + namespace + "' is not a valid Kubernetes name", "use lower-case letters, digits and dashes");
         if (!binding.matches("[a-z0-9:]([-a-z0-9.:]{0,251}[a-z0-9])?"))
             throw Fail.badInput("binding name '" + binding + "' is not a valid Kubernetes name", "use lower-case letters, digits, dashes, dots");
-        if (timeout <= 0) throw Fail.badInput("--timeout must be positive", "give seconds, e.g. --timeout 120");
         Path outDir = dir.of(suffix);
         if (Env.exists(outDir) && !Files.isDirectory(outDir))
             throw Fail.badInput(outDir + " exists and is not a directory", "pass --dir or move it away");
@@ -89,12 +89,12 @@ class K8sVaultPrep extends Step {
             k.apply(Kube.namespace(namespace), out);
             k.apply(crb, out);
             if (!out.dryRun())
-                k.await("service account " + namespace + "/" + Kube.TOKENREVIEW_SA, timeout,
+                k.await("service account " + namespace + "/" + Kube.TOKENREVIEW_SA, Opts.seconds(timeout),
                         "is kube-controller-manager running? (it creates every namespace's default service account)",
                         () -> k.client.serviceAccounts().inNamespace(namespace).withName(Kube.TOKENREVIEW_SA).get(), out);
             k.apply(secret, out);
             Secret filled = out.dryRun() ? issued(live)
-                    : k.await("the token in Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET, timeout,
+                    : k.await("the token in Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET, Opts.seconds(timeout),
                         "is kube-controller-manager running with --service-account-private-key-file? It fills service-account-token Secrets",
                         () -> issued(k.client.secrets().inNamespace(namespace).withName(Kube.TOKENREVIEW_SECRET).get()), out);
             if (filled == null) {   // --dry-run before the token exists

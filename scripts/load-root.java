@@ -38,17 +38,16 @@ class LoadRoot extends Step {
     @Option(names = "--wait", description = "Wait until istiod's pods run their hsm-plugin container (after install-asm or a rollout).")
     boolean waitForPods;
 
-    @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION", description = "How long --wait waits, e.g. 90s, 5m (default ${DEFAULT-VALUE}).")
-    String timeout;
+    @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION", converter = Opts.DurationConverter.class,
+            description = "How long --wait waits, e.g. 90s, 5m (default ${DEFAULT-VALUE}).")
+    Duration limit;
 
     static final Duration PLUGIN_CALL = Duration.ofSeconds(60);
 
     @Override
     protected void run() throws Exception {
         if (revision != null) Istio.requireRevision(revision);
-        Duration limit = Istio.goDuration(timeout);
-        if (limit == null || limit.isZero()) throw Fail.badInput("--timeout '" + timeout + "' is not a duration", "use e.g. 90s or 5m");
-        X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
+        X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
         if (!Pki.selfSigned(root))
             throw Fail.badInput("'" + Pki.name(root) + "' is not a self-signed root", "give the root CA certificate (import-ca stored it)");
         String rootPem = Pki.pem(root);
@@ -113,7 +112,7 @@ class LoadRoot extends Step {
             }
             if (!waitForPods || System.nanoTime() > deadline)
                 throw Fail.failed((all.isEmpty() ? "no istiod pods" : "no istiod pod runs its " + Istio.HSM_PLUGIN_CONTAINER + " container")
-                                + " in " + ns.name + (revision == null ? "" : " for revision " + revision) + (waitForPods ? " within " + timeout : ""),
+                                + " in " + ns.name + (revision == null ? "" : " for revision " + revision) + (waitForPods ? " within " + Opts.text(limit) : ""),
                         all.isEmpty() ? "install istiod first (install-asm), or check --context / --namespace" : "wait for the pods (load-root --wait), or look at istiod-status");
             out.progress("waiting for istiod's " + Istio.HSM_PLUGIN_CONTAINER + " containers",
                     "(" + running.size() + " running, " + starting.size() + " starting)");

@@ -107,7 +107,7 @@ class SignCsr extends Step {
             throw Fail.badInput("the root key does not match the root certificate '" + rootName + "'",
                     "give the private key of " + rootFile + " (check --root-key-label / --root-key)");
         }
-        String problem = Pki.goChainProblem(List.of(ca, root), new Date());
+        String problem = Pki.chainProblem(Pki.ChainRules.ISTIOD, List.of(ca), root, new Date(), "the new chain");
         if (problem != null) throw Fail.failed("the new CA certificate would be refused by istiod: " + problem, "report this as a bug");
         out.put("notAfter", ca.getNotAfter().toInstant().toString()).put("serial", ca.getSerialNumber().toString(16));
         Pki.writePem(out, output, Pki.chainPem(List.of(ca, root)), true, "CA certificate and root");
@@ -161,7 +161,7 @@ class SignCsr extends Step {
         if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr)) || !Arrays.equals(Pki.subjectDer(ca), Pki.der(csr.getSubject())))
             return "its CA certificate is for another CSR";
         if (!Pki.isCa(ca)) return "its first certificate is not a CA";
-        return Pki.goChainProblem(certs, new Date());
+        return Pki.chainProblem(Pki.ChainRules.ISTIOD, certs, certs.get(certs.size() - 1), new Date(), "the chain");
     }
 
     static Instant later(Instant a, Instant b) {

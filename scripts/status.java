@@ -385,7 +385,7 @@ class Status extends Step {
                     "upload-chain -f cert-chain.pem (it uploads the form istiod accepts), then restart istiod");
             return;
         }
-        String problem = hsmRoot == null ? null : Pki.chainProblem(chain, hsmRoot, Istio.CA_CERT_KEY);
+        String problem = hsmRoot == null ? null : Pki.chainProblem(Pki.ChainRules.STRICT, chain, hsmRoot, new java.util.Date(), Istio.CA_CERT_KEY);
         if (problem == null && hsmRoot != null && !Pki.sameCert(chain.get(chain.size() - 1), hsmRoot))
             problem = "it ends at '" + Pki.name(chain.get(chain.size() - 1)) + "', not at the HSM root";
         if (problem != null) line(l, WRONG, problem, "sign-csr with the HSM's root, then upload-chain --replace");

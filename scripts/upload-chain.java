@@ -70,7 +70,7 @@ class UploadChain extends Step {
         out.put("subject", subject).put("notAfter", ca.getNotAfter().toInstant().toString());
         if (!Pki.isCa(ca))
             throw Fail.badInput("the first certificate '" + subject + "' is not a CA", "istiod signs workload certificates with it: sign its CSR with sign-csr");
-        String problem = Pki.goChainProblem(chain, new Date());
+        String problem = Pki.chainProblem(Pki.ChainRules.ISTIOD, chain, chain.get(chain.size() - 1), new Date(), "the chain");
         if (problem != null)
             throw Fail.badInput("the chain in " + file + " does not hold together: " + problem,
                     "order it: the CA certificate, then each issuer, the root last");
@@ -78,7 +78,7 @@ class UploadChain extends Step {
         try (Hsm hsm = Hsm.open(p11, out); Kube k = Kube.connect(kube)) {
             if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet, so it holds no root", "run import-ca first");
             X509Certificate root = Pki.certificate(hsm.rootCertificate(this.ca.id), "the root with CA ID " + this.ca.id + " in the HSM");
-            String refused = Pki.goChainProblem(List.of(ca, root), new Date());
+            String refused = Pki.chainProblem(Pki.ChainRules.ISTIOD, List.of(ca), root, new Date(), "the chain");
             if (refused != null)
                 throw Fail.badInput("istiod's HSM plugin would refuse '" + subject + "': " + refused, chain.size() > 2
                         ? "the plugin verifies it against the HSM root alone, with no intermediates: have the root sign the CSR directly (sign-csr)"

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.Date;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -38,13 +39,13 @@ class VerifyCa extends Step {
         if (rootFile != null) Pki.single(rootFile, "root certificate"); // a bad file is bad input, before anything is read
         try (Kube k = Kube.connect(kube)) {
             List<X509Certificate> chain = secretChain(k);
-            X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
+            X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
             out.put("root", Pki.name(root)).put("chain", chain.stream().map(Pki::name).toList());
             if (!Pki.sameCert(chain.get(chain.size() - 1), root))
                 throw Fail.failed("the chain in Secret " + Istio.CA_CERT_SECRET + " ends at '" + Pki.name(chain.get(chain.size() - 1))
                         + "', not at the root '" + Pki.name(root) + "'" + (rootFile == null ? " on the HSM" : " of " + rootFile),
                         "sign the CSR with the root imported in the HSM (sign-csr), then upload-chain --replace");
-            String broken = Pki.chainProblem(chain, root, "cert-chain.pem");
+            String broken = Pki.chainProblem(Pki.ChainRules.STRICT, chain, root, new Date(), "cert-chain.pem");
             if (broken != null) throw Fail.failed(broken, "sign the CSR again (sign-csr), then upload-chain --replace");
             out.say("Secret %s holds %d certificate(s), CA '%s', ending at the root '%s'", Istio.CA_CERT_SECRET, chain.size(),
                     Pki.name(chain.get(0)), Pki.name(root));

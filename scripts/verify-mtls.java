@@ -10,6 +10,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.Date;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -38,15 +40,15 @@ class VerifyMtls extends Step {
     @Option(names = "--root-cert", paramLabel = "ROOT_PEM", description = "Compare with this root certificate instead of the HSM's.")
     Path rootFile;
 
-    @Option(names = "--timeout", defaultValue = "30", paramLabel = "SECONDS", description = "How long openssl may take (default ${DEFAULT-VALUE}).")
-    int timeoutSeconds;
+    @Option(names = "--timeout", defaultValue = "30s", paramLabel = "DURATION", converter = Opts.DurationConverter.class,
+            description = "How long openssl may take, e.g. 30s, 2m; a bare number is seconds (default ${DEFAULT-VALUE}).")
+    Duration timeout;
 
     @Override
     protected void run() throws Exception {
         if (!target.matches("([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\]):([1-9]\\d{0,4})")
                 || Integer.parseInt(target.substring(target.lastIndexOf(':') + 1)) > 65535)
             throw Fail.badInput("target '" + target + "' is not HOST:PORT", "give the service and port, e.g. --target details:9080");
-        if (timeoutSeconds < 1) throw Fail.badInput("--timeout must be at least 1 second", "e.g. --timeout 30");
         if (rootFile != null) Pki.single(rootFile, "root certificate"); // a bad file is bad input, before anything is read
         try (Kube k = Kube.connect(kube)) {
             String ns = namespace != null ? namespace : k.client.getNamespace() != null ? k.client.getNamespace() : "default";
@@ -59,7 +61,7 @@ class VerifyMtls extends Step {
                 throw Fail.badInput("pod " + pod + " has no " + Istio.PROXY_CONTAINER + " container (containers: "
                         + String.join(", ", Istio.containerNames(p)) + "): it has no sidecar",
                         "choose a pod of an injected namespace, or inject this one (enable-injection --namespace " + ns + " --restart)");
-            X509Certificate root = Istio.trustedRoot(rootFile, p11, ca.id, out);
+            X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
             out.put("root", Pki.name(root));
             String[] result = sClient(k, ns);
             List<X509Certificate> served = served(result[0], result[1]);
@@ -67,7 +69,7 @@ class VerifyMtls extends Step {
             out.say("%s served %d certificate(s) to %s/%s:", target, served.size(), ns, pod);
             for (int i = 0; i < served.size(); i++)
                 out.say("  #%d %s (issuer %s)%s", i + 1, Pki.name(served.get(i)), Pki.goName(Pki.issuerDer(served.get(i))), identity(served.get(i)));
-            String broken = Pki.chainProblem(served, root, "the served");
+            String broken = Pki.chainProblem(Pki.ChainRules.STRICT, served, root, new Date(), "the served");
             out.put("leadsToRoot", broken == null);
             if (broken != null)
                 throw Fail.failed("the chain " + target + " serves does not lead to the root '" + Pki.name(root) + "': " + broken,
@@ -84,9 +86,9 @@ class VerifyMtls extends Step {
         int exit;
         try (ExecWatch w = k.call(() -> k.client.pods().inNamespace(ns).withName(pod).inContainer(Istio.PROXY_CONTAINER)
                 .writingOutput(stdout).writingError(stderr).writingErrorChannel(status).exec(cmd), "exec openssl in pod " + pod)) {
-            exit = w.exitCode().get(timeoutSeconds, TimeUnit.SECONDS);
+            exit = w.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         } catch (TimeoutException e) {
-            throw Fail.failed("openssl s_client in " + pod + " did not finish within " + timeoutSeconds + " s", "check " + target
+            throw Fail.failed("openssl s_client in " + pod + " did not finish within " + Opts.text(timeout), "check " + target
                     + " answers from inside the mesh, or raise --timeout");
         } catch (java.util.concurrent.ExecutionException e) {
             Throwable c = e.getCause();

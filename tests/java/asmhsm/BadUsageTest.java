@@ -35,7 +35,7 @@ class BadUsageTest {
             new Usage("Missing required option: '--pod=POD'", "verify-mtls", "--target", "details:9080"),
             new Usage("Missing required option: '--namespace=NAMESPACE'", "enable-injection", "--revision", "asm-198-6"),
             new Usage("Invalid value for option '--days': 'abc' is not an int", "sign-csr", "--days", "abc"),
-            new Usage("Invalid value for option '--timeout': 'soon' is not an int", "k8s-vault-prep", "--cluster-suffix", "c1", "--timeout", "soon"),
+            new Usage("Invalid value for option '--timeout': 'soon' is not a duration (e.g. 30s, 5m, 1h; a bare number is seconds)", "k8s-vault-prep", "--cluster-suffix", "c1", "--timeout", "soon"),
             new Usage("Missing required parameter for option '--kek-id' (ID)", "gen-kek", "--kek-id"),
             new Usage("Unmatched argument at index 0: 'gen-kekk'", "gen-kekk"),
             new Usage("Unknown option: '--bogus'", "run", "hsm-info", "--bogus", "+", "gen-kek"),

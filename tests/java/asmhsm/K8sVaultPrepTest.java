@@ -21,6 +21,8 @@ import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import tools.jackson.databind.JsonNode;
 
 /**
@@ -140,9 +142,11 @@ class K8sVaultPrepTest {
                     """.formatted(client.getConfiguration().getMasterUrl()));
         }
 
-        @Test
-        void givesUpWaitingForTheServiceAccount() throws Exception {
-            Cli.Result r = prepInProcess(kubeconfig(), "--cluster-suffix", "c1", "--dir", tmp.resolve("c1").toString(), "--timeout", "2");
+        /** 2 as before (seconds), 2s as a duration, 1500ms rounded up to the whole seconds the wait counts in. */
+        @ParameterizedTest
+        @ValueSource(strings = {"2", "2s", "1500ms"})
+        void givesUpWaitingForTheServiceAccount(String timeout) throws Exception {
+            Cli.Result r = prepInProcess(kubeconfig(), "--cluster-suffix", "c1", "--dir", tmp.resolve("c1").toString(), "--timeout", timeout);
             assertThat(r.exit()).as(r.toString()).isEqualTo(1);
             // stderr is not a terminal here: the wait is one plain line, not one per second
             assertThat(r.stderr()).contains("waiting for service account vault/default\n").doesNotContain("\r").doesNotContain("(1s of 2s)")

@@ -59,39 +59,68 @@ class PkiTest {
         return cert(subject, key, issuer, issuerKey, ca, eku, now.minus(Duration.ofHours(1)), now.plus(Duration.ofDays(30)));
     }
 
+    /** A path (leaf first, root last) judged as istiod judges it. */
+    static String goChain(List<X509Certificate> path, Date now) {
+        return Pki.chainProblem(Pki.ChainRules.ISTIOD, path, path.get(path.size() - 1), now, "the chain");
+    }
+
+    /** One checker, two modes: both take a chain with or without its root; each says what is wrong in its own words. */
+    @Test
+    void bothModesJudgeTheSameLinks() throws Exception {
+        KeyPair rk = ec(), ck = ec(), ok = ec();
+        X509Certificate root = cert("CN=Root", rk, "CN=Root", rk, Integer.MAX_VALUE, null);
+        X509Certificate ca = cert("O=cluster.local", ck, "CN=Root", rk, 0, null);
+        X509Certificate stranger = cert("O=stranger", ck, "CN=Other", ok, 0, null);
+        for (Pki.ChainRules rules : Pki.ChainRules.values()) {
+            assertThat(Pki.chainProblem(rules, List.of(ca, root), root, NOW, "c")).as(rules.name()).isNull();
+            assertThat(Pki.chainProblem(rules, List.of(ca), root, NOW, "c")).as(rules.name()).isNull();
+            assertThat(Pki.chainProblem(rules, List.of(), root, NOW, "c")).as(rules.name()).isEqualTo("c holds no certificate");
+        }
+        assertThat(Pki.chainProblem(Pki.ChainRules.ISTIOD, List.of(stranger), root, NOW, "c"))
+                .isEqualTo("x509: certificate signed by unknown authority: 'O=stranger' is issued by 'CN=Other', not by 'CN=Root'");
+        assertThat(Pki.chainProblem(Pki.ChainRules.STRICT, List.of(stranger), root, NOW, "c"))
+                .isEqualTo("c certificate #1 'O=stranger' was issued by 'CN=Other', not by the root 'CN=Root'");
+        // only the strict rules ask that the root may sign certificates; Go trusts its root as given
+        X509Certificate notCaRoot = cert("CN=Root", rk, "CN=Root", rk, -1, null);
+        X509Certificate underIt = cert("O=cluster.local", ck, "CN=Root", rk, 0, null);
+        assertThat(Pki.chainProblem(Pki.ChainRules.ISTIOD, List.of(underIt), notCaRoot, NOW, "c")).isNull();
+        assertThat(Pki.chainProblem(Pki.ChainRules.STRICT, List.of(underIt), notCaRoot, NOW, "c"))
+                .isEqualTo("The root 'CN=Root' is not a CA that may sign certificates, yet it issued c certificate #1 'O=cluster.local'");
+    }
+
     @Test
     void goChainRulesAsIstiodAppliesThem() throws Exception {
         KeyPair rk = ec(), ik = ec(), ck = ec();
         X509Certificate root = cert("CN=Root", rk, "CN=Root", rk, Integer.MAX_VALUE, null);
         X509Certificate ca = cert("O=cluster.local", ck, "CN=Root", rk, 0, null);
-        assertThat(Pki.goChainProblem(List.of(ca, root), NOW)).isNull();
+        assertThat(goChain(List.of(ca, root), NOW)).isNull();
         // EKU: none or one allowing serverAuth passes; clientAuth alone is refused (also on the root)
-        assertThat(Pki.goChainProblem(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.id_kp_serverAuth), root), NOW)).isNull();
-        assertThat(Pki.goChainProblem(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.anyExtendedKeyUsage), root), NOW)).isNull();
-        assertThat(Pki.goChainProblem(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.id_kp_clientAuth), root), NOW))
+        assertThat(goChain(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.id_kp_serverAuth), root), NOW)).isNull();
+        assertThat(goChain(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.anyExtendedKeyUsage), root), NOW)).isNull();
+        assertThat(goChain(List.of(cert("O=td", ck, "CN=Root", rk, 0, KeyPurposeId.id_kp_clientAuth), root), NOW))
                 .startsWith("x509: certificate specifies an incompatible key usage: 'O=td'");
         X509Certificate clientRoot = cert("CN=Root", rk, "CN=Root", rk, Integer.MAX_VALUE, KeyPurposeId.id_kp_clientAuth);
-        assertThat(Pki.goChainProblem(List.of(ca, clientRoot), NOW)).contains("incompatible key usage: 'CN=Root'");
+        assertThat(goChain(List.of(ca, clientRoot), NOW)).contains("incompatible key usage: 'CN=Root'");
         // issued by an intermediate: not by the root alone
         X509Certificate inter = cert("CN=Inter", ik, "CN=Root", rk, Integer.MAX_VALUE, null);
         X509Certificate underInter = cert("O=cluster.local", ck, "CN=Inter", ik, 0, null);
-        assertThat(Pki.goChainProblem(List.of(underInter, root), NOW)).isEqualTo(
+        assertThat(goChain(List.of(underInter, root), NOW)).isEqualTo(
                 "x509: certificate signed by unknown authority: 'O=cluster.local' is issued by 'CN=Inter', not by 'CN=Root'");
-        assertThat(Pki.goChainProblem(List.of(underInter, inter, root), NOW)).isNull();
+        assertThat(goChain(List.of(underInter, inter, root), NOW)).isNull();
         // same name, other key
         X509Certificate otherRoot = cert("CN=Root", ik, "CN=Root", ik, Integer.MAX_VALUE, null);
-        assertThat(Pki.goChainProblem(List.of(ca, otherRoot), NOW)).contains("does not verify with the key of 'CN=Root'");
+        assertThat(goChain(List.of(ca, otherRoot), NOW)).contains("does not verify with the key of 'CN=Root'");
         // an intermediate that is not a CA; path length
         X509Certificate notCa = cert("CN=Inter", ik, "CN=Root", rk, -1, null);
-        assertThat(Pki.goChainProblem(List.of(underInter, notCa, root), NOW)).contains("'CN=Inter' is not authorized to sign");
+        assertThat(goChain(List.of(underInter, notCa, root), NOW)).contains("'CN=Inter' is not authorized to sign");
         X509Certificate rootLen0 = cert("CN=Root", rk, "CN=Root", rk, 0, null);
-        assertThat(Pki.goChainProblem(List.of(underInter, inter, rootLen0), NOW)).startsWith("x509: too many intermediates");
+        assertThat(goChain(List.of(underInter, inter, rootLen0), NOW)).startsWith("x509: too many intermediates");
         // dates, of every certificate
         Instant now = Instant.now();
         X509Certificate oldRoot = cert("CN=Root", rk, "CN=Root", rk, Integer.MAX_VALUE, null, now.minus(Duration.ofDays(9)), now.minus(Duration.ofDays(1)));
-        assertThat(Pki.goChainProblem(List.of(ca, oldRoot), NOW)).contains("'CN=Root' expired on");
+        assertThat(goChain(List.of(ca, oldRoot), NOW)).contains("'CN=Root' expired on");
         X509Certificate future = cert("O=td", ck, "CN=Root", rk, 0, null, now.plus(Duration.ofDays(1)), now.plus(Duration.ofDays(9)));
-        assertThat(Pki.goChainProblem(List.of(future, root), NOW)).contains("'O=td' is not valid before");
+        assertThat(goChain(List.of(future, root), NOW)).contains("'O=td' is not valid before");
     }
 
     @Test
@@ -122,7 +151,7 @@ class PkiTest {
         byte[] ski = org.bouncycastle.asn1.ASN1OctetString.getInstance(org.bouncycastle.asn1.ASN1OctetString.getInstance(
                 root.getExtensionValue(Extension.subjectKeyIdentifier.getId())).getOctets()).getOctets();
         assertThat(aki).isEqualTo(ski);
-        assertThat(Pki.goChainProblem(List.of(ca, root), new Date())).isNull();
+        assertThat(goChain(List.of(ca, root), new Date())).isNull();
     }
 
     @Test

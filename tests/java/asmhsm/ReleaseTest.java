@@ -190,6 +190,39 @@ class ReleaseTest {
         }
     }
 
+    /**
+     * Names and link targets over the 100 bytes of a tar header: GNU tar writes them as
+     * ././@LongLink members (L for the name, K for the link), pax as path= and linkpath= records.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"gnu", "pax"})
+    void longNamesAndLongLinkTargetsExtractExactly(String format) throws Exception {
+        Path src = Files.createDirectories(tmp.resolve("src"));
+        Path top = releaseTree(src, true);
+        String deep = "samples/" + "d".repeat(60) + "/" + "e".repeat(60) + "/" + "f".repeat(80) + ".yaml";
+        Path links = Files.createDirectories(top.resolve("samples/" + "l".repeat(110)));
+        Files.createSymbolicLink(links.resolve("deep-symlink"), Path.of("../../" + deep));
+        Files.createLink(links.resolve("deep-hardlink"), top.resolve(deep));
+        Path archive = tmp.resolve("long.tar.gz");
+        Cli.Result tar = Cli.run(List.of("tar", "-C", src.toString(), "--format=" + format, "-czf", archive.toString(), TOP), Map.of(), tmp, null);
+        assertThat(tar.exit()).as(tar.toString()).isZero();
+        String raw;
+        try (var in = new java.util.zip.GZIPInputStream(Files.newInputStream(archive))) {
+            raw = new String(in.readAllBytes(), StandardCharsets.ISO_8859_1);
+        }
+        java.util.Set<Character> longLinkTypes = new java.util.TreeSet<>();
+        for (int at = 0; at + 512 <= raw.length(); at += 512)
+            if (raw.startsWith("././@LongLink", at)) longLinkTypes.add(raw.charAt(at + 156));
+        if (format.equals("gnu")) assertThat(longLinkTypes).as("GNU long name (L) and long link (K) members").containsExactly('K', 'L');
+        else assertThat(raw).as("pax records").contains(" path=" + TOP + "/samples/" + "l".repeat(110)).contains(" linkpath=../../" + deep);
+
+        Path release = Release.extract(archive, false, Files.createDirectories(tmp.resolve("dest")), TOP);
+
+        assertThat(describe(release)).isEqualTo(describe(top));
+        assertThat(Files.readSymbolicLink(release.resolve("samples/" + "l".repeat(110) + "/deep-symlink"))).isEqualTo(Path.of("../../" + deep));
+        assertThat(release.resolve("samples/" + "l".repeat(110) + "/deep-hardlink")).hasContent("deep\n");
+    }
+
     @Test
     void tarWithLeadingDotSlashAndZipExtractToo() throws Exception {
         Path src = Files.createDirectories(tmp.resolve("src"));
