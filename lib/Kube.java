@@ -120,6 +120,53 @@ public final class Kube implements AutoCloseable {
         return kube;
     }
 
+    /**
+     * The cluster suffixes k8s-vault-prep prepared in a folder: each sub-folder named as a suffix
+     * that holds its <suffix>-k8s_addr file, sorted.
+     */
+    public static List<String> preparedSuffixes(Path folder) {
+        List<String> found = new ArrayList<>();
+        try (var entries = java.nio.file.Files.list(folder)) {
+            for (Path p : (Iterable<Path>) entries::iterator) {
+                String name = p.getFileName().toString();
+                if (name.matches("[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?") && java.nio.file.Files.isRegularFile(Vault.ReviewerFiles.in(p, name).addr()))
+                    found.add(name);
+            }
+        } catch (java.io.IOException e) {
+            throw Fail.badInput("cannot list " + folder + ": " + e.getMessage(), "pass --dir with the folder k8s-vault-prep wrote into");
+        }
+        java.util.Collections.sort(found);
+        return found;
+    }
+
+    /**
+     * The kubeconfig context whose cluster server is the API address k8s-vault-prep recorded in
+     * `addrFile`; fails (exit 1) when none or several are, naming them.
+     */
+    public static String contextFor(Opts.Kube o, Path addrFile) {
+        String want;
+        try {
+            want = java.nio.file.Files.readString(addrFile).strip().replaceFirst("/$", "");
+        } catch (java.io.IOException e) {
+            throw Fail.failed("cannot read " + addrFile + ": " + e.getMessage(), "run k8s-vault-prep for this suffix again");
+        }
+        File file = kubeconfigFile(o.kubeconfig);
+        if (!file.isFile()) throw Fail.badInput("kubeconfig " + file + " does not exist", "set KUBECONFIG or --kubeconfig");
+        List<String> matching = new ArrayList<>();
+        Config all = readKubeconfig(file, null);
+        if (all.getContexts() != null)
+            for (var c : all.getContexts()) {
+                String server = readKubeconfig(file, c.getName()).getMasterUrl();
+                if (server != null && server.replaceFirst("/$", "").equals(want)) matching.add(c.getName());
+            }
+        if (matching.size() == 1) return matching.get(0);
+        if (matching.isEmpty())
+            throw Fail.failed("no context of " + file + " points at " + want + " (recorded in " + addrFile + ")",
+                    "add that cluster's context to the kubeconfig (KUBECONFIG), or check " + addrFile);
+        throw Fail.failed("contexts " + String.join(", ", matching) + " of " + file + " all point at " + want,
+                "check this suffix alone: status --cluster-suffix SUFFIX --context NAME");
+    }
+
     /** Reads kubeconfigs without looking for model classes: a kubeconfig needs none of them. */
     private static final KubernetesSerialization KUBECONFIG_READER = new KubernetesSerialization(new ObjectMapper(), false);
 

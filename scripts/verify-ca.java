@@ -13,7 +13,6 @@ import java.util.Base64;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -97,41 +96,20 @@ class VerifyCa extends Step {
             problems.add("pod " + name + " has " + ready[1] + " containers, not the HSM install's " + Istio.ISTIOD_CONTAINERS
                     + " (discovery, hsm-plugin, vaultclient): was it installed with values.hsm.enabled=true?");
         else if (ready[0] != ready[1]) problems.add("pod " + name + " is " + readyText + " ready, not " + ready[1] + "/" + ready[1]);
-        String log = k.call(() -> k.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(name)
-                .inContainer(Istio.DISCOVERY_CONTAINER).getLog(), "read the discovery log of " + name);
-        Istio.LoggedChain logged = Istio.caCertBlock(log == null ? "" : log);
-        if (logged == null) {
-            String refused = log == null ? null : Istio.lastLine(log, Pattern.compile(Pattern.quote(Istio.LOG_CHAIN_REJECTED)));
-            problems.add("pod " + name + (refused != null ? " refused the chain: " + refused : " has not logged 'CA cert:' yet"));
+        Istio.LoggedChainCheck logged = Istio.chainInLog(k, Kube.ISTIO_NAMESPACE, name, chain);
+        if (!logged.logged()) {
+            problems.add("pod " + name + (logged.refused() != null ? " refused the chain: " + logged.refused() : " has not logged 'CA cert:' yet"));
             r.put("logged", false);
             return r;
         }
-        List<X509Certificate> seen = logged.all();
+        List<X509Certificate> seen = logged.seen();
         r.put("logged", true);
         r.put("loggedChain", seen.stream().map(Pki::name).toList());
-        String diff = difference(seen, chain);
-        r.put("matches", diff == null);
-        if (diff != null) problems.add("pod " + name + " loaded another chain than Secret " + Istio.CA_CERT_SECRET + ": " + diff);
+        r.put("matches", logged.matches());
+        if (!logged.matches()) problems.add("pod " + name + " loaded another chain than Secret " + Istio.CA_CERT_SECRET + ": " + logged.difference());
         else out.say("pod %s: %s ready, logged CA cert '%s' and %d more, the same chain as the Secret", name, readyText,
                 Pki.name(seen.get(0)), seen.size() - 1);
         return r;
-    }
-
-    /** Where the logged chain differs from the Secret's, in words; null when they are the same certificates in the same order. */
-    static String difference(List<X509Certificate> logged, List<X509Certificate> secret) {
-        for (int i = 0; i < Math.max(logged.size(), secret.size()); i++) {
-            if (i >= logged.size()) return "the log lacks certificate #" + (i + 1) + " '" + Pki.name(secret.get(i)) + "'";
-            if (i >= secret.size()) return "the log has an extra certificate #" + (i + 1) + " '" + Pki.name(logged.get(i)) + "'";
-            if (!Pki.sameCert(logged.get(i), secret.get(i)))
-                return "certificate #" + (i + 1) + " is '" + Pki.name(logged.get(i)) + "' (SHA-256 " + fingerprint(logged.get(i))
-                        + ") in the log but '" + Pki.name(secret.get(i)) + "' (SHA-256 " + fingerprint(secret.get(i))
-                        + ") in the Secret; restart istiod if the Secret changed";
-        }
-        return null;
-    }
-
-    private static String fingerprint(X509Certificate c) {
-        return Pki.sha256Hex(Pki.encoded(c)).substring(0, 16) + "...";
     }
 
     public static void main(String... args) {
