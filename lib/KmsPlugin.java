@@ -343,6 +343,8 @@ public final class KmsPlugin {
             w.getInput().write(stdin);
             w.getInput().flush();
             exit = w.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (KubernetesClientException e) {   // the exec's stream can fail after it opened, outside k.call
+            throw k.explain(e, what);
         } catch (TimeoutException e) {
             throw Fail.failed(what + " did not finish within " + timeout.toSeconds() + " s",
                     "check the plugin answers on its socket (kubectl logs -c " + Istio.HSM_PLUGIN_CONTAINER + " " + pod + " -n " + ns + ")");
@@ -399,8 +401,11 @@ public final class KmsPlugin {
                                 + r.run().lastError(), "another root is loaded there: delete the pod (its new plugin starts empty), then load-root");
                     };
                 } catch (Fail cannotAsk) {
-                    if (hookRoot == null) hookRoot = new String[] {hookRootProblem(k, ns, hsmRoot)};
-                    String problem = hookRoot[0] != null ? hookRoot[0] : Istio.rootHookProblem(p, caId);
+                    String problem = Istio.rootHookProblem(p, caId);
+                    if (problem == null) {
+                        if (hookRoot == null) hookRoot = new String[] {hookRootProblem(k, ns, hsmRoot)};
+                        problem = hookRoot[0];
+                    }
                     how.add(problem == null ? "postStart-hook" : "unknown");
                     c = problem == null
                             ? Checklist.Check.done(pod + ": loaded by the postStart hook, not asked (" + cannotAsk.getMessage() + ")")

@@ -394,7 +394,7 @@ class Status extends Step {
         });
         one("expiry: Istio CA", () -> istioCaExpiry(secretRead[0], caSecret[0], chain[0]));
         one("istiod: chain logged", () -> line("istiod: chain logged", Istio.loggedChain(k, Kube.ISTIO_NAMESPACE,
-                read(pods[0], "the istiod pods"), read(secretRead[0] ? caSecret : null, "Secret " + Istio.CA_CERT_SECRET)[0], chain[0])));
+                ofRevision(read(pods[0], "the istiod pods"), rev[0]), read(secretRead[0] ? caSecret : null, "Secret " + Istio.CA_CERT_SECRET)[0], chain[0])));
         one("istiod: root loaded", () -> line("istiod: root loaded", KmsPlugin.rootLoaded(k, Kube.ISTIO_NAMESPACE,
                 ofRevision(read(pods[0], "the istiod pods"), rev[0]), hsmRoot, ca.id, PLUGIN_CALL)));
         List<Namespace>[] labelled = new List[1];
