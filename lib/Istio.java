@@ -713,7 +713,7 @@ public final class Istio {
     // ---------------------------------------------------------------- what the running istiod shows (verify-ca, status)
 
     /** What one istiod pod's discovery log says of the chain: the logged "CA cert:" block, or the refusal, compared with the Secret's chain. */
-    public record LoggedChainCheck(String pod, List<X509Certificate> seen, String refused, String difference) {
+    public record LoggedChainCheck(String pod, List<X509Certificate> seen, String refused, String difference, boolean emptyLog) {
         public boolean logged() { return seen != null; }
         public boolean matches() { return seen != null && difference == null; }
     }
@@ -723,10 +723,11 @@ public final class Istio {
         String log = k.call(() -> k.client.pods().inNamespace(namespace).withName(pod).inContainer(DISCOVERY_CONTAINER).getLog(),
                 "read the discovery log of " + pod);
         LoggedChain logged = caCertBlock(log == null ? "" : log);
+        boolean empty = log == null || log.isBlank();
         if (logged == null)
-            return new LoggedChainCheck(pod, null, log == null ? null : lastLine(log, Pattern.compile(Pattern.quote(LOG_CHAIN_REJECTED))), null);
+            return new LoggedChainCheck(pod, null, empty ? null : lastLine(log, Pattern.compile(Pattern.quote(LOG_CHAIN_REJECTED))), null, empty);
         List<X509Certificate> seen = logged.all();
-        return new LoggedChainCheck(pod, seen, null, chainDifference(seen, secretChain));
+        return new LoggedChainCheck(pod, seen, null, chainDifference(seen, secretChain), false);
     }
 
     /** Where the logged chain differs from the Secret's, in words; null when they are the same certificates in the same order. */
@@ -765,6 +766,8 @@ public final class Istio {
             Checklist.Check c;
             try {
                 LoggedChainCheck seen = chainInLog(k, namespace, name, secretChain);
+                // a running istiod always logs something: an empty log is one the API server could not get (no kubelet)
+                if (seen.emptyLog()) throw Fail.failed("the API server serves its discovery log empty", "check the node's kubelet");
                 if (seen.matches()) c = Checklist.Check.done(name + " logged the Secret's " + secretChain.size() + " certificate(s)");
                 else if (seen.logged()) c = Checklist.Check.wrong(name + " loaded another chain than Secret " + CA_CERT_SECRET + ": " + seen.difference(),
                         "restart istiod so it loads the Secret's chain (kubectl rollout restart deployment -n " + namespace + " -l app=" + ISTIOD_APP + ")");

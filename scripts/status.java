@@ -101,6 +101,7 @@ class Status extends Step {
             k = Kube.connect(kubeOpts);
             k8sServer = k.server();
         } catch (Fail f) {
+            if (f.exitCode == 2 && kubeOpts.context != null && noCluster == null) throw f;   // --context names one the kubeconfig lacks
             k = null;
             clusterUnknown(f);
         }

@@ -151,7 +151,7 @@ class StatusMeshTest {
                 .contains("has no postStart hook");
 
         mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName("istiod-a").delete();
-        istiod(withRootHook(istiodPod("istiod-h", REV, 3), Hsm.DEFAULT_CA_ID), null);
+        istiod(withRootHook(istiodPod("istiod-h", REV, 3), Hsm.DEFAULT_CA_ID), "");   // served empty, as for a pod no kubelet runs
         loaded = status().get("istiod: root loaded");
         assertThat(loaded.get("state").asString()).as("no ConfigMap yet: " + loaded).isEqualTo("unknown");
         assertThat(loaded.get("detail").asString()).contains("there is no ConfigMap istio-hsm-root");
@@ -169,6 +169,10 @@ class StatusMeshTest {
         assertThat(loaded.get("detail").asString()).contains("istiod-h: loaded by the postStart hook, not asked");
         assertThat(loaded.get("evidence").toString()).isEqualTo("[\"postStart-hook\"]");
         assertThat(plugin.calls).isEmpty();
+        // the log served empty, with nothing to infer from (the mock sets no start times): unknown, with why
+        assertThat(l.get("istiod: chain logged").get("state").asString()).as(l.get("istiod: chain logged").toString()).isEqualTo("unknown");
+        assertThat(l.get("istiod: chain logged").get("detail").asString())
+                .isEqualTo("istiod-h: its log cannot be read: the API server serves its discovery log empty");
 
         // a hook for another CA ID is no evidence for this one
         token.writeCertificate(root.cert(), "another-ca");
