@@ -793,7 +793,7 @@ public final class Pki {
     public static Checklist.Check validity(X509Certificate c, String what, Instant now, int warnDays, int wrongDays, String renew) {
         Identity id = identity(c);
         long days = java.time.Duration.between(now, id.notAfter()).toDays();
-        if (now.isAfter(id.notAfter())) days = Math.min(days, -1) ;
+        if (now.isAfter(id.notAfter())) days = Math.min(days, -1);   // expired hours ago is still expired
         java.util.Map<String, Object> data = new java.util.LinkedHashMap<>(id.json());
         data.put("daysLeft", days);
         data.put("warnDays", warnDays);
