@@ -15,6 +15,41 @@ public final class Checklist {
     public record Line(String name, String state, boolean good, String detail, String fix, List<String> details,
                        Map<String, Object> data) {}
 
+    /**
+     * What one check found, before it is a line: a state (done, missing, wrong, unknown),
+     * what was seen, the step that fixes it, and figures for --json. The lib functions
+     * behind status return these, so that a script only lists its lines.
+     */
+    public record Check(String state, String detail, String fix, Map<String, Object> data) {
+        public static final String DONE = "done", MISSING = "missing", WRONG = "wrong", UNKNOWN = "unknown";
+
+        public static Check done(String detail) { return new Check(DONE, detail, null, Map.of()); }
+        public static Check missing(String detail, String fix) { return new Check(MISSING, detail, fix, Map.of()); }
+        public static Check wrong(String detail, String fix) { return new Check(WRONG, detail, fix, Map.of()); }
+        public static Check unknown(String detail, String fix) { return new Check(UNKNOWN, detail, fix, Map.of()); }
+
+        public boolean isDone() { return DONE.equals(state); }
+
+        /** The same finding with one more --json figure. */
+        public Check with(String key, Object value) {
+            Map<String, Object> d = new LinkedHashMap<>(data);
+            d.put(key, value);
+            return new Check(state, detail, fix, d);
+        }
+
+        public Check withData(Map<String, Object> more) {
+            Map<String, Object> d = new LinkedHashMap<>(data);
+            d.putAll(more);
+            return new Check(state, detail, fix, d);
+        }
+
+        /** The worst of several findings about parts of one thing: wrong, then missing, then unknown, then done. */
+        public static String worst(List<Check> parts) {
+            for (String s : List.of(WRONG, MISSING, UNKNOWN)) if (parts.stream().anyMatch(c -> c.state().equals(s))) return s;
+            return DONE;
+        }
+    }
+
     private final Out out;
     private final List<Line> lines = new ArrayList<>();
 
@@ -34,6 +69,10 @@ public final class Checklist {
         for (String d : details) out.say("%-8s %-22s   %s", "", "", d);
         if (!good && fix != null) out.say("%-8s %-22s   -> %s", "", "", fix);
         return l;
+    }
+
+    public Line add(String name, Check c) {
+        return add(name, c.state(), c.isDone(), c.detail(), c.fix(), List.of(), c.data());
     }
 
     public List<Line> lines() { return lines; }

@@ -119,6 +119,75 @@ public final class Hsm implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether `pin` (`source` names where it is stored, e.g. Vault's asm-c1/hsm) opens the slot the
+     * settings name: one login, in a session of its own. On a Luna HSM every refused login counts
+     * toward the slot's lock-out, so a PIN that cannot be right is not tried: one with white space
+     * at its ends (the 2020 plugin does not trim its PIN file), or one that differs from the PIN of
+     * P11_PIN_FILE when that one opens the slot (`filePinOpens`: a slot has one user PIN).
+     * Call it with no other session of this process open on the token (a logged-in one would
+     * make any PIN pass unchecked: then unknown).
+     */
+    public static Checklist.Check pinOpens(Opts.Pkcs11 o, char[] pin, String source, boolean filePinOpens) {
+        String fix = "vault-setup --pin-file FILE with the slot's PIN (it updates " + source + ")";
+        if (pin.length > 0 && (Character.isWhitespace(pin[0]) || Character.isWhitespace(pin[pin.length - 1])))
+            return Checklist.Check.wrong("the PIN in " + source + " has white space at its start or end (a newline?): the plugin reads it as it is"
+                    + " and the HSM refuses it; not tried", fix);
+        String lib = o.lib, token = o.token;
+        Path pinFile = o.pinFile;
+        if (lib == null || lib.isBlank()) {
+            Out quiet = new Out("status", true, true, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()),
+                    new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
+            EmbeddedToken e = EmbeddedToken.ensure(o, quiet);
+            if (e == null) return Checklist.Check.unknown("the embedded token does not exist yet", "gen-kek creates it");
+            lib = e.lib;
+            token = e.token;
+            pinFile = e.pinFile;
+        }
+        if (token == null || token.isBlank()) return Checklist.Check.unknown("no HSM token label given", "export P11_TOKEN=<HSM slot label>");
+        if (filePinOpens && pinFile != null) {
+            char[] known = null;
+            try {
+                known = Env.readSecretChars(pinFile, "HSM PIN", "P11_PIN_FILE");
+                if (!Arrays.equals(known, pin))
+                    return Checklist.Check.wrong("the PIN in " + source + " differs from the PIN in " + pinFile + ", which opens token '" + token
+                            + "'; not tried, as each refused login counts toward the slot's lock-out", fix);
+            } catch (Fail unreadable) {
+                // the file's PIN is not known: the stored one is tried
+            } finally {
+                if (known != null) Arrays.fill(known, '\0');
+            }
+        }
+        PKCS11 p11 = load(lib);
+        long slot = findSlot(p11, lib, token);
+        long session;
+        try {
+            session = p11.C_OpenSession(slot, CKF_SERIAL_SESSION, null, null);
+        } catch (PKCS11Exception e) {
+            return Checklist.Check.unknown("cannot open a session on token '" + token + "': " + e.getMessage(), "check the HSM connection (hsm-info)");
+        }
+        try {
+            p11.C_Login(session, CKU_USER, pin);
+            try {
+                p11.C_Logout(session);
+            } catch (PKCS11Exception ignored) {
+                // closing the session logs out too
+            }
+            return Checklist.Check.done("the PIN in " + source + " opens token '" + token + "' (logged in with it)");
+        } catch (PKCS11Exception e) {
+            if (e.getErrorCode() == CKR_PIN_INCORRECT)
+                return Checklist.Check.wrong("token '" + token + "' refused the PIN in " + source + " (CKR_PIN_INCORRECT): the plugin cannot log in", fix);
+            if (e.getErrorCode() == CKR_PIN_LOCKED)
+                return Checklist.Check.wrong("the PIN of token '" + token + "' is locked", "ask the HSM administrator to unlock the slot, then " + fix);
+            if (e.getErrorCode() == CKR_USER_ALREADY_LOGGED_IN)
+                return Checklist.Check.unknown("this process is logged in to token '" + token + "' already, so the PIN in " + source + " was not checked",
+                        "report this as a bug");
+            return Checklist.Check.unknown("login to token '" + token + "' with the PIN in " + source + " failed: " + e.getMessage(), "check the slot (hsm-info)");
+        } finally {
+            closeQuietly(p11, session);
+        }
+    }
+
     /** Libraries this process has loaded: the JDK initialises each once per process. */
     private static final java.util.Set<String> LOADED = java.util.concurrent.ConcurrentHashMap.newKeySet();
 

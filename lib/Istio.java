@@ -695,4 +695,177 @@ public final class Istio {
         for (String p : pems) certs.addAll(Pki.certificates(Pki.pemBlocks(p, "istiod's log"), "istiod's log"));
         return certs;
     }
+
+    // ---------------------------------------------------------------- what the running istiod shows (verify-ca, status)
+
+    /**
+     * What one istiod pod's discovery log says of the chain: the logged "CA cert:" block compared with
+     * the Secret's chain, or the abort that ended its last run (the last word counts: a restarted istiod
+     * may have logged the chain in an earlier run and aborted since).
+     */
+    public record LoggedChainCheck(String pod, List<X509Certificate> seen, String refused, Problem abort, String difference, boolean emptyLog) {
+        public boolean logged() { return seen != null; }
+        public boolean matches() { return seen != null && difference == null; }
+    }
+
+    /** Reads the pod's discovery log as {@link #containerLog} does (fails, exit 1, when it cannot be read) and compares it with `secretChain`. */
+    public static LoggedChainCheck chainInLog(Kube k, Pod pod, List<X509Certificate> secretChain) {
+        String name = pod.getMetadata().getName();
+        String log = k.call(() -> containerLog(k, pod, DISCOVERY_CONTAINER), "read the discovery log of " + name);
+        boolean empty = log == null || log.isBlank();
+        if (!empty && caLog(log) == CaLog.REJECTED) {
+            String line = lastLine(log, Pattern.compile(Pattern.quote(LOG_CHAIN_REJECTED) + "|" + Pattern.quote(LOG_CHAIN_SPLIT)));
+            return new LoggedChainCheck(name, null, line, abortProblem(log), null, false);
+        }
+        LoggedChain logged = caCertBlock(empty ? "" : log);
+        if (logged == null) return new LoggedChainCheck(name, null, null, null, null, empty);
+        List<X509Certificate> seen = logged.all();
+        return new LoggedChainCheck(name, seen, null, null, chainDifference(seen, secretChain), false);
+    }
+
+    /** Where the logged chain differs from the Secret's, in words; null when they are the same certificates in the same order. */
+    public static String chainDifference(List<X509Certificate> logged, List<X509Certificate> secret) {
+        for (int i = 0; i < Math.max(logged.size(), secret.size()); i++) {
+            if (i >= logged.size()) return "the log lacks certificate #" + (i + 1) + " '" + Pki.name(secret.get(i)) + "'";
+            if (i >= secret.size()) return "the log has an extra certificate #" + (i + 1) + " '" + Pki.name(logged.get(i)) + "'";
+            if (!Pki.sameCert(logged.get(i), secret.get(i)))
+                return "certificate #" + (i + 1) + " is '" + Pki.name(logged.get(i)) + "' (SHA-256 " + shortFingerprint(logged.get(i))
+                        + ") in the log but '" + Pki.name(secret.get(i)) + "' (SHA-256 " + shortFingerprint(secret.get(i))
+                        + ") in the Secret; restart istiod if the Secret changed";
+        }
+        return null;
+    }
+
+    private static String shortFingerprint(X509Certificate c) {
+        return Pki.sha256Hex(Pki.encoded(c)).substring(0, 16) + "...";
+    }
+
+    /**
+     * status's line "istiod logged exactly the chain of Secret istio-ca-cert", what verify-ca checks,
+     * for each istiod pod. A pod whose log cannot be read is unknown, with why; but when its
+     * discovery container is ready and started after the Secret's last change, istiod (which reads
+     * the Secret at start-up, and is ready only with its CA loaded) runs with that Secret's chain:
+     * done, saying it was inferred, not read.
+     */
+    public static Checklist.Check loggedChain(Kube k, String namespace, List<Pod> pods, io.fabric8.kubernetes.api.model.Secret secret,
+                                              List<X509Certificate> secretChain) {
+        String fix = "verify-ca (it names what istiod logged); restart istiod if the Secret changed after it started";
+        if (pods.isEmpty()) return Checklist.Check.missing("no istiod pod in " + namespace, "install-asm");
+        if (secretChain == null) return Checklist.Check.missing("no chain in Secret " + CA_CERT_SECRET + " to compare", "upload-chain");
+        List<Checklist.Check> parts = new ArrayList<>();
+        List<String> words = new ArrayList<>();
+        for (Pod p : pods) {
+            String name = p.getMetadata().getName();
+            Checklist.Check c;
+            try {
+                LoggedChainCheck seen = chainInLog(k, p, secretChain);
+                // a running istiod always logs something: an empty log is one the API server could not get (no kubelet)
+                if (seen.emptyLog()) throw Fail.failed("the API server serves its discovery log empty", "check the node's kubelet");
+                if (seen.matches()) c = Checklist.Check.done(name + " logged the Secret's " + secretChain.size() + " certificate(s)");
+                else if (seen.logged()) c = Checklist.Check.wrong(name + " loaded another chain than Secret " + CA_CERT_SECRET + ": " + seen.difference(),
+                        "restart istiod so it loads the Secret's chain (kubectl rollout restart deployment -n " + namespace + " -l app=" + ISTIOD_APP + ")");
+                else if (seen.abort() != null) {
+                    c = Checklist.Check.wrong(name + ": " + seen.abort().what() + " (" + seen.refused() + ")", seen.abort().hint());
+                } else c = Checklist.Check.missing(name + " has not logged 'CA cert:' yet", "wait for istiod (istiod-status --wait running)");
+            } catch (Fail f) {
+                String inferred = startedAfter(p, secret);
+                c = inferred != null ? Checklist.Check.done(name + ": " + inferred + " (inferred; its log was not read: " + f.getMessage() + ")")
+                        : Checklist.Check.unknown(name + ": its log cannot be read: " + f.getMessage(), f.hint);
+            }
+            parts.add(c);
+            words.add(c.detail());
+        }
+        String state = Checklist.Check.worst(parts);
+        String hint = parts.stream().filter(c -> c.state().equals(state)).map(Checklist.Check::fix).filter(java.util.Objects::nonNull).findFirst().orElse(null);
+        return new Checklist.Check(state, String.join("; ", words), hint, Map.of());
+    }
+
+    /** Why a pod runs with the Secret's current chain though its log was not read, or null when that cannot be said. */
+    static String startedAfter(Pod p, io.fabric8.kubernetes.api.model.Secret secret) {
+        ContainerStatus d = null;
+        if (p.getStatus() != null && p.getStatus().getContainerStatuses() != null)
+            for (ContainerStatus cs : p.getStatus().getContainerStatuses()) if (DISCOVERY_CONTAINER.equals(cs.getName())) d = cs;
+        if (d == null || !Boolean.TRUE.equals(d.getReady()) || d.getState() == null || d.getState().getRunning() == null
+                || d.getState().getRunning().getStartedAt() == null || secret == null) return null;
+        java.time.Instant started = java.time.Instant.parse(d.getState().getRunning().getStartedAt()), changed = lastChange(secret);
+        if (changed == null || !started.isAfter(changed)) return null;
+        return "discovery ready, started " + started + ", after the Secret's last change " + changed;
+    }
+
+    /** When an object was last written: its newest managedFields time, else its creation. */
+    static java.time.Instant lastChange(HasMetadata o) {
+        java.time.Instant last = null;
+        try {
+            if (o.getMetadata().getCreationTimestamp() != null) last = java.time.Instant.parse(o.getMetadata().getCreationTimestamp());
+            if (o.getMetadata().getManagedFields() != null)
+                for (var f : o.getMetadata().getManagedFields())
+                    if (f.getTime() != null) {
+                        java.time.Instant t = java.time.Instant.parse(f.getTime());
+                        if (last == null || t.isAfter(last)) last = t;
+                    }
+        } catch (java.time.format.DateTimeParseException e) {
+            return null;
+        }
+        return last;
+    }
+
+    /**
+     * Whether each pod of the namespaces labelled for the revision has the istio-proxy sidecar.
+     * Pods the injector is told to leave alone (sidecar.istio.io/inject=false) or that have finished
+     * are not counted.
+     */
+    public static Checklist.Check sidecars(Kube k, List<io.fabric8.kubernetes.api.model.Namespace> labelled, String revision) {
+        List<String> namespaces = new ArrayList<>(), without = new ArrayList<>(), skipped = new ArrayList<>();
+        int injected = 0;
+        for (var n : labelled) {
+            String ns = n.getMetadata().getName();
+            if (revision != null && !revision.equals(revisionOf(n))) continue;
+            namespaces.add(ns);
+            for (Pod p : k.call(() -> k.client.pods().inNamespace(ns).list().getItems(), "list the pods in " + ns)) {
+                String name = ns + "/" + p.getMetadata().getName(), phase = p.getStatus() == null ? null : p.getStatus().getPhase();
+                if ("Succeeded".equals(phase) || "Failed".equals(phase) || p.getMetadata().getDeletionTimestamp() != null) continue;
+                if ("false".equals(annotationOrLabel(p, "sidecar.istio.io/inject"))) { skipped.add(name); continue; }
+                if (hasContainer(p, PROXY_CONTAINER)) injected++;
+                else without.add(name);
+            }
+        }
+        if (namespaces.isEmpty())
+            return Checklist.Check.missing("no namespace is labelled " + REV_LABEL + (revision == null ? "" : "=" + revision), "enable-injection --namespace NAMESPACE");
+        String where = String.join(", ", namespaces);
+        String excluded = skipped.isEmpty() ? "" : "; left out (sidecar.istio.io/inject=false): " + String.join(", ", skipped);
+        Checklist.Check c = !without.isEmpty()
+                ? Checklist.Check.wrong(without.size() + " pod(s) without " + PROXY_CONTAINER + ": " + String.join(", ", without) + excluded,
+                        "they started before injection was on: restart them (kubectl rollout restart deployment -n NAMESPACE)")
+                : Checklist.Check.done(injected == 0 ? "no pods yet in " + where + excluded
+                        : injected + " pod(s) in " + where + ", each with " + PROXY_CONTAINER + excluded);
+        return c.with("namespaces", namespaces).with("withoutSidecar", without);
+    }
+
+    private static String annotationOrLabel(Pod p, String key) {
+        Map<String, String> a = p.getMetadata().getAnnotations(), l = p.getMetadata().getLabels();
+        if (l != null && l.containsKey(key)) return l.get(key);
+        return a == null ? null : a.get(key);
+    }
+
+    /**
+     * The root hook in a pod's spec, as install-asm's overlay puts it (rootHookOverlay): the
+     * hsm-plugin container's postStart runs the plugin's import-ca of the mounted ConfigMap
+     * istio-hsm-root for this CA ID. Null when it is there; else what is missing.
+     */
+    public static String rootHookProblem(Pod p, String caId) {
+        Container plugin = null;
+        if (p.getSpec() != null && p.getSpec().getContainers() != null)
+            for (Container c : p.getSpec().getContainers()) if (HSM_PLUGIN_CONTAINER.equals(c.getName())) plugin = c;
+        if (plugin == null) return "it has no " + HSM_PLUGIN_CONTAINER + " container";
+        var hook = plugin.getLifecycle() == null || plugin.getLifecycle().getPostStart() == null ? null : plugin.getLifecycle().getPostStart().getExec();
+        if (hook == null) return "its " + HSM_PLUGIN_CONTAINER + " has no postStart hook (install-asm's root hook)";
+        if (!KmsPlugin.postStartImportCommand(ROOT_MOUNT + "/" + ROOT_KEY, caId).equals(hook.getCommand()))
+            return "its " + HSM_PLUGIN_CONTAINER + "'s postStart hook is not install-asm's root hook for CA ID " + caId;
+        boolean mounted = plugin.getVolumeMounts() != null && plugin.getVolumeMounts().stream()
+                .anyMatch(m -> ROOT_VOLUME.equals(m.getName()) && ROOT_MOUNT.equals(m.getMountPath()));
+        boolean volume = p.getSpec().getVolumes() != null && p.getSpec().getVolumes().stream()
+                .anyMatch(v -> ROOT_VOLUME.equals(v.getName()) && v.getConfigMap() != null && ROOT_CONFIGMAP.equals(v.getConfigMap().getName()));
+        if (!mounted || !volume) return "ConfigMap " + ROOT_CONFIGMAP + " is not mounted at " + ROOT_MOUNT + " in its " + HSM_PLUGIN_CONTAINER;
+        return null;
+    }
 }

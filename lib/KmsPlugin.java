@@ -347,11 +347,15 @@ public final class KmsPlugin {
                 // the command ended before it read its input (no shell, no plugin): its exit code says why
             }
             exit = w.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (KubernetesClientException e) {   // the exec's stream can fail after it opened, outside k.call
+            throw k.explain(e, what);
         } catch (TimeoutException e) {
             throw Fail.failed(what + " did not finish within " + timeout.toSeconds() + " s",
                     "check the plugin answers on its socket (kubectl logs -c " + Istio.HSM_PLUGIN_CONTAINER + " " + pod + " -n " + ns + ")");
         } catch (ExecutionException e) {
             if (e.getCause() instanceof KubernetesClientException kce) throw k.explain(kce, what);
+            // the input could not be sent: the command ended before reading it, and only sh or head missing ends it so early
+            if (e.getCause() instanceof java.io.IOException) throw cannotRun(pod, "it ended before reading its input");
             throw Fail.failed(what + " failed: " + Step.describe(e.getCause()), "check you may exec into istiod's pods (kubectl exec)");
         } catch (java.io.IOException e) {
             throw Fail.failed(what + ": cannot send the certificate (" + e.getMessage() + ")", "check the pod is running");
@@ -362,11 +366,88 @@ public final class KmsPlugin {
         String o = out.toString(StandardCharsets.UTF_8), e = err.toString(StandardCharsets.UTF_8);
         String failure = Kube.execStatusMessage(status.toString(StandardCharsets.UTF_8));
         if (exit == 126 || exit == 127 || (failure != null && failure.contains("executable file not found")))
-            throw Fail.failed("the " + Istio.HSM_PLUGIN_CONTAINER + " container of " + pod + " cannot run sh, head or " + PLUGIN_BINARY
-                            + (exit > 0 ? " (exit " + exit + ")" : ""),
-                    "the plugin image must be the Thales k8s-kms-plugin image (a shell and " + PLUGIN_BINARY + " in it)");
+            throw cannotRun(pod, exit > 0 ? "exit " + exit : null);
         if (exit < 0)
             throw Fail.failed(what + " failed" + (failure == null ? "" : ": " + failure), "check the pod is running (kubectl get pod " + pod + " -n " + ns + ")");
         return new PodRun(exit, o, e, failure);
+    }
+
+    private static Fail cannotRun(String pod, String why) {
+        return Fail.failed("the " + Istio.HSM_PLUGIN_CONTAINER + " container of " + pod + " cannot run sh, head or " + PLUGIN_BINARY
+                        + (why == null ? "" : " (" + why + ")"),
+                "the plugin image must be the Thales k8s-kms-plugin image (a shell and " + PLUGIN_BINARY + " in it)");
+    }
+
+    /**
+     * status's line "the root is loaded in the running istiod's plugin", for each pod given (the
+     * istiod pods of the revision): the plugin is asked with its own verify-cert of the HSM root,
+     * in the pod. Where it cannot be asked (no right to exec, no kubelet), the pod's spec is the
+     * evidence: install-asm's root hook in hsm-plugin, ConfigMap istio-hsm-root holding the HSM
+     * root, and hsm-plugin running (the kubelet marks it running only once its postStart
+     * succeeded): done, saying so; anything less is unknown, with why.
+     */
+    public static Checklist.Check rootLoaded(Kube k, String ns, List<io.fabric8.kubernetes.api.model.Pod> pods,
+                                             java.security.cert.X509Certificate hsmRoot, String caId, Duration timeout) {
+        if (pods.isEmpty()) return Checklist.Check.missing("no istiod pod in " + ns, "install-asm");
+        if (hsmRoot == null) return Checklist.Check.unknown("the HSM root was not read, so the plugins were not asked", "see the line hsm: root CA");
+        String rootPem = Pki.pem(hsmRoot);
+        String[] hookRoot = null;   // {problem or null}, read once, when first needed
+        List<Checklist.Check> parts = new java.util.ArrayList<>();
+        List<String> asked = new java.util.ArrayList<>(), how = new java.util.ArrayList<>();
+        for (var p : pods) {
+            String pod = p.getMetadata().getName();
+            Checklist.Check c;
+            if (!Istio.containerRunning(p, Istio.HSM_PLUGIN_CONTAINER)) {
+                c = Checklist.Check.unknown(pod + ": its " + Istio.HSM_PLUGIN_CONTAINER + " is not running, so it cannot be asked", "istiod-status");
+                how.add("not-running");
+            } else {
+                try {
+                    RootCheck r = verifyInPod(k, ns, pod, rootPem, timeout);
+                    how.add("asked");
+                    c = switch (r.state()) {
+                        case LOADED -> Checklist.Check.done(pod + ": its plugin verifies the HSM root (asked with verify-cert)");
+                        case NOT_LOADED -> Checklist.Check.wrong(pod + ": its plugin has no root loaded (" + NOT_LOADED + ")", "load-root");
+                        case REJECTED -> Checklist.Check.wrong(pod + ": its plugin does not verify the HSM root '" + Pki.name(hsmRoot) + "': "
+                                + r.run().lastError(), "another root is loaded there: delete the pod (its new plugin starts empty), then load-root");
+                    };
+                } catch (Fail cannotAsk) {
+                    String problem = Istio.rootHookProblem(p, caId);
+                    if (problem == null) {
+                        if (hookRoot == null) hookRoot = new String[] {hookRootProblem(k, ns, hsmRoot)};
+                        problem = hookRoot[0];
+                    }
+                    how.add(problem == null ? "postStart-hook" : "unknown");
+                    c = problem == null
+                            ? Checklist.Check.done(pod + ": loaded by the postStart hook, not asked (" + cannotAsk.getMessage() + ")")
+                            : Checklist.Check.unknown(pod + ": its plugin cannot be asked (" + cannotAsk.getMessage() + "), and " + problem,
+                                    cannotAsk.hint == null ? "load-root" : cannotAsk.hint + "; or install-asm with the root hook");
+                }
+            }
+            asked.add(pod);
+            parts.add(c);
+        }
+        String state = Checklist.Check.worst(parts);
+        String fix = parts.stream().filter(c -> c.state().equals(state)).map(Checklist.Check::fix).filter(java.util.Objects::nonNull).findFirst().orElse(null);
+        return new Checklist.Check(state, String.join("; ", parts.stream().map(Checklist.Check::detail).toList()), fix, Map.of())
+                .with("pods", asked).with("evidence", how);
+    }
+
+    /** Why ConfigMap istio-hsm-root is no evidence that the HSM root was loaded, or null when it holds exactly that root. */
+    static String hookRootProblem(Kube k, String ns, java.security.cert.X509Certificate hsmRoot) {
+        io.fabric8.kubernetes.api.model.ConfigMap cm;
+        try {
+            cm = k.call(() -> k.client.configMaps().inNamespace(ns).withName(Istio.ROOT_CONFIGMAP).get(), "read ConfigMap " + Istio.ROOT_CONFIGMAP);
+        } catch (Fail f) {
+            return f.getMessage();
+        }
+        String pem = cm == null || cm.getData() == null ? null : cm.getData().get(Istio.ROOT_KEY);
+        if (pem == null) return cm == null ? "there is no ConfigMap " + Istio.ROOT_CONFIGMAP + " (install-asm's root hook)" : "ConfigMap " + Istio.ROOT_CONFIGMAP + " has no " + Istio.ROOT_KEY;
+        try {
+            List<java.security.cert.X509Certificate> certs = Pki.certificates(Pki.pemBlocks(pem, "ConfigMap " + Istio.ROOT_CONFIGMAP), "ConfigMap " + Istio.ROOT_CONFIGMAP);
+            if (certs.size() == 1 && Pki.sameCert(certs.get(0), hsmRoot)) return null;
+            return "ConfigMap " + Istio.ROOT_CONFIGMAP + " holds '" + Pki.name(certs.get(0)) + "', not the HSM root";
+        } catch (Fail f) {
+            return f.getMessage();
+        }
     }
 }

@@ -129,6 +129,61 @@ public final class Kube implements AutoCloseable {
         return kube;
     }
 
+    /**
+     * The cluster suffixes k8s-vault-prep prepared in a folder: each sub-folder named as a suffix
+     * that holds its <suffix>-k8s_addr file, sorted.
+     */
+    public static List<String> preparedSuffixes(Path folder) {
+        List<String> found = new ArrayList<>();
+        try (var entries = java.nio.file.Files.list(folder)) {
+            for (Path p : (Iterable<Path>) entries::iterator) {
+                String name = p.getFileName().toString();
+                if (name.matches("[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?") && java.nio.file.Files.isRegularFile(Vault.ReviewerFiles.in(p, name).addr()))
+                    found.add(name);
+            }
+        } catch (java.io.IOException e) {
+            throw Fail.badInput("cannot list " + folder + ": " + e.getMessage(), "pass --dir with the folder k8s-vault-prep wrote into");
+        }
+        java.util.Collections.sort(found);
+        return found;
+    }
+
+    /**
+     * The kubeconfig context whose cluster server is the API address k8s-vault-prep recorded in
+     * `addrFile`; fails (exit 1) when none or several are, naming them.
+     */
+    public static String contextFor(Opts.Kube o, Path addrFile) {
+        String want;
+        try {
+            want = java.nio.file.Files.readString(addrFile).strip().replaceFirst("/$", "");
+        } catch (java.io.IOException e) {
+            throw Fail.failed("cannot read " + addrFile + ": " + e.getMessage(), "run k8s-vault-prep for this suffix again");
+        }
+        List<File> files = kubeconfigFiles(o.kubeconfig);
+        String file = joined(files);
+        Config all = readKubeconfig(files, null);
+        // the context k8s-vault-prep recorded for the suffix, when it is still in the kubeconfig and points there
+        Path suffixDir = addrFile.toAbsolutePath().getParent();
+        ClusterId recorded = ClusterId.recorded(new ClusterId.Expected(suffixDir.getFileName().toString(), suffixDir));
+        if (recorded != null && recorded.context() != null && all.getContexts() != null
+                && all.getContexts().stream().anyMatch(c -> c.getName().equals(recorded.context()))) {
+            String server = readKubeconfig(files, recorded.context()).getMasterUrl();
+            if (server != null && server.replaceFirst("/$", "").equals(want)) return recorded.context();
+        }
+        List<String> matching = new ArrayList<>();
+        if (all.getContexts() != null)
+            for (var c : all.getContexts()) {
+                String server = readKubeconfig(files, c.getName()).getMasterUrl();
+                if (server != null && server.replaceFirst("/$", "").equals(want)) matching.add(c.getName());
+            }
+        if (matching.size() == 1) return matching.get(0);
+        if (matching.isEmpty())
+            throw Fail.failed("no context of " + file + " points at " + want + " (recorded in " + addrFile + ")",
+                    "add that cluster's context to the kubeconfig (KUBECONFIG), or check " + addrFile);
+        throw Fail.failed("contexts " + String.join(", ", matching) + " of " + file + " all point at " + want,
+                "check this suffix alone: status --cluster-suffix SUFFIX --context NAME");
+    }
+
     /** Reads kubeconfigs without looking for model classes: a kubeconfig needs none of them. */
     private static final KubernetesSerialization KUBECONFIG_READER = new KubernetesSerialization(new ObjectMapper(), false);
 

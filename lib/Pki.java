@@ -738,4 +738,74 @@ public final class Pki {
         }
         return null;
     }
+
+    // ------------------------------------------------------------ telling certificates apart, and their validity
+
+    /**
+     * What tells two certificates of the same subject apart (each cluster's Istio CA is
+     * O=<trust domain>): serial, subject key identifier, end of validity. For a human line and --json.
+     */
+    public record Identity(String subject, String serial, String ski, Instant notAfter) {
+        public String text() {
+            return "serial " + serial + ", SKI " + ski + ", not after " + notAfter;
+        }
+
+        public java.util.Map<String, Object> json() {
+            java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+            m.put("subject", subject);
+            m.put("serial", serial);
+            m.put("ski", ski);
+            m.put("notAfter", notAfter.toString());
+            return m;
+        }
+    }
+
+    public static Identity identity(X509Certificate c) {
+        byte[] ext = c.getExtensionValue(Extension.subjectKeyIdentifier.getId());
+        String ski;
+        if (ext != null) {
+            ski = colonHex(org.bouncycastle.asn1.x509.SubjectKeyIdentifier.getInstance(
+                    org.bouncycastle.asn1.ASN1OctetString.getInstance(ext).getOctets()).getKeyIdentifier());
+        } else {
+            try {   // none in the certificate: RFC 5280's method 1, as openssl and Go compute it
+                ski = colonHex(new JcaX509ExtensionUtils().createSubjectKeyIdentifier(c.getPublicKey()).getKeyIdentifier()) + " (computed)";
+            } catch (GeneralSecurityException e) {
+                ski = "none";
+            }
+        }
+        return new Identity(name(c), c.getSerialNumber().toString(16), ski, c.getNotAfter().toInstant());
+    }
+
+    private static String colonHex(byte[] b) {
+        StringBuilder s = new StringBuilder();
+        for (byte x : b) s.append(s.length() == 0 ? "" : ":").append(String.format("%02x", x));
+        return s.toString();
+    }
+
+    /**
+     * A certificate's validity as a status line: wrong when it is not valid yet, expired, or has
+     * fewer than `wrongDays` days left; done with a warning under `warnDays`. `what` names it,
+     * `renew` is the step that renews it. Days left (whole days, negative once expired) in --json.
+     */
+    public static Checklist.Check validity(X509Certificate c, String what, Instant now, int warnDays, int wrongDays, String renew) {
+        Identity id = identity(c);
+        long days = java.time.Duration.between(now, id.notAfter()).toDays();
+        if (now.isAfter(id.notAfter())) days = Math.min(days, -1);   // expired hours ago is still expired
+        java.util.Map<String, Object> data = new java.util.LinkedHashMap<>(id.json());
+        data.put("daysLeft", days);
+        data.put("warnDays", warnDays);
+        data.put("wrongDays", wrongDays);
+        String who = what + " '" + id.subject() + "' (" + id.text() + ")";
+        Checklist.Check check;
+        if (now.isBefore(c.getNotBefore().toInstant()))
+            check = Checklist.Check.wrong(who + " is not valid before " + c.getNotBefore().toInstant() + ": check the clocks", renew);
+        else if (now.isAfter(id.notAfter()))
+            check = Checklist.Check.wrong(who + " expired " + (-days) + " day(s) ago", renew);
+        else if (days < wrongDays)
+            check = Checklist.Check.wrong(who + " expires in " + days + " day(s), under " + wrongDays, renew);
+        else if (days < warnDays)
+            check = Checklist.Check.done(who + ": " + days + " day(s) left, under " + warnDays + ": renew it soon (" + renew + ")");
+        else check = Checklist.Check.done(who + ": " + days + " day(s) left");
+        return check.withData(data).with("warning", check.isDone() && days < warnDays);
+    }
 }

@@ -183,6 +183,17 @@ public final class Vault {
         }
     }
 
+    /**
+     * The HSM PIN stored at the suffix's secret, as istiod's vaultclient will hand it to the plugin;
+     * null when there is no secret or no PIN in it. Fails (exit 1) when the token may not read it.
+     * The caller wipes the array; the PIN is never shown.
+     */
+    public char[] hsmPin(String suffix) {
+        JsonNode s = read(secretPath(suffix), "read " + secretPath(suffix));
+        JsonNode pin = s == null ? null : s.get("PIN");
+        return pin == null || !pin.isString() || pin.asString().isEmpty() ? null : pin.asString().toCharArray();
+    }
+
     /** Fails unless Vault answers and is unsealed. */
     public void requireUnsealed(String what) {
         if (sealed(what)) throw Fail.failed("Vault at " + where() + " is sealed; cannot " + what, "unseal it (vault operator unseal), then re-run");

@@ -24,6 +24,9 @@ import picocli.CommandLine.Option;
 class SignCsr extends Step {
     @Mixin Opts.Pkcs11 p11;
 
+    /** Only named in the output: each cluster's CA has the same subject, so serial, SKI and cluster tell them apart. */
+    @Mixin Opts.Cluster cluster;
+
     @Option(names = "--csr", required = true, paramLabel = "CSR_PEM", description = "istiod's CSR, as decrypt-csr wrote it.")
     Path csrFile;
 
@@ -94,7 +97,10 @@ class SignCsr extends Step {
                     Pki.writePem(out, output, canonical, true, "CA certificate and root");
                     return;
                 }
-                out.say("%s already holds a CA certificate for this CSR issued by '%s'; nothing to do (--replace signs it again)", output, rootName);
+                Pki.Identity held0 = Pki.identity(Pki.certificates(output, "existing chain").get(0));
+                out.put("identity", identityJson(held0));
+                out.say("%s already holds a CA certificate for this CSR issued by '%s' (%s%s); nothing to do (--replace signs it again)", output, rootName,
+                        held0.text(), forCluster());
                 return;
             }
             throw Fail.failed(output + " already exists and is not this CSR's chain (" + why + ")", "pass --replace to overwrite it, or -o to write elsewhere");
@@ -109,9 +115,10 @@ class SignCsr extends Step {
         }
         String problem = Pki.chainProblem(Pki.ChainRules.ISTIOD, List.of(ca), root, new Date(), "the new chain");
         if (problem != null) throw Fail.failed("the new CA certificate would be refused by istiod: " + problem, "report this as a bug");
-        out.put("notAfter", ca.getNotAfter().toInstant().toString()).put("serial", ca.getSerialNumber().toString(16));
+        Pki.Identity id = Pki.identity(ca);
+        out.put("notAfter", ca.getNotAfter().toInstant().toString()).put("serial", id.serial()).put("identity", identityJson(id));
         Pki.writePem(out, output, Pki.chainPem(List.of(ca, root)), true, "CA certificate and root");
-        out.say("CA certificate '%s' issued by '%s', valid until %s.", subject, rootName, ca.getNotAfter().toInstant());
+        out.say("CA certificate '%s' issued by '%s'%s: %s.", subject, rootName, forCluster(), id.text());
         // sign-csr's HSM options are the root's slot, not the plugin's: upload-chain does not get them
         out.next("upload-chain -f " + Out.shellWord(output.toString()));
     }
@@ -162,6 +169,16 @@ class SignCsr extends Step {
             return "its CA certificate is for another CSR";
         if (!Pki.isCa(ca)) return "its first certificate is not a CA";
         return Pki.chainProblem(Pki.ChainRules.ISTIOD, certs, certs.get(certs.size() - 1), new Date(), "the chain");
+    }
+
+    private String forCluster() {
+        return cluster.suffix == null || cluster.suffix.isBlank() ? "" : " for cluster " + cluster.suffix;
+    }
+
+    private java.util.Map<String, Object> identityJson(Pki.Identity id) {
+        java.util.Map<String, Object> m = new java.util.LinkedHashMap<>(id.json());
+        if (cluster.suffix != null && !cluster.suffix.isBlank()) m.put("cluster", cluster.suffix);
+        return m;
     }
 
     static Instant later(Instant a, Instant b) {

@@ -23,8 +23,17 @@ import picocli.CommandLine.Option;
 import tools.jackson.databind.JsonNode;
 
 @Command(name = "status", mixinStandardHelpOptions = true,
-        description = "One checklist of the whole procedure, read live from the HSM, Vault and the cluster: each line done, "
-                + "missing or wrong, with the step that fixes it. Exits 0 only when everything is done.")
+        description = {"One checklist of the whole procedure, read live from the HSM, Vault and the cluster: each line done, "
+                + "missing, wrong or unknown (it could not be checked, with why), with the step that fixes it. Exits 0 only when "
+                + "everything is done.",
+                "",
+                "One cluster: CLUSTER_SUFFIX (--cluster-suffix) and the kubeconfig context (--context, default the current one).",
+                "Every cluster: --all-suffixes checks each <suffix>/ folder k8s-vault-prep wrote in --dir (default .), against the"
+                        + " kubeconfig context whose server is the one k8s-vault-prep recorded in <suffix>/<suffix>-k8s_addr; one block"
+                        + " per cluster, and under --json {\"clusters\": [{\"clusterSuffix\", \"context\", \"checks\", ...}, ...]}.",
+                "",
+                "Certificates: days left until the root and the Istio CA certificate expire (--json: daysLeft), wrong once fewer than"
+                        + " --wrong-days are left, a warning under --warn-days; each Istio CA named by serial, SKI, end of validity and cluster."})
 class Status extends Step {
     static final String DONE = "done", MISSING = "missing", WRONG = "wrong", UNKNOWN = "unknown";
 
@@ -37,38 +46,119 @@ class Status extends Step {
 
     @Mixin Opts.CaId ca;
 
+    @Option(names = "--warn-days", defaultValue = "30", paramLabel = "N",
+            description = "Warn when the root or the Istio CA certificate has fewer than N days left (default ${DEFAULT-VALUE}).")
+    int warnDays;
+
+    @Option(names = "--wrong-days", defaultValue = "0", paramLabel = "N",
+            description = "Call a certificate wrong when it has fewer than N days left (default ${DEFAULT-VALUE}: once it has expired).")
+    int wrongDays;
+
+    @Option(names = "--all-suffixes", description = "Check every cluster: each <suffix>/ folder of k8s-vault-prep in --dir, one block each.")
+    boolean allSuffixes;
+
+    @Option(names = "--dir", defaultValue = ".", paramLabel = "DIR",
+            description = "With --all-suffixes: the folder holding the <suffix>/ folders (default: the current one).")
+    java.nio.file.Path dir;
+
+    /** How long status waits for the plugin's verify-cert in one pod. */
+    static final java.time.Duration PLUGIN_CALL = java.time.Duration.ofSeconds(20);
+
     private Checklist list;
     private X509Certificate hsmRoot;
-    private String k8sServer;
+    private boolean hsmOpened;
+    private String k8sServer, suffix;
 
     @Override
     protected void run() {
+        if (warnDays < 0 || wrongDays < 0 || wrongDays > warnDays)
+            throw Fail.badInput("--wrong-days " + wrongDays + " and --warn-days " + warnDays + " must be 0 or more, wrong-days not above warn-days",
+                    "e.g. --wrong-days 7 --warn-days 30");
+        if (allSuffixes) {
+            allClusters();
+            return;
+        }
         String suffix = cluster.require();
         out.put("clusterSuffix", suffix);
+        check(suffix, kube, null);
+        out.put("checks", list.json());
+        List<Checklist.Line> open = list.notGood();
+        if (!open.isEmpty()) throw Fail.failed(notDone(list), "run the steps named above (->), in the guide's order");
+        out.say("all %d done", list.lines().size());
+    }
+
+    /** One cluster's checklist, in `list`; with `noCluster`, its cluster lines are unknown for that reason. */
+    private void check(String suffix, Opts.Kube kubeOpts, Fail noCluster) {
+        this.suffix = suffix;
         list = new Checklist(out);
+        hsmRoot = null;
+        hsmOpened = false;
+        k8sServer = null;
         hsm();
         Kube k = null;
         try {
-            k = Kube.connect(kube);
+            if (noCluster != null) throw noCluster;
+            k = Kube.connect(kubeOpts);
             k8sServer = k.server();
         } catch (ClusterId.Mismatch another) {
             throw another;      // the suffix's lines would describe another cluster
         } catch (Fail f) {
+            if (f.exitCode == 2 && kubeOpts.context != null && noCluster == null) throw f;   // --context names one the kubeconfig lacks
             k = null;
             clusterUnknown(f);
         }
         vault(suffix);
+        pin(suffix);
         if (k != null) try (Kube kk = k) { cluster(kk); }
-        out.put("checks", list.json());
-        List<Checklist.Line> open = list.notGood();
-        if (!open.isEmpty())
-            throw Fail.failed(open.size() + " of " + list.lines().size() + " not done: "
-                    + String.join(", ", open.stream().map(Checklist.Line::name).toList()), "run the steps named above (->), in the guide's order");
-        out.say("all %d done", list.lines().size());
+    }
+
+    private static String notDone(Checklist l) {
+        List<Checklist.Line> open = l.notGood();
+        return open.size() + " of " + l.lines().size() + " not done: " + String.join(", ", open.stream().map(Checklist.Line::name).toList());
+    }
+
+    /** --all-suffixes: a block per <suffix>/ folder, each against the context whose server k8s-vault-prep recorded there. */
+    private void allClusters() {
+        if (kube.context != null)
+            throw Fail.badInput("--all-suffixes finds each cluster's context itself; --context names one cluster", "drop --context, or --all-suffixes");
+        List<String> suffixes = Kube.preparedSuffixes(dir);
+        if (suffixes.isEmpty())
+            throw Fail.badInput("no <suffix>/ folder of k8s-vault-prep in " + dir.toAbsolutePath(), "run k8s-vault-prep --cluster-suffix c1 first, or pass --dir");
+        List<Map<String, Object>> blocks = new ArrayList<>();
+        List<String> open = new ArrayList<>();
+        for (String s : suffixes) {
+            Opts.Kube one = new Opts.Kube();
+            one.kubeconfig = kube.kubeconfig;
+            Fail noContext = null;
+            try {
+                one.context = Kube.contextFor(kube, Vault.ReviewerFiles.in(dir.resolve(s), s).addr());
+            } catch (Fail f) {
+                noContext = f;
+            }
+            out.say("");
+            out.say("== cluster %s (context %s)", s, noContext == null ? one.context : "unknown: " + noContext.getMessage());
+            check(s, one, noContext);
+            Map<String, Object> b = new java.util.LinkedHashMap<>();
+            b.put("clusterSuffix", s);
+            b.put("context", one.context);
+            if (noContext != null) b.put("contextProblem", noContext.getMessage());
+            b.put("checks", list.json());
+            b.put("done", list.notGood().isEmpty());
+            blocks.add(b);
+            if (!list.notGood().isEmpty()) open.add(s + ": " + notDone(list));
+        }
+        out.put("clusters", blocks);
+        if (!open.isEmpty()) throw Fail.failed(String.join("; ", open), "run the steps named above (->) with each cluster's --cluster-suffix and --context");
+        out.say("all done in %d cluster(s): %s", suffixes.size(), String.join(", ", suffixes));
     }
 
     private void line(String name, String state, String detail, String fix) {
         list.add(name, state, DONE.equals(state), detail, fix);
+    }
+
+    private void line(String name, Checklist.Check c) {
+        list.add(name, c);
+        if (Boolean.TRUE.equals(c.data().get("warning"))) out.warn(name + ": " + c.detail());
     }
 
     /** Runs one group of lines; if its system cannot be read, each of its lines is "unknown" with the reason. */
@@ -89,12 +179,13 @@ class Status extends Step {
     // ---------------------------------------------------------------- HSM
 
     private void hsm() {
-        group(List.of("hsm: KEK", "hsm: root CA"), () -> {
+        group(List.of("hsm: KEK", "hsm: root CA", "expiry: root CA"), () -> {
             // status never creates the embedded token: open it as under --dry-run, silently
             Out quiet = new Out("status", true, true, new PrintStream(new ByteArrayOutputStream()), new PrintStream(new ByteArrayOutputStream()));
             try (Hsm hsm = Hsm.open(p11, quiet)) {
                 if (hsm == null)
                     throw Fail.failed("no HSM configured (P11_LIB unset) and no embedded token", "set P11_LIB, P11_TOKEN and P11_PIN_FILE");
+                hsmOpened = true;
                 List<Hsm.Obj> keks = hsm.keks(kek.id);
                 String on = " on token '" + hsm.tokenLabel + "'";
                 List<String> weak = new ArrayList<>();
@@ -112,13 +203,18 @@ class Status extends Step {
                 else if (keks.isEmpty()) line("hsm: KEK", MISSING, (kek.id == null ? "no KEK" : "no KEK " + kek.id) + on, "gen-kek" + (kek.id == null ? "" : " --kek-id " + kek.id));
                 else line("hsm: KEK", WRONG, keks.size() + " KEKs share ID " + kek.id + on + ": the plugin cannot choose", "remove the extra ones (hsm-info lists them)");
                 Hsm.CaCertificates roots = hsm.caCertificates(ca.id);
-                if (roots.isEmpty()) line("hsm: root CA", MISSING, "no root certificate with CA ID " + ca.id + on, "import-ca -f ROOT_PEM");
-                else if (!roots.identical()) {
+                if (roots.isEmpty()) {
+                    line("hsm: root CA", MISSING, "no root certificate with CA ID " + ca.id + on, "import-ca -f ROOT_PEM");
+                    line("expiry: root CA", MISSING, "no root to read", "import-ca -f ROOT_PEM");
+                } else if (!roots.identical()) {
                     Fail differ = hsm.differingCertificates(roots);
                     line("hsm: root CA", WRONG, differ.getMessage(), differ.hint);
+                    line("expiry: root CA", UNKNOWN, "certificates that differ share CA ID " + ca.id + ": which one is the root is not known", differ.hint);
                 } else {
                     hsmRoot = Pki.certificate(roots.der(), "the root on the HSM");
                     line("hsm: root CA", DONE, "'" + Pki.name(hsmRoot) + "' as CA " + ca.id + on + roots.copiesNote(), null);
+                    line("expiry: root CA", Pki.validity(hsmRoot, "root", java.time.Instant.now(), warnDays, wrongDays,
+                            "a new root: import-ca -f NEW_ROOT_PEM --replace, then sign-csr and upload-chain --replace in every cluster"));
                 }
             } catch (Fail f) {
                 throw f;
@@ -139,6 +235,24 @@ class Status extends Step {
                 vaultLines(lines, suffix);
             } finally {
                 lines.emit();
+            }
+        });
+    }
+
+    /** The HSM PIN stored in Vault opens the slot: checked by logging in with it (never shown). */
+    private void pin(String suffix) {
+        String l = "vault: HSM PIN", secret = Vault.secretPath(suffix);
+        group(List.of(l), () -> {
+            Vault v = Vault.connect(vault);
+            char[] pin = v.hsmPin(suffix);
+            if (pin == null) {
+                line(l, MISSING, "no PIN in " + secret, "vault-setup");
+                return;
+            }
+            try {
+                line(l, Hsm.pinOpens(p11, pin, "Vault's " + secret, hsmOpened));
+            } finally {
+                java.util.Arrays.fill(pin, '\0');
             }
         });
     }
@@ -243,13 +357,15 @@ class Status extends Step {
 
     static final List<String> CLUSTER_LINES = List.of("namespace vault", "binding " + Kube.TOKENREVIEW_BINDING, "secret vault/" + Kube.TOKENREVIEW_SECRET,
             "namespace istio-system", "configmap " + Kube.VAULT_CA_CONFIGMAP, "service istiod", "istiod pods", "secret " + Istio.CSR_SECRET,
-            "secret " + Istio.CA_CERT_SECRET, "injection", "ingress address");
+            "secret " + Istio.CA_CERT_SECRET, "expiry: Istio CA", "istiod: chain logged", "istiod: root loaded", "injection", "sidecars",
+            "ingress address");
 
     private void clusterUnknown(Fail f) {
         for (String n : CLUSTER_LINES) line(n, UNKNOWN, f.getMessage(), f.hint);
     }
 
     /** Each line reads what it needs: one thing that cannot be read leaves the other lines standing. */
+    @SuppressWarnings("unchecked")
     private void cluster(Kube k) {
         var c = k.client;
         Boolean vaultNs = namespace(k, "namespace vault", Kube.VAULT_NAMESPACE, "k8s-vault-prep");
@@ -266,19 +382,53 @@ class Status extends Step {
         String[] rev = {null};
         one("service istiod", () -> rev[0] = istiodService(noIstio ? null : k.call(() -> services.withName(Kube.ISTIOD_SERVICE).get(),
                 "read Service " + Kube.ISTIOD_SERVICE)));
-        one("istiod pods", () -> istiod(noIstio ? List.of() : k.call(() -> Istio.istiodPods(c), "list the istiod pods")));
+        List<Pod>[] pods = new List[1];
+        one("istiod pods", () -> istiod(pods[0] = noIstio ? List.of() : k.call(() -> Istio.istiodPods(c), "list the istiod pods")));
         boolean[] csrExists = {false};
         one("secret " + Istio.CSR_SECRET, () -> {
             Secret csr = noIstio ? null : k.call(() -> secrets.withName(Istio.CSR_SECRET).get(), "read Secret " + Istio.CSR_SECRET);
             csrExists[0] = csr != null;
             csr(csr);
         });
-        one("secret " + Istio.CA_CERT_SECRET, () -> chain(noIstio ? null : k.call(() -> secrets.withName(Istio.CA_CERT_SECRET).get(),
-                "read Secret " + Istio.CA_CERT_SECRET), csrExists[0]));
-        one("injection", () -> injection(k.call(() -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(),
+        Secret[] caSecret = {null};
+        List<X509Certificate>[] chain = new List[1];
+        boolean[] secretRead = {false};
+        one("secret " + Istio.CA_CERT_SECRET, () -> {
+            caSecret[0] = noIstio ? null : k.call(() -> secrets.withName(Istio.CA_CERT_SECRET).get(), "read Secret " + Istio.CA_CERT_SECRET);
+            secretRead[0] = true;
+            chain[0] = chain(caSecret[0], csrExists[0]);
+        });
+        one("expiry: Istio CA", () -> istioCaExpiry(secretRead[0], caSecret[0], chain[0]));
+        one("istiod: chain logged", () -> line("istiod: chain logged", Istio.loggedChain(k, Kube.ISTIO_NAMESPACE,
+                ofRevision(read(pods[0], "the istiod pods"), rev[0]), read(secretRead[0] ? caSecret : null, "Secret " + Istio.CA_CERT_SECRET)[0], chain[0])));
+        one("istiod: root loaded", () -> line("istiod: root loaded", KmsPlugin.rootLoaded(k, Kube.ISTIO_NAMESPACE,
+                ofRevision(read(pods[0], "the istiod pods"), rev[0]), hsmRoot, ca.id, PLUGIN_CALL)));
+        List<Namespace>[] labelled = new List[1];
+        one("injection", () -> injection(labelled[0] = k.call(() -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(),
                 "list the namespaces"), rev[0]));
+        one("sidecars", () -> line("sidecars", Istio.sidecars(k, read(labelled[0], "the namespaces"), rev[0])));
         one("ingress address", () -> ingress(noIstio ? null : k.call(() -> services.withName(Istio.INGRESS_GATEWAY).get(),
                 "read Service " + Istio.INGRESS_GATEWAY)));
+    }
+
+    /** What an earlier line read; when it could not, this line is unknown too. */
+    private static <T> T read(T value, String what) {
+        if (value == null) throw Fail.failed(what + " could not be read (see above)", null);
+        return value;
+    }
+
+    private static List<Pod> ofRevision(List<Pod> pods, String rev) {
+        return rev == null ? pods : pods.stream().filter(p -> rev.equals(Istio.revisionOf(p))).toList();
+    }
+
+    /** The Istio CA certificate's validity, and what tells it from another cluster's (serial, SKI, end, cluster). */
+    private void istioCaExpiry(boolean read, Secret s, List<X509Certificate> chain) {
+        String l = "expiry: Istio CA";
+        if (!read) throw Fail.failed("Secret " + Istio.CA_CERT_SECRET + " could not be read (see above)", null);
+        if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET, "decrypt-csr, sign-csr, then upload-chain"); return; }
+        if (chain == null) { line(l, UNKNOWN, "the chain in Secret " + Istio.CA_CERT_SECRET + " cannot be read (see above)", "upload-chain -f cert-chain.pem"); return; }
+        line(l, Pki.validity(chain.get(0), "Istio CA of cluster " + suffix, java.time.Instant.now(), warnDays, wrongDays,
+                "sign-csr (a new validity), upload-chain --replace, then restart istiod").with("cluster", suffix));
     }
 
     private void one(String name, Runnable body) {
@@ -366,24 +516,25 @@ class Status extends Step {
         else line(l, DONE, "CSR of istiod, encrypted with KEK " + kek, null);
     }
 
-    private void chain(Secret s, boolean csrExists) {
+    /** The Secret's line; returns its certificates when they could be read (even in a form istiod refuses), else null. */
+    private List<X509Certificate> chain(Secret s, boolean csrExists) {
         String l = "secret " + Istio.CA_CERT_SECRET, fix = "decrypt-csr, sign-csr, then upload-chain";
         String b64 = s == null || s.getData() == null ? null : s.getData().get(Istio.CA_CERT_KEY);
-        if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET + (csrExists ? "" : " (and no CSR yet)"), csrExists ? fix : "install-asm, then " + fix); return; }
-        if (b64 == null) { line(l, WRONG, Istio.CA_CERT_SECRET + " has no " + Istio.CA_CERT_KEY, fix); return; }
+        if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET + (csrExists ? "" : " (and no CSR yet)"), csrExists ? fix : "install-asm, then " + fix); return null; }
+        if (b64 == null) { line(l, WRONG, Istio.CA_CERT_SECRET + " has no " + Istio.CA_CERT_KEY, fix); return null; }
         List<X509Certificate> chain;
         byte[] pem = Base64.getDecoder().decode(b64);
         try {
             chain = Pki.certificates(Pki.pemBlocks(new String(pem, StandardCharsets.UTF_8), l), l);
         } catch (Fail f) {
             line(l, WRONG, f.getMessage(), fix);
-            return;
+            return null;
         }
         String split = Istio.splitProblem(pem);
         if (split != null) {
             line(l, WRONG, "istiod refuses its " + Istio.CA_CERT_KEY + " (error spliting the cert chain): " + split,
                     "upload-chain -f cert-chain.pem (it uploads the form istiod accepts), then restart istiod");
-            return;
+            return chain;
         }
         String problem = hsmRoot == null ? null : Pki.chainProblem(Pki.ChainRules.STRICT, chain, hsmRoot, new java.util.Date(), Istio.CA_CERT_KEY);
         if (problem == null && hsmRoot != null && !Pki.sameCert(chain.get(chain.size() - 1), hsmRoot))
@@ -391,6 +542,7 @@ class Status extends Step {
         if (problem != null) line(l, WRONG, problem, "sign-csr with the HSM's root, then upload-chain --replace");
         else line(l, DONE, chain.size() + " certificate(s), CA '" + Pki.name(chain.get(0)) + "'"
                 + (hsmRoot == null ? " (HSM root not read: not compared)" : ", ending at the HSM root"), null);
+        return chain;
     }
 
     private void injection(List<Namespace> labelled, String rev) {

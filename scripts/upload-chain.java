@@ -38,6 +38,9 @@ class UploadChain extends Step {
 
     @Mixin Opts.Kek kek;
 
+    /** Only named in the output: each cluster's CA has the same subject, so serial, SKI and cluster tell them apart. */
+    @Mixin Opts.Cluster cluster;
+
     @Option(names = "--replace", description = "Replace a Secret istio-ca-cert that holds another chain.")
     boolean replace;
 
@@ -100,6 +103,14 @@ class UploadChain extends Step {
             out.put("canonicalised", rewritten);
             if (rewritten && !told)
                 out.say("uploading %s in canonical form (PEM blocks only, LF line ends, one final newline)", file);
+            Pki.Identity id = Pki.identity(ca);
+            java.util.Map<String, Object> idJson = new java.util.LinkedHashMap<>(id.json());
+            String where = (cluster.suffix == null || cluster.suffix.isBlank() ? "" : "cluster " + cluster.suffix + ", ")
+                    + "context " + k.context + " (" + k.server() + ")";
+            if (cluster.suffix != null && !cluster.suffix.isBlank()) idJson.put("cluster", cluster.suffix);
+            idJson.put("context", k.context);
+            out.put("identity", idJson);
+            out.say("Istio CA '%s' (%s) for %s", subject, id.text(), where);
             upload(k, canonical, chain, secretName);
         }
     }

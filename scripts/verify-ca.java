@@ -99,43 +99,23 @@ class VerifyCa extends Step {
             problems.add("pod " + name + " has " + ready[1] + " containers, not the HSM install's " + Istio.ISTIOD_CONTAINERS
                     + " (discovery, hsm-plugin, vaultclient): was it installed with values.hsm.enabled=true?");
         else if (ready[0] != ready[1]) problems.add("pod " + name + " is " + readyText + " ready, not " + ready[1] + "/" + ready[1]);
-        String log = k.call(() -> Istio.containerLog(k, p, Istio.DISCOVERY_CONTAINER), "read the discovery log of " + name);
-        // the last word counts: a restarted istiod may have logged the chain in an earlier run and aborted since
-        Istio.Problem abort = log != null && Istio.caLog(log) == Istio.CaLog.REJECTED ? Istio.abortProblem(log) : null;
-        Istio.LoggedChain logged = abort != null ? null : Istio.caCertBlock(log == null ? "" : log);
-        if (logged == null) {
+        Istio.LoggedChainCheck logged = Istio.chainInLog(k, p, chain);
+        if (!logged.logged()) {
+            Istio.Problem abort = logged.abort();
             if (abort != null) aborts.add(abort);
             problems.add("pod " + name + (abort != null ? ": " + abort.what() : " has not logged 'CA cert:' yet"));
             r.put("logged", false);
             if (abort != null) r.put("aborted", abort.what());
             return r;
         }
-        List<X509Certificate> seen = logged.all();
+        List<X509Certificate> seen = logged.seen();
         r.put("logged", true);
         r.put("loggedChain", seen.stream().map(Pki::name).toList());
-        String diff = difference(seen, chain);
-        r.put("matches", diff == null);
-        if (diff != null) problems.add("pod " + name + " loaded another chain than Secret " + Istio.CA_CERT_SECRET + ": " + diff);
+        r.put("matches", logged.matches());
+        if (!logged.matches()) problems.add("pod " + name + " loaded another chain than Secret " + Istio.CA_CERT_SECRET + ": " + logged.difference());
         else out.say("pod %s: %s ready, logged CA cert '%s' and %d more, the same chain as the Secret", name, readyText,
                 Pki.name(seen.get(0)), seen.size() - 1);
         return r;
-    }
-
-    /** Where the logged chain differs from the Secret's, in words; null when they are the same certificates in the same order. */
-    static String difference(List<X509Certificate> logged, List<X509Certificate> secret) {
-        for (int i = 0; i < Math.max(logged.size(), secret.size()); i++) {
-            if (i >= logged.size()) return "the log lacks certificate #" + (i + 1) + " '" + Pki.name(secret.get(i)) + "'";
-            if (i >= secret.size()) return "the log has an extra certificate #" + (i + 1) + " '" + Pki.name(logged.get(i)) + "'";
-            if (!Pki.sameCert(logged.get(i), secret.get(i)))
-                return "certificate #" + (i + 1) + " is '" + Pki.name(logged.get(i)) + "' (SHA-256 " + fingerprint(logged.get(i))
-                        + ") in the log but '" + Pki.name(secret.get(i)) + "' (SHA-256 " + fingerprint(secret.get(i))
-                        + ") in the Secret; restart istiod if the Secret changed";
-        }
-        return null;
-    }
-
-    private static String fingerprint(X509Certificate c) {
-        return Pki.sha256Hex(Pki.encoded(c)).substring(0, 16) + "...";
     }
 
     public static void main(String... args) {

@@ -160,7 +160,9 @@ class SignCsrTest {
     void signsWithAnRsaRootKeyInTheHsmAsIstiodNeeds() throws Exception {
         Path root = hsmRsaRoot(t, tmp, "root-key", "CN=Root CA,O=Istio", Duration.ofDays(3650));
         Path out = tmp.resolve("cert-chain.pem");
-        Cli.Result r = Cli.asm(t.env(), tmp, "sign-csr", "--csr", csr.toString(), "--root-cert", root.toString(),
+        Map<String, String> env = new java.util.HashMap<>(t.env());
+        env.put("CLUSTER_SUFFIX", "c7");
+        Cli.Result r = Cli.asm(env, tmp, "sign-csr", "--csr", csr.toString(), "--root-cert", root.toString(),
                 "--root-key-label", "root-key", "-o", out.toString());
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("O=cluster.local").contains("CN=Root CA,O=Istio").contains("upload-chain");
@@ -188,15 +190,26 @@ class SignCsrTest {
                 .contains("X509v3 Subject Key Identifier").contains("X509v3 Authority Key Identifier")
                 .doesNotContain("Extended Key Usage")
                 .contains("Public-Key: (2048 bit)");
+        // what tells this CA from another cluster's of the same subject, as openssl reads it
+        String serial = run(tmp, "openssl", "x509", "-in", ca1.toString(), "-noout", "-serial").stdout().strip().replaceFirst("^serial=", "")
+                .toLowerCase().replaceFirst("^0+", "");
+        java.util.regex.Matcher ski = java.util.regex.Pattern.compile("X509v3 Subject Key Identifier:\\s*\n\\s*([0-9A-F:]+)").matcher(text);
+        assertThat(ski.find()).isTrue();
+        assertThat(r.stdout()).contains("for cluster c7: serial " + serial + ", SKI " + ski.group(1).toLowerCase() + ", not after "
+                + ca.getNotAfter().toInstant());
         // the root's private key never left the token: pkcs11-tool still sees it sensitive and not extractable
         assertThat(t.objects()).contains("root-key").contains("never extractable");
 
         // second run: nothing changes
         byte[] before = Files.readAllBytes(out);
-        Cli.Result again = Cli.asm(t.env(), tmp, "sign-csr", "--csr", csr.toString(), "--root-cert", root.toString(),
+        Cli.Result again = Cli.asm(env, tmp, "sign-csr", "--csr", csr.toString(), "--root-cert", root.toString(),
                 "--root-key-label", "root-key", "-o", out.toString(), "--json");
         assertThat(again.exit()).as(again.toString()).isZero();
         assertThat(again.stdout()).contains("\"changed\" : false");
+        var identity = tools.jackson.databind.json.JsonMapper.builder().build().readTree(again.stdout()).get("identity");
+        assertThat(identity.get("serial").asString()).isEqualTo(serial);
+        assertThat(identity.get("ski").asString()).isEqualTo(ski.group(1).toLowerCase());
+        assertThat(identity.get("cluster").asString()).isEqualTo("c7");
         assertThat(Files.readAllBytes(out)).isEqualTo(before);
     }
 

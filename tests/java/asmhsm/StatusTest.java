@@ -117,11 +117,11 @@ class StatusTest {
         Cli.Result r = status(env());
         assertThat(r.exit()).as(r.toString()).isEqualTo(1);
         Map<String, JsonNode> l = lines(r);
-        assertThat(l.keySet()).containsExactly("hsm: KEK", "hsm: root CA", "vault: mount asm-s1", "vault: secret asm-s1/hsm",
-                "vault: policy asm-s1-hsm-policy", "vault: auth asm-s1/hsm", "vault: auth config", "vault: role istiod",
+        assertThat(l.keySet()).containsExactly("hsm: KEK", "hsm: root CA", "expiry: root CA", "vault: mount asm-s1", "vault: secret asm-s1/hsm",
+                "vault: policy asm-s1-hsm-policy", "vault: auth asm-s1/hsm", "vault: auth config", "vault: role istiod", "vault: HSM PIN",
                 "namespace vault", "binding role-tokenreview-binding", "secret vault/default-token", "namespace istio-system",
                 "configmap vault-tls-cert", "service istiod", "istiod pods", "secret istio-ca-cert-csr", "secret istio-ca-cert",
-                "injection", "ingress address");
+                "expiry: Istio CA", "istiod: chain logged", "istiod: root loaded", "injection", "sidecars", "ingress address");
         assertThat(l.values()).allSatisfy(c -> assertThat(c.get("state").asString()).isEqualTo("missing"));
         assertThat(l.get("hsm: KEK").get("fix").asString()).isEqualTo("gen-kek --kek-id " + KEK);
         assertThat(l.get("hsm: root CA").get("fix").asString()).startsWith("import-ca");
@@ -132,7 +132,9 @@ class StatusTest {
         assertThat(l.get("istiod pods").get("fix").asString()).isEqualTo("install-asm");
         assertThat(l.get("injection").get("fix").asString()).startsWith("enable-injection");
         assertThat(l.get("ingress address").get("fix").asString()).startsWith("install-asm");
-        assertThat(JSON.readTree(r.stdout()).get("error").asString()).startsWith("19 of 19 not done");
+        assertThat(l.get("vault: HSM PIN").get("fix").asString()).isEqualTo("vault-setup");
+        assertThat(l.get("istiod: root loaded").get("fix").asString()).isEqualTo("install-asm");
+        assertThat(JSON.readTree(r.stdout()).get("error").asString()).startsWith("25 of 25 not done");
         // the human checklist says the same
         Cli.Result human = Cli.asm(env(), "status");
         assertThat(human.stdout()).containsPattern("missing\\s+hsm: KEK\\s+no KEK status-kek-1 on token 't").contains("-> gen-kek --kek-id status-kek-1");
@@ -160,7 +162,7 @@ class StatusTest {
         // Vault, as the guide's vault commands do
         String mount = "asm-" + SUFFIX, path = mount + "/hsm", policy = mount + "-hsm-policy";
         vault("POST", "sys/mounts/" + mount, Map.of("type", "kv", "config", Map.of("max_lease_ttl", "87600h")));
-        vault("POST", path, Map.of("clientcert", "CERT", "clientkey", "KEY", "servercert", "SERVER", "PIN", "1234"));
+        vault("POST", path, Map.of("clientcert", "CERT", "clientkey", "KEY", "servercert", "SERVER", "PIN", pin()));
         vault("PUT", "sys/policy/" + policy, Map.of("policy", "path \"" + path + "\" { capabilities = [\"read\"] }"));
         vault("POST", "sys/auth/" + path, Map.of("type", "kubernetes"));
         vault("POST", "auth/" + path + "/config", Map.of("kubernetes_host", lab.k8sAddr(), "kubernetes_ca_cert",
@@ -173,13 +175,18 @@ class StatusTest {
         k.configMaps().inNamespace("istio-system").resource(new ConfigMapBuilder().withNewMetadata().withName("vault-tls-cert").endMetadata()
                 .addToData("cert", Files.readString(lab.vaultCaCert())).build()).create();
         k.services().inNamespace("istio-system").resource(Kube.istiodService(REV)).create();
-        for (String name : List.of("istiod-asm-198-6-a", "istiod-asm-198-6-b")) runningPod(istiodPod(name, REV, 3));
         k.secrets().inNamespace("istio-system").resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert-csr").endMetadata()
                 .withType("istio.io/intermediate-ca").addToData(Map.of("kek-id", b64(KEK), "encrypted-dek", b64("x.y"),
                         "csr-id", b64("cluster.local"), "encrypted-csr", b64("x.y"))).build()).create();
         k.secrets().inNamespace("istio-system").resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert").endMetadata()
                 .addToData("cert-chain.pem", b64(pems(ca, root))).build()).create();
+        // istiod with install-asm's root hook, started after the chain was uploaded (no kubelet: neither its log nor its plugin
+        // can be reached, so status goes by the pod spec, the ConfigMap and the start times)
+        k.configMaps().inNamespace("istio-system").resource(Istio.rootConfigMap(root.pem())).create();
+        Thread.sleep(1100);   // API times are whole seconds: the pods start strictly after the Secret
+        for (String name : List.of("istiod-asm-198-6-a", "istiod-asm-198-6-b")) runningPod(startedNow(StatusMeshTest.withRootHook(istiodPod(name, REV, 3), Hsm.DEFAULT_CA_ID)));
         k.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("bookinfo").addToLabels("istio.io/rev", REV).endMetadata().build()).create();
+        k.pods().inNamespace("bookinfo").resource(pod("bookinfo", "details-v1-1", Map.of("app", "details"), 2, "details", "istio-proxy")).create();
         k.services().inNamespace("istio-system").resource(new ServiceBuilder().withNewMetadata().withName("istio-ingressgateway").endMetadata()
                 .withNewSpec().withType("LoadBalancer").withLoadBalancerIP("203.0.113.1").addToSelector("app", "istio-ingressgateway")
                 .addNewPort().withName("http2").withPort(80).endPort().endSpec().build()).create();
@@ -191,10 +198,22 @@ class StatusTest {
         assertThat(l.get("hsm: root CA").get("detail").asString()).contains("'CN=Status Root,O=Example'");
         assertThat(l.get("secret istio-ca-cert").get("detail").asString()).contains("ending at the HSM root");
         assertThat(l.get("istiod pods").get("detail").asString()).contains("istiod-asm-198-6-a 3/3");
-        assertThat(l.get("vault: secret asm-s1/hsm").get("detail").asString()).doesNotContain("1234", "KEY");
+        assertThat(l.get("vault: secret asm-s1/hsm").get("detail").asString()).doesNotContain(pin(), "KEY");
+        assertThat(l.get("vault: HSM PIN").get("detail").asString()).isEqualTo("the PIN in Vault's asm-s1/hsm opens token '" + token.get("P11_TOKEN")
+                + "' (logged in with it)");
+        assertThat(l.get("istiod: chain logged").get("detail").asString()).contains("istiod-asm-198-6-a: discovery ready, started ",
+                "(inferred; its log was not read: ", "the API server serves its discovery log empty");
+        assertThat(l.get("istiod: root loaded").get("detail").asString()).contains("istiod-asm-198-6-a: loaded by the postStart hook, not asked (");
+        assertThat(l.get("sidecars").get("detail").asString()).isEqualTo("1 pod(s) in bookinfo, each with istio-proxy");
+        assertThat(l.get("expiry: Istio CA").get("cluster").asString()).isEqualTo(SUFFIX);
         Cli.Result human = Cli.asm(env(), "status");
         assertThat(human.exit()).isZero();
-        assertThat(human.stdout()).contains("all 19 done").doesNotContain("1234");
+        assertThat(human.stdout()).contains("all 25 done").doesNotContain(pin());
+        assertThat(human.stderr()).doesNotContain(pin());
+
+        // --context names the cluster; a context the kubeconfig lacks is bad input
+        assertThat(Cli.asm(env(), "status", "--context", contextName()).exit()).isZero();
+        assertThat(Cli.asm(env(), "status", "--context", "no-such-context").exit()).isEqualTo(2);
 
         // the plugin's own import-ca, run twice more on this token: identical copies are still the root, counted
         SoftHsmToken.writeCertificate(token, root.cert(), Hsm.DEFAULT_CA_ID);
@@ -203,6 +222,25 @@ class StatusTest {
         assertThat(copies.exit()).as(copies.toString()).isZero();
         assertThat(lines(copies).get("hsm: root CA").get("detail").asString()).contains("'CN=Status Root,O=Example'").endsWith("(3 copies)");
         assertThat(state(lines(copies), "secret istio-ca-cert")).isEqualTo("done");
+    }
+
+    static String pin() {
+        try {
+            return Files.readString(Path.of(token.get("P11_PIN_FILE"))).strip();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    static String contextName() {
+        return io.fabric8.kubernetes.client.Config.fromKubeconfig(lab.kubeconfig().toFile()).getCurrentContext().getName();
+    }
+
+    /** The pod's containers as started now (MeshTestKit's pods started long ago). */
+    static Pod startedNow(Pod p) {
+        String now = java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS).toString();
+        p.getStatus().getContainerStatuses().forEach(cs -> cs.getState().getRunning().setStartedAt(now));
+        return p;
     }
 
     /** A pod as the kubelet would report it: created, then its status set through the status subresource. */
@@ -252,6 +290,53 @@ class StatusTest {
         assertThat(l.get("ingress address").get("fix").asString()).isEqualTo("external-ip --mode integrated --ip ADDRESS");
         assertThat(state(l, "vault: mount asm-s1")).isEqualTo("done");
         assertThat(state(l, "service istiod")).isEqualTo("done");
+        // the Secret changed after istiod-a started, and the new b runs no root hook: neither can be told without a kubelet
+        assertThat(state(l, "istiod: chain logged")).isEqualTo("unknown");
+        assertThat(l.get("istiod: chain logged").get("detail").asString()).contains("istiod-asm-198-6-a: its log cannot be read: ");
+        assertThat(state(l, "istiod: root loaded")).isEqualTo("unknown");
+        assertThat(l.get("istiod: root loaded").get("detail").asString()).contains("istiod-asm-198-6-b: its plugin cannot be asked (",
+                "its hsm-plugin has no postStart hook");
+
+        // a pod that started before injection was on
+        k.pods().inNamespace("bookinfo").resource(pod("bookinfo", "ratings-v1-1", Map.of("app", "ratings"), 1, "ratings")).create();
+        assertThat(lines(status(env())).get("sidecars").get("detail").asString()).isEqualTo("1 pod(s) without istio-proxy: bookinfo/ratings-v1-1");
+        k.pods().inNamespace("bookinfo").withName("ratings-v1-1").delete();
+    }
+
+    /** The PIN in Vault, the one istiod's plugin will log in with: checked by logging in with it, never when it cannot be right. */
+    @Test
+    @Order(3)   // after the world of test 2, independent of the other order-3 test: it puts the PIN back
+    void aPinInVaultThatDoesNotOpenTheSlotIsWrong() throws Exception {
+        String path = "asm-" + SUFFIX + "/hsm";
+        try {
+            vault("POST", path, Map.of("clientcert", "CERT", "clientkey", "KEY", "servercert", "SERVER", "PIN", "0000"));
+            JsonNode p = lines(status(env())).get("vault: HSM PIN");
+            assertThat(p.get("state").asString()).isEqualTo("wrong");
+            assertThat(p.get("detail").asString()).isEqualTo("the PIN in Vault's " + path + " differs from the PIN in " + token.get("P11_PIN_FILE")
+                    + ", which opens token '" + token.get("P11_TOKEN") + "'; not tried, as each refused login counts toward the slot's lock-out");
+            assertThat(p.get("fix").asString()).startsWith("vault-setup --pin-file");
+
+            // the operator's PIN file is no help: the stored PIN is tried, and the token refuses it
+            Path wrongPin = dir.resolve("wrong-pin");
+            Files.writeString(wrongPin, "0000\n");
+            Files.setPosixFilePermissions(wrongPin, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+            Map<String, String> env = env();
+            env.put("P11_PIN_FILE", wrongPin.toString());
+            Map<String, JsonNode> l = lines(status(env));
+            assertThat(state(l, "hsm: KEK")).isEqualTo("unknown");
+            assertThat(l.get("vault: HSM PIN").get("detail").asString()).isEqualTo("token '" + token.get("P11_TOKEN") + "' refused the PIN in Vault's "
+                    + path + " (CKR_PIN_INCORRECT): the plugin cannot log in");
+            assertThat(state(l, "vault: HSM PIN")).isEqualTo("wrong");
+
+            // the right PIN with a newline after it: the 2020 plugin does not trim it
+            vault("POST", path, Map.of("clientcert", "CERT", "clientkey", "KEY", "servercert", "SERVER", "PIN", pin() + "\n"));
+            p = lines(status(env())).get("vault: HSM PIN");
+            assertThat(p.get("state").asString()).isEqualTo("wrong");
+            assertThat(p.get("detail").asString()).contains("has white space at its start or end (a newline?)").doesNotContain(pin());
+        } finally {
+            vault("POST", path, Map.of("clientcert", "CERT", "clientkey", "KEY", "servercert", "SERVER", "PIN", pin()));
+        }
+        assertThat(state(lines(status(env())), "vault: HSM PIN")).isEqualTo("done");
     }
 
     @Test
@@ -328,6 +413,36 @@ class StatusTest {
         assertThat(l.get("secret istio-ca-cert").get("detail").asString()).contains("HSM root not read");
         assertThat(Cli.asm(token, "import-ca", "-f", dir.resolve("root.pem").toString(), "--replace").exit()).isZero();
         assertThat(lines(status(env())).get("hsm: root CA").get("detail").asString()).doesNotContain("copies");
+    }
+
+    /** --all-suffixes: a block per <suffix>/ folder, each against the context whose server k8s-vault-prep recorded there. */
+    @Test
+    @Order(7)
+    void allSuffixesCheckEachPreparedClusterInItsOwnBlock() throws Exception {
+        Path folder = dir.resolve("suffixes");
+        write(folder.resolve(SUFFIX + "/" + SUFFIX + "-k8s_addr"), lab.k8sAddr() + "\n");
+        write(folder.resolve("z9/z9-k8s_addr"), "https://127.0.0.1:1\n");
+        Files.createDirectories(folder.resolve("notes"));
+        Cli.Result r = Cli.asm(env(), "status", "--all-suffixes", "--dir", folder.toString(), "--json");
+        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+        JsonNode clusters = JSON.readTree(r.stdout()).get("clusters");
+        assertThat(clusters.size()).isEqualTo(2);
+        assertThat(clusters.get(0).get("clusterSuffix").asString()).isEqualTo(SUFFIX);
+        assertThat(clusters.get(0).get("context").asString()).isEqualTo(contextName());
+        Map<String, String> s1 = new LinkedHashMap<>();
+        for (JsonNode c : clusters.get(0).get("checks")) s1.put(c.get("name").asString(), c.get("state").asString());
+        assertThat(s1).containsEntry("namespace vault", "done").containsEntry("vault: mount asm-s1", "done").hasSize(25);
+        JsonNode z9 = clusters.get(1);
+        assertThat(z9.get("clusterSuffix").asString()).isEqualTo("z9");
+        assertThat(z9.get("contextProblem").asString()).startsWith("no context of ").contains("points at https://127.0.0.1:1");
+        for (JsonNode c : z9.get("checks"))
+            if (Status.CLUSTER_LINES.contains(c.get("name").asString())) assertThat(c.get("state").asString()).as(c.toString()).isEqualTo("unknown");
+        assertThat(JSON.readTree(r.stdout()).get("error").asString()).contains(SUFFIX + ": ", "; z9: ");
+
+        Cli.Result human = Cli.asm(env(), "status", "--all-suffixes", "--dir", folder.toString());
+        assertThat(human.stdout()).contains("== cluster s1 (context " + contextName() + ")", "== cluster z9 (context unknown: no context of ");
+        assertThat(Cli.asm(env(), "status", "--all-suffixes", "--dir", folder.toString(), "--context", contextName()).exit()).isEqualTo(2);
+        assertThat(Cli.asm(env(), "status", "--all-suffixes", "--dir", folder.resolve("notes").toString()).exit()).isEqualTo(2);
     }
 
     /**

@@ -99,9 +99,14 @@ class UploadChainTest {
     @Test
     void uploadsWhatIstiodAcceptsThenChangesNothing() throws Exception {
         Path chain = signed(istiod.caKey, "chain");
-        Cli.Result r = ok(upload(chain));
+        Cli.Result r = ok(upload(chain, "--cluster-suffix", "c7"));
         assertThat(r.stdout()).contains("created Secret " + ns + "/istio-ca-cert (key cert-chain.pem)");
         X509Certificate ca = istiod.loadChain(lab.admin(), ns, t, Hsm.DEFAULT_CA_ID);
+        // what tells it from another cluster's CA of the same subject
+        Pki.Identity id = Pki.identity(ca);
+        assertThat(id.serial()).isEqualTo(ca.getSerialNumber().toString(16));
+        assertThat(r.stdout()).contains("Istio CA 'O=cluster.local' (serial " + id.serial() + ", SKI " + id.ski() + ", not after " + ca.getNotAfter().toInstant()
+                + ") for cluster c7, context ");
         assertThat(ca.getSubjectX500Principal().getName()).isEqualTo("O=cluster.local");
         Secret s = chainSecret();
         assertThat(s.getType()).isEqualTo("Opaque");
@@ -113,6 +118,10 @@ class UploadChainTest {
 
         Cli.Result again = ok(upload(chain, "--json"));
         assertThat(again.stdout()).contains("\"changed\" : false");
+        var identity = tools.jackson.databind.json.JsonMapper.builder().build().readTree(again.stdout()).get("identity");
+        assertThat(identity.get("serial").asString()).isEqualTo(id.serial());
+        assertThat(identity.get("ski").asString()).isEqualTo(id.ski()).doesNotContain("computed");
+        assertThat(identity.has("cluster")).as("no suffix given").isFalse();
         assertThat(chainSecret().getMetadata().getResourceVersion()).isEqualTo(s.getMetadata().getResourceVersion());
     }
 
