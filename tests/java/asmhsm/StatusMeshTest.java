@@ -75,7 +75,7 @@ class StatusMeshTest {
     void istiod(Pod p, String log) {
         mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(p).create();
         if (log != null)
-            mock.server.expect().get().withPath("/api/v1/namespaces/istio-system/pods/" + p.getMetadata().getName() + "/log?pretty=false&container=discovery")
+            mock.server.expect().get().withPath("/api/v1/namespaces/istio-system/pods/" + p.getMetadata().getName() + "/log?pretty=false&container=discovery&tailLines=5000")
                     .andReturn(200, log).always();
     }
 
@@ -134,7 +134,7 @@ class StatusMeshTest {
                 + KmsPlugin.NOT_LOADED + "). Abort.\n");
         JsonNode logged = status().get("istiod: chain logged");
         assertThat(logged.get("state").asString()).isEqualTo("wrong");
-        assertThat(logged.get("detail").asString()).contains("istiod-a refused the chain: ");
+        assertThat(logged.get("detail").asString()).contains("istiod-a: istiod aborted: its HSM plugin has no root loaded", "Failed to verify certificate chain");
         assertThat(logged.get("fix").asString()).startsWith("run load-root");
     }
 
