@@ -118,8 +118,15 @@ public abstract class Step implements Callable<Integer> {
                     // the step refuses it when it connects
                 }
             } else if (m.userObject() instanceof Opts.Vault vault && vault.addr != null && !vault.addr.isBlank()) {
-                parts.add("Vault " + vault.addr);
+                String namespace = null;
+                try {
+                    namespace = vault.namespace();
+                } catch (RuntimeException malformed) {
+                    // the step refuses it when it connects
+                }
+                parts.add("Vault " + vault.addr + (namespace == null ? "" : " (namespace " + namespace + ")"));
                 fields.put("vaultAddr", vault.addr);
+                if (namespace != null) fields.put("vaultNamespace", namespace);
             }
         }
         out.actingOn(parts, fields);

@@ -69,9 +69,8 @@ public final class Vault {
         return namespace == null ? addr : addr + " (namespace " + namespace + ")";
     }
 
-    /** The first line of a Vault step, and its --json fields: which Vault and namespace it acts on. */
+    /** The --json fields of a Vault step: which Vault and namespace it acts on (Step's first line says it in words). */
     public void sayWhere(Out out) {
-        out.say("Vault at %s", where());
         out.put("vaultAddr", addr);
         if (namespace != null) out.put("vaultNamespace", namespace);
     }

@@ -22,6 +22,12 @@ class IstiodService extends Step {
 
     @Mixin Opts.IstioNamespace ns;
 
+    /** Under --dry-run stdout is the Service's YAML, for kubectl apply -f: nothing else goes there. */
+    @Override
+    protected boolean printsForAProgram() {
+        return out.dryRun();
+    }
+
     @Override
     protected void run() {
         if (!revision.matches("[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?"))

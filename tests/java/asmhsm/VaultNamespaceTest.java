@@ -83,7 +83,7 @@ class VaultNamespaceTest {
         // vault-setup into the namespace: its first line says where
         Cli.Result first = setup(inNs);
         assertThat(first.exit()).as(first.toString()).isZero();
-        assertThat(first.stdout().lines().findFirst().orElse("")).isEqualTo("Vault at " + lab.vaultAddr() + " (namespace " + ns + ")");
+        assertThat(first.stdout().lines().findFirst().orElse("")).isEqualTo("acting on Vault " + lab.vaultAddr() + " (namespace " + ns + ")");
         assertThat(first.stdout()).contains("enabled kv (version 1) secrets engine at asm-" + s + "/");
         assertThat(first.stderr()).doesNotContain("NameSpace").doesNotContain("INFO");
 
@@ -110,8 +110,8 @@ class VaultNamespaceTest {
         for (Map.Entry<Map<String, String>, List<String>> way : Map.of(inNs, List.<String>of(), root, List.of("--vault-namespace", ns)).entrySet()) {
             Cli.Result v = Cli.asm(way.getKey(), work, concat(new String[] {"vault-verify", "--cluster-suffix", s, "--create-sa"}, way.getValue()));
             assertThat(v.exit()).as(v.toString()).isZero();
-            assertThat(v.stdout()).startsWith("Vault at " + lab.vaultAddr() + " (namespace " + ns + ")\n")
-                    .contains("read asm-" + s + "/hsm: clientcert, clientkey, servercert, PIN present", "revoked the test token");
+            assertThat(v.stdout().lines().findFirst().orElse("")).startsWith("acting on ").contains("Vault " + lab.vaultAddr() + " (namespace " + ns + ")");
+            assertThat(v.stdout()).contains("read asm-" + s + "/hsm: clientcert, clientkey, servercert, PIN present", "revoked the test token");
         }
         // status: the six Vault lines are done in the namespace, by variable and by option
         for (Map.Entry<Map<String, String>, List<String>> way : Map.of(inNs, List.<String>of(), root, List.of("--vault-namespace", ns)).entrySet()) {
@@ -127,7 +127,7 @@ class VaultNamespaceTest {
         Cli.Result verifyRoot = Cli.asm(root, work, "vault-verify", "--cluster-suffix", s, "--create-sa");
         assertThat(verifyRoot.exit()).as(verifyRoot.toString()).isEqualTo(1);
         assertThat(errorLines(verifyRoot).get(0)).startsWith("error: broken link: path.");
-        assertThat(verifyRoot.stdout()).startsWith("Vault at " + lab.vaultAddr() + "\n");
+        assertThat(verifyRoot.stdout().lines().findFirst().orElse("")).startsWith("acting on ").endsWith("Vault " + lab.vaultAddr());
         Cli.Result statusRoot = Cli.asm(root, work, "status", "--cluster-suffix", s, "--json");
         Map<String, JsonNode> l = statusLines(statusRoot);
         assertThat(l.get("vault: mount asm-" + s).get("state").asString()).as(l.toString()).isEqualTo("missing");
