@@ -165,6 +165,18 @@ final class IstiodPods {
         }
     }
 
+    /** Any pod as a kubelet runs it: Running, every container started and ready. */
+    static void runningPod(KubernetesClient k, Pod pod) {
+        String now = Instant.now().toString();
+        List<ContainerStatus> statuses = new ArrayList<>();
+        for (Container c : pod.getSpec().getContainers())
+            statuses.add(new ContainerStatusBuilder().withName(c.getName()).withImage(c.getImage()).withImageID("").withReady(true)
+                    .withStarted(true).withRestartCount(0).withNewState().withNewRunning().withStartedAt(now).endRunning().endState().build());
+        k.pods().inNamespace(pod.getMetadata().getNamespace()).withName(pod.getMetadata().getName()).editStatus(q -> new PodBuilder(q)
+                .editOrNewStatus().withPhase("Running").withConditions().addNewCondition().withType("Ready").withStatus("True")
+                .withLastTransitionTime(now).endCondition().withContainerStatuses(statuses).endStatus().build());
+    }
+
     static Container container(Pod pod, String name) {
         return pod.getSpec().getContainers().stream().filter(c -> c.getName().equals(name)).findFirst().orElse(null);
     }

@@ -41,6 +41,7 @@ import java.util.Map;
  * The values the runbooks' manual blocks ask the operator for come from {@link #answers()}.
  */
 final class RunbookLab implements AutoCloseable {
+    static final String CONTEXT_1 = "asm-lab-admin@asm-lab", CONTEXT_2 = "asm-lab-admin@asm-lab-2";
     static final String APP_NAMESPACE = "bookinfo", ROOT_TOKEN = "asm-root", ROOT_KEY_LABEL = "asm-root-ca", TRUST_DOMAIN = "cluster.local";
 
     final Path dir, work, labDir;
@@ -48,10 +49,9 @@ final class RunbookLab implements AutoCloseable {
     final SoftHsmToken token;
     final Path rootCert;
     final KubernetesClient admin;
+    /** The lab's two clusters (tests/lab/up with LAB_CLUSTERS=2): the first is the session's current context. */
+    final List<Cluster> clusters = new ArrayList<>();
     final List<String> notes = new ArrayList<>();
-    private IstiodStandIn istiod;
-    private IstiodPods pods;
-    private int madePods;
     private Thread shutdownHook;
 
     private RunbookLab(Path dir, Path labDir, Map<String, String> labEnv) throws Exception {
@@ -59,7 +59,10 @@ final class RunbookLab implements AutoCloseable {
         this.labDir = labDir;
         this.labEnv = labEnv;
         this.work = Files.createDirectories(dir.resolve("work"));
-        this.admin = new Lab(Cli.repo(), labEnv).client(Path.of(labEnv.get("KUBECONFIG")));
+        Lab lab = new Lab(Cli.repo(), labEnv);
+        this.admin = lab.client(Path.of(labEnv.get("KUBECONFIG")));
+        clusters.add(new Cluster(CONTEXT_1, admin));
+        clusters.add(new Cluster(CONTEXT_2, lab.client(Path.of(labEnv.get("LAB_C2_KUBECONFIG")))));
         Path hsm = Files.createDirectories(dir.resolve("hsm"));
         this.token = SoftHsmToken.create(hsm);
         // The security administrator's slot, beside istiod's on the same HSM: the root key, never in istiod's slot.
@@ -85,13 +88,13 @@ final class RunbookLab implements AutoCloseable {
         RunbookLab lab = null;
         try {
             Map<String, String> env = Lab.parseEnv(Lab.run(List.of(Cli.repo().resolve("tests/lab/up").toString()),
-                    Map.of("ASM_LAB_DIR", labDir.toString())));
+                    Map.of("ASM_LAB_DIR", labDir.toString(), "LAB_CLUSTERS", "2")));
             lab = new RunbookLab(dir, labDir, env);
             lab.shutdownHook = keep ? null : down;
             lab.prepare();
             return lab;
         } catch (Exception | Error e) {
-            if (lab != null) lab.admin.close();
+            if (lab != null) lab.clusters.forEach(c -> c.client.close());
             if (!keep) {
                 Runtime.getRuntime().removeShutdownHook(down);
                 stop(dir, labDir);
@@ -114,6 +117,14 @@ final class RunbookLab implements AutoCloseable {
     }
 
     private void prepare() throws Exception {
+        for (Cluster c : clusters) prepare(c.client);
+        notes.add("clusters: " + clusters.stream().map(c -> c.context).toList() + ", each with its own CA, sharing OpenBao and the SoftHSM2 tokens");
+        notes.add("nodes: 4 stand-in Nodes per cluster, 4 vCPU and 16 GiB each, InternalIP 192.168.0.10-13 (no kubelets)");
+        notes.add("application: namespace " + APP_NAMESPACE + " with Deployment and Service details in each cluster, there before the mesh");
+        prepareFiles();
+    }
+
+    private void prepare(KubernetesClient admin) throws Exception {
         for (int i = 0; i < 4; i++) {
             String name = "lab-node-" + (i + 1);
             admin.nodes().resource(new NodeBuilder().withNewMetadata().withName(name).addToLabels("kubernetes.io/hostname", name).endMetadata()
@@ -124,7 +135,6 @@ final class RunbookLab implements AutoCloseable {
                     .withLastHeartbeatTime(Instant.now().toString()).withLastTransitionTime(Instant.now().toString()).endCondition()
                     .endStatus().build()).create();
         }
-        notes.add("nodes: 4 stand-in Nodes, 4 vCPU and 16 GiB each, InternalIP 192.168.0.10-13 (no kubelets)");
 
         admin.namespaces().resource(Kube.namespace(APP_NAMESPACE)).create();
         Map<String, String> app = Map.of("app", "details");
@@ -135,8 +145,9 @@ final class RunbookLab implements AutoCloseable {
                 .build()).create();
         admin.services().inNamespace(APP_NAMESPACE).resource(new ServiceBuilder().withNewMetadata().withName("details").endMetadata()
                 .withNewSpec().withSelector(app).addNewPort().withName("http").withPort(9080).endPort().endSpec().build()).create();
-        notes.add("application: namespace " + APP_NAMESPACE + " with Deployment and Service details, there before the mesh");
+    }
 
+    private void prepareFiles() throws Exception {
         String version = admin.getKubernetesVersion().getGitVersion().replaceFirst("^v(\\d+\\.\\d+).*", "$1");
         Files.writeString(dir.resolve("supported-versions.txt"), "# the lab's Kubernetes, newer than GKE on VMware of ASM 1.9's time\n" + version + "\n");
         notes.add("preflight: ASM_SUPPORTED_VERSIONS lists the lab's Kubernetes " + version);
@@ -214,6 +225,17 @@ final class RunbookLab implements AutoCloseable {
         return a;
     }
 
+    /** The answers for a runbook's manual blocks: the next cluster's runbook answers for the lab's second cluster. */
+    Map<String, String> answers(String runbook) {
+        Map<String, String> a = answers();
+        if (runbook.startsWith("13-")) {
+            a.put("CLUSTER_SUFFIX", "c2");
+            a.put("CONTEXT", CONTEXT_2);
+            a.put("KUBECONFIG", labEnv.get("KUBECONFIG") + ":" + labEnv.get("LAB_C2_KUBECONFIG"));
+        }
+        return a;
+    }
+
     /** Variables of manual blocks that the lab leaves unset on purpose, and why. */
     static final Map<String, String> NOT_IN_THE_LAB = Map.of(
             "ChrystokiConfigurationPath", "a Luna client setting; SoftHSM2 reads SOFTHSM2_CONF instead");
@@ -237,6 +259,8 @@ final class RunbookLab implements AutoCloseable {
         List<String> calls = Files.readAllLines(work.resolve(Release.topDir(Release.DEFAULT_VERSION)).resolve("istioctl-calls.log"));
         List<String> called = new ArrayList<>(List.of(calls.get(calls.size() - 1).strip().split(" ")));
         called.remove("-y");
+        int ctx = called.indexOf("--context"); // the cluster, when a step names one: not one of the guide's settings
+        if (ctx >= 0) called.subList(ctx, ctx + 2).clear();
         // install-asm's root hook (on by default) comes as one more -f beside the guide's settings
         int hook = called.indexOf(InstallAsm.hookFile(Istio.GUIDE_REVISION));
         if (hook > 0 && called.get(hook - 1).equals("-f")) called.subList(hook - 1, hook + 1).clear();
@@ -257,71 +281,130 @@ final class RunbookLab implements AutoCloseable {
         return "istioctl install ran with the guide's " + (expected.size() - 1) / 2 + " settings and this session's values";
     }
 
-    /** istiod starts: its pods run, each pod's plugin fresh (its postStart hook loads the root), the plugin writes a new CSR under the KEK, discovery waits. */
-    String istiodStarts(String kekId) throws Exception {
-        List<Deployment> deps = admin.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
-        if (deps.isEmpty()) throw new AssertionError("install-asm left no istiod Deployment in " + Kube.ISTIO_NAMESPACE);
-        StringBuilder said = new StringBuilder(podsOf(deps.get(0)));
-        pods = new IstiodPods(admin, dir.resolve("pods"), token.env());
-        for (Pod p : Istio.istiodPods(admin)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
-        KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
-        g.initialize(2048);
-        istiod = IstiodStandIn.start(token.env(), kekId, TRUST_DOMAIN, g.generateKeyPair());
-        istiod.writeSecret(admin, Kube.ISTIO_NAMESPACE);
-        for (Pod p : Istio.istiodPods(admin)) pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
-        return said + "wrote Secret istio-ca-cert-csr (KEK " + kekId + ", trust domain " + TRUST_DOMAIN + "); pod 2/3 ready, discovery waits for its CA";
-    }
+    /** One of the lab's clusters, by its context in the session's kubeconfig: its admin client and its istiod stand-in. */
+    final class Cluster {
+        final String context;
+        final KubernetesClient client;
+        private IstiodStandIn istiod;
+        private IstiodPods pods;
+        private int madePods;
 
-    /** The Deployment's pods, made by the lab's controller-manager (or from its template when it makes none). */
-    private String podsOf(Deployment d) throws InterruptedException {
-        long deadline = System.nanoTime() + 30_000_000_000L;
-        while (Istio.istiodPods(admin).isEmpty() && System.nanoTime() < deadline) Thread.sleep(250);
-        if (!Istio.istiodPods(admin).isEmpty()) return "";
-        admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
-                .withName(d.getMetadata().getName() + "-6d8f7c9b5-lab" + (++madePods)).withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
-                .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
-        return "created istiod's pod from its Deployment's template (the lab's controller-manager made none); ";
-    }
+        Cluster(String context, KubernetesClient client) {
+            this.context = context;
+            this.client = client;
+        }
 
-    /**
-     * istiod finds Secret istio-ca-cert: its pod's plugin verifies the CA certificate against the
-     * root it has loaded (none: istiod aborts and crash-loops, as the real one), then istiod loads
-     * the chain as it and its plugin would (throws if it would refuse it), and is 3/3.
-     */
-    String istiodLoadsChain() throws Exception {
-        if (istiod == null) throw new AssertionError("upload-chain ran before istiod started");
-        StringBuilder said = new StringBuilder();
-        for (Pod p : Istio.istiodPods(admin)) {
-            if (!pods.started(p)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
-            if (!pods.rootLoaded(p)) {
-                pods.crashLoop(p);
-                throw new AssertionError(said + "istiod in " + p.getMetadata().getName() + " aborted: Failed to verify certificate chain (error: rpc error: code = Unknown desc = "
-                        + IstiodPods.NOT_LOADED + "). Abort. (its plugin has no root loaded); discovery is crash-looping");
+        /** istiod starts: its pods run, each pod's plugin fresh (its postStart hook loads the root), the plugin writes a new CSR under the KEK, discovery waits. */
+        String istiodStarts(String kekId) throws Exception {
+            List<Deployment> deps = client.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
+            if (deps.isEmpty()) throw new AssertionError("install-asm left no istiod Deployment in " + Kube.ISTIO_NAMESPACE);
+            StringBuilder said = new StringBuilder(podsOf(deps.get(0)));
+            pods = new IstiodPods(client, dir.resolve("pods").resolve(context), token.env());
+            for (Pod p : Istio.istiodPods(client)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
+            KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
+            g.initialize(2048);
+            istiod = IstiodStandIn.start(token.env(), kekId, TRUST_DOMAIN, g.generateKeyPair());
+            istiod.writeSecret(client, Kube.ISTIO_NAMESPACE);
+            for (Pod p : Istio.istiodPods(client)) pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
+            return said + "wrote Secret istio-ca-cert-csr (KEK " + kekId + ", trust domain " + TRUST_DOMAIN + "); pod 2/3 ready, discovery waits for its CA";
+        }
+
+        /** The Deployment's pods, made by the lab's controller-manager (or from its template when it makes none). */
+        private String podsOf(Deployment d) throws InterruptedException {
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (Istio.istiodPods(client).isEmpty() && System.nanoTime() < deadline) Thread.sleep(250);
+            if (!Istio.istiodPods(client).isEmpty()) return "";
+            client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
+                    .withName(d.getMetadata().getName() + "-6d8f7c9b5-lab" + (++madePods)).withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
+                    .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
+            return "created istiod's pod from its Deployment's template (the lab's controller-manager made none); ";
+        }
+
+        /**
+         * istiod finds Secret istio-ca-cert: its pod's plugin verifies the CA certificate against the
+         * root it has loaded (none: istiod aborts and crash-loops, as the real one), then istiod loads
+         * the chain as it and its plugin would (throws if it would refuse it), and is 3/3.
+         */
+        String istiodLoadsChain() throws Exception {
+            if (istiod == null) throw new AssertionError("upload-chain ran before istiod started");
+            StringBuilder said = new StringBuilder();
+            for (Pod p : Istio.istiodPods(client)) {
+                if (!pods.started(p)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
+                if (!pods.rootLoaded(p)) {
+                    pods.crashLoop(p);
+                    throw new AssertionError(said + "istiod in " + p.getMetadata().getName() + " aborted: Failed to verify certificate chain (error: rpc error: code = Unknown desc = "
+                            + IstiodPods.NOT_LOADED + "). Abort. (its plugin has no root loaded); discovery is crash-looping");
+                }
+            }
+            var ca = istiod.loadChain(client, Kube.ISTIO_NAMESPACE, token, Hsm.DEFAULT_CA_ID);
+            // istiod polls for the Secret every 2 s: its discovery is ready a poll after the Secret changed (the API keeps whole seconds)
+            Thread.sleep(2000);
+            for (Pod p : Istio.istiodPods(client)) pods.running(p, Map.of());
+            return said + "loaded istio-ca-cert: CA '" + Pki.goName(Pki.subjectDer(ca)) + "' verifies through the pod's plugin against the HSM's root and matches istiod's key; pod 3/3 ready";
+        }
+
+        /**
+         * What istiod's injection webhook and the kubelets do after enable-injection --restart: every
+         * new pod of the namespace gets the istio-proxy sidecar (here: the Deployments' templates get
+         * it, a rollout the controller-manager carries out) and runs; the old pods go.
+         */
+        String podsGetSidecars(String namespace) throws Exception {
+            List<Deployment> deps = client.apps().deployments().inNamespace(namespace).list().getItems();
+            for (Deployment d : deps)
+                if (d.getSpec().getTemplate().getSpec().getContainers().stream().noneMatch(c -> c.getName().equals("istio-proxy")))
+                    client.apps().deployments().inNamespace(namespace).withName(d.getMetadata().getName()).edit(x -> new DeploymentBuilder(x)
+                            .editSpec().editTemplate().editSpec().addNewContainer().withName("istio-proxy")
+                            .withImage("gcr.io/gke-release/asm/proxyv2:1.9.8-asm.6").endContainer().endSpec().endTemplate().endSpec().build());
+            long deadline = System.nanoTime() + 90_000_000_000L;
+            while (true) {
+                List<Pod> all = client.pods().inNamespace(namespace).list().getItems();
+                boolean done = !all.isEmpty();
+                for (Pod p : all) {
+                    boolean proxy = p.getSpec().getContainers().stream().anyMatch(c -> c.getName().equals("istio-proxy"));
+                    if (!proxy) done = false;
+                    else if (p.getStatus() == null || !"Running".equals(p.getStatus().getPhase())) {
+                        try {
+                            IstiodPods.runningPod(client, p);
+                        } catch (io.fabric8.kubernetes.client.KubernetesClientException gone) {
+                            // deleted meanwhile by its ReplicaSet: the next round sees the pods as they are
+                        }
+                        done = false;
+                    }
+                }
+                if (done) return "every pod of " + namespace + " runs with istio-proxy (" + all.size() + " pod(s))";
+                if (System.nanoTime() > deadline)
+                    throw new AssertionError("the pods of " + namespace + " did not all get istio-proxy in 90 s: "
+                            + all.stream().map(p -> p.getMetadata().getName()).toList());
+                Thread.sleep(300);
             }
         }
-        var ca = istiod.loadChain(admin, Kube.ISTIO_NAMESPACE, token, Hsm.DEFAULT_CA_ID);
-        for (Pod p : Istio.istiodPods(admin)) pods.running(p, Map.of());
-        return said + "loaded istio-ca-cert: CA '" + Pki.goName(Pki.subjectDer(ca)) + "' verifies through the pod's plugin against the HSM's root and matches istiod's key; pod 3/3 ready";
+
+        /** istiod's discovery container restarts (its pod and plugin stay): with all its Secrets there it loads the key and verifies the chain again. */
+        String istiodRestarts() throws Exception {
+            for (Pod p : Istio.istiodPods(client)) pods.restarted(p, IstiodPods.DISCOVERY, Map.of(IstiodPods.DISCOVERY, false));
+            return "discovery restarted (same pod, same plugin); " + istiodLoadsChain();
+        }
+
+        /** istiod's pods are re-created (rollout, eviction, drain): new pods, each with a fresh plugin; istiod loads its Secrets again. */
+        String istiodPodsRecreated() throws Exception {
+            List<String> old = Istio.istiodPods(client).stream().map(p -> p.getMetadata().getName()).toList();
+            client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").withGracePeriod(0).delete();
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (System.nanoTime() < deadline && (Istio.istiodPods(client).isEmpty()
+                    || Istio.istiodPods(client).stream().anyMatch(p -> old.contains(p.getMetadata().getName())))) Thread.sleep(250);
+            StringBuilder said = new StringBuilder("deleted pod(s) " + String.join(", ", old) + "; ");
+            List<Deployment> deps = client.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
+            if (Istio.istiodPods(client).isEmpty()) said.append(podsOf(deps.get(0)));
+            for (Pod p : Istio.istiodPods(client)) said.append("new pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
+            return said + istiodLoadsChain();
+        }
     }
 
-    /** istiod's discovery container restarts (its pod and plugin stay): with all its Secrets there it loads the key and verifies the chain again. */
-    String istiodRestarts() throws Exception {
-        for (Pod p : Istio.istiodPods(admin)) pods.restarted(p, IstiodPods.DISCOVERY, Map.of(IstiodPods.DISCOVERY, false));
-        return "discovery restarted (same pod, same plugin); " + istiodLoadsChain();
-    }
-
-    /** istiod's pods are re-created (rollout, eviction, drain): new pods, each with a fresh plugin; istiod loads its Secrets again. */
-    String istiodPodsRecreated() throws Exception {
-        List<String> old = Istio.istiodPods(admin).stream().map(p -> p.getMetadata().getName()).toList();
-        admin.pods().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").withGracePeriod(0).delete();
-        long deadline = System.nanoTime() + 60_000_000_000L;
-        while (System.nanoTime() < deadline && (Istio.istiodPods(admin).isEmpty()
-                || Istio.istiodPods(admin).stream().anyMatch(p -> old.contains(p.getMetadata().getName())))) Thread.sleep(250);
-        StringBuilder said = new StringBuilder("deleted pod(s) " + String.join(", ", old) + "; ");
-        List<Deployment> deps = admin.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
-        if (Istio.istiodPods(admin).isEmpty()) said.append(podsOf(deps.get(0)));
-        for (Pod p : Istio.istiodPods(admin)) said.append("new pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
-        return said + istiodLoadsChain();
+    /** The cluster a step acted on: the one its --context names, else the first (the session's current context). */
+    Cluster cluster(String context) {
+        if (context == null || context.isEmpty()) return clusters.get(0);
+        for (Cluster c : clusters) if (c.context.equals(context)) return c;
+        throw new AssertionError("no lab cluster has context " + context + " (the lab's: " + clusters.stream().map(c -> c.context).toList() + ")");
     }
 
     /** How many certificate objects istiod's token holds under the CA ID: the plugin's import-ca adds one per call. */
@@ -331,7 +414,7 @@ final class RunbookLab implements AutoCloseable {
 
     @Override
     public void close() {
-        admin.close();
+        clusters.forEach(c -> c.client.close());
         if (shutdownHook == null) return; // kept
         Runtime.getRuntime().removeShutdownHook(shutdownHook);
         stop(dir, labDir);
@@ -358,8 +441,10 @@ final class RunbookLab implements AutoCloseable {
             declare -A set=()
             yes=no
             files=()
+            context=()
             while (( $# )); do
               case "$1" in
+                --context) context=(--context "$2"); shift 2 ;;
                 --set) set[${2%%=*}]=${2#*=}; shift 2 ;;
                 -f|--filename) files+=("$2"); shift 2 ;;
                 -y|--skip-confirmation) yes=yes; shift ;;
@@ -381,7 +466,7 @@ final class RunbookLab implements AutoCloseable {
             rev=${set[revision]}
             # the IstioOperator files' k8s overlays are applied to the rendered objects, as istioctl does
             overlay() { if (( ${#files[@]} )); then @OVERLAY@ "${files[@]}"; else cat; fi; }
-            overlay <<YAML | kubectl apply --server-side --field-manager=istioctl -f - >/dev/null
+            overlay <<YAML | kubectl "${context[@]}" apply --server-side --field-manager=istioctl -f - >/dev/null
             apiVersion: v1
             kind: ServiceAccount
             metadata: {name: istiod-service-account, namespace: istio-system}

@@ -65,9 +65,10 @@ class RunbookTest {
             assertThat(ran).as("every step but those that need a real cluster ran")
                     .containsAll(LayoutTest.steps().stream().filter(s -> !clusterOnly.contains(s)).toList());
 
-            say("\n=================== every run block pasted again");
+            say("\n=================== every run block pasted again (with each runbook's answers, as an operator sets them)");
             for (Runbook book : Runbook.all(""))
                 for (Runbook.Block b : book.blocks) {
+                    if (b.shell() && Runbook.MANUAL.equals(b.mark())) answer(b);
                     if (!b.run()) continue;
                     RunbookShell.Result r = shell.run(b.text(), BLOCK_TIMEOUT_SECONDS);
                     say(String.format("  %-32s exit %d  %s", b.where(), r.exit(), firstLine(r.output())));
@@ -79,13 +80,14 @@ class RunbookTest {
             // alone and keeps its pod's plugin; a new pod has a fresh plugin, which only the root hook loads.
             int copies = lab.rootCopies();
             say("\n=================== istiod's discovery container restarts");
-            say("  ISTIOD (stand-in): " + lab.istiodRestarts());
+            say("  ISTIOD (stand-in): " + lab.clusters.get(0).istiodRestarts());
             assertThat(lab.rootCopies()).as("a restart of discovery imports nothing").isEqualTo(copies);
             statusIsAllDone();
             say("\n=================== istiod's pod is re-created (rollout, eviction, drain)");
-            say("  ISTIOD (stand-in): " + lab.istiodPodsRecreated());
+            say("  ISTIOD (stand-in): " + lab.clusters.get(0).istiodPodsRecreated());
             assertThat(lab.rootCopies()).as("the new pod's postStart hook ran the plugin's import-ca once (one more copy)").isEqualTo(copies + 1);
             statusIsAllDone();
+            suffixesRefuseTheOtherCluster();
             if (keep) say("\nKept: the lab (source " + lab.labDir.resolve("env") + "; tests/lab/down " + lab.labDir + ") and " + lab.work);
         }
     }
@@ -119,13 +121,18 @@ class RunbookTest {
                 for (Runbook.Command c : b.commands()) {
                     ran.add(c.step());
                     boolean real = !c.args().contains("--dry-run") && !c.args().contains("--print");
+                    RunbookLab.Cluster cluster = lab.cluster(contextOf(c));
                     if (real && c.step().equals("install-asm")) {
                         say("  ISTIOCTL (stand-in): " + lab.istioctlCalledAsTheGuideSays(shell));
-                        say("  ISTIOD (stand-in) starts: " + lab.istiodStarts(shell.variable("KEK_ID")));
+                        say("  ISTIOD (stand-in) starts in " + cluster.context + ": " + cluster.istiodStarts(shell.variable("KEK_ID")));
                         istiodStarted = true;
                     }
+                    if (real && c.step().equals("enable-injection") && c.args().contains("--restart")) {
+                        String ns = valueOf(c, "--namespace");
+                        say("  INJECTOR and KUBELET (stand-ins) in " + cluster.context + ": " + cluster.podsGetSidecars(ns));
+                    }
                     if (real && c.step().equals("upload-chain")) {
-                        say("  ISTIOD (stand-in) finds its CA: " + lab.istiodLoadsChain());
+                        say("  ISTIOD (stand-in) in " + cluster.context + " finds its CA: " + cluster.istiodLoadsChain());
                         istiodLoaded = true;
                     }
                 }
@@ -134,9 +141,44 @@ class RunbookTest {
         }
     }
 
+    /**
+     * Each suffix is bound to the cluster k8s-vault-prep read: given the other cluster's context,
+     * the steps that take a suffix refuse (exit 2, naming both) and change nothing.
+     */
+    void suffixesRefuseTheOtherCluster() throws Exception {
+        say("\n=================== contexts swapped: each suffix with the other cluster's context");
+        String[][] swapped = {{"c1", lab.clusters.get(1).context}, {"c2", lab.clusters.get(0).context}};
+        for (String[] sc : swapped)
+            for (String step : List.of("k8s-vault-prep", "vault-verify", "status")) {
+                RunbookShell.Result r = shell.run("(cd \"$ASM_WORK\" && CLUSTER_SUFFIX=" + sc[0] + " jbang asm@org " + step + " --context "
+                        + RunbookShell.quote(sc[1]) + ")", 300);
+                String error = r.output().lines().filter(l -> l.startsWith("error: ")).findFirst().orElse("(no error line)");
+                say(String.format("  CLUSTER_SUFFIX=%s %s --context %s: exit %d  %s", sc[0], step, sc[1], r.exit(), error));
+                assertThat(r.exit()).as("%s with suffix %s on context %s:%n%s", step, sc[0], sc[1], r.output()).isEqualTo(2);
+                String bound = sc[1].equals(lab.clusters.get(0).context) ? lab.clusters.get(1).context : lab.clusters.get(0).context;
+                assertThat(error).as("the refusal names the suffix's cluster and the one given").contains("belongs to another cluster")
+                        .contains("'" + bound + "'").contains("'" + sc[1] + "'");
+            }
+        statusIsAllDone();
+    }
+
+    /** The value of a command's --context, its shell variables filled in from the session; null when it names none. */
+    String contextOf(Runbook.Command c) {
+        return valueOf(c, "--context");
+    }
+
+    /** The value of a command's option, its shell variable filled in from the session; null when it is not given. */
+    String valueOf(Runbook.Command c, String option) {
+        int i = c.args().indexOf(option);
+        if (i < 0 || i + 1 >= c.args().size()) return null;
+        String word = c.args().get(i + 1).replaceAll("^\"|\"$", "");
+        var m = Pattern.compile("^\\$\\{?([A-Za-z_][A-Za-z0-9_]*)}?$").matcher(word);
+        return m.matches() ? shell.variable(m.group(1)) : word;
+    }
+
     /** A manual block: the operator types their own values; the lab answers with its values, exported in the session. */
     void answer(Runbook.Block b) {
-        Map<String, String> answers = lab.answers(), env = lab.environment();
+        Map<String, String> answers = lab.answers(b.file()), env = lab.environment();
         StringBuilder exports = new StringBuilder();
         for (String name : b.exports()) {
             if (answers.containsKey(name)) {
@@ -156,11 +198,16 @@ class RunbookTest {
         }
     }
 
-    /** `status --json`: every line of the checklist done. */
+    /** `status --json` of each cluster, with its suffix and context: every line of the checklist done. */
     void statusIsAllDone() throws Exception {
-        RunbookShell.Result status = shell.run("jbang asm@org status --json 2>status.err", 300);
+        for (int i = 0; i < lab.clusters.size(); i++) statusIsAllDone("c" + (i + 1), lab.clusters.get(i).context);
+    }
+
+    void statusIsAllDone(String suffix, String context) throws Exception {
+        say("\n=================== status of " + suffix + " (" + context + ")");
+        RunbookShell.Result status = shell.run("(cd \"$ASM_WORK\" && CLUSTER_SUFFIX=" + suffix + " jbang asm@org status --json --context "
+                + RunbookShell.quote(context) + " 2>status.err)", 300);
         JsonNode doc = JsonMapper.builder().build().readTree(status.output());
-        say("\n=================== status");
         List<String> notDone = new ArrayList<>();
         for (JsonNode line : doc.path("checks")) {
             say(String.format("  %-8s %-36s %s", line.path("state").asString(), line.path("name").asString(), line.path("detail").asString()));
