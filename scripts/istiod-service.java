@@ -22,10 +22,10 @@ class IstiodService extends Step {
 
     @Mixin Opts.IstioNamespace ns;
 
-    /** Under --dry-run stdout is the Service's YAML, for kubectl apply -f: nothing else goes there. */
+    /** Under --dry-run stdout is the Service's YAML, for kubectl apply -f: no line goes above it (--json has the field). */
     @Override
     protected boolean printsForAProgram() {
-        return out.dryRun();
+        return out.dryRun() && !out.json();
     }
 
     @Override

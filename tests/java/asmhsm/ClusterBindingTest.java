@@ -151,9 +151,11 @@ class ClusterBindingTest {
     void actingOnNamesTheClusterFirstAndIsAFieldUnderJson(Lab lab) {
         String ns = lab.freshNamespace();
         String context = tool(lab, tmp, "kubectl", "config", "current-context").strip();
-        Cli.Result r = Cli.asm(env(lab), tmp, "istiod-service", "-n", ns, "--dry-run");
+        Cli.Result r = Cli.asm(env(lab), tmp, "istiod-service", "-n", ns);
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout().lines().findFirst().orElse("")).isEqualTo("acting on cluster '" + context + "' at " + lab.k8sAddr());
+        Cli.Result yaml = Cli.asm(env(lab), tmp, "istiod-service", "-n", ns, "--dry-run");
+        assertThat(yaml.stdout()).as("a dry run's stdout is the manifest, for kubectl apply -f").startsWith("apiVersion: v1").doesNotContain("acting on ");
         Cli.Result j = Cli.asm(env(lab), tmp, "istiod-service", "-n", ns, "--dry-run", "--json");
         assertThat(json(j).get("actingOn").get("context").asString()).isEqualTo(context);
         assertThat(json(j).get("actingOn").get("server").asString()).isEqualTo(lab.k8sAddr());
