@@ -43,6 +43,12 @@ public abstract class Step implements Callable<Integer> {
 
     protected Out out;
 
+    /** This run's clients, made on first use from the step's own option mixins, closed when it ends. */
+    private Kube kubeClient;
+    private Vault vaultClient;
+    private Hsm hsmClient;
+    private boolean hsmOpened;
+
     static {
         // fabric8 and the Vault driver log through SLF4J; with no backend it prints three
         // warnings on every run, which would bury the one or two lines a failure gets.
@@ -61,6 +67,7 @@ public abstract class Step implements Callable<Integer> {
         try {
             return callOnce();
         } finally {
+            closeClients();
             interruptible.end();
             // The JDK HttpClients this step made (the Vault driver makes some of its own) keep a
             // selector thread in native code after their last use, and the JVM waits up to 0.3 s
@@ -94,6 +101,52 @@ public abstract class Step implements Callable<Integer> {
         if (common.verbose && failure.getCause() != null) failure.getCause().printStackTrace();
         out.finish(failure.exitCode, failure);
         return failure.exitCode;
+    }
+
+    /**
+     * The cluster this step's {@code Opts.Kube} options name, connected on first use (refusing
+     * another cluster than the suffix was prepared on, see {@link Kube#connect}); closed when the
+     * step ends. Steps call this instead of {@code Kube.connect}, so that a run of several steps
+     * can hand them one client and a test can hand them another.
+     */
+    protected Kube kube() {
+        if (kubeClient == null) kubeClient = Kube.connect(mixin(Opts.Kube.class));
+        return kubeClient;
+    }
+
+    /** Vault at this step's {@code Opts.Vault} address, with the operator's token; made on first use, closed when the step ends. */
+    protected Vault vault() {
+        if (vaultClient == null) vaultClient = Vault.connect(mixin(Opts.Vault.class));
+        return vaultClient;
+    }
+
+    /**
+     * The HSM token this step's {@code Opts.Pkcs11} options name, logged in on first use, closed
+     * when the step ends. Null only under --dry-run when the embedded token does not exist yet
+     * (see {@link Hsm#open}).
+     */
+    protected Hsm hsm() {
+        if (!hsmOpened) {
+            hsmClient = Hsm.open(mixin(Opts.Pkcs11.class), out);
+            hsmOpened = true;
+        }
+        return hsmClient;
+    }
+
+    /** The step's option group of this type; a step asking for a client whose options it does not take is a programming error. */
+    protected <T> T mixin(Class<T> type) {
+        for (CommandSpec m : spec.mixins().values())
+            if (type.isInstance(m.userObject())) return type.cast(m.userObject());
+        throw new IllegalStateException(spec.name() + " has no " + type.getSimpleName() + " options");
+    }
+
+    private void closeClients() {
+        if (hsmClient != null) hsmClient.close();
+        if (kubeClient != null) kubeClient.close();
+        hsmClient = null;
+        kubeClient = null;
+        vaultClient = null;
+        hsmOpened = false;
     }
 
     /**

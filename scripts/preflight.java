@@ -108,8 +108,8 @@ class Preflight extends Step {
                 }
             }
         }
-        check("hsm", this::hsm);
-        check("vault", this::vault);
+        check("hsm", this::checkHsm);
+        check("vault", this::checkVault);
         for (String s : skip) list.add(s, "skip", true, "not checked (--skip " + s + ")", null);
         out.put("checks", list.json());
         List<Checklist.Line> failed = list.notGood();
@@ -290,7 +290,7 @@ class Preflight extends Step {
 
     // ---------------------------------------------------------------- HSM and Vault
 
-    private void hsm() {
+    private void checkHsm() {
         if (p11.lib == null || p11.lib.isBlank())
             throw Fail.failed("no PKCS#11 library set: the Luna HSM is not configured",
                     "export P11_LIB=<path to libCryptoki2.so>, P11_TOKEN=<slot label>, P11_PIN_FILE=<0600 file with the PIN>");
@@ -303,7 +303,7 @@ class Preflight extends Step {
         }
     }
 
-    private void vault() {
+    private void checkVault() {
         Vault v = Vault.connect(vault, null); // seal status needs no token
         if (v.sealed("report its seal status"))
             throw Fail.failed("Vault at " + v.addr + " answers but is sealed", "unseal it (vault operator unseal), then re-run");

@@ -94,7 +94,7 @@ class Status extends Step {
         hsmRoot = null;
         hsmOpened = false;
         k8sServer = null;
-        hsm();
+        hsmLines();
         Kube k = null;
         try {
             if (noCluster != null) throw noCluster;
@@ -178,7 +178,7 @@ class Status extends Step {
 
     // ---------------------------------------------------------------- HSM
 
-    private void hsm() {
+    private void hsmLines() {
         group(List.of("hsm: KEK", "hsm: root CA", "expiry: root CA"), () -> {
             // status never creates the embedded token: open it as under --dry-run, silently
             Out quiet = new Out("status", true, true, new PrintStream(new ByteArrayOutputStream()), new PrintStream(new ByteArrayOutputStream()));

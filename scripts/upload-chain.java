@@ -78,41 +78,41 @@ class UploadChain extends Step {
             throw Fail.badInput("the chain in " + file + " does not hold together: " + problem,
                     "order it: the CA certificate, then each issuer, the root last");
         String secretName = ns.name + "/" + Istio.CA_CERT_SECRET;
-        try (Hsm hsm = Hsm.open(p11, out); Kube k = Kube.connect(kube)) {
-            if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet, so it holds no root", "run import-ca first");
-            X509Certificate root = Pki.certificate(hsm.rootCertificate(this.ca.id), "the root with CA ID " + this.ca.id + " in the HSM");
-            String refused = Pki.chainProblem(Pki.ChainRules.ISTIOD, List.of(ca), root, new Date(), "the chain");
-            if (refused != null)
-                throw Fail.badInput("istiod's HSM plugin would refuse '" + subject + "': " + refused, chain.size() > 2
-                        ? "the plugin verifies it against the HSM root alone, with no intermediates: have the root sign the CSR directly (sign-csr)"
-                        : "sign istiod's CSR with the root imported in the HSM (sign-csr)");
-            if (chain.size() == 1) {
-                chain.add(root);
-                told = true;
-                out.say("%s holds the CA certificate alone: uploading it with the HSM's root (CA ID %s) after it", file, this.ca.id);
-            } else if (!chain.get(chain.size() - 1).equals(root)) {
-                out.warn("the last certificate of " + file + " is not the root stored in the HSM; workloads will trust the file's last certificate");
-            }
-            out.put("certificates", chain.size());
-            KmsPlugin.Csr csr = KmsPlugin.decrypt(hsm, KmsPlugin.EncryptedCsr.fromCluster(k, ns.name), kek.id);
-            if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr.request())))
-                throw Fail.badInput("'" + subject + "' certifies another key than istiod's CSR in " + ns.name + "/" + Istio.CSR_SECRET,
-                        "sign the current CSR: decrypt-csr --from-secret, then sign-csr");
-            byte[] canonical = Pki.chainPem(chain).getBytes(StandardCharsets.US_ASCII);
-            boolean rewritten = !Arrays.equals(canonical, given);
-            out.put("canonicalised", rewritten);
-            if (rewritten && !told)
-                out.say("uploading %s in canonical form (PEM blocks only, LF line ends, one final newline)", file);
-            Pki.Identity id = Pki.identity(ca);
-            java.util.Map<String, Object> idJson = new java.util.LinkedHashMap<>(id.json());
-            String where = (cluster.suffix == null || cluster.suffix.isBlank() ? "" : "cluster " + cluster.suffix + ", ")
-                    + "context " + k.context + " (" + k.server() + ")";
-            if (cluster.suffix != null && !cluster.suffix.isBlank()) idJson.put("cluster", cluster.suffix);
-            idJson.put("context", k.context);
-            out.put("identity", idJson);
-            out.say("Istio CA '%s' (%s) for %s", subject, id.text(), where);
-            upload(k, canonical, chain, secretName);
+        Hsm hsm = hsm();
+        Kube k = kube();
+        if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet, so it holds no root", "run import-ca first");
+        X509Certificate root = Pki.certificate(hsm.rootCertificate(this.ca.id), "the root with CA ID " + this.ca.id + " in the HSM");
+        String refused = Pki.chainProblem(Pki.ChainRules.ISTIOD, List.of(ca), root, new Date(), "the chain");
+        if (refused != null)
+            throw Fail.badInput("istiod's HSM plugin would refuse '" + subject + "': " + refused, chain.size() > 2
+                    ? "the plugin verifies it against the HSM root alone, with no intermediates: have the root sign the CSR directly (sign-csr)"
+                    : "sign istiod's CSR with the root imported in the HSM (sign-csr)");
+        if (chain.size() == 1) {
+            chain.add(root);
+            told = true;
+            out.say("%s holds the CA certificate alone: uploading it with the HSM's root (CA ID %s) after it", file, this.ca.id);
+        } else if (!chain.get(chain.size() - 1).equals(root)) {
+            out.warn("the last certificate of " + file + " is not the root stored in the HSM; workloads will trust the file's last certificate");
         }
+        out.put("certificates", chain.size());
+        KmsPlugin.Csr csr = KmsPlugin.decrypt(hsm, KmsPlugin.EncryptedCsr.fromCluster(k, ns.name), kek.id);
+        if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr.request())))
+            throw Fail.badInput("'" + subject + "' certifies another key than istiod's CSR in " + ns.name + "/" + Istio.CSR_SECRET,
+                    "sign the current CSR: decrypt-csr --from-secret, then sign-csr");
+        byte[] canonical = Pki.chainPem(chain).getBytes(StandardCharsets.US_ASCII);
+        boolean rewritten = !Arrays.equals(canonical, given);
+        out.put("canonicalised", rewritten);
+        if (rewritten && !told)
+            out.say("uploading %s in canonical form (PEM blocks only, LF line ends, one final newline)", file);
+        Pki.Identity id = Pki.identity(ca);
+        java.util.Map<String, Object> idJson = new java.util.LinkedHashMap<>(id.json());
+        String where = (cluster.suffix == null || cluster.suffix.isBlank() ? "" : "cluster " + cluster.suffix + ", ")
+                + "context " + k.context + " (" + k.server() + ")";
+        if (cluster.suffix != null && !cluster.suffix.isBlank()) idJson.put("cluster", cluster.suffix);
+        idJson.put("context", k.context);
+        out.put("identity", idJson);
+        out.say("Istio CA '%s' (%s) for %s", subject, id.text(), where);
+        upload(k, canonical, chain, secretName);
     }
 
     void upload(Kube k, byte[] content, List<X509Certificate> chain, String secretName) {
