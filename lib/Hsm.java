@@ -625,11 +625,20 @@ public final class Hsm implements AutoCloseable {
     public static X509Certificate trustedRoot(Path rootFile, Opts.Pkcs11 p11, String caId, Out out) throws PKCS11Exception {
         if (rootFile != null) return Pki.single(rootFile, "root certificate");
         try (Hsm hsm = Hsm.open(p11, out)) {
-            if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet", "import the root first (import-ca)");
-            if (hsm.certificates(caId).isEmpty())
-                throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + hsm.tokenLabel + "'",
-                        "import it (import-ca), or pass --ca-id / --root-cert");
-            return Pki.certificate(hsm.rootCertificate(caId), "the root on the HSM");
+            return rootOn(hsm, caId);
         }
+    }
+
+    /** The same, from a step's HSM (Step.hsm()), opened only when no root file is given. */
+    public static X509Certificate trustedRoot(Path rootFile, java.util.function.Supplier<Hsm> hsm, String caId) throws PKCS11Exception {
+        return rootFile != null ? Pki.single(rootFile, "root certificate") : rootOn(hsm.get(), caId);
+    }
+
+    private static X509Certificate rootOn(Hsm hsm, String caId) throws PKCS11Exception {
+        if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet", "import the root first (import-ca)");
+        if (hsm.certificates(caId).isEmpty())
+            throw Fail.failed("no root certificate with CA ID " + caId + " on token '" + hsm.tokenLabel + "'",
+                    "import it (import-ca), or pass --ca-id / --root-cert");
+        return Pki.certificate(hsm.rootCertificate(caId), "the root on the HSM");
     }
 }

@@ -48,6 +48,7 @@ public abstract class Step implements Callable<Integer> {
     private Vault vaultClient;
     private Hsm hsmClient;
     private boolean hsmOpened;
+    private java.net.http.HttpClient httpClient;
 
     static {
         // fabric8 and the Vault driver log through SLF4J; with no backend it prints three
@@ -121,16 +122,38 @@ public abstract class Step implements Callable<Integer> {
     }
 
     /**
+     * Vault at this step's address with another token than the operator's: null for none (to log
+     * in, or to read what needs no token, such as the seal status), or one a login returned.
+     */
+    protected Vault vaultAs(String token) {
+        return Vault.connect(mixin(Opts.Vault.class), token);
+    }
+
+    /**
      * The HSM token this step's {@code Opts.Pkcs11} options name, logged in on first use, closed
      * when the step ends. Null only under --dry-run when the embedded token does not exist yet
      * (see {@link Hsm#open}).
      */
     protected Hsm hsm() {
+        return hsm(out);
+    }
+
+    /**
+     * The same HSM, with what opening it says (that the embedded token was created) told to `to`
+     * instead of the step's output: a step that reports in its own form (status) passes a quiet Out.
+     */
+    protected Hsm hsm(Out to) {
         if (!hsmOpened) {
-            hsmClient = Hsm.open(mixin(Opts.Pkcs11.class), out);
+            hsmClient = Hsm.open(mixin(Opts.Pkcs11.class), to);
             hsmOpened = true;
         }
         return hsmClient;
+    }
+
+    /** An HTTP client for downloads (redirects and proxy variables as curl), made on first use. */
+    protected java.net.http.HttpClient http() {
+        if (httpClient == null) httpClient = Release.httpClient();
+        return httpClient;
     }
 
     /** The step's option group of this type; a step asking for a client whose options it does not take is a programming error. */
@@ -146,6 +169,7 @@ public abstract class Step implements Callable<Integer> {
         hsmClient = null;
         kubeClient = null;
         vaultClient = null;
+        httpClient = null;
         hsmOpened = false;
     }
 

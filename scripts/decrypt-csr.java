@@ -46,18 +46,14 @@ class DecryptCsr extends Step {
                     + Istio.CSR_SECRET + " -n " + ns.name + " -o jsonpath={.data} > encrypted_csr.json");
             encrypted = KmsPlugin.EncryptedCsr.fromKubectl(text, from.file.toString());
         } else {
-            try (Kube k = Kube.connect(kube)) {
-                encrypted = KmsPlugin.EncryptedCsr.fromCluster(k, ns.name);
-            }
+            encrypted = KmsPlugin.EncryptedCsr.fromCluster(kube(), ns.name);
         }
         out.put("kekId", encrypted.kekId()).put("csrId", encrypted.csrId());
-        KmsPlugin.Csr csr;
-        try (Hsm hsm = Hsm.open(p11, out)) {
-            if (hsm == null)
-                throw Fail.failed("the embedded HSM token does not exist yet, so it holds no KEK",
-                        "set P11_LIB, P11_TOKEN and P11_PIN_FILE to the slot istiod's plugin uses");
-            csr = KmsPlugin.decrypt(hsm, encrypted, kek.id);
-        }
+        Hsm hsm = hsm();
+        if (hsm == null)
+            throw Fail.failed("the embedded HSM token does not exist yet, so it holds no KEK",
+                    "set P11_LIB, P11_TOKEN and P11_PIN_FILE to the slot istiod's plugin uses");
+        KmsPlugin.Csr csr = KmsPlugin.decrypt(hsm, encrypted, kek.id);
         PublicKey key = Pki.publicKey(csr.request());
         String subject = Pki.subject(csr.request());
         out.put("subject", subject).put("key", Pki.keyDescription(key)).put("keyBits", Pki.keyBits(key)).put("output", output.toString())

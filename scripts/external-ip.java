@@ -41,20 +41,19 @@ class ExternalIp extends Step {
         if (mode == Mode.integrated && address == null)
             throw Fail.badInput("integrated mode needs the external IP", "pass --ip 203.0.113.1 (the static address for the ingress gateway)");
         out.put("mode", mode.name()).put("service", Kube.ISTIO_NAMESPACE + "/" + Istio.INGRESS_GATEWAY);
-        try (Kube k = Kube.connect(kube)) {
-            var ref = k.client.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY);
-            Service svc;
-            try {
-                svc = ref.get();
-            } catch (KubernetesClientException e) {
-                throw k.explain(e, "read Service " + Istio.INGRESS_GATEWAY);
-            }
-            if (svc == null)
-                throw Fail.failed("Service " + Kube.ISTIO_NAMESPACE + "/" + Istio.INGRESS_GATEWAY + " does not exist",
-                        "install the mesh first (install-asm); the asm-multicloud profile creates the ingress gateway");
-            if (mode == Mode.integrated) integrated(k, ref, svc, address);
-            else manual(k, svc, address);
+        Kube k = kube();
+        var ref = k.client.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY);
+        Service svc;
+        try {
+            svc = ref.get();
+        } catch (KubernetesClientException e) {
+            throw k.explain(e, "read Service " + Istio.INGRESS_GATEWAY);
         }
+        if (svc == null)
+            throw Fail.failed("Service " + Kube.ISTIO_NAMESPACE + "/" + Istio.INGRESS_GATEWAY + " does not exist",
+                    "install the mesh first (install-asm); the asm-multicloud profile creates the ingress gateway");
+        if (mode == Mode.integrated) integrated(k, ref, svc, address);
+        else manual(k, svc, address);
     }
 
     private void integrated(Kube k, io.fabric8.kubernetes.client.dsl.ServiceResource<Service> ref, Service svc, String address) {

@@ -81,7 +81,7 @@ class FetchRelease extends Step {
             } else {
                 // a failed or interrupted run leaves neither (a signature alone is not kept either)
                 String name = archive.getFileName().toString();
-                Release.downloadWithSignature(Release.httpClient(), url, archive, (done, total) -> out.progress("downloading " + name, Release.progressBar(done, total)));
+                Release.downloadWithSignature(http(), url, archive, (done, total) -> out.progress("downloading " + name, Release.progressBar(done, total)));
                 out.endProgress();
                 out.change("downloaded " + url + " and its .1.sig");
             }

@@ -40,47 +40,46 @@ class ImportCa extends Step {
         String label = root == null ? null : Pki.goName(Pki.subjectDer(root));
         out.put("caId", ca.id);
         if (root != null) out.put("subject", label).put("sha256", Pki.sha256Hex(der));
-        try (Hsm hsm = Hsm.open(p11, out)) {
-            if (hsm == null) {
-                if (root != null) out.change("import '" + label + "' as CA " + ca.id);
-                else out.say("the embedded token does not exist yet: nothing to dedupe");
-                return;
-            }
-            out.put("token", hsm.tokenLabel);
-            List<Hsm.Obj> same = hsm.byId(Hsm.ascii(ca.id));
-            Hsm.CaCertificates certs = hsm.caCertificates(ca.id);
-            out.put("copies", certs.copies());
-            if (same.size() != certs.copies())
-                throw Fail.failed("token '" + hsm.tokenLabel + "' holds a non-certificate object with ID " + ca.id,
-                        "choose another --ca-id; see hsm-info");
-            if (certs.identical() && (der == null || Arrays.equals(certs.der(), der))) {
-                stored(hsm, certs);
-                return;
-            }
-            if (dedupe && !certs.isEmpty())
-                throw Fail.failed(certs.copies() + " certificates under CA ID " + ca.id + " on token '" + hsm.tokenLabel + "' differ ("
-                                + certs.distinct() + " different values): --dedupe removes only identical copies, so nothing was changed",
-                        "keep one root with import-ca -f ROOT_PEM --replace (hsm-info lists them)");
-            if (root == null) {
-                out.say("no certificate is stored as CA %s on token '%s': nothing to dedupe", ca.id, hsm.tokenLabel);
-                return;
-            }
-            if (!certs.isEmpty() && !replace)
-                throw Fail.failed(certs.identical()
-                                ? "a different certificate ('" + certs.objects().get(0).label() + "') is stored as CA " + ca.id + certs.copiesNote()
-                                : certs.copies() + " different certificates are stored as CA " + ca.id,
-                        "pass --replace to replace it, or --ca-id to store this one under another ID");
-            if (out.dryRun()) {
-                out.change((certs.isEmpty() ? "import" : "replace with") + " root '" + label + "' as CA " + ca.id);
-                return;
-            }
-            // create first, then remove the old ones: a failure never leaves the token without a root
-            long created = hsm.importCertificate(ca.id, label, der, Pki.subjectDer(root), Pki.issuerDer(root),
-                    Pki.serialDer(root.getSerialNumber()));
-            for (Hsm.Obj old : certs.objects()) if (old.handle() != created) hsm.destroy(old.handle());
-            out.change((certs.isEmpty() ? "imported" : "replaced") + " root '" + label + "' as CA " + ca.id
-                    + " on token '" + hsm.tokenLabel + "'");
+        Hsm hsm = hsm();
+        if (hsm == null) {
+            if (root != null) out.change("import '" + label + "' as CA " + ca.id);
+            else out.say("the embedded token does not exist yet: nothing to dedupe");
+            return;
         }
+        out.put("token", hsm.tokenLabel);
+        List<Hsm.Obj> same = hsm.byId(Hsm.ascii(ca.id));
+        Hsm.CaCertificates certs = hsm.caCertificates(ca.id);
+        out.put("copies", certs.copies());
+        if (same.size() != certs.copies())
+            throw Fail.failed("token '" + hsm.tokenLabel + "' holds a non-certificate object with ID " + ca.id,
+                    "choose another --ca-id; see hsm-info");
+        if (certs.identical() && (der == null || Arrays.equals(certs.der(), der))) {
+            stored(hsm, certs);
+            return;
+        }
+        if (dedupe && !certs.isEmpty())
+            throw Fail.failed(certs.copies() + " certificates under CA ID " + ca.id + " on token '" + hsm.tokenLabel + "' differ ("
+                            + certs.distinct() + " different values): --dedupe removes only identical copies, so nothing was changed",
+                    "keep one root with import-ca -f ROOT_PEM --replace (hsm-info lists them)");
+        if (root == null) {
+            out.say("no certificate is stored as CA %s on token '%s': nothing to dedupe", ca.id, hsm.tokenLabel);
+            return;
+        }
+        if (!certs.isEmpty() && !replace)
+            throw Fail.failed(certs.identical()
+                            ? "a different certificate ('" + certs.objects().get(0).label() + "') is stored as CA " + ca.id + certs.copiesNote()
+                            : certs.copies() + " different certificates are stored as CA " + ca.id,
+                    "pass --replace to replace it, or --ca-id to store this one under another ID");
+        if (out.dryRun()) {
+            out.change((certs.isEmpty() ? "import" : "replace with") + " root '" + label + "' as CA " + ca.id);
+            return;
+        }
+        // create first, then remove the old ones: a failure never leaves the token without a root
+        long created = hsm.importCertificate(ca.id, label, der, Pki.subjectDer(root), Pki.issuerDer(root),
+                Pki.serialDer(root.getSerialNumber()));
+        for (Hsm.Obj old : certs.objects()) if (old.handle() != created) hsm.destroy(old.handle());
+        out.change((certs.isEmpty() ? "imported" : "replaced") + " root '" + label + "' as CA " + ca.id
+                + " on token '" + hsm.tokenLabel + "'");
     }
 
     /** The root is stored, in one or more identical copies: nothing to import; --dedupe keeps one. */

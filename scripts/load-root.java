@@ -47,23 +47,22 @@ class LoadRoot extends Step {
     @Override
     protected void run() throws Exception {
         if (revision != null) Istio.requireRevision(revision);
-        X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
+        X509Certificate root = Hsm.trustedRoot(rootFile, this::hsm, ca.id);
         if (!Pki.selfSigned(root))
             throw Fail.badInput("'" + Pki.name(root) + "' is not a self-signed root", "give the root CA certificate (import-ca stored it)");
         String rootPem = Pki.pem(root);
-        try (Kube k = Kube.connect(kube)) {
-            out.say("cluster %s (%s), namespace %s: root '%s', CA ID %s", k.context, k.server(), ns.name, Pki.name(root), ca.id);
-            out.put("root", Pki.name(root)).put("caId", ca.id).put("namespace", ns.name);
-            List<Pod> pods = pluginPods(k, limit);
-            String caPem = chainCa(k);
-            String checked = caPem != null ? "the CA certificate of Secret " + Istio.CA_CERT_SECRET : "the root itself (no " + Istio.CA_CERT_SECRET + " yet)";
-            List<Map<String, Object>> report = new ArrayList<>();
-            for (Pod pod : pods) report.add(load(k, pod.getMetadata().getName(), caPem != null ? caPem : rootPem, rootPem, checked));
-            out.put("pods", report);
-            if (out.changed() && !out.dryRun())
-                out.next("istiod's discovery container restarts by itself after an abort (back-off up to 5 min): istiod-status --wait running"
-                        + out.given(Opts.Kube.class, Opts.IstioNamespace.class));
-        }
+        Kube k = kube();
+        out.say("cluster %s (%s), namespace %s: root '%s', CA ID %s", k.context, k.server(), ns.name, Pki.name(root), ca.id);
+        out.put("root", Pki.name(root)).put("caId", ca.id).put("namespace", ns.name);
+        List<Pod> pods = pluginPods(k, limit);
+        String caPem = chainCa(k);
+        String checked = caPem != null ? "the CA certificate of Secret " + Istio.CA_CERT_SECRET : "the root itself (no " + Istio.CA_CERT_SECRET + " yet)";
+        List<Map<String, Object>> report = new ArrayList<>();
+        for (Pod pod : pods) report.add(load(k, pod.getMetadata().getName(), caPem != null ? caPem : rootPem, rootPem, checked));
+        out.put("pods", report);
+        if (out.changed() && !out.dryRun())
+            out.next("istiod's discovery container restarts by itself after an abort (back-off up to 5 min): istiod-status --wait running"
+                    + out.given(Opts.Kube.class, Opts.IstioNamespace.class));
     }
 
     /** One pod: ask the plugin, import only if it lacks the root, ask again. */

@@ -143,16 +143,15 @@ class SignCsr extends Step {
     }
 
     X509Certificate signInHsm(PKCS10CertificationRequest csr, X509Certificate root, Instant from, Instant to) throws Exception {
-        try (Hsm hsm = Hsm.open(p11, out)) {
-            if (hsm == null) {
-                out.change("sign with key '" + rootKey.label + "' of the embedded token (it does not exist yet)");
-                return null;
-            }
-            long key = hsm.privateKey(rootKey.label).handle();
-            out.put("token", hsm.tokenLabel);
-            ContentSigner signer = Pki.signer(hsm.keyAlgorithm(key), data -> hsm.signSha256(key, data));
-            return Pki.issueIstioCa(csr, root, signer, from, to, Pki.randomSerial());
+        Hsm hsm = hsm();
+        if (hsm == null) {
+            out.change("sign with key '" + rootKey.label + "' of the embedded token (it does not exist yet)");
+            return null;
         }
+        long key = hsm.privateKey(rootKey.label).handle();
+        out.put("token", hsm.tokenLabel);
+        ContentSigner signer = Pki.signer(hsm.keyAlgorithm(key), data -> hsm.signSha256(key, data));
+        return Pki.issueIstioCa(csr, root, signer, from, to, Pki.randomSerial());
     }
 
     /** Why an existing output is not a valid chain for this CSR and root; null when it is. */

@@ -37,37 +37,36 @@ class VerifyCa extends Step {
     @Override
     protected void run() throws Exception {
         if (rootFile != null) Pki.single(rootFile, "root certificate"); // a bad file is bad input, before anything is read
-        try (Kube k = Kube.connect(kube)) {
-            List<X509Certificate> chain = secretChain(k);
-            X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
-            out.put("root", Pki.name(root)).put("chain", chain.stream().map(Pki::name).toList());
-            if (!Pki.sameCert(chain.get(chain.size() - 1), root))
-                throw Fail.failed("the chain in Secret " + Istio.CA_CERT_SECRET + " ends at '" + Pki.name(chain.get(chain.size() - 1))
-                        + "', not at the root '" + Pki.name(root) + "'" + (rootFile == null ? " on the HSM" : " of " + rootFile),
-                        "sign the CSR with the root imported in the HSM (sign-csr), then upload-chain --replace");
-            String broken = Pki.chainProblem(Pki.ChainRules.STRICT, chain, root, new Date(), "cert-chain.pem");
-            if (broken != null) throw Fail.failed(broken, "sign the CSR again (sign-csr), then upload-chain --replace");
-            out.say("Secret %s holds %d certificate(s), CA '%s', ending at the root '%s'", Istio.CA_CERT_SECRET, chain.size(),
-                    Pki.name(chain.get(0)), Pki.name(root));
+        Kube k = kube();
+        List<X509Certificate> chain = secretChain(k);
+        X509Certificate root = Hsm.trustedRoot(rootFile, this::hsm, ca.id);
+        out.put("root", Pki.name(root)).put("chain", chain.stream().map(Pki::name).toList());
+        if (!Pki.sameCert(chain.get(chain.size() - 1), root))
+            throw Fail.failed("the chain in Secret " + Istio.CA_CERT_SECRET + " ends at '" + Pki.name(chain.get(chain.size() - 1))
+                    + "', not at the root '" + Pki.name(root) + "'" + (rootFile == null ? " on the HSM" : " of " + rootFile),
+                    "sign the CSR with the root imported in the HSM (sign-csr), then upload-chain --replace");
+        String broken = Pki.chainProblem(Pki.ChainRules.STRICT, chain, root, new Date(), "cert-chain.pem");
+        if (broken != null) throw Fail.failed(broken, "sign the CSR again (sign-csr), then upload-chain --replace");
+        out.say("Secret %s holds %d certificate(s), CA '%s', ending at the root '%s'", Istio.CA_CERT_SECRET, chain.size(),
+                Pki.name(chain.get(0)), Pki.name(root));
 
-            List<Pod> pods = k.call(() -> Istio.istiodPods(k.client), "list the istiod pods");
-            if (podName != null) pods = pods.stream().filter(p -> p.getMetadata().getName().equals(podName)).toList();
-            if (pods.isEmpty())
-                throw podName != null
-                        ? Fail.badInput("no istiod pod " + podName + " in " + Kube.ISTIO_NAMESPACE, "list them with: kubectl get pod -l app=istiod -n istio-system")
-                        : Fail.failed("no istiod pod in " + Kube.ISTIO_NAMESPACE, "install the mesh first (install-asm)");
-            List<String> problems = new ArrayList<>();
-            List<Istio.Problem> aborts = new ArrayList<>();
-            List<Map<String, Object>> report = new ArrayList<>();
-            for (Pod p : pods) report.add(checkPod(k, p, chain, problems, aborts));
-            out.put("pods", report);
-            if (!problems.isEmpty())
-                throw Fail.failed(String.join("; ", problems), aborts.isEmpty()
-                        ? "wait for istiod to load the chain (istiod-status --wait); if it refused it, sign-csr and upload-chain again"
-                        : aborts.get(0).hint());
-            out.say("istiod loaded the chain of %s in %d pod(s), all %d/%d ready: the CA key is the one in the HSM", Istio.CA_CERT_SECRET,
-                    pods.size(), Istio.ISTIOD_CONTAINERS, Istio.ISTIOD_CONTAINERS);
-        }
+        List<Pod> pods = k.call(() -> Istio.istiodPods(k.client), "list the istiod pods");
+        if (podName != null) pods = pods.stream().filter(p -> p.getMetadata().getName().equals(podName)).toList();
+        if (pods.isEmpty())
+            throw podName != null
+                    ? Fail.badInput("no istiod pod " + podName + " in " + Kube.ISTIO_NAMESPACE, "list them with: kubectl get pod -l app=istiod -n istio-system")
+                    : Fail.failed("no istiod pod in " + Kube.ISTIO_NAMESPACE, "install the mesh first (install-asm)");
+        List<String> problems = new ArrayList<>();
+        List<Istio.Problem> aborts = new ArrayList<>();
+        List<Map<String, Object>> report = new ArrayList<>();
+        for (Pod p : pods) report.add(checkPod(k, p, chain, problems, aborts));
+        out.put("pods", report);
+        if (!problems.isEmpty())
+            throw Fail.failed(String.join("; ", problems), aborts.isEmpty()
+                    ? "wait for istiod to load the chain (istiod-status --wait); if it refused it, sign-csr and upload-chain again"
+                    : aborts.get(0).hint());
+        out.say("istiod loaded the chain of %s in %d pod(s), all %d/%d ready: the CA key is the one in the HSM", Istio.CA_CERT_SECRET,
+                pods.size(), Istio.ISTIOD_CONTAINERS, Istio.ISTIOD_CONTAINERS);
     }
 
     private List<X509Certificate> secretChain(Kube k) {

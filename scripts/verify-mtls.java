@@ -50,32 +50,31 @@ class VerifyMtls extends Step {
                 || Integer.parseInt(target.substring(target.lastIndexOf(':') + 1)) > 65535)
             throw Fail.badInput("target '" + target + "' is not HOST:PORT", "give the service and port, e.g. --target details:9080");
         if (rootFile != null) Pki.single(rootFile, "root certificate"); // a bad file is bad input, before anything is read
-        try (Kube k = Kube.connect(kube)) {
-            String ns = namespace != null ? namespace : k.client.getNamespace() != null ? k.client.getNamespace() : "default";
-            out.put("pod", ns + "/" + pod).put("target", target);
-            if (k.call(() -> k.client.namespaces().withName(ns).get(), "read namespace " + ns) == null)
-                throw Fail.badInput("namespace " + ns + " does not exist", "give the pod's namespace with --namespace");
-            Pod p = k.call(() -> k.client.pods().inNamespace(ns).withName(pod).get(), "read pod " + pod);
-            if (p == null) throw Fail.badInput("no pod " + pod + " in namespace " + ns, "list them with: kubectl get pods -n " + ns);
-            if (!Istio.hasContainer(p, Istio.PROXY_CONTAINER))
-                throw Fail.badInput("pod " + pod + " has no " + Istio.PROXY_CONTAINER + " container (containers: "
-                        + String.join(", ", Istio.containerNames(p)) + "): it has no sidecar",
-                        "choose a pod of an injected namespace, or inject this one (enable-injection --namespace " + ns + " --restart)");
-            X509Certificate root = Hsm.trustedRoot(rootFile, p11, ca.id, out);
-            out.put("root", Pki.name(root));
-            String[] result = sClient(k, ns);
-            List<X509Certificate> served = served(result[0], result[1]);
-            out.put("served", served.stream().map(Pki::name).toList());
-            out.say("%s served %d certificate(s) to %s/%s:", target, served.size(), ns, pod);
-            for (int i = 0; i < served.size(); i++)
-                out.say("  #%d %s (issuer %s)%s", i + 1, Pki.name(served.get(i)), Pki.goName(Pki.issuerDer(served.get(i))), identity(served.get(i)));
-            String broken = Pki.chainProblem(Pki.ChainRules.STRICT, served, root, new Date(), "the served");
-            out.put("leadsToRoot", broken == null);
-            if (broken != null)
-                throw Fail.failed("the chain " + target + " serves does not lead to the root '" + Pki.name(root) + "': " + broken,
-                        "check istiod runs with the uploaded chain (verify-ca) and restart the workloads so their sidecars get new certificates");
-            out.say("the chain leads to the root '%s'%s", Pki.name(root), rootFile == null ? " on the HSM" : "");
-        }
+        Kube k = kube();
+        String ns = namespace != null ? namespace : k.client.getNamespace() != null ? k.client.getNamespace() : "default";
+        out.put("pod", ns + "/" + pod).put("target", target);
+        if (k.call(() -> k.client.namespaces().withName(ns).get(), "read namespace " + ns) == null)
+            throw Fail.badInput("namespace " + ns + " does not exist", "give the pod's namespace with --namespace");
+        Pod p = k.call(() -> k.client.pods().inNamespace(ns).withName(pod).get(), "read pod " + pod);
+        if (p == null) throw Fail.badInput("no pod " + pod + " in namespace " + ns, "list them with: kubectl get pods -n " + ns);
+        if (!Istio.hasContainer(p, Istio.PROXY_CONTAINER))
+            throw Fail.badInput("pod " + pod + " has no " + Istio.PROXY_CONTAINER + " container (containers: "
+                    + String.join(", ", Istio.containerNames(p)) + "): it has no sidecar",
+                    "choose a pod of an injected namespace, or inject this one (enable-injection --namespace " + ns + " --restart)");
+        X509Certificate root = Hsm.trustedRoot(rootFile, this::hsm, ca.id);
+        out.put("root", Pki.name(root));
+        String[] result = sClient(k, ns);
+        List<X509Certificate> served = served(result[0], result[1]);
+        out.put("served", served.stream().map(Pki::name).toList());
+        out.say("%s served %d certificate(s) to %s/%s:", target, served.size(), ns, pod);
+        for (int i = 0; i < served.size(); i++)
+            out.say("  #%d %s (issuer %s)%s", i + 1, Pki.name(served.get(i)), Pki.goName(Pki.issuerDer(served.get(i))), identity(served.get(i)));
+        String broken = Pki.chainProblem(Pki.ChainRules.STRICT, served, root, new Date(), "the served");
+        out.put("leadsToRoot", broken == null);
+        if (broken != null)
+            throw Fail.failed("the chain " + target + " serves does not lead to the root '" + Pki.name(root) + "': " + broken,
+                    "check istiod runs with the uploaded chain (verify-ca) and restart the workloads so their sidecars get new certificates");
+        out.say("the chain leads to the root '%s'%s", Pki.name(root), rootFile == null ? " on the HSM" : "");
     }
 
     /** Runs the guide's openssl s_client in the istio-proxy container, without stdin (as kubectl exec without -i). */
