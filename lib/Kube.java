@@ -56,53 +56,47 @@ public final class Kube implements AutoCloseable {
     public final Config config;
     public final String context;
     /** The selector thread(s) of this client's JDK HttpClient; see {@link #close()}. */
-    private final Set<Thread> selectorThreads;
-    /** Shared by the steps of one `asm run`: their close() leaves it open (see {@link #share()}). */
-    private boolean shared;
+    final Set<Thread> selectorThreads;
+    /** The files this client was built from: the kubeconfig(s) and the TLS files they name (see Startup.Clients). */
+    final List<String> sources;
 
-    /** Clients by kubeconfig and context while steps share them; null when they do not. */
-    private static Map<String, Kube> sharedClients;
-    /** How long a shared client may go unused and still be handed out; null: for as long as sharing lasts. */
-    private static java.time.Duration sharedIdle;
-    /** The files this client was built from, and their times and sizes when it was (see {@link #fresh()}). */
-    private List<String> sources = List.of();
-    private String sourcesStamp = "";
-    private long lastUsed = System.nanoTime();
-
-    private Kube(KubernetesClient client, Config config, String context, Set<Thread> selectorThreads) {
+    private Kube(KubernetesClient client, Config config, String context, Set<Thread> selectorThreads, List<String> sources) {
         this.client = client;
         this.config = config;
         this.context = context;
         this.selectorThreads = selectorThreads;
+        this.sources = sources;
     }
 
+    /**
+     * A client for the options' kubeconfig and context, refusing another cluster than the one the
+     * options' suffix was prepared on (see {@link ClusterId}). Steps take theirs from Step.kube().
+     */
     public static Kube connect(Opts.Kube o) {
         Kube kube = open(o);
-        ClusterId.Expected expected = o.expectedCluster();
-        if (expected != null) {
-            try {
-                kube.requireCluster(expected);
-            } catch (RuntimeException e) {
-                kube.close();
-                throw e;
-            }
+        try {
+            kube.requireExpected(o);
+        } catch (RuntimeException e) {
+            kube.close();
+            throw e;
         }
         return kube;
     }
 
-    private static Kube open(Opts.Kube o) {
+    /** Refuses another cluster than the one the options' cluster suffix was prepared on. */
+    void requireExpected(Opts.Kube o) {
+        ClusterId.Expected expected = o.expectedCluster();
+        if (expected != null) requireCluster(expected);
+    }
+
+    /** Which client serves these options: the kubeconfig files and the context. */
+    static String key(Opts.Kube o) {
+        return joined(kubeconfigFiles(o.kubeconfig).stream().map(File::getAbsoluteFile).toList()) + "|" + o.context;
+    }
+
+    /** A new client for the options' kubeconfig and context, unchecked. */
+    static Kube open(Opts.Kube o) {
         List<File> files = kubeconfigFiles(o.kubeconfig);
-        String key = files.stream().map(File::getAbsolutePath).reduce((a, b) -> a + File.pathSeparator + b).orElse("") + "|" + o.context;
-        if (sharedClients != null && sharedClients.containsKey(key)) {
-            Kube kept = sharedClients.get(key);
-            if (kept.fresh()) {
-                kept.lastUsed = System.nanoTime();
-                return kept;
-            }
-            sharedClients.remove(key);
-            kept.shared = false;
-            kept.close();
-        }
         Config config = resolve(o);
         config.setRequestTimeout(30_000);
         config.setConnectionTimeout(10_000);
@@ -111,22 +105,15 @@ public final class Kube implements AutoCloseable {
         // classes the class-data archive, trained against an HTTP/1.1 stand-in, would not hold)
         config.setHttp2Disable(true);
         String ctx = config.getCurrentContext() == null ? null : config.getCurrentContext().getName();
-        Set<Thread> before = Http.selectorThreads();
+        Set<Thread> before = Startup.selectorThreads();
         KubernetesClient client = build(config);
-        Set<Thread> ours = Http.selectorThreads();
+        Set<Thread> ours = Startup.selectorThreads();
         ours.removeAll(before);
-        Kube kube = new Kube(client, config, ctx, ours);
-        if (sharedClients != null) {
-            kube.shared = true;
-            Http.keep(ours, true);
-            kube.sources = new ArrayList<>();
-            for (File f : files) kube.sources.add(f.getPath());
-            for (String f : new String[] {config.getCaCertFile(), config.getClientCertFile(), config.getClientKeyFile()})
-                if (f != null && !f.isEmpty()) kube.sources.add(f);
-            kube.sourcesStamp = stamp(kube.sources);
-            sharedClients.put(key, kube);
-        }
-        return kube;
+        List<String> sources = new ArrayList<>();
+        for (File f : files) sources.add(f.getPath());
+        for (String f : new String[] {config.getCaCertFile(), config.getClientCertFile(), config.getClientKeyFile()})
+            if (f != null && !f.isEmpty()) sources.add(f);
+        return new Kube(client, config, ctx, ours, List.copyOf(sources));
     }
 
     /**
@@ -324,65 +311,9 @@ public final class Kube implements AutoCloseable {
         }
     }
 
-    /**
-     * From now on, steps in this process share one client per kubeconfig and context: `asm run`
-     * builds the client, its TLS set-up and its connection once for the whole chain instead of
-     * once per step. {@link #closeShared()} ends it.
-     */
-    static boolean share() {
-        return share(null);
-    }
-
-    /**
-     * Sharing for a longer life (asm session): a client is handed out again only while the
-     * kubeconfig and the TLS files it names are unchanged, and only if it was used within
-     * `idle`; otherwise it is closed and a new one built, as a step on its own would.
-     * Returns whether this call turned sharing on (the caller then ends it).
-     */
-    static boolean share(java.time.Duration idle) {
-        if (sharedClients != null) return false;
-        sharedClients = new LinkedHashMap<>();
-        sharedIdle = idle;
-        return true;
-    }
-
-    /** Whether a kept client may serve another step (see {@link #share(java.time.Duration)}). */
-    private boolean fresh() {
-        if (sharedIdle != null && System.nanoTime() - lastUsed > sharedIdle.toNanos()) return false;
-        if (client.getHttpClient().isClosed()) return false;
-        return sourcesStamp.equals(stamp(sources));
-    }
-
-    /** Path, time and size of each file, one per line. */
-    private static String stamp(List<String> files) {
-        StringBuilder b = new StringBuilder();
-        for (String f : files) {
-            b.append(f).append('|');
-            try {
-                Path p = Path.of(f);
-                b.append(Files.getLastModifiedTime(p).toMillis()).append('|').append(Files.size(p));
-            } catch (IOException | RuntimeException e) {
-                b.append("missing");
-            }
-            b.append('\n');
-        }
-        return b.toString();
-    }
-
-    static void closeShared() {
-        if (sharedClients == null) return;
-        List<Kube> all = new ArrayList<>(sharedClients.values());
-        sharedClients = null;
-        sharedIdle = null;
-        for (Kube k : all) {
-            k.shared = false;
-            k.close();
-        }
-    }
-
     /** A Kube around a client made elsewhere (tests: the fabric8 mock server). */
     static Kube of(KubernetesClient client) {
-        return new Kube(client, client.getConfiguration(), null, Set.of());
+        return new Kube(client, client.getConfiguration(), null, Set.of(), List.of());
     }
 
     /**
@@ -705,9 +636,7 @@ public final class Kube implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (shared) return;
-        Http.keep(selectorThreads, false);
         client.close();
-        Http.endSelectorThreads(selectorThreads);
+        Startup.endSelectorThreads(selectorThreads);
     }
 }

@@ -54,7 +54,7 @@ import jdk.net.UnixDomainPrincipal;
  * is interrupted (Ctrl-C) stops its step as in a JVM of its own (see Interrupt) and relays its answer
  * (exit 130); one that goes away stops it too. Steps read no standard input, and get none here.
  * Kubernetes clients are kept between steps while their kubeconfig is unchanged and in use
- * (see Kube.share); the PKCS#11 library stays loaded, as in `asm run`.
+ * (see Startup.Clients); the PKCS#11 library stays loaded, as in `asm run`.
  */
 public final class Session {
     private Session() {}
@@ -352,7 +352,7 @@ public final class Session {
      * The session itself (`asm session serve`, started by {@link #start}): runs the callers'
      * steps with `runner`, one at a time, until stopped or idle for `idle`.
      */
-    static int serve(Duration idle, Function<String[], Integer> runner, java.util.concurrent.Callable<?> warmUp) throws IOException {
+    static int serve(Duration idle, java.util.function.BiFunction<Startup.Clients, String[], Integer> runner, java.util.concurrent.Callable<?> warmUp) throws IOException {
         prepareDir();
         String key = key();
         Path socket = socket(key);
@@ -367,13 +367,13 @@ public final class Session {
         }
         // steps share Kubernetes clients (and their TLS connection) while the kubeconfig and its
         // files are unchanged and the client was used within the last minute
-        Kube.share(KUBE_IDLE);
+        Startup.Clients shared = new Startup.Clients(KUBE_IDLE);
         Files.deleteIfExists(socket);                           // left by a session that was killed
         String me = System.getProperty("user.name");
         Instant since = Instant.now();
         int served = 0;
         PrintStream ownOut = System.out, ownErr = System.err;
-        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try (shared; ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
              Selector selector = Selector.open()) {
             server.bind(UnixDomainSocketAddress.of(socket));
             Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
@@ -445,7 +445,7 @@ public final class Session {
                     served++;
                     send(ch, frame(TAKEN, new byte[0]));    // from here on the caller never runs the step itself
                     long began = System.nanoTime();
-                    int rc = run(ch, args, runner);
+                    int rc = run(ch, args, a -> runner.apply(shared, a));
                     ownErr.printf("asm session: %s exit %d in %d ms%n", args.length == 0 ? "(help)" : args[0], rc,
                             (System.nanoTime() - began) / 1_000_000);
                     send(ch, frame(EXIT, ByteBuffer.allocate(4).putInt(rc).array()));

@@ -18,6 +18,10 @@
 // compiler, the serial GC and a class-data-sharing archive (//CDS) cut its start-up;
 // JVM logging is errors only, on stderr: a first CDS run warns about hundreds of classes,
 // on stdout by default, which would break --json and bury the step's own lines.
+// Which JDK runs a step: JBang takes the java of JAVA_HOME, else the one on PATH, when it
+// satisfies //JAVA 17+ (JBANG_DEFAULT_JAVA_VERSION or `jbang --java 25` choose another; JBang
+// downloads one only when none fits). JDK 25's AOT cache (-XX:AOTCache, JEP 483/514/515) did
+// not beat Java 17 with //CDS clearly here, so the archive stays the same on every JDK.
 package asmhsm;
 
 import java.util.Set;
@@ -43,6 +47,9 @@ public abstract class Step implements Callable<Integer> {
 
     protected Out out;
 
+    /** Clients shared with other steps of this process (asm run, asm session, a test); null: its own. */
+    private Startup.Clients clients;
+
     /** This run's clients, made on first use from the step's own option mixins, closed when it ends. */
     private Kube kubeClient;
     private Vault vaultClient;
@@ -63,7 +70,7 @@ public abstract class Step implements Callable<Integer> {
 
     @Override
     public final Integer call() {
-        Set<Thread> before = Http.selectorThreads();
+        Set<Thread> before = Startup.selectorThreads();
         Interrupt.Run interruptible = Interrupt.begin(this);     // Ctrl-C and SIGTERM now stop this step (see Interrupt)
         try {
             return callOnce();
@@ -72,9 +79,9 @@ public abstract class Step implements Callable<Integer> {
             interruptible.end();
             // The JDK HttpClients this step made (the Vault driver makes some of its own) keep a
             // selector thread in native code after their last use, and the JVM waits up to 0.3 s
-            // at exit for such threads. Only shared Kubernetes clients (asm run, asm session)
-            // outlive a step; every other client it made is done with now.
-            Http.endStepThreads(before);
+            // at exit for such threads. Only the shared clients (asm run, asm session) outlive a
+            // step; every other client it made is done with now.
+            Startup.endStepThreads(before, clients == null ? Set.of() : clients.threads());
         }
     }
 
@@ -108,11 +115,17 @@ public abstract class Step implements Callable<Integer> {
      * The cluster this step's {@code Opts.Kube} options name, connected on first use (refusing
      * another cluster than the suffix was prepared on, see {@link Kube#connect}); closed when the
      * step ends. Steps call this instead of {@code Kube.connect}, so that a run of several steps
-     * can hand them one client and a test can hand them another.
+     * can hand them one client and a test can hand them another (see {@link #with}).
      */
     protected Kube kube() {
-        if (kubeClient == null) kubeClient = Kube.connect(mixin(Opts.Kube.class));
+        if (kubeClient == null) kubeClient = clients != null ? clients.kube(mixin(Opts.Kube.class)) : Kube.connect(mixin(Opts.Kube.class));
         return kubeClient;
+    }
+
+    /** Has this step take its clients from `shared` (and leave them open) instead of making its own. */
+    public Step with(Startup.Clients shared) {
+        this.clients = shared;
+        return this;
     }
 
     /** Vault at this step's {@code Opts.Vault} address, with the operator's token; made on first use, closed when the step ends. */
@@ -165,7 +178,7 @@ public abstract class Step implements Callable<Integer> {
 
     private void closeClients() {
         if (hsmClient != null) hsmClient.close();
-        if (kubeClient != null) kubeClient.close();
+        if (kubeClient != null && (clients == null || !clients.holds(kubeClient))) kubeClient.close();
         hsmClient = null;
         kubeClient = null;
         vaultClient = null;

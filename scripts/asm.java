@@ -5,44 +5,13 @@
 //CDS
 package asmhsm;
 
-import com.sun.net.httpserver.HttpsConfigurator;
-import com.sun.net.httpserver.HttpsServer;
-import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
-import java.io.OutputStream;
-import java.io.PrintStream;
-import java.math.BigInteger;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.security.KeyPair;
-import java.security.KeyPairGenerator;
-import java.security.KeyStore;
-import java.security.cert.X509Certificate;
-import java.security.interfaces.ECPrivateKey;
 import java.util.ArrayList;
-import java.util.Base64;
-import java.util.Date;
 import java.util.List;
 import java.util.Map;
 import java.util.LinkedHashMap;
 import java.util.Set;
 import java.util.concurrent.Callable;
-import javax.net.ssl.KeyManagerFactory;
-import javax.net.ssl.SSLContext;
-import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
-import org.bouncycastle.asn1.x500.X500Name;
-import org.bouncycastle.asn1.x509.Extension;
-import org.bouncycastle.asn1.x509.GeneralName;
-import org.bouncycastle.asn1.x509.GeneralNames;
-import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
-import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
-import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
-import org.bouncycastle.operator.ContentSigner;
-import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
-import org.bouncycastle.pkcs.jcajce.JcaPKCS10CertificationRequestBuilder;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -122,10 +91,20 @@ class Asm implements Runnable {
 
     /** The asm command for these arguments: only the named step, or every step when none is named. */
     static CommandLine commandLine(String... args) {
+        return commandLine(null, args);
+    }
+
+    /** The same, its steps taking their clients from `shared` (null: each its own). */
+    static CommandLine commandLine(Startup.Clients shared, String... args) {
         CommandLine cl = Step.commandLine(new Asm());
         String first = args.length == 0 ? null : args[0];
         boolean one = first != null && COMMANDS.containsKey(first) && !NEED_ALL.contains(first);
-        for (String name : one ? List.of(first) : SUBCOMMANDS) cl.addSubcommand(name, step(name));
+        for (String name : one ? List.of(first) : SUBCOMMANDS) {
+            Object command = step(name);
+            if (command instanceof Step s) s.with(shared);
+            if (command instanceof Run r) r.shared = shared;
+            cl.addSubcommand(name, command);
+        }
         return cl;
     }
 
@@ -138,131 +117,16 @@ class Asm implements Runnable {
     }
 
     public static void main(String... args) {
-        // Name the JDK's own NIO provider (the one it would pick): looking for it unnamed searches
-        // every jar of the class path for a replacement, about 50 ms, most of a call through a session.
-        if (System.getProperty("java.nio.channels.spi.SelectorProvider") == null && "Linux".equals(System.getProperty("os.name"))
-                && ClassLoader.getPlatformClassLoader().getResource("sun/nio/ch/EPollSelectorProvider.class") != null)
-            System.setProperty("java.nio.channels.spi.SelectorProvider", "sun.nio.ch.EPollSelectorProvider");
-        // a session for this folder and environment runs the step warm; without one, this JVM does
-        Integer rc = Session.forward(args);
-        if (rc == null) {
-            rc = commandLine(args).execute(args);
-            // every client is done: end the JDK HttpClients' selector threads, or exit waits for them (see Step.call)
-            Http.endSelectorThreads(Http.selectorThreads());
-        }
-        System.exit(rc);
+        System.exit(Startup.main(args, () -> commandLine(args).execute(args)));
     }
 
-    /**
-     * A training run for the class-data archive. JBang records the archive (//CDS) during the
-     * first run after a build, and tests/install makes this that run: it walks the steps' code
-     * paths (every step's options, kubeconfig parsing, the Kubernetes and Vault clients over TLS
-     * with a client certificate, JSON and YAML, Bouncy Castle's CSR and PEM code) against a
-     * stand-in HTTPS server on 127.0.0.1 that lives only for this run. Archived classes load
-     * about 0.4 s faster in a cluster step than classes read from the jars.
-     */
+    /** A training run for the class-data archive: see {@link Startup.WarmUp}. */
     @Command(name = "warm-up", hidden = true, description = "A training run for the class-data archive (no real server is touched).")
     static class WarmUp implements Callable<Integer> {
         @Override
         public Integer call() throws Exception {
-            for (CommandLine sub : Asm.commandLine().getSubcommands().values()) sub.getUsageMessage();
-            Session.train();
-            KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
-            g.initialize(256);
-            KeyPair key = g.generateKeyPair();
-            X500Name name = new X500Name("CN=127.0.0.1,O=warm-up");
-            ContentSigner signer = new JcaContentSignerBuilder("SHA256withECDSA").build(key.getPrivate());
-            Pki.csr(Pki.pem("CERTIFICATE REQUEST",
-                    new JcaPKCS10CertificationRequestBuilder(name, key.getPublic()).build(signer).getEncoded()), "warm-up");
-            long now = System.currentTimeMillis();
-            X509Certificate cert = new JcaX509CertificateConverter().getCertificate(new JcaX509v3CertificateBuilder(
-                    name, BigInteger.ONE, new Date(now - 60_000), new Date(now + 3_600_000), name, key.getPublic())
-                    .addExtension(Extension.subjectAlternativeName, false,
-                            new GeneralNames(new GeneralName(GeneralName.iPAddress, "127.0.0.1")))
-                    .build(signer));
-            Path dir = Files.createTempDirectory("asm-warm-up", PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-            HttpsServer server = standIn(key, cert);
-            try {
-                String url = "https://127.0.0.1:" + server.getAddress().getPort();
-                Path ca = Files.writeString(dir.resolve("ca.pem"), Pki.pem(cert));
-                // the client key as kubeconfigs carry it (SEC1 "EC PRIVATE KEY"), which fabric8 reads with Bouncy Castle
-                PrivateKeyInfo pkcs8 = PrivateKeyInfo.getInstance(key.getPrivate().getEncoded());
-                byte[] sec1 = new org.bouncycastle.asn1.sec.ECPrivateKey(256, ((ECPrivateKey) key.getPrivate()).getS(),
-                        SubjectPublicKeyInfo.getInstance(key.getPublic().getEncoded()).getPublicKeyData(),
-                        pkcs8.getPrivateKeyAlgorithm().getParameters()).getEncoded();
-                Base64.Encoder b64 = Base64.getEncoder();
-                Opts.Kube kube = new Opts.Kube();
-                kube.kubeconfig = Files.writeString(dir.resolve("kubeconfig"), String.join("\n",
-                        "apiVersion: v1", "kind: Config", "current-context: warm-up",
-                        "clusters:", "- name: warm-up", "  cluster:", "    server: " + url,
-                        "    certificate-authority-data: " + b64.encodeToString(Pki.pem(cert).getBytes(StandardCharsets.US_ASCII)),
-                        "contexts:", "- name: warm-up", "  context: {cluster: warm-up, user: warm-up}",
-                        "users:", "- name: warm-up", "  user:",
-                        "    client-certificate-data: " + b64.encodeToString(Pki.pem(cert).getBytes(StandardCharsets.US_ASCII)),
-                        "    client-key-data: " + b64.encodeToString(Pki.pem("EC PRIVATE KEY", sec1).getBytes(StandardCharsets.US_ASCII)),
-                        "")).toString();
-                PrintStream nowhere = new PrintStream(OutputStream.nullOutputStream());
-                Out out = new Out("warm-up", false, false, nowhere, nowhere);
-                try (Kube k = Kube.connect(kube)) {
-                    k.live(Kube.namespace("warm-up"));
-                    k.apply(Kube.istiodService("asm-198-6", "warm-up"), out);
-                    k.apply(new ConfigMapBuilder().withNewMetadata().withName("warm-up").withNamespace("warm-up").endMetadata()
-                            .addToData("cert", Pki.pem(cert)).build(), out);
-                }
-                Opts.Vault vault = new Opts.Vault();
-                vault.addr = url;
-                vault.caCert = ca;
-                Vault v = Vault.connect(vault, "warm-up");
-                v.read("asm-warm-up/hsm", "read a secret");
-                v.write("asm-warm-up/hsm", Map.of("PIN", "warm-up", "list", List.of("a")), "write a secret");
-                Out.toJson(Map.of("warm", "up"));
-            } finally {
-                server.stop(0);
-                try (var files = Files.list(dir)) {
-                    for (Path f : files.toList()) Files.delete(f);
-                }
-                Files.delete(dir);
-            }
+            Startup.WarmUp.run(Asm.commandLine());
             return 0;
-        }
-
-        /** Answers as the API server and Vault would, enough for the clients' ordinary paths. */
-        static HttpsServer standIn(KeyPair key, X509Certificate cert) throws Exception {
-            KeyStore store = KeyStore.getInstance("PKCS12");
-            store.load(null, null);
-            store.setKeyEntry("warm-up", key.getPrivate(), new char[0], new java.security.cert.Certificate[] {cert});
-            KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-            kmf.init(store, new char[0]);
-            SSLContext tls = SSLContext.getInstance("TLS");
-            tls.init(kmf.getKeyManagers(), null, null);
-            HttpsServer server = HttpsServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
-            server.setHttpsConfigurator(new HttpsConfigurator(tls));
-            server.createContext("/", exchange -> {
-                byte[] request = exchange.getRequestBody().readAllBytes();
-                String path = exchange.getRequestURI().getPath();
-                int code = 200;
-                byte[] body;
-                if (path.startsWith("/v1/")) {
-                    body = "{\"data\":{\"warm\":\"up\"}}".getBytes(StandardCharsets.UTF_8);
-                } else if (!exchange.getRequestMethod().equals("GET")) {
-                    code = 201;
-                    body = request;                       // create and patch: the object as sent
-                } else if (path.matches("/api/v1/namespaces/[^/]+")) {
-                    body = "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"warm-up\"}}"
-                            .getBytes(StandardCharsets.UTF_8);
-                } else {
-                    code = 404;
-                    body = "{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"NotFound\",\"code\":404}"
-                            .getBytes(StandardCharsets.UTF_8);
-                }
-                exchange.getResponseHeaders().set("Content-Type", "application/json");
-                exchange.sendResponseHeaders(code, body.length);
-                try (OutputStream o = exchange.getResponseBody()) {
-                    o.write(body);
-                }
-            });
-            server.start();
-            return server;
         }
     }
 
@@ -349,7 +213,7 @@ class Asm implements Runnable {
             @Override
             public Integer call() throws Exception {
                 // start checked --idle before it ran this
-                return Session.serve(Opts.duration(idle), args -> commandLine(args).execute(args), new WarmUp());
+                return Session.serve(Opts.duration(idle), (shared, args) -> commandLine(shared, args).execute(args), new WarmUp());
             }
         }
     }
@@ -366,6 +230,9 @@ class Asm implements Runnable {
         @CommandLine.Unmatched
         List<String> words = new ArrayList<>();
 
+        /** The session's clients when it runs in one; else the chain shares its own. */
+        Startup.Clients shared;
+
         @Override
         public Integer call() {
             List<List<String>> steps = new ArrayList<>();
@@ -380,16 +247,16 @@ class Asm implements Runnable {
                     System.err.println("  -> e.g. asm run gen-kek + import-ca -f root.pem");
                     return 2;
                 }
-            boolean sharing = Kube.share();     // inside asm session, the session's sharing goes on
+            Startup.Clients clients = shared != null ? shared : new Startup.Clients(null);
             try {
                 for (List<String> step : steps) {
                     String[] args = step.toArray(String[]::new);
-                    int rc = commandLine(args).execute(args);
+                    int rc = commandLine(clients, args).execute(args);
                     if (rc != 0) return rc;
                 }
                 return 0;
             } finally {
-                if (sharing) Kube.closeShared();
+                if (clients != shared) clients.close();
             }
         }
     }

@@ -52,21 +52,42 @@ class RunChainTest {
      */
     @Test
     void aStepEndsTheHttpClientThreadsItLeavesButForSharedKubernetesClients() throws Exception {
-        int before = Http.selectorThreads().size();
+        int before = Startup.selectorThreads().size();
         assertThat(new picocli.CommandLine(new LeavesAClient()).execute()).isZero();
-        assertThat(Http.selectorThreads()).hasSize(before);
+        assertThat(Startup.selectorThreads()).hasSize(before);
         Opts.Kube o = new Opts.Kube();
         o.kubeconfig = tokenKubeconfig().toString();
-        Kube.share();
-        try {
-            Kube shared = Kube.connect(o);
-            assertThat(new picocli.CommandLine(new LeavesAClient()).execute()).isZero();
-            assertThat(Http.selectorThreads()).as("the shared client's thread only").hasSize(before + 1);
-            assertThat(Kube.connect(o)).isSameAs(shared);
-        } finally {
-            Kube.closeShared();
+        try (Startup.Clients clients = new Startup.Clients(null)) {
+            Kube shared = clients.kube(o);
+            assertThat(new picocli.CommandLine(new LeavesAClient().with(clients)).execute()).isZero();
+            assertThat(Startup.selectorThreads()).as("the shared client's thread only").hasSize(before + 1);
+            assertThat(clients.kube(o)).isSameAs(shared);
         }
-        assertThat(Http.selectorThreads()).hasSize(before);
+        assertThat(Startup.selectorThreads()).hasSize(before);
+    }
+
+    /** A step that only takes its Kubernetes client (built, never called), as a cluster step does. */
+    @picocli.CommandLine.Command(name = "kube-user")
+    static class KubeUser extends Step {
+        @picocli.CommandLine.Mixin Opts.Kube kube;
+        Kube got;
+
+        @Override
+        protected void run() {
+            got = kube();
+        }
+
+        /** Runs the step with these options; returns the client it had. */
+        Kube connected(Opts.Kube o) {
+            assertThat(new picocli.CommandLine(this).execute("--kubeconfig", o.kubeconfig)).isZero();
+            return got;
+        }
+
+        @Override
+        public KubeUser with(Startup.Clients shared) {
+            super.with(shared);
+            return this;
+        }
     }
 
     /** A kubeconfig for a server that is never called (the clients below are only built). */
@@ -82,29 +103,26 @@ class RunChainTest {
         Path kubeconfig = tokenKubeconfig();
         Opts.Kube o = new Opts.Kube();
         o.kubeconfig = kubeconfig.toString();
-        int selectorsBefore = Http.selectorThreads().size();
+        int selectorsBefore = Startup.selectorThreads().size();
         Kube a = Kube.connect(o);
-        assertThat(Http.selectorThreads()).hasSize(selectorsBefore + 1);
+        assertThat(Startup.selectorThreads()).hasSize(selectorsBefore + 1);
         Kube b = Kube.connect(o);
         assertThat(b).isNotSameAs(a);
         a.close();
         b.close();
         assertThat(a.client.getHttpClient().isClosed()).isTrue();
-        assertThat(Http.selectorThreads()).as("selector threads end with close()").hasSize(selectorsBefore);
+        assertThat(Startup.selectorThreads()).as("selector threads end with close()").hasSize(selectorsBefore);
 
-        Kube.share();
         Kube first;
-        try {
-            first = Kube.connect(o);
-            first.close();                      // a step ends: the client stays open for the next one
+        try (Startup.Clients clients = new Startup.Clients(null)) {
+            first = new KubeUser().with(clients).connected(o);   // a step ends: the client stays open for the next one
             assertThat(first.client.getHttpClient().isClosed()).isFalse();
-            assertThat(Kube.connect(o)).isSameAs(first);
-            assertThat(Http.selectorThreads()).hasSize(selectorsBefore + 1);
-        } finally {
-            Kube.closeShared();
+            assertThat(clients.kube(o)).isSameAs(first);
+            assertThat(new KubeUser().with(clients).connected(o)).isSameAs(first);
+            assertThat(Startup.selectorThreads()).hasSize(selectorsBefore + 1);
         }
         assertThat(first.client.getHttpClient().isClosed()).isTrue();
-        assertThat(Http.selectorThreads()).hasSize(selectorsBefore);
+        assertThat(Startup.selectorThreads()).hasSize(selectorsBefore);
         Kube after = Kube.connect(o);
         assertThat(after).isNotSameAs(first);
         after.close();
@@ -119,26 +137,21 @@ class RunChainTest {
         Path kubeconfig = tokenKubeconfig();
         Opts.Kube o = new Opts.Kube();
         o.kubeconfig = kubeconfig.toString();
-        assertThat(Kube.share(java.time.Duration.ofSeconds(2))).isTrue();
-        try {
-            assertThat(Kube.share()).as("asm run inside the session keeps the session's sharing").isFalse();
-            Kube a = Kube.connect(o);
-            a.close();
-            assertThat(Kube.connect(o)).isSameAs(a);
+        try (Startup.Clients clients = new Startup.Clients(java.time.Duration.ofSeconds(2))) {
+            Kube a = new KubeUser().with(clients).connected(o);
+            assertThat(clients.kube(o)).isSameAs(a);
             assertThat(a.client.getHttpClient().isClosed()).isFalse();
 
             java.nio.file.Files.setLastModifiedTime(kubeconfig,
                     java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + 60_000));
-            Kube b = Kube.connect(o);
+            Kube b = clients.kube(o);
             assertThat(b).as("the kubeconfig changed").isNotSameAs(a);
             assertThat(a.client.getHttpClient().isClosed()).isTrue();
 
             Thread.sleep(2_500);
-            Kube c = Kube.connect(o);
+            Kube c = clients.kube(o);
             assertThat(c).as("unused for longer than the session keeps clients").isNotSameAs(b);
             assertThat(b.client.getHttpClient().isClosed()).isTrue();
-        } finally {
-            Kube.closeShared();
         }
     }
 

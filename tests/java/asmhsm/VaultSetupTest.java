@@ -116,14 +116,14 @@ class VaultSetupTest {
         Opts.Vault o = new Opts.Vault();
         o.addr = lab.vaultAddr();
         o.caCert = lab.vaultCaCert();
-        java.util.Set<Thread> before = Http.selectorThreads();
+        java.util.Set<Thread> before = Startup.selectorThreads();
         Vault v = Vault.connect(o, lab.vaultToken());
         v.requireUnsealed("read the mounts");
         for (int i = 0; i < 3; i++) assertThat(v.read("sys/mounts", "list the secrets engines")).isNotNull();
-        java.util.Set<Thread> made = Http.selectorThreads();
+        java.util.Set<Thread> made = Startup.selectorThreads();
         made.removeAll(before);
         assertThat(made).as("one client's selector thread, not one per request").hasSize(1);
-        Http.endSelectorThreads(made);
+        Startup.endSelectorThreads(made);
 
         o.caCert = lab.k8sCaCert();    // another CA: the Vault server's certificate is refused
         Vault other = Vault.connect(o, lab.vaultToken());
