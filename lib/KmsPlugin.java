@@ -340,13 +340,14 @@ public final class KmsPlugin {
         String what = "exec in " + pod + "/" + Istio.HSM_PLUGIN_CONTAINER;
         try (ExecWatch w = k.call(() -> k.client.pods().inNamespace(ns).withName(pod).inContainer(Istio.HSM_PLUGIN_CONTAINER)
                 .redirectingInput().writingOutput(out).writingError(err).writingErrorChannel(status).exec(cmd.toArray(String[]::new)), what)) {
+            send(w, stdin);
             try {
-                w.getInput().write(stdin);
-                w.getInput().flush();
-            } catch (KubernetesClientException closed) {
-                // the command ended before it read its input (no shell, no plugin): its exit code says why
+                exit = w.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (ExecutionException e) {
+                // the input could not be sent: the command ended before reading it, and only sh or head missing ends it so early
+                if (e.getCause() instanceof java.io.IOException) throw cannotRun(pod, "it ended before reading its input");
+                throw e;
             }
-            exit = w.exitCode().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
         } catch (KubernetesClientException e) {   // the exec's stream can fail after it opened, outside k.call
             throw k.explain(e, what);
         } catch (TimeoutException e) {
@@ -354,11 +355,7 @@ public final class KmsPlugin {
                     "check the plugin answers on its socket (kubectl logs -c " + Istio.HSM_PLUGIN_CONTAINER + " " + pod + " -n " + ns + ")");
         } catch (ExecutionException e) {
             if (e.getCause() instanceof KubernetesClientException kce) throw k.explain(kce, what);
-            // the input could not be sent: the command ended before reading it, and only sh or head missing ends it so early
-            if (e.getCause() instanceof java.io.IOException) throw cannotRun(pod, "it ended before reading its input");
             throw Fail.failed(what + " failed: " + Step.describe(e.getCause()), "check you may exec into istiod's pods (kubectl exec)");
-        } catch (java.io.IOException e) {
-            throw Fail.failed(what + ": cannot send the certificate (" + e.getMessage() + ")", "check the pod is running");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw Fail.failed(what + " was interrupted", null);
@@ -370,6 +367,20 @@ public final class KmsPlugin {
         if (exit < 0)
             throw Fail.failed(what + " failed" + (failure == null ? "" : ": " + failure), "check the pod is running (kubectl get pod " + pod + " -n " + ns + ")");
         return new PodRun(exit, o, e, failure);
+    }
+
+    /**
+     * Writes the command's input. A command that ended before it read it (no shell, no plugin)
+     * fails the write, as fabric8 reports it either way (its exception or a closed stream's): the
+     * exit code, or the exec's own failure, then says why.
+     */
+    private static void send(ExecWatch w, byte[] stdin) {
+        try {
+            w.getInput().write(stdin);
+            w.getInput().flush();
+        } catch (KubernetesClientException | java.io.IOException ended) {
+            // the exit code says why
+        }
     }
 
     private static Fail cannotRun(String pod, String why) {
