@@ -118,11 +118,11 @@ public record VaultLayout(String suffix) {
         }
     }
 
-    /** Reads each part; a mount or auth method that is absent leaves what lives under it null. */
+    /** Reads each part; a mount or auth method that is absent, or of another kind, leaves what lives under it null. */
     public Present read(Vault v) {
         JsonNode m = v.read("sys/mounts", "list the secrets engines").path(mount() + "/");
         if (m.isMissingNode() || m.isNull()) m = null;
-        JsonNode secret = m == null ? null : v.read(secretPath(), "read " + secretPath());
+        JsonNode secret = m == null || mountTypeProblem(m) != null ? null : v.read(secretPath(), "read " + secretPath());
         JsonNode policy = v.read(policyApi(), "read policy " + policy());
         JsonNode auth = v.read("sys/auth", "list the auth methods").path(authPath() + "/");
         if (auth.isMissingNode() || auth.isNull()) auth = null;
