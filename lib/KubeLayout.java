@@ -144,16 +144,16 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
         if (k.live(Kube.namespace(ns)) == null) return false;
         var c = k.client;
         List<String> others = new ArrayList<>();
-        java.util.function.Predicate<HasMetadata> planned_ = o -> planned.stream().anyMatch(p -> p.getKind().equals(o.getKind())
+        java.util.function.Predicate<HasMetadata> isPlanned = o -> planned.stream().anyMatch(p -> p.getKind().equals(o.getKind())
                 && p.getMetadata().getName().equals(o.getMetadata().getName()));
         k.call(() -> c.pods().inNamespace(ns).list().getItems(), "list the pods of " + ns).forEach(p -> others.add("Pod " + p.getMetadata().getName()));
         k.call(() -> c.apps().deployments().inNamespace(ns).list().getItems(), "list the Deployments of " + ns)
                 .forEach(d -> others.add("Deployment " + d.getMetadata().getName()));
-        k.call(() -> c.services().inNamespace(ns).list().getItems(), "list the Services of " + ns).stream().filter(planned_.negate())
+        k.call(() -> c.services().inNamespace(ns).list().getItems(), "list the Services of " + ns).stream().filter(isPlanned.negate())
                 .forEach(s -> others.add("Service " + s.getMetadata().getName()));
-        k.call(() -> c.secrets().inNamespace(ns).list().getItems(), "list the Secrets of " + ns).stream().filter(planned_.negate())
+        k.call(() -> c.secrets().inNamespace(ns).list().getItems(), "list the Secrets of " + ns).stream().filter(isPlanned.negate())
                 .filter(s -> !TOKEN_TYPE.equals(s.getType()) || !isDefaultToken(s)).forEach(s -> others.add("Secret " + s.getMetadata().getName()));
-        k.call(() -> c.configMaps().inNamespace(ns).list().getItems(), "list the ConfigMaps of " + ns).stream().filter(planned_.negate())
+        k.call(() -> c.configMaps().inNamespace(ns).list().getItems(), "list the ConfigMaps of " + ns).stream().filter(isPlanned.negate())
                 .filter(m -> !m.getMetadata().getName().equals("kube-root-ca.crt")).forEach(m -> others.add("ConfigMap " + m.getMetadata().getName()));
         k.call(() -> c.serviceAccounts().inNamespace(ns).list().getItems(), "list the service accounts of " + ns).stream()
                 .filter(a -> !a.getMetadata().getName().equals("default") && !a.getMetadata().getName().equals(Kube.ISTIOD_SA))
