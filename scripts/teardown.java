@@ -24,7 +24,7 @@ class Teardown extends Step {
 
     @Option(names = "--hsm", description = "Also destroy the cluster's KEK (--kek-id) and, when no other cluster is prepared here, the root "
             + "certificate (--ca-id), unless another cluster's istio-ca-encrypted-key names the KEK or cannot be read.")
-    boolean hsm;
+    boolean withHsm;
 
     @Override
     protected void run() throws Exception {
@@ -34,7 +34,7 @@ class Teardown extends Step {
         plan.vault(VaultLayout.of(suffix), vault());
         if (ClusterId.recorded(new ClusterId.Expected(suffix, folder)) != null) plan.kube(KubeLayout.GUIDE, kube());
         else out.say("no record of suffix %s's cluster in %s: its Kubernetes objects are left (their names are not the suffix's)", suffix, folder);
-        if (hsm) plan.hsm(hsm(), kek.id, ca.id, kube);
+        if (withHsm) plan.hsm(hsm(), kek.id, ca.id, kube);
         plan.files();
         plan.run();
     }

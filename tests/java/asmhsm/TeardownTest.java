@@ -85,4 +85,31 @@ class TeardownTest {
         Cli.Result words = Cli.asm(env(lab), work, "teardown", "--cluster-suffix", s);
         assertThat(words.stdout()).contains("nothing to remove for cluster suffix " + s);
     }
+
+    /** --hsm on a token of its own: the KEK goes (nothing else prepared names it), once; without --hsm it stays. */
+    @Test
+    void hsmObjectsOnlyWithHsm(Lab lab) throws Exception {
+        String s = lab.freshMount();
+        SoftHsmToken t = SoftHsmToken.create(work.resolve("token"));
+        java.util.Map<String, String> env = new java.util.HashMap<>(env(lab));
+        env.putAll(t.env());
+        assertThat(Cli.asm(env, work, "gen-kek", "--kek-id", "kek-" + s).exit()).isZero();
+        assertThat(t.objectCount()).isEqualTo(1);
+
+        Cli.Result without = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--kek-id", "kek-" + s);
+        assertThat(without.exit()).as(without.toString()).isZero();
+        assertThat(t.objectCount()).as("no --hsm: the KEK stays").isEqualTo(1);
+
+        Cli.Result dry = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", "kek-" + s, "--ca-id", "none-" + s, "--dry-run");
+        assertThat(dry.exit()).as(dry.toString()).isZero();
+        assertThat(dry.stdout()).contains("would destroy KEK kek-" + s);
+        assertThat(t.objectCount()).isEqualTo(1);
+
+        Cli.Result gone = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", "kek-" + s, "--ca-id", "none-" + s);
+        assertThat(gone.exit()).as(gone.toString()).isZero();
+        assertThat(t.objectCount()).as(gone.toString()).isZero();
+        Cli.Result again = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", "kek-" + s, "--ca-id", "none-" + s);
+        assertThat(again.exit()).as(again.toString()).isZero();
+        assertThat(again.stdout()).contains("nothing to remove for cluster suffix " + s);
+    }
 }
