@@ -90,7 +90,7 @@ class TeardownTest {
     @Test
     void hsmObjectsOnlyWithHsm(Lab lab) throws Exception {
         String s = lab.freshMount();
-        SoftHsmToken t = SoftHsmToken.create(work.resolve("token"));
+        SoftHsmToken t = SoftHsmToken.create(Files.createDirectories(work.resolve("token")));
         java.util.Map<String, String> env = new java.util.HashMap<>(env(lab));
         env.putAll(t.env());
         assertThat(Cli.asm(env, work, "gen-kek", "--kek-id", "kek-" + s).exit()).isZero();
