@@ -34,10 +34,10 @@ public final class Istio {
     /** The profile the guide installs with (istioctl install --set profile=...). */
     public static final String PROFILE = "asm-multicloud";
 
-    /** A revision is a label value and part of object names. */
+    /** A revision is a label value and part of object names: the rule is Opts.revisionProblem's. */
     public static String requireRevision(String revision) {
-        if (revision == null || !revision.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
-            throw Fail.badInput("revision '" + revision + "' is not a DNS label", "use the guide's " + GUIDE_REVISION);
+        String problem = Opts.revisionProblem(revision);
+        if (problem != null) throw Fail.badInput(problem, "use the guide's " + GUIDE_REVISION);
         return revision;
     }
 

@@ -181,6 +181,39 @@ public final class Opts {
         }
     }
 
+    /**
+     * The revision rule, once: istio.io/rev's value is also part of object names (istiod-<rev>, the
+     * webhooks), so it is a DNS-1123 label, as istioctl's own revision check requires: lower-case
+     * letters, digits and inner dashes, at most 63. Null when it keeps the rule, else why not.
+     */
+    public static final String REVISION_PATTERN = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
+
+    public static String revisionProblem(String revision) {
+        if (revision != null && revision.matches(REVISION_PATTERN)) return null;
+        return "revision " + (revision == null ? "(none)" : shown(revision)) + " is not a valid label value: a DNS label of lower-case "
+                + "letters, digits and inner dashes, at most 63 (e.g. " + Istio.GUIDE_REVISION + ")";
+    }
+
+    /** Every step's --revision goes through this, so each checks it the same way, before it runs (exit 2). */
+    public static final class RevisionConverter implements picocli.CommandLine.ITypeConverter<String> {
+        @Override
+        public String convert(String value) {
+            String problem = revisionProblem(value);
+            if (problem != null) throw new picocli.CommandLine.TypeConversionException(problem);
+            return value;
+        }
+    }
+
+    /** --wait and how long: for a step that can wait until its change has taken effect. */
+    public static class Wait {
+        @Option(names = "--wait", description = "Wait until the change has taken effect.")
+        public boolean await;
+
+        @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION", converter = DurationConverter.class,
+                description = "How long --wait waits, e.g. 90s, 5m, 1h; a bare number is seconds (default ${DEFAULT-VALUE}).")
+        public Duration timeout;
+    }
+
     public static class Kek {
         @Option(names = "--kek-id", defaultValue = "${env:KEK_ID}", paramLabel = "ID", converter = KekIdConverter.class,
                 description = "The KEK's ID, as gen-kek printed it (env KEK_ID).")

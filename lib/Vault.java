@@ -21,19 +21,7 @@ import tools.jackson.databind.json.JsonMapper;
  * The token is never taken from an option and never printed.
  */
 public final class Vault {
-    // What vault-setup creates, by the guide's names (status and install-asm read them from here).
-    public static final String ROLE = "istiod";
-    public static final List<String> HSM_KEYS = List.of("clientcert", "clientkey", "servercert", "PIN");
-    public static final String MAX_LEASE_TTL = "87600h";
-    public static final String ROLE_TTL = "768h";
-
-    /** The kv (version 1) mount: {@code asm-<suffix>}. */
-    public static String mount(String suffix) { return "asm-" + suffix; }
-    /** The HSM secret, and also the path of the Kubernetes auth method: {@code asm-<suffix>/hsm} (HSM_SECRET_PATH). */
-    public static String secretPath(String suffix) { return mount(suffix) + "/hsm"; }
-    public static String policy(String suffix) { return "asm-" + suffix + "-hsm-policy"; }
-    /** Where istiod's vault client logs in: {@code auth/asm-<suffix>/hsm/login}. */
-    public static String loginPath(String suffix) { return "auth/" + secretPath(suffix) + "/login"; }
+    // What vault-setup creates in Vault, by name and TTL, is VaultLayout's.
 
     /** The three files k8s-vault-prep writes and vault-setup feeds to Vault's Kubernetes auth config. */
     public record ReviewerFiles(Path jwt, Path addr, Path cert) {
@@ -188,9 +176,25 @@ public final class Vault {
      * The caller wipes the array; the PIN is never shown.
      */
     public char[] hsmPin(String suffix) {
-        JsonNode s = read(secretPath(suffix), "read " + secretPath(suffix));
+        String path = VaultLayout.of(suffix).secretPath();
+        JsonNode s = read(path, "read " + path);
         JsonNode pin = s == null ? null : s.get("PIN");
         return pin == null || !pin.isString() || pin.asString().isEmpty() ? null : pin.asString().toCharArray();
+    }
+
+    /** DELETE {@code path} (disabling a mount or auth method, deleting a policy); one change made whole. */
+    public void delete(String path, String what) {
+        LogicalResponse answer;
+        try (Interrupt.Unit whole = Interrupt.unit()) {
+            answer = api.logical().delete(path);
+        } catch (VaultException e) {
+            throw explain(e, what);
+        }
+        try {
+            data(answer, false);
+        } catch (VaultException e) {
+            throw explain(e, what);
+        }
     }
 
     /** Fails unless Vault answers and is unsealed. */

@@ -1,6 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
-//SOURCES preflight.java grant-admin.java gen-kek.java import-ca.java hsm-info.java k8s-vault-prep.java vault-setup.java vault-verify.java fetch-release.java control-plane-prep.java istiod-service.java install-asm.java istiod-status.java decrypt-csr.java sign-csr.java upload-chain.java load-root.java verify-ca.java verify-mtls.java enable-injection.java external-ip.java status.java
+//SOURCES preflight.java grant-admin.java gen-kek.java import-ca.java hsm-info.java k8s-vault-prep.java vault-setup.java vault-verify.java fetch-release.java control-plane-prep.java istiod-service.java install-asm.java istiod-status.java decrypt-csr.java sign-csr.java upload-chain.java load-root.java verify-ca.java verify-mtls.java enable-injection.java external-ip.java status.java teardown.java
 //MAIN asmhsm.Asm
 //CDS
 package asmhsm;
@@ -55,6 +55,7 @@ class Asm implements Runnable {
             sub("enable-injection", EnableInjection.class),
             sub("external-ip", ExternalIp.class),
             sub("status", Status.class),
+            sub("teardown", Teardown.class),
             sub("session", SessionCommand.class),
             sub("version", VersionCommand.class),
             sub("completion", Completion.class),

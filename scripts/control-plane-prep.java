@@ -3,8 +3,6 @@
 //CDS
 package asmhsm;
 
-import io.fabric8.kubernetes.api.model.ConfigMap;
-import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
@@ -43,12 +41,9 @@ class ControlPlanePrep extends Step {
                 .put("subjects", certs.stream().map(c -> Pki.goName(c.getSubjectX500Principal().getEncoded())).toList());
 
         // The file goes in as it is, like `kubectl create configmap --from-file=./cert`; an old one is patched in place.
-        ConfigMap cm = new ConfigMapBuilder().withNewMetadata().withName(Kube.VAULT_CA_CONFIGMAP).withNamespace(ns.name).endMetadata()
-                .addToData(Kube.VAULT_CA_KEY, pem).build();
-        try (Kube k = Kube.connect(kube)) {
-            k.apply(Kube.namespace(ns.name), out);
-            k.apply(cm, out);
-        }
+        KubeLayout layout = new KubeLayout(Kube.VAULT_NAMESPACE, Kube.TOKENREVIEW_BINDING, ns.name);
+        kube().apply(layout.istioNs(), out);
+        kube().apply(layout.vaultCa(pem), out);
     }
 
     public static void main(String... args) {

@@ -29,7 +29,7 @@ class EnableInjection extends Step {
     @Option(names = {"-n", "--namespace"}, required = true, paramLabel = "NAMESPACE", description = "Namespace to inject.")
     String namespace;
 
-    @Option(names = "--revision", paramLabel = "REVISION",
+    @Option(names = "--revision", paramLabel = "REVISION", converter = Opts.RevisionConverter.class,
             description = "istiod revision (default: the istio.io/rev label of the running istiod, e.g. " + Istio.GUIDE_REVISION + ").")
     String revision;
 
@@ -49,8 +49,6 @@ class EnableInjection extends Step {
             throw Fail.badInput("'" + namespace + "' is not a namespace name", "give the namespace as kubectl get ns shows it");
         if (Istio.SYSTEM_NAMESPACES.contains(namespace) || namespace.equals(Kube.ISTIO_NAMESPACE))
             throw Fail.badInput("namespace " + namespace + " is never injected", "label the namespaces of your workloads instead");
-        if (revision != null && !revision.matches("[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"))
-            throw Fail.badInput("revision '" + revision + "' is not a valid label value", "use the revision istiod runs as, e.g. " + Istio.GUIDE_REVISION);
         out.put("namespace", namespace);
         try (Kube k = Kube.connect(kube)) {
             Namespace ns = k.call(() -> k.client.namespaces().withName(namespace).get(), "read namespace " + namespace);

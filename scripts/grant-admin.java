@@ -36,43 +36,42 @@ class GrantAdmin extends Step {
             throw Fail.badInput("binding name '" + name + "' is not a valid object name", "use lower-case letters, digits, '-', '.' or ':'");
         out.put("binding", name).put("user", user);
         Subject subject = new SubjectBuilder().withKind("User").withApiGroup(RBAC).withName(user).build();
-        try (Kube k = Kube.connect(kube)) {
-            var ref = k.client.rbac().clusterRoleBindings().withName(name);
-            ClusterRoleBinding existing;
+        Kube k = kube();
+        var ref = k.client.rbac().clusterRoleBindings().withName(name);
+        ClusterRoleBinding existing;
+        try {
+            existing = ref.get();
+        } catch (KubernetesClientException e) {
+            throw k.explain(e, "read ClusterRoleBinding " + name);
+        }
+        if (existing == null) {
+            if (out.dryRun()) { out.change("create ClusterRoleBinding " + name + ": cluster-admin for user " + user); return; }
             try {
-                existing = ref.get();
+                ref.create(new ClusterRoleBindingBuilder().withNewMetadata().withName(name).endMetadata()
+                        .withNewRoleRef().withApiGroup(RBAC).withKind("ClusterRole").withName("cluster-admin").endRoleRef()
+                        .withSubjects(subject).build());
             } catch (KubernetesClientException e) {
-                throw k.explain(e, "read ClusterRoleBinding " + name);
+                throw k.explain(e, "create ClusterRoleBinding " + name);
             }
-            if (existing == null) {
-                if (out.dryRun()) { out.change("create ClusterRoleBinding " + name + ": cluster-admin for user " + user); return; }
-                try {
-                    ref.create(new ClusterRoleBindingBuilder().withNewMetadata().withName(name).endMetadata()
-                            .withNewRoleRef().withApiGroup(RBAC).withKind("ClusterRole").withName("cluster-admin").endRoleRef()
-                            .withSubjects(subject).build());
-                } catch (KubernetesClientException e) {
-                    throw k.explain(e, "create ClusterRoleBinding " + name);
-                }
-                out.change("created ClusterRoleBinding " + name + ": cluster-admin for user " + user);
+            out.change("created ClusterRoleBinding " + name + ": cluster-admin for user " + user);
+            return;
+        }
+        var role = existing.getRoleRef();
+        if (!"ClusterRole".equals(role.getKind()) || !"cluster-admin".equals(role.getName()))
+            throw Fail.failed("ClusterRoleBinding " + name + " exists but binds " + role.getKind() + " " + role.getName()
+                    + ", not ClusterRole cluster-admin", "pass --name to use another binding name (a binding's role cannot change)");
+        for (Subject s : existing.getSubjects() == null ? java.util.List.<Subject>of() : existing.getSubjects())
+            if ("User".equals(s.getKind()) && user.equals(s.getName())) {
+                out.say("user %s is already bound to cluster-admin by %s", user, name);
                 return;
             }
-            var role = existing.getRoleRef();
-            if (!"ClusterRole".equals(role.getKind()) || !"cluster-admin".equals(role.getName()))
-                throw Fail.failed("ClusterRoleBinding " + name + " exists but binds " + role.getKind() + " " + role.getName()
-                        + ", not ClusterRole cluster-admin", "pass --name to use another binding name (a binding's role cannot change)");
-            for (Subject s : existing.getSubjects() == null ? java.util.List.<Subject>of() : existing.getSubjects())
-                if ("User".equals(s.getKind()) && user.equals(s.getName())) {
-                    out.say("user %s is already bound to cluster-admin by %s", user, name);
-                    return;
-                }
-            if (out.dryRun()) { out.change("add user " + user + " to ClusterRoleBinding " + name); return; }
-            try {
-                ref.edit(b -> new ClusterRoleBindingBuilder(b).addToSubjects(subject).build());
-            } catch (KubernetesClientException e) {
-                throw k.explain(e, "add user " + user + " to ClusterRoleBinding " + name);
-            }
-            out.change("added user " + user + " to ClusterRoleBinding " + name + " (cluster-admin)");
+        if (out.dryRun()) { out.change("add user " + user + " to ClusterRoleBinding " + name); return; }
+        try {
+            ref.edit(b -> new ClusterRoleBindingBuilder(b).addToSubjects(subject).build());
+        } catch (KubernetesClientException e) {
+            throw k.explain(e, "add user " + user + " to ClusterRoleBinding " + name);
         }
+        out.change("added user " + user + " to ClusterRoleBinding " + name + " (cluster-admin)");
     }
 
     public static void main(String... args) {

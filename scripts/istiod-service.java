@@ -16,7 +16,7 @@ import tools.jackson.dataformat.yaml.YAMLWriteFeature;
 class IstiodService extends Step {
     @Mixin Opts.Kube kube;
 
-    @Option(names = "--revision", defaultValue = "asm-198-6", paramLabel = "REV",
+    @Option(names = "--revision", defaultValue = Istio.GUIDE_REVISION, paramLabel = "REV", converter = Opts.RevisionConverter.class,
             description = "istiod's revision label, istio.io/rev (default: ${DEFAULT-VALUE}).")
     String revision;
 
@@ -30,9 +30,8 @@ class IstiodService extends Step {
 
     @Override
     protected void run() {
-        if (!revision.matches("[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?"))
-            throw Fail.badInput("revision '" + revision + "' is not a valid label value", "give istiod's istio.io/rev label, e.g. asm-198-6");
-        Service service = Kube.istiodService(revision, ns.name);
+        KubeLayout layout = new KubeLayout(Kube.VAULT_NAMESPACE, Kube.TOKENREVIEW_BINDING, ns.name);
+        Service service = layout.istiodService(revision);
         out.put("service", ns.name + "/" + Kube.ISTIOD_SERVICE).put("revision", revision);
         if (out.dryRun()) {
             String yaml = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
@@ -41,11 +40,9 @@ class IstiodService extends Step {
             out.put("manifest", yaml);
             out.say(yaml.stripTrailing());
         }
-        try (Kube k = Kube.connect(kube)) {
-            if (k.live(Kube.namespace(ns.name)) == null)
-                throw Fail.failed("namespace " + ns.name + " does not exist", "run control-plane-prep first (it creates it)");
-            k.apply(service, out);
-        }
+        if (kube().live(layout.istioNs()) == null)
+            throw Fail.failed("namespace " + ns.name + " does not exist", "run control-plane-prep first (it creates it)");
+        kube().apply(service, out);
     }
 
     public static void main(String... args) {

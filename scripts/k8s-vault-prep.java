@@ -4,9 +4,7 @@
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.Secret;
-import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBinding;
-import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,8 +21,6 @@ import picocli.CommandLine.Option;
                 + "namespace, auth-delegator binding, token Secret, and the files <suffix>-tokenreview_jwt, -k8s_addr, -k8s_cert; "
                 + "<suffix>-cluster.json records the cluster (context, server, CA fingerprint) the suffix belongs to.")
 class K8sVaultPrep extends Step {
-    static final String TOKEN_TYPE = "kubernetes.io/service-account-token";
-
     @Mixin Opts.Kube kube;
     @Mixin Opts.Cluster cluster;
 
@@ -59,70 +55,63 @@ class K8sVaultPrep extends Step {
         Vault.ReviewerFiles files = Vault.ReviewerFiles.in(outDir, suffix);
         out.put("namespace", namespace).put("binding", binding).put("secret", namespace + "/" + Kube.TOKENREVIEW_SECRET);
 
-        ClusterRoleBinding crb = new ClusterRoleBindingBuilder()
-                .withNewMetadata().withName(binding).endMetadata()
-                .withNewRoleRef().withApiGroup("rbac.authorization.k8s.io").withKind("ClusterRole").withName(Kube.AUTH_DELEGATOR_ROLE).endRoleRef()
-                .addNewSubject().withKind("ServiceAccount").withName(Kube.TOKENREVIEW_SA).withNamespace(namespace).endSubject()
-                .build();
-        Secret secret = new SecretBuilder()
-                .withNewMetadata().withName(Kube.TOKENREVIEW_SECRET).withNamespace(namespace)
-                .addToAnnotations("kubernetes.io/service-account.name", Kube.TOKENREVIEW_SA).endMetadata()
-                .withType(TOKEN_TYPE).build();
+        KubeLayout layout = new KubeLayout(namespace, binding, Kube.ISTIO_NAMESPACE);
+        ClusterRoleBinding crb = layout.reviewerBindingObject();
+        Secret secret = layout.reviewerSecret();
 
         kube.anyCluster = true;     // the suffix's cluster is checked here, where --rebind may move it
-        try (Kube k = Kube.connect(kube)) {
-            if (!rebind)
-                k.requireCluster(new ClusterId.Expected(suffix, outDir), "pass the --context of the cluster of " + suffix
-                        + ", or --rebind to move suffix " + suffix + " to this cluster");
-            // What a patch cannot fix is refused before anything changes.
-            ClusterRoleBinding liveCrb = k.live(crb);
-            if (liveCrb != null && !crb.getRoleRef().getName().equals(liveCrb.getRoleRef().getName()))
-                throw Fail.failed("ClusterRoleBinding " + binding + " exists and binds " + liveCrb.getRoleRef().getKind() + " "
-                        + liveCrb.getRoleRef().getName() + "; the role of a binding cannot be changed",
-                        "check who uses it, then: kubectl delete clusterrolebinding " + binding + " (or pass --binding NAME)");
-            Secret live = k.live(secret);
-            if (live != null && (!TOKEN_TYPE.equals(live.getType()) || !Kube.TOKENREVIEW_SA.equals(annotation(live))))
-                throw Fail.failed("Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET + " exists but is not a token of service account "
-                        + Kube.TOKENREVIEW_SA + " (type " + live.getType() + ", account " + annotation(live) + ")",
-                        "check who uses it, then: kubectl -n " + namespace + " delete secret " + Kube.TOKENREVIEW_SECRET);
+        Kube k = kube();
+        if (!rebind)
+            k.requireCluster(new ClusterId.Expected(suffix, outDir), "pass the --context of the cluster of " + suffix
+                    + ", or --rebind to move suffix " + suffix + " to this cluster");
+        // What a patch cannot fix is refused before anything changes.
+        ClusterRoleBinding liveCrb = k.live(crb);
+        if (liveCrb != null && !crb.getRoleRef().getName().equals(liveCrb.getRoleRef().getName()))
+            throw Fail.failed("ClusterRoleBinding " + binding + " exists and binds " + liveCrb.getRoleRef().getKind() + " "
+                    + liveCrb.getRoleRef().getName() + "; the role of a binding cannot be changed",
+                    "check who uses it, then: kubectl delete clusterrolebinding " + binding + " (or pass --binding NAME)");
+        Secret live = k.live(secret);
+        if (live != null && (!KubeLayout.TOKEN_TYPE.equals(live.getType()) || !Kube.TOKENREVIEW_SA.equals(annotation(live))))
+            throw Fail.failed("Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET + " exists but is not a token of service account "
+                    + Kube.TOKENREVIEW_SA + " (type " + live.getType() + ", account " + annotation(live) + ")",
+                    "check who uses it, then: kubectl -n " + namespace + " delete secret " + Kube.TOKENREVIEW_SECRET);
 
-            k.apply(Kube.namespace(namespace), out);
-            k.apply(crb, out);
-            if (!out.dryRun())
-                k.await("service account " + namespace + "/" + Kube.TOKENREVIEW_SA, Opts.seconds(timeout),
-                        "is kube-controller-manager running? (it creates every namespace's default service account)",
-                        () -> k.client.serviceAccounts().inNamespace(namespace).withName(Kube.TOKENREVIEW_SA).get(), out);
-            k.apply(secret, out);
-            Secret filled = out.dryRun() ? issued(live)
-                    : k.await("the token in Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET, Opts.seconds(timeout),
-                        "is kube-controller-manager running with --service-account-private-key-file? It fills service-account-token Secrets",
-                        () -> issued(k.client.secrets().inNamespace(namespace).withName(Kube.TOKENREVIEW_SECRET).get()), out);
-            if (filled == null) {   // --dry-run before the token exists
-                out.change("write " + files.jwt() + ", " + files.addr() + ", " + files.cert() + " once the token is issued");
-                return;
-            }
-            byte[] jwt = Base64.getDecoder().decode(filled.getData().get("token"));
-            byte[] ca = Base64.getDecoder().decode(filled.getData().get("ca.crt"));
-            // The Secret holds the PEM as it is; written byte for byte it needs none of the guide's sed repairs.
-            Pki.certificates(Pki.pemBlocks(new String(ca, StandardCharsets.UTF_8), "ca.crt of Secret " + Kube.TOKENREVIEW_SECRET),
-                    "ca.crt of Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET);
-            if (write(files.jwt(), concat(jwt, "\n"), true) && !out.dryRun())
-                out.say("The token reviewer JWT is new: give it to Vault with vault-setup --cluster-suffix %s%s --rewrite-reviewer-jwt", suffix,
-                        out.given(Opts.Vault.class, Opts.ReviewerDir.class));
-            write(files.addr(), (k.server() + "\n").getBytes(StandardCharsets.UTF_8), false);
-            write(files.cert(), ca, false);
-            Arrays.fill(jwt, (byte) 0);
-            // no secret: mode 0644, as the other two; what every later step for this suffix checks its cluster against
-            write(ClusterId.file(outDir, suffix), (Out.toJson(k.identity().json()) + "\n").getBytes(StandardCharsets.UTF_8), false);
-            out.put("cluster", k.identity().json());
-            out.put("k8sAddr", k.server()).put("files", List.of(files.jwt().toString(), files.addr().toString(), files.cert().toString(),
-                    ClusterId.file(outDir, suffix).toString()));
+        k.apply(layout.vaultNs(), out);
+        k.apply(crb, out);
+        if (!out.dryRun())
+            k.await("service account " + namespace + "/" + Kube.TOKENREVIEW_SA, Opts.seconds(timeout),
+                    "is kube-controller-manager running? (it creates every namespace's default service account)",
+                    () -> k.client.serviceAccounts().inNamespace(namespace).withName(Kube.TOKENREVIEW_SA).get(), out);
+        k.apply(secret, out);
+        Secret filled = out.dryRun() ? issued(live)
+                : k.await("the token in Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET, Opts.seconds(timeout),
+                    "is kube-controller-manager running with --service-account-private-key-file? It fills service-account-token Secrets",
+                    () -> issued(k.client.secrets().inNamespace(namespace).withName(Kube.TOKENREVIEW_SECRET).get()), out);
+        if (filled == null) {   // --dry-run before the token exists
+            out.change("write " + files.jwt() + ", " + files.addr() + ", " + files.cert() + " once the token is issued");
+            return;
         }
+        byte[] jwt = Base64.getDecoder().decode(filled.getData().get("token"));
+        byte[] ca = Base64.getDecoder().decode(filled.getData().get("ca.crt"));
+        // The Secret holds the PEM as it is; written byte for byte it needs none of the guide's sed repairs.
+        Pki.certificates(Pki.pemBlocks(new String(ca, StandardCharsets.UTF_8), "ca.crt of Secret " + Kube.TOKENREVIEW_SECRET),
+                "ca.crt of Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET);
+        if (write(files.jwt(), concat(jwt, "\n"), true) && !out.dryRun())
+            out.say("The token reviewer JWT is new: give it to Vault with vault-setup --cluster-suffix %s%s --rewrite-reviewer-jwt", suffix,
+                    out.given(Opts.Vault.class, Opts.ReviewerDir.class));
+        write(files.addr(), (k.server() + "\n").getBytes(StandardCharsets.UTF_8), false);
+        write(files.cert(), ca, false);
+        Arrays.fill(jwt, (byte) 0);
+        // no secret: mode 0644, as the other two; what every later step for this suffix checks its cluster against
+        write(ClusterId.file(outDir, suffix), (Out.toJson(k.identity().json()) + "\n").getBytes(StandardCharsets.UTF_8), false);
+        out.put("cluster", k.identity().json());
+        out.put("k8sAddr", k.server()).put("files", List.of(files.jwt().toString(), files.addr().toString(), files.cert().toString(),
+                ClusterId.file(outDir, suffix).toString()));
     }
 
     private static String annotation(Secret s) {
         var a = s.getMetadata().getAnnotations();
-        return a == null ? null : a.get("kubernetes.io/service-account.name");
+        return a == null ? null : a.get(KubeLayout.SA_ANNOTATION);
     }
 
     /** The Secret once the token controller has filled in its token and CA, else null. */

@@ -1,0 +1,168 @@
+package asmhsm;
+
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.Namespace;
+import io.fabric8.kubernetes.api.model.Secret;
+import io.fabric8.kubernetes.api.model.SecretBuilder;
+import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.ServiceAccount;
+import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBinding;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
+import java.security.cert.X509Certificate;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * What the procedure's preparation steps create in a cluster, once: k8s-vault-prep (namespace,
+ * reviewer binding and token Secret), control-plane-prep (istiod's namespace, the Vault CA
+ * ConfigMap), istiod-service (the Service per revision) and istiod's service account. The steps
+ * apply these objects, status checks them, teardown removes them. Names are the guide's (see the
+ * constants in Kube); k8s-vault-prep and control-plane-prep may name the two namespaces and the binding.
+ */
+public record KubeLayout(String vaultNamespace, String reviewerBinding, String istioNamespace) {
+    public static final String TOKEN_TYPE = "kubernetes.io/service-account-token";
+    public static final String SA_ANNOTATION = "kubernetes.io/service-account.name";
+    public static final KubeLayout GUIDE = new KubeLayout(Kube.VAULT_NAMESPACE, Kube.TOKENREVIEW_BINDING, Kube.ISTIO_NAMESPACE);
+
+    public Namespace vaultNs() { return Kube.namespace(vaultNamespace); }
+    public Namespace istioNs() { return Kube.namespace(istioNamespace); }
+
+    /** Lets Vault's reviewer account (vault/default) create TokenReviews. */
+    public ClusterRoleBinding reviewerBindingObject() {
+        return new ClusterRoleBindingBuilder()
+                .withNewMetadata().withName(reviewerBinding).endMetadata()
+                .withNewRoleRef().withApiGroup("rbac.authorization.k8s.io").withKind("ClusterRole").withName(Kube.AUTH_DELEGATOR_ROLE).endRoleRef()
+                .addNewSubject().withKind("ServiceAccount").withName(Kube.TOKENREVIEW_SA).withNamespace(vaultNamespace).endSubject()
+                .build();
+    }
+
+    /** The reviewer's long-lived token, filled in by the token controller. */
+    public Secret reviewerSecret() {
+        return new SecretBuilder()
+                .withNewMetadata().withName(Kube.TOKENREVIEW_SECRET).withNamespace(vaultNamespace)
+                .addToAnnotations(SA_ANNOTATION, Kube.TOKENREVIEW_SA).endMetadata()
+                .withType(TOKEN_TYPE).build();
+    }
+
+    /** The CA istiod's Vault client trusts, as `kubectl create configmap --from-file=./cert` makes it. */
+    public ConfigMap vaultCa(String pem) {
+        return new ConfigMapBuilder().withNewMetadata().withName(Kube.VAULT_CA_CONFIGMAP).withNamespace(istioNamespace).endMetadata()
+                .addToData(Kube.VAULT_CA_KEY, pem).build();
+    }
+
+    /** The istiod Service of a revision (the validating webhook finds istiod through it). */
+    public Service istiodService(String revision) { return Kube.istiodService(revision, istioNamespace); }
+
+    public ServiceAccount istiodAccount() {
+        return new ServiceAccountBuilder().withNewMetadata().withName(Kube.ISTIOD_SA).withNamespace(istioNamespace).endMetadata().build();
+    }
+
+    // ------------------------------------------------------------ checks (status)
+
+    public Checklist.Check binding(ClusterRoleBinding b) {
+        String fix = "k8s-vault-prep", who = vaultNamespace + "/" + Kube.TOKENREVIEW_SA;
+        if (b == null) return Checklist.Check.missing("no ClusterRoleBinding " + reviewerBinding, fix);
+        if (!Kube.AUTH_DELEGATOR_ROLE.equals(b.getRoleRef().getName()) || b.getSubjects() == null || b.getSubjects().stream().noneMatch(s ->
+                "ServiceAccount".equals(s.getKind()) && Kube.TOKENREVIEW_SA.equals(s.getName()) && vaultNamespace.equals(s.getNamespace())))
+            return Checklist.Check.wrong(reviewerBinding + " does not bind " + who + " to " + Kube.AUTH_DELEGATOR_ROLE, fix);
+        return Checklist.Check.done(who + " may create TokenReviews (" + Kube.AUTH_DELEGATOR_ROLE + ")");
+    }
+
+    public Checklist.Check tokenSecret(Secret t) {
+        if (t == null) return Checklist.Check.missing("no Secret " + vaultNamespace + "/" + Kube.TOKENREVIEW_SECRET, "k8s-vault-prep");
+        boolean hasToken = t.getData() != null && t.getData().containsKey("token");
+        if (!TOKEN_TYPE.equals(t.getType()) || !hasToken)
+            return Checklist.Check.wrong(Kube.TOKENREVIEW_SECRET + " is " + t.getType() + (hasToken ? "" : " without a token"),
+                    "delete it and run k8s-vault-prep (the token controller fills a service-account-token Secret)");
+        return Checklist.Check.done("service-account token of " + vaultNamespace + "/" + Kube.TOKENREVIEW_SA);
+    }
+
+    /** The ConfigMap against the layout, and against VAULT_CACERT when that file is given. */
+    public Checklist.Check vaultCaCheck(ConfigMap cm, java.nio.file.Path vaultCaCert) {
+        String fix = "control-plane-prep", name = Kube.VAULT_CA_CONFIGMAP;
+        String pem = cm == null || cm.getData() == null ? null : cm.getData().get(Kube.VAULT_CA_KEY);
+        if (cm == null) return Checklist.Check.missing("no ConfigMap " + istioNamespace + "/" + name, fix);
+        if (pem == null) return Checklist.Check.wrong(name + " has no key " + Kube.VAULT_CA_KEY, fix);
+        List<X509Certificate> certs;
+        try {
+            certs = Pki.certificates(Pki.pemBlocks(pem, "ConfigMap " + name), "ConfigMap " + name);
+        } catch (Fail f) {
+            return Checklist.Check.wrong(f.getMessage(), fix);
+        }
+        if (vaultCaCert != null && java.nio.file.Files.isRegularFile(vaultCaCert)) {
+            List<X509Certificate> want = Pki.certificates(vaultCaCert, "VAULT_CACERT");
+            boolean same = want.size() == certs.size();
+            for (int i = 0; same && i < want.size(); i++) same = Pki.sameCert(want.get(i), certs.get(i));
+            if (!same) return Checklist.Check.wrong(name + " holds another certificate than VAULT_CACERT (" + vaultCaCert + ")", fix);
+        }
+        return Checklist.Check.done(name + "/" + Kube.VAULT_CA_KEY + ": '" + Pki.name(certs.get(0)) + "'");
+    }
+
+    /** The istiod Service's finding; its revision is read with Istio.revisionOf. */
+    public Checklist.Check istiodServiceCheck(Service svc) {
+        String rev = svc == null ? null : Istio.revisionOf(svc);
+        if (svc == null) return Checklist.Check.missing("no Service " + istioNamespace + "/" + Kube.ISTIOD_SERVICE, "istiod-service");
+        if (rev == null) return Checklist.Check.wrong("Service istiod has no " + Istio.REV_LABEL + " label: the validating webhook cannot find it", "istiod-service");
+        return Checklist.Check.done("Service istiod, revision " + rev);
+    }
+
+    // ------------------------------------------------------------ teardown
+
+    /**
+     * What teardown removes, in the reverse of the steps' order (istiod-service, control-plane-prep,
+     * k8s-vault-prep), of what is there now. A namespace goes only when it then holds nothing but what
+     * the cluster makes in every namespace (the default service account, kube-root-ca.crt): Vault itself
+     * or workloads may live in it. grant-admin's binding stays: it is the operator's own access, not
+     * the cluster suffix's.
+     */
+    public List<HasMetadata> removals(Kube k) {
+        List<HasMetadata> plan = new ArrayList<>();
+        Service svc = k.live(istiodService(Istio.GUIDE_REVISION));
+        if (svc != null && isOurs(svc)) plan.add(svc);
+        ConfigMap cm = k.live(vaultCa(""));
+        if (cm != null) plan.add(cm);
+        if (onlyOurs(k, istioNamespace, plan)) plan.add(k.live(istioNs()));
+        Secret token = k.live(reviewerSecret());
+        if (token != null && TOKEN_TYPE.equals(token.getType())) plan.add(token);
+        ClusterRoleBinding crb = k.live(reviewerBindingObject());
+        if (crb != null && binding(crb).isDone()) plan.add(crb);
+        if (onlyOurs(k, vaultNamespace, plan)) plan.add(k.live(vaultNs()));
+        return plan;
+    }
+
+    /** The Service is istiod-service's: it selects app=istiod (whatever its revision). */
+    private static boolean isOurs(Service svc) {
+        var sel = svc.getSpec() == null ? null : svc.getSpec().getSelector();
+        return sel != null && "istiod".equals(sel.get("app"));
+    }
+
+    /** Whether the namespace exists and, the planned removals aside, holds only what the cluster puts in every namespace. */
+    private static boolean onlyOurs(Kube k, String ns, List<HasMetadata> planned) {
+        if (k.live(Kube.namespace(ns)) == null) return false;
+        var c = k.client;
+        List<String> others = new ArrayList<>();
+        java.util.function.Predicate<HasMetadata> isPlanned = o -> planned.stream().anyMatch(p -> p.getKind().equals(o.getKind())
+                && p.getMetadata().getName().equals(o.getMetadata().getName()));
+        k.call(() -> c.pods().inNamespace(ns).list().getItems(), "list the pods of " + ns).forEach(p -> others.add("Pod " + p.getMetadata().getName()));
+        k.call(() -> c.apps().deployments().inNamespace(ns).list().getItems(), "list the Deployments of " + ns)
+                .forEach(d -> others.add("Deployment " + d.getMetadata().getName()));
+        k.call(() -> c.services().inNamespace(ns).list().getItems(), "list the Services of " + ns).stream().filter(isPlanned.negate())
+                .forEach(s -> others.add("Service " + s.getMetadata().getName()));
+        k.call(() -> c.secrets().inNamespace(ns).list().getItems(), "list the Secrets of " + ns).stream().filter(isPlanned.negate())
+                .filter(s -> !TOKEN_TYPE.equals(s.getType()) || !isDefaultToken(s)).forEach(s -> others.add("Secret " + s.getMetadata().getName()));
+        k.call(() -> c.configMaps().inNamespace(ns).list().getItems(), "list the ConfigMaps of " + ns).stream().filter(isPlanned.negate())
+                .filter(m -> !m.getMetadata().getName().equals("kube-root-ca.crt")).forEach(m -> others.add("ConfigMap " + m.getMetadata().getName()));
+        k.call(() -> c.serviceAccounts().inNamespace(ns).list().getItems(), "list the service accounts of " + ns).stream()
+                .filter(a -> !a.getMetadata().getName().equals("default") && !a.getMetadata().getName().equals(Kube.ISTIOD_SA))
+                .forEach(a -> others.add("ServiceAccount " + a.getMetadata().getName()));
+        return others.isEmpty();
+    }
+
+    private static boolean isDefaultToken(Secret s) {
+        var a = s.getMetadata().getAnnotations();
+        return a != null && Kube.TOKENREVIEW_SA.equals(a.get(SA_ANNOTATION));
+    }
+}
