@@ -126,7 +126,7 @@ class Asm implements Runnable {
         String first = args.length == 0 ? null : args[0];
         boolean one = first != null && COMMANDS.containsKey(first) && !NEED_ALL.contains(first);
         for (String name : one ? List.of(first) : SUBCOMMANDS) cl.addSubcommand(name, step(name));
-        return cl;
+        return Step.shared(cl);
     }
 
     @CommandLine.Spec
@@ -319,7 +319,7 @@ class Asm implements Runnable {
                     out.say("no session for this folder and environment: asm calls run on their own");
                     return;
                 }
-                Session.parseStatus(status).forEach(out::put);
+                Session.parseStatus(status).forEach((k, v) -> out.put(k, v.matches("\\d{1,18}") ? (Object) Long.valueOf(v) : v));   // numbers as numbers
                 out.say(status.strip());
             }
         }
@@ -361,13 +361,35 @@ class Asm implements Runnable {
     @Command(name = "run", description = {
             "Run several steps in one process, in order, stopping at the first that fails.",
             "Steps are separated by a lone '+', e.g.:",
-            "  asm run k8s-vault-prep --cluster-suffix c1 + vault-setup --cluster-suffix c1 ... + vault-verify --cluster-suffix c1"})
+            "  asm run k8s-vault-prep --cluster-suffix c1 + vault-setup --cluster-suffix c1 ... + vault-verify --cluster-suffix c1",
+            "--json (or -o json|yaml) before the first step: every step's result in one JSON array (YAML sequence), in order."})
     static class Run implements Callable<Integer> {
         @CommandLine.Unmatched
         List<String> words = new ArrayList<>();
 
         @Override
         public Integer call() {
+            Out.Format format = Out.Format.text;
+            while (!words.isEmpty() && words.get(0).startsWith("-")) {
+                Out.Format f = Step.format(words.subList(0, Math.min(2, words.size())));
+                if (f == Out.Format.text) break;
+                words = new ArrayList<>(words.subList(words.get(0).matches("--json|-o.+|--output=.+") ? 1 : 2, words.size()));
+                format = f;
+            }
+            if (format != Out.Format.text) {
+                List<String> each = new ArrayList<>();
+                for (String w : words) {
+                    if (w.equals("+")) each.add("--json");
+                    each.add(w);
+                }
+                each.add("--json");
+                words = each;
+                return Out.gathered(format, System.out, this::steps);
+            }
+            return steps();
+        }
+
+        private int steps() {
             List<List<String>> steps = new ArrayList<>();
             List<String> current = new ArrayList<>();
             for (String w : words) {
