@@ -8,9 +8,27 @@ import java.util.Map;
 /**
  * A checklist a step prints line by line as it checks (preflight, status): each line a
  * name, a state, what was seen, and for a line that is not good, what fixes it.
- * Under --json the lines become the result's "checks" array.
+ * Under --json the lines become the result's "checks" array, whose states are one vocabulary
+ * for every step ({@link #STATES}, docs/results.md), whatever word the human line shows.
  */
 public final class Checklist {
+    /**
+     * The states of a check in a machine result: done (as it should be), missing (not made yet),
+     * wrong (there but not as it should be, or a requirement not met), unknown (could not be
+     * checked), warn (passes, but look at it), skipped (not checked, as asked).
+     */
+    public static final List<String> STATES = List.of("done", "missing", "wrong", "unknown", "warn", "skipped");
+
+    /** A human line's state word as the vocabulary says it: preflight's ok is done, FAIL wrong, skip skipped. */
+    static String state(String shown) {
+        return switch (shown) {
+            case "ok" -> "done";
+            case "FAIL" -> "wrong";
+            case "skip" -> "skipped";
+            default -> shown;       // the schema (docs/schemas) holds a result to STATES
+        };
+    }
+
     /** One checked thing. `good` says whether it counts as passed; details are extra lines (per-node figures, offenders). */
     public record Line(String name, String state, boolean good, String detail, String fix, List<String> details,
                        Map<String, Object> data) {}
@@ -87,7 +105,7 @@ public final class Checklist {
         for (Line l : lines) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("name", l.name());
-            m.put("state", l.state());
+            m.put("state", state(l.state()));
             m.put("ok", l.good());
             m.put("detail", l.detail());
             if (!l.good() && l.fix() != null) m.put("fix", l.fix());

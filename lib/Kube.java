@@ -520,10 +520,12 @@ public final class Kube implements AutoCloseable {
      * added (others' keys stay); string maps elsewhere (a selector, ConfigMap data) and lists are
      * set exactly; fields the API server fills in (clusterIP, defaults, a token's data) are left
      * alone. An update is one JSON merge patch, never delete-then-create.
+     * <p>Under --dry-run {@code desired} is part of the step's manifest (Out#manifest).
      */
     public boolean apply(HasMetadata desired, Out out) {
         String what = describe(desired);
         JsonNode want = json(desired);
+        out.manifest(manifest(desired));
         HasMetadata live = live(desired);
         if (live == null) {
             if (!out.dryRun()) {
@@ -596,6 +598,23 @@ public final class Kube implements AutoCloseable {
                 throw Fail.failed("interrupted while waiting for " + waitingFor, null);
             }
         }
+    }
+
+    /**
+     * An object as a manifest holds it (Out#manifest): the fields it states, as the API server
+     * takes them; of a live object, without what the server keeps (status, resourceVersion, uid ...).
+     */
+    @SuppressWarnings("unchecked")
+    public Map<String, Object> manifest(HasMetadata o) {
+        Map<String, Object> m = new LinkedHashMap<>(client.getKubernetesSerialization().convertValue(o, Map.class));
+        m.remove("status");
+        if (m.get("metadata") instanceof Map<?, ?> meta) {
+            Map<String, Object> kept = new LinkedHashMap<>((Map<String, Object>) meta);
+            for (String server : List.of("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink"))
+                kept.remove(server);
+            m.put("metadata", kept);
+        }
+        return m;
     }
 
     private JsonNode json(HasMetadata o) {

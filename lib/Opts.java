@@ -25,6 +25,46 @@ public final class Opts {
 
         @Option(names = {"-v", "--verbose"}, description = "Show stack traces on failure.")
         public boolean verbose;
+
+        /** -o json|yaml (see {@link #addOutputOption}); null: lines for a human, or JSON under --json. */
+        public Out.Format output;
+
+        /** The result's format: -o's, else JSON under --json, else text for a human. */
+        public Out.Format format() {
+            return output != null ? output : json ? Out.Format.json : Out.Format.text;
+        }
+
+        /**
+         * Adds -o/--output FORMAT (json or yaml, as kubectl and istioctl take it) to a step. It is
+         * added here, not declared above, because two steps already own -o/--output as the file
+         * they write (decrypt-csr, sign-csr, as openssl's -out): there it is --output-format.
+         */
+        static void addOutputOption(CommandSpec spec) {
+            Common common = null;
+            for (CommandSpec m : spec.mixins().values()) if (m.userObject() instanceof Common c) common = c;
+            if (common == null) return;
+            java.util.List<String> names = new java.util.ArrayList<>();
+            for (String n : new String[] {"-o", "--output"}) if (spec.findOption(n) == null) names.add(n);
+            if (names.isEmpty()) names.add("--output-format");
+            Common target = common;
+            spec.addOption(picocli.CommandLine.Model.OptionSpec.builder(names.toArray(String[]::new))
+                    .paramLabel("FORMAT").type(Out.Format.class)
+                    .converters(value -> switch (value) {
+                        case "json" -> Out.Format.json;
+                        case "yaml" -> Out.Format.yaml;
+                        default -> throw new picocli.CommandLine.TypeConversionException("'" + value + "' is not an output format: json or yaml");
+                    })
+                    .description("Print the result as json or yaml on stdout (-o json is --json).")
+                    .completionCandidates(java.util.List.of("json", "yaml"))
+                    .setter(new picocli.CommandLine.Model.ISetter() {
+                        @Override
+                        public <T> T set(T value) {
+                            target.output = (Out.Format) value;
+                            return null;
+                        }
+                    })
+                    .build());
+        }
     }
 
     public static class Pkcs11 {

@@ -6,17 +6,35 @@ import java.util.List;
 import java.util.Map;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.SerializationFeature;
+import tools.jackson.dataformat.yaml.YAMLMapper;
+import tools.jackson.dataformat.yaml.YAMLWriteFeature;
 
 /**
- * Human and --json output of one step. Humans get lines on stdout as the step goes;
- * --json gets exactly one JSON object on stdout at the end. Progress goes to stderr.
- * Never hand a secret to this class.
+ * Human and machine output of one step. Humans get lines on stdout as the step goes;
+ * --json (-o json) gets exactly one JSON object on stdout at the end, -o yaml the same as YAML
+ * (docs/results.md, docs/schemas/result.schema.json). Progress goes to stderr. Under --dry-run
+ * a step that makes Kubernetes objects prints them on stdout instead, as a YAML stream (see
+ * {@link #manifest}), and its lines go to stderr. Never hand a secret to this class.
  */
 public class Out {
+    /** The result's format: lines for a human, or one document for a program. */
+    public enum Format { text, json, yaml }
+
+    /** The version of the result's shape (docs/results.md): raised when a field changes meaning or goes. */
+    public static final int SCHEMA_VERSION = 1;
+
     private static final JsonMapper JSON = JsonMapper.builder()
             .enable(SerializationFeature.INDENT_OUTPUT).build();
 
+    /** YAML as kubectl prints it: no quotes it does not need, numbers in strings kept strings. */
+    private static final YAMLMapper YAML = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
+            .enable(YAMLWriteFeature.MINIMIZE_QUOTES).enable(YAMLWriteFeature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS).build();
+
+    /** Where a run of several steps (asm run -o json) gathers their results into one array; null: print each. */
+    private static final ThreadLocal<List<Object>> GATHERED = new ThreadLocal<>();
+
     private final String step;
+    private final Format format;
     private final boolean json;
     private final boolean dryRun;
     private final PrintStream stdout;
@@ -34,8 +52,17 @@ public class Out {
 
     /** rewrite: progress rewrites one line (stderr is a terminal), else one plain line per stage. */
     public Out(String step, boolean json, boolean dryRun, PrintStream stdout, PrintStream stderr, boolean rewrite) {
+        this(step, json ? Format.json : Format.text, dryRun, stdout, stderr, rewrite);
+    }
+
+    public Out(String step, Format format, boolean dryRun, PrintStream stdout, PrintStream stderr) {
+        this(step, format, dryRun, stdout, stderr, stderr == System.err && stderrIsTerminal());
+    }
+
+    public Out(String step, Format format, boolean dryRun, PrintStream stdout, PrintStream stderr, boolean rewrite) {
         this.step = step;
-        this.json = json;
+        this.format = format;
+        this.json = format != Format.text;
         this.dryRun = dryRun;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -47,7 +74,42 @@ public class Out {
 
     void givenOptions(Map<Class<?>, List<String>> given) { this.givenOptions = given; }
 
+    /** Whether the result is for a program (--json, -o json, -o yaml): then no line for a human goes to stdout. */
     public boolean json() { return json; }
+
+    public Format format() { return format; }
+
+    /** The Kubernetes objects this dry run would apply, in order (see {@link #manifest}). */
+    private final List<Map<String, Object>> manifests = new java.util.ArrayList<>();
+    /** Whether stdout is the manifest: a dry run, for a human, of a step that makes Kubernetes objects. */
+    private boolean manifestOnStdout;
+
+    /** Called by Step for the steps whose dry run is a manifest (see Usage.MANIFEST_STEPS). */
+    void manifestStep(boolean yes) {
+        manifestOnStdout = yes && dryRun && !json;
+    }
+
+    /**
+     * A Kubernetes object this step applies, as the API server takes it (apiVersion, kind, ...).
+     * Under --dry-run it is part of the manifest: printed on stdout at the end as a YAML stream
+     * (---, one document per object), as `kubectl create --dry-run=client -o yaml` prints it,
+     * and the result's field manifests. A Secret's values are never printed: its data keys are
+     * kept with empty values (the object stays one the API server accepts), stringData goes.
+     */
+    @SuppressWarnings("unchecked")
+    public void manifest(Map<String, Object> object) {
+        if (!dryRun) return;
+        Map<String, Object> o = new LinkedHashMap<>(object);
+        if ("Secret".equals(o.get("kind"))) {
+            o.remove("stringData");
+            if (o.get("data") instanceof Map<?, ?> data) {
+                Map<String, Object> keys = new LinkedHashMap<>();
+                for (Object k : data.keySet()) keys.put(String.valueOf(k), "");
+                o.put("data", keys);
+            }
+        }
+        manifests.add(o);
+    }
 
     /**
      * The first line: where the step acts (each part, e.g. "cluster 'c1' at https://...", "Vault https://...");
@@ -83,11 +145,11 @@ public class Out {
     }
     public boolean dryRun() { return dryRun; }
 
-    /** A line for a human reader; silent under --json. */
+    /** A line for a human reader; silent under --json; on stderr when stdout is the manifest. */
     public void say(String line) {
         if (json) return;
         endProgress();
-        stdout.println(line);
+        (manifestOnStdout ? stderr : stdout).println(line);
     }
 
     public void say(String format, Object... args) { say(String.format(format, args)); }
@@ -173,8 +235,16 @@ public class Out {
 
     void finish(int exitCode, Fail failure) {
         endProgress();
-        if (!json) return;
+        if (!json) {
+            if (manifestOnStdout && exitCode == 0) {
+                StringBuilder stream = new StringBuilder();
+                for (Map<String, Object> m : manifests) stream.append(stream.isEmpty() ? "" : "---\n").append(YAML.writeValueAsString(m));
+                stdout.print(stream);
+            }
+            return;
+        }
         Map<String, Object> doc = new LinkedHashMap<>();
+        doc.put("schemaVersion", SCHEMA_VERSION);
         doc.put("step", step);
         doc.put("ok", exitCode == 0);
         doc.put("exitCode", exitCode);
@@ -184,8 +254,32 @@ public class Out {
             doc.put("error", failure.getMessage());
             if (failure.hint != null) doc.put("hint", failure.hint);
         }
+        if (dryRun && !manifests.isEmpty()) doc.put("manifests", manifests);
         doc.putAll(result);
-        stdout.println(toJson(doc));
+        List<Object> gathered = GATHERED.get();
+        if (gathered != null) gathered.add(doc);
+        else stdout.print(render(doc, format));
+    }
+
+    /**
+     * Runs {@code steps} gathering the results they print into one document: a JSON array (or a
+     * YAML sequence) on stdout at the end, every step's result in order, the failed one last.
+     */
+    public static int gathered(Format format, PrintStream stdout, java.util.function.IntSupplier steps) {
+        List<Object> all = new java.util.ArrayList<>();
+        GATHERED.set(all);
+        try {
+            return steps.getAsInt();
+        } finally {
+            GATHERED.remove();
+            stdout.print(render(all, format));
+            stdout.flush();
+        }
+    }
+
+    /** A result as the format prints it, with its final newline. */
+    static String render(Object doc, Format format) {
+        return format == Format.yaml ? YAML.writeValueAsString(doc) : toJson(doc) + System.lineSeparator();
     }
 
     public static String toJson(Object value) {

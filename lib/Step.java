@@ -86,7 +86,8 @@ public abstract class Step implements Callable<Integer> {
     }
 
     private int callOnce() {
-        out = new Out(spec.name(), common.json, common.dryRun, System.out, System.err);
+        out = new Out(name(spec), common.format(), common.dryRun, System.out, System.err);
+        out.manifestStep(Usage.MANIFEST_STEPS.contains(name(spec)));
         out.givenOptions(givenOptions(spec));
         Fail failure;
         try {
@@ -222,6 +223,31 @@ public abstract class Step implements Callable<Integer> {
         out.actingOn(parts, fields);
     }
 
+    /** The step's name as the operator types it after asm: "gen-kek", "session status". */
+    static String name(CommandSpec spec) {
+        String q = spec.qualifiedName(" ");
+        return q.startsWith("asm ") ? q.substring(4) : q;
+    }
+
+    private static final Set<CommandSpec> SHARED = java.util.Collections.newSetFromMap(new java.util.WeakHashMap<>());
+
+    /**
+     * What every step's command gets besides its own annotations: -o FORMAT, and its examples as
+     * the footer of --help; for {@code cl} and every subcommand it holds now (asm adds its steps
+     * after {@link #commandLine}, and calls this again). Once per command.
+     */
+    public static CommandLine shared(CommandLine cl) {
+        CommandSpec spec = cl.getCommandSpec();
+        synchronized (SHARED) {
+            if (SHARED.add(spec)) {
+                Opts.Common.addOutputOption(spec);
+                Usage.addExamples(spec);
+            }
+        }
+        for (CommandLine sub : cl.getSubcommands().values()) shared(sub);
+        return cl;
+    }
+
     /** Whether this run's stdout is for a program to read (install-asm --print): then it says nothing else. */
     protected boolean printsForAProgram() {
         return false;
@@ -250,6 +276,19 @@ public abstract class Step implements Callable<Integer> {
         return given;
     }
 
+    /** The output format these words ask for (--json, -o json, --output=yaml ...), read without picocli, which refused them. */
+    static Out.Format format(java.util.List<String> words) {
+        Out.Format f = words.contains("--json") ? Out.Format.json : Out.Format.text;
+        for (int i = 0; i < words.size(); i++) {
+            String w = words.get(i), value = null;
+            if (w.matches("-o|--output|--output-format") && i + 1 < words.size()) value = words.get(i + 1);
+            else if (w.matches("(-o=?|--output=|--output-format=).+")) value = w.replaceFirst("^(-o=?|--output=|--output-format=)", "");
+            if ("json".equals(value)) f = Out.Format.json;
+            if ("yaml".equals(value)) f = Out.Format.yaml;
+        }
+        return f;
+    }
+
     static String describe(Throwable e) {
         String msg = e.getMessage();
         String name = e.getClass().getSimpleName();
@@ -268,7 +307,7 @@ public abstract class Step implements Callable<Integer> {
         cl.setExpandAtFiles(false);
         cl.setParameterExceptionHandler(Step::badUsage);
         cl.setExecutionStrategy(Step::refuseWordsBesideHelp);
-        return cl;
+        return shared(cl);
     }
 
     /**
@@ -301,7 +340,7 @@ public abstract class Step implements Callable<Integer> {
                 (suggestions.isEmpty() ? "" : "did you mean " + String.join(" or ", suggestions) + "? ") + "see --help", e);
         System.err.println("error: " + failure.getMessage());
         System.err.println("  -> " + failure.hint);
-        new Out(cmd.getCommandName(), options.contains("--json"), options.contains("--dry-run"), System.out, System.err)
+        new Out(name(cmd.getCommandSpec()), format(options), options.contains("--dry-run"), System.out, System.err)
                 .finish(failure.exitCode, failure);
         return failure.exitCode;
     }

@@ -106,7 +106,7 @@ class Asm implements Runnable {
             if (command instanceof Run r) r.shared = shared;
             cl.addSubcommand(name, command);
         }
-        return cl;
+        return Step.shared(cl);
     }
 
     @CommandLine.Spec
@@ -184,7 +184,7 @@ class Asm implements Runnable {
                     out.say("no session for this folder and environment: asm calls run on their own");
                     return;
                 }
-                Session.parseStatus(status).forEach(out::put);
+                Session.parseStatus(status).forEach((k, v) -> out.put(k, v.matches("\\d{1,18}") ? (Object) Long.valueOf(v) : v));   // numbers as numbers
                 out.say(status.strip());
             }
         }
@@ -226,7 +226,8 @@ class Asm implements Runnable {
     @Command(name = "run", description = {
             "Run several steps in one process, in order, stopping at the first that fails.",
             "Steps are separated by a lone '+', e.g.:",
-            "  asm run k8s-vault-prep --cluster-suffix c1 + vault-setup --cluster-suffix c1 ... + vault-verify --cluster-suffix c1"})
+            "  asm run k8s-vault-prep --cluster-suffix c1 + vault-setup --cluster-suffix c1 ... + vault-verify --cluster-suffix c1",
+            "--json (or -o json|yaml) before the first step: every step's result in one JSON array (YAML sequence), in order."})
     static class Run implements Callable<Integer> {
         @CommandLine.Unmatched
         List<String> words = new ArrayList<>();
@@ -236,6 +237,27 @@ class Asm implements Runnable {
 
         @Override
         public Integer call() {
+            Out.Format format = Out.Format.text;
+            while (!words.isEmpty() && words.get(0).startsWith("-")) {
+                Out.Format f = Step.format(words.subList(0, Math.min(2, words.size())));
+                if (f == Out.Format.text) break;
+                words = new ArrayList<>(words.subList(words.get(0).matches("--json|-o.+|--output=.+") ? 1 : 2, words.size()));
+                format = f;
+            }
+            if (format != Out.Format.text) {
+                List<String> each = new ArrayList<>();
+                for (String w : words) {
+                    if (w.equals("+")) each.add("--json");
+                    each.add(w);
+                }
+                each.add("--json");
+                words = each;
+                return Out.gathered(format, System.out, this::steps);
+            }
+            return steps();
+        }
+
+        private int steps() {
             List<List<String>> steps = new ArrayList<>();
             List<String> current = new ArrayList<>();
             for (String w : words) {

@@ -104,6 +104,8 @@ class EnableInjection extends Step {
         String what = "label namespace " + namespace + " " + Istio.REV_LABEL + "=" + rev
                 + (current != null && !current.equals(rev) ? " (was " + current + ")" : "")
                 + (hasOld ? ", removing " + Istio.INJECTION_LABEL + "=" + labels.get(Istio.INJECTION_LABEL) : "");
+        out.manifest(k.manifest(new io.fabric8.kubernetes.api.model.NamespaceBuilder(ns).editMetadata()
+                .removeFromLabels(Istio.INJECTION_LABEL).addToLabels(Istio.REV_LABEL, rev).endMetadata().build()));
         if (out.dryRun()) { out.change(what); return; }
         String patch = "{\"metadata\":{\"labels\":{\"" + Istio.INJECTION_LABEL + "\":null,\"" + Istio.REV_LABEL + "\":\"" + rev + "\"}}}";
         k.call(() -> k.client.namespaces().withName(namespace).patch(PatchContext.of(PatchType.JSON_MERGE), patch),

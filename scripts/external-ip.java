@@ -66,6 +66,7 @@ class ExternalIp extends Step {
         if (current != null && sameAddress(address, current)) {
             out.say("Service %s already has loadBalancerIP %s", Istio.INGRESS_GATEWAY, address);
         } else if (out.dryRun()) {
+            out.manifest(k.manifest(new io.fabric8.kubernetes.api.model.ServiceBuilder(svc).editSpec().withLoadBalancerIP(address).endSpec().build()));
             out.change("set loadBalancerIP of " + Istio.INGRESS_GATEWAY + " to " + address + (current == null ? "" : " (now " + current + ")"));
             return;
         } else {

@@ -45,11 +45,13 @@ class GrantAdmin extends Step {
             throw k.explain(e, "read ClusterRoleBinding " + name);
         }
         if (existing == null) {
+            ClusterRoleBinding binding = new ClusterRoleBindingBuilder().withNewMetadata().withName(name).endMetadata()
+                    .withNewRoleRef().withApiGroup(RBAC).withKind("ClusterRole").withName("cluster-admin").endRoleRef()
+                    .withSubjects(subject).build();
+            out.manifest(k.manifest(binding));
             if (out.dryRun()) { out.change("create ClusterRoleBinding " + name + ": cluster-admin for user " + user); return; }
             try {
-                ref.create(new ClusterRoleBindingBuilder().withNewMetadata().withName(name).endMetadata()
-                        .withNewRoleRef().withApiGroup(RBAC).withKind("ClusterRole").withName("cluster-admin").endRoleRef()
-                        .withSubjects(subject).build());
+                ref.create(binding);
             } catch (KubernetesClientException e) {
                 throw k.explain(e, "create ClusterRoleBinding " + name);
             }
@@ -65,6 +67,7 @@ class GrantAdmin extends Step {
                 out.say("user %s is already bound to cluster-admin by %s", user, name);
                 return;
             }
+        out.manifest(k.manifest(new ClusterRoleBindingBuilder(existing).addToSubjects(subject).build()));
         if (out.dryRun()) { out.change("add user " + user + " to ClusterRoleBinding " + name); return; }
         try {
             ref.edit(b -> new ClusterRoleBindingBuilder(b).addToSubjects(subject).build());

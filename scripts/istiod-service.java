@@ -7,8 +7,6 @@ import io.fabric8.kubernetes.api.model.Service;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import tools.jackson.dataformat.yaml.YAMLMapper;
-import tools.jackson.dataformat.yaml.YAMLWriteFeature;
 
 @Command(name = "istiod-service", mixinStandardHelpOptions = true,
         description = "The istiod Service with the revision label, so the validating webhook finds istiod "
@@ -22,24 +20,11 @@ class IstiodService extends Step {
 
     @Mixin Opts.IstioNamespace ns;
 
-    /** Under --dry-run stdout is the Service's YAML, for kubectl apply -f: no line goes above it (--json has the field). */
-    @Override
-    protected boolean printsForAProgram() {
-        return out.dryRun() && !out.json();
-    }
-
     @Override
     protected void run() {
         KubeLayout layout = new KubeLayout(Kube.VAULT_NAMESPACE, Kube.TOKENREVIEW_BINDING, ns.name);
         Service service = layout.istiodService(revision);
         out.put("service", ns.name + "/" + Kube.ISTIOD_SERVICE).put("revision", revision);
-        if (out.dryRun()) {
-            String yaml = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
-                    .enable(YAMLWriteFeature.MINIMIZE_QUOTES).enable(YAMLWriteFeature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS)
-                    .build().writeValueAsString(service);
-            out.put("manifest", yaml);
-            out.say(yaml.stripTrailing());
-        }
         if (kube().live(layout.istioNs()) == null)
             throw Fail.failed("namespace " + ns.name + " does not exist", "run control-plane-prep first (it creates it)");
         kube().apply(service, out);

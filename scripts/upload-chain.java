@@ -136,16 +136,19 @@ class UploadChain extends Step {
                 if (!sameChain && !replace)
                     throw Fail.failed("Secret " + secretName + " already exists with another chain",
                             "pass --replace to replace it; istiod reads it at start-up only, so restart istiod afterwards");
-                if (!out.dryRun()) secrets.resource(new SecretBuilder(existing).withData(data).build()).update();
+                Secret replaced = new SecretBuilder(existing).withData(data).build();
+                out.manifest(k.manifest(replaced));
+                if (!out.dryRun()) secrets.resource(replaced).update();
                 if (sameChain)
                     out.change((out.dryRun() ? "rewrite" : "rewrote") + " the chain in Secret " + secretName + " in the form istiod accepts (it held "
                             + currentRefusal + "); restart istiod to load it");
                 else out.change((out.dryRun() ? "replace" : "replaced") + " the chain in Secret " + secretName + "; restart istiod to load it");
                 return;
             }
-            if (!out.dryRun())
-                secrets.resource(new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET).withNamespace(ns.name)
-                        .endMetadata().withType("Opaque").withData(data).build()).create();
+            Secret created = new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET).withNamespace(ns.name)
+                    .endMetadata().withType("Opaque").withData(data).build();
+            out.manifest(k.manifest(created));
+            if (!out.dryRun()) secrets.resource(created).create();
             out.change((out.dryRun() ? "create" : "created") + " Secret " + secretName + " (key " + Istio.CA_CERT_KEY + ")");
             out.say("istiod polls for it every 2 s; then check its log with verify-ca");
         } catch (KubernetesClientException e) {

@@ -66,7 +66,7 @@ class ControlPlanePrepTest {
         String ns = newNamespace(lab);
         Cli.Result r = Cli.asm(env(lab), tmp, "control-plane-prep", "-n", ns, "--dry-run");
         assertThat(r.exit()).as(r.toString()).isZero();
-        assertThat(r.stdout()).contains("would create Namespace " + ns, "would create ConfigMap " + ns + "/vault-tls-cert");
+        assertThat(r.stderr()).contains("would create Namespace " + ns, "would create ConfigMap " + ns + "/vault-tls-cert");
         assertThat(Cli.run(List.of("kubectl", "get", "namespace", ns), lab.env(), tmp, null).exit()).isNotZero();
     }
 

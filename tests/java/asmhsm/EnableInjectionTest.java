@@ -102,7 +102,7 @@ class EnableInjectionTest {
         String ns = namespace(Map.of("istio-injection", "enabled"));
         Cli.Result dry = Cli.asm(env, "enable-injection", "-n", ns, "--dry-run");
         assertThat(dry.exit()).as(dry.toString()).isZero();
-        assertThat(dry.stdout()).contains("would label namespace " + ns + " istio.io/rev=" + REV + ", removing istio-injection=enabled");
+        assertThat(dry.stderr()).contains("would label namespace " + ns + " istio.io/rev=" + REV + ", removing istio-injection=enabled");
         assertThat(k.namespaces().withName(ns).get().getMetadata().getLabels()).containsEntry("istio-injection", "enabled");
 
         Cli.Result r = Cli.asm(env, "enable-injection", "-n", ns);

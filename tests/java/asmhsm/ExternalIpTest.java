@@ -66,7 +66,7 @@ class ExternalIpTest {
         gateway("LoadBalancer");
         Cli.Result dry = Cli.asm(env, "external-ip", "--mode", "integrated", "--ip", "203.0.113.1", "--dry-run");
         assertThat(dry.exit()).as(dry.toString()).isZero();
-        assertThat(dry.stdout()).contains("would set loadBalancerIP of istio-ingressgateway to 203.0.113.1");
+        assertThat(dry.stderr()).contains("would set loadBalancerIP of istio-ingressgateway to 203.0.113.1");
         assertThat(lbIpByKubectl()).isEmpty();
 
         Cli.Result r = Cli.asm(env, "external-ip", "--mode", "integrated", "--ip", "203.0.113.1");

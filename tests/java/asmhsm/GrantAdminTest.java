@@ -34,7 +34,7 @@ class GrantAdminTest {
             assertThat(isAdmin(k, user)).isFalse();
             Cli.Result dry = Cli.asm(admin(lab), "grant-admin", "--user", user, "--dry-run");
             assertThat(dry.exit()).as(dry.toString()).isZero();
-            assertThat(dry.stdout()).contains("would create ClusterRoleBinding cluster-admin-binding");
+            assertThat(dry.stderr()).contains("would create ClusterRoleBinding cluster-admin-binding");
             assertThat(k.rbac().clusterRoleBindings().withName("cluster-admin-binding").get()).isNull();
 
             Cli.Result r = Cli.asm(admin(lab), "grant-admin", "--user", user);

@@ -202,7 +202,7 @@ class K8sVaultPrepTest {
         String ns = "kvp-" + lab.freshMount();
         Cli.Result r = Cli.asm(env(lab), tmp, prep(ns, "--cluster-suffix", "c1", "--dry-run"));
         assertThat(r.exit()).as(r.toString()).isZero();
-        assertThat(r.stdout()).contains("would create Namespace " + ns, "would create ClusterRoleBinding tokenreview-" + ns,
+        assertThat(r.stderr()).contains("would create Namespace " + ns, "would create ClusterRoleBinding tokenreview-" + ns,
                 "would create Secret " + ns + "/default-token", "would write c1/c1-tokenreview_jwt");
         assertThat(Cli.run(List.of("kubectl", "get", "namespace", ns), lab.env(), tmp, null).exit()).isNotZero();
         assertThat(Cli.run(List.of("kubectl", "get", "clusterrolebinding", "tokenreview-" + ns), lab.env(), tmp, null).exit()).isNotZero();

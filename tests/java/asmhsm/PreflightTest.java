@@ -139,7 +139,7 @@ class PreflightTest {
             Cli.Result json = Cli.asm(env(lab), "preflight", "--warn-only", "--json");
             assertThat(json.exit()).isZero();
             JsonNode nodes = check(json, "nodes");
-            assertThat(nodes.get("state").asString()).isEqualTo("ok");
+            assertThat(nodes.get("state").asString()).isEqualTo("done");
             assertThat(nodes.get("nodes").valueStream().map(n -> n.get("name").asString())).containsAll(made);
             assertThat(nodes.get("nodes").valueStream().filter(n -> made.contains(n.get("name").asString()))
                     .map(n -> n.get("memoryBytes").asLong())).containsOnly(4L << 30);
@@ -167,14 +167,14 @@ class PreflightTest {
         try {
             Cli.Result r = Cli.asm(env, "preflight", "--versions-file", Cli.repo().resolve("lib/supported-versions.txt").toString(), "--json");
             assertThat(r.exit()).as(r.toString()).isEqualTo(1);
-            assertThat(check(r, "nodes").get("state").asString()).isEqualTo("FAIL");
+            assertThat(check(r, "nodes").get("state").asString()).isEqualTo("wrong");
             assertThat(check(r, "nodes").get("detail").asString()).isEqualTo("3 nodes, need at least 4");
             assertThat(check(r, "cpu").get("detail").asString()).isEqualTo("3 vCPU allocatable (need 4)");
             assertThat(check(r, "memory").get("detail").asString()).isEqualTo("6.4 GB allocatable (need 15 GB)");
             assertThat(check(r, "version").get("detail").asString()).contains("is not in the supported list (1.18, 1.19, 1.20)");
-            assertThat(check(r, "permissions").get("state").asString()).isEqualTo("ok");
+            assertThat(check(r, "permissions").get("state").asString()).isEqualTo("done");
             JsonNode ports = check(r, "ports");
-            assertThat(ports.get("state").asString()).isEqualTo("FAIL");
+            assertThat(ports.get("state").asString()).isEqualTo("wrong");
             assertThat(ports.get("details").valueStream().map(JsonNode::asString))
                     .contains("IST0118 (Service " + ns + "/legacy) Port name web (port: 8080, targetPort: 8080) doesn't follow the naming convention of Istio port.")
                     .noneMatch(l -> l.contains("http-ok"));
@@ -204,7 +204,7 @@ class PreflightTest {
         assertThat(r.exit()).isEqualTo(1);
         assertThat(check(r, "nodes").get("detail").asString()).contains("not allowed to list the nodes");
         JsonNode perms = check(r, "permissions");
-        assertThat(perms.get("state").asString()).isEqualTo("FAIL");
+        assertThat(perms.get("state").asString()).isEqualTo("wrong");
         assertThat(perms.get("fix").asString()).contains("grant-admin --user");
         assertThat(perms.get("denied").valueStream().map(JsonNode::asString))
                 .contains("create clusterrolebindings.rbac.authorization.k8s.io  (grant-admin, k8s-vault-prep)",

@@ -289,7 +289,7 @@ class UploadChainTest {
         assertThat(r.stderr()).contains("already exists with another chain").contains("--replace");
         assertThat(chainSecret().getData().get("cert-chain.pem")).isEqualTo(Base64.getEncoder().encodeToString("old".getBytes(StandardCharsets.US_ASCII)));
         Cli.Result dry = ok(upload(chain, "--replace", "--dry-run"));
-        assertThat(dry.stdout()).contains("would replace the chain");
+        assertThat(dry.stderr()).contains("would replace the chain");
         assertThat(chainSecret().getData().get("cert-chain.pem")).isEqualTo(Base64.getEncoder().encodeToString("old".getBytes(StandardCharsets.US_ASCII)));
         ok(upload(chain, "--replace"));
         istiod.loadChain(lab.admin(), ns, t, Hsm.DEFAULT_CA_ID);
@@ -298,7 +298,7 @@ class UploadChainTest {
     @Test
     void dryRunCreatesNothing() throws Exception {
         Cli.Result r = ok(upload(signed(istiod.caKey, "chain"), "--dry-run"));
-        assertThat(r.stdout()).contains("would create Secret " + ns + "/istio-ca-cert");
+        assertThat(r.stderr()).contains("would create Secret " + ns + "/istio-ca-cert");
         assertThat(chainSecret()).isNull();
     }
 
