@@ -156,7 +156,7 @@ class RotateCa extends Step {
             return;
         }
         String newKekId = value(key, "kek-id");
-        if (deleteOldKek) requireKekUnused(k, oldKek, newKekId, name);
+        if (deleteOldKek) requireKekUnused(oldKek, newKekId, name);
         if (out.dryRun()) {
             out.change("delete the backup Secret " + ns.name + "/" + name + (deleteOldKek ? " and the old KEK " + oldKek : ""));
             return;
@@ -175,11 +175,11 @@ class RotateCa extends Step {
     }
 
     /**
-     * Refuses to destroy a KEK while anything still needs it to open a CA key: istiod's current key here, a
-     * pending backup, or the istio-ca-encrypted-key of any cluster of the kubeconfig (every context, one
-     * that cannot be read counts as naming it: nothing proves it does not).
+     * Refuses to destroy a KEK while anything still needs it to open a CA key: istiod's current key here, or
+     * an istio-ca-encrypted-key or pending backup in any namespace of any cluster of the kubeconfig (every
+     * context; one that cannot be read counts as naming it: nothing proves it does not).
      */
-    private void requireKekUnused(Kube here, String oldKek, String newKekId, String backup) {
+    private void requireKekUnused(String oldKek, String newKekId, String backup) {
         if (oldKek == null) throw Fail.failed("backup " + backup + " does not say which KEK the old key used", "delete the old KEK yourself once sure (hsm-info lists them)");
         if (oldKek.equals(newKekId))
             throw Fail.failed("the old KEK " + oldKek + " is istiod's KEK still: its new key is encrypted under it", "a KEK is retired by rotate-ca --new-kek; keep this one");
@@ -190,21 +190,21 @@ class RotateCa extends Step {
             other.kubeconfig = kube.kubeconfig;
             other.context = context;
             other.anyCluster = true;
-            String named;
+            String where = null;
             try (Kube k = Kube.connect(other)) {
-                Secret s = k.client.secrets().inNamespace(ns.name).withName(Istio.ENCRYPTED_KEY_SECRET).get();
-                named = s == null ? null : value(s, "kek-id");
-                if (!oldKek.equals(named))
-                    for (Secret b : k.client.secrets().inNamespace(ns.name).withLabel(BACKUP_LABEL).list().getItems())
-                        if (!b.getMetadata().getName().equals(backup) && b.getData() != null && oldKek.equals(decode(b.getData().get(Istio.ENCRYPTED_KEY_SECRET + ".kek-id"))))
-                            named = oldKek;
+                for (Secret s : k.client.secrets().inAnyNamespace().withField("metadata.name", Istio.ENCRYPTED_KEY_SECRET).list().getItems())
+                    if (oldKek.equals(value(s, "kek-id"))) where = s.getMetadata().getNamespace() + "/" + Istio.ENCRYPTED_KEY_SECRET;
+                for (Secret b : k.client.secrets().inAnyNamespace().withLabel(BACKUP_LABEL).list().getItems())
+                    if (!b.getMetadata().getName().equals(backup) && b.getData() != null
+                            && oldKek.equals(decode(b.getData().get(Istio.ENCRYPTED_KEY_SECRET + ".kek-id"))))
+                        where = b.getMetadata().getNamespace() + "/" + b.getMetadata().getName();
             } catch (RuntimeException e) {
-                throw Fail.failed("cannot read context " + context + " (" + Step.describe(e) + "), so the old KEK " + oldKek + " may still be in use there",
-                        "keep the KEK; delete it once every cluster is reachable and rotated");
+                throw Fail.failed("cannot read the Secrets of context " + context + " (" + Step.describe(e) + "), so the old KEK " + oldKek
+                        + " may still be in use there", "keep the KEK; delete it once every cluster is reachable and rotated");
             }
-            if (oldKek.equals(named))
-                throw Fail.failed("the old KEK " + oldKek + " still encrypts the CA key of context " + context + " (" + Istio.ENCRYPTED_KEY_SECRET + ")",
-                        "rotate that cluster too (rotate-ca --new-kek --context " + context + "); then delete the KEK");
+            if (where != null)
+                throw Fail.failed("the old KEK " + oldKek + " still encrypts a CA key in context " + context + " (" + where + ")",
+                        "rotate that istiod too (rotate-ca --new-kek --context " + context + "); then delete the KEK");
         }
     }
 

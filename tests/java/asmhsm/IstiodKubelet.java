@@ -37,6 +37,7 @@ final class IstiodKubelet implements AutoCloseable {
     final List<String> said = Collections.synchronizedList(new ArrayList<>());
     private volatile Throwable failure;
     private Thread thread;
+    private volatile boolean stopping;
 
     IstiodKubelet(KubernetesClient k, String namespace, IstiodPods pods, SoftHsmToken token, IstiodStandIn istiod, String caId) {
         this.k = k;
@@ -58,7 +59,7 @@ final class IstiodKubelet implements AutoCloseable {
                 } catch (InterruptedException e) {
                     return;
                 } catch (Throwable t) {
-                    failure = t;
+                    if (!stopping) failure = t; // a call cut short by close() is no failure
                     return;
                 }
             }
@@ -140,6 +141,7 @@ final class IstiodKubelet implements AutoCloseable {
     @Override
     public void close() throws Exception {
         if (thread != null) {
+            stopping = true;
             thread.interrupt();
             thread.join(10_000);
         }

@@ -30,7 +30,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @ExtendWith(LabExtension.class)
 class RenewCaTest {
-    static final String KEK = "3f1c9a52-6b7e-4d0a-9c21-5e8f7a6b4d30", ROOT_KEY = "mesh-root";
+    static final String ROOT_KEY = "mesh-root";
     @TempDir Path tmp;
 
     /** A running mesh in a namespace of the lab: istiod's Deployment (with the root hook), its Secrets, a signed chain, 3/3. */
@@ -43,6 +43,8 @@ class RenewCaTest {
         final Path root;
         final IstiodPods pods;
         final IstiodKubelet kubelet;
+        /** A KEK of its own: rotate-ca looks for its ID in every namespace of the cluster. */
+        final String kek = java.util.UUID.randomUUID().toString();
 
         Mesh(Lab lab, Path dir, int days) throws Exception {
             this.lab = lab;
@@ -51,19 +53,19 @@ class RenewCaTest {
             ns = lab.freshNamespace();
             env.putAll(token.env());
             env.put("KUBECONFIG", lab.kubeconfig().toString());
-            env.put("KEK_ID", KEK);
+            env.put("KEK_ID", kek);
             root = SignCsrTest.hsmRsaRoot(token, dir, ROOT_KEY, "CN=Mesh Root CA,O=Example", Duration.ofDays(3650));
             ok("gen-kek");
             ok("import-ca", "-f", root.toString());
             KubernetesClient k = lab.admin();
             k.configMaps().inNamespace(ns).resource(new ConfigMapBuilder(Istio.rootConfigMap(Files.readString(root))).editMetadata()
                     .withNamespace(ns).endMetadata().build()).create();
-            IstiodStandIn istiod = IstiodStandIn.start(token, KEK, IstiodKubelet.TRUST_DOMAIN);
+            IstiodStandIn istiod = IstiodStandIn.start(token, kek, IstiodKubelet.TRUST_DOMAIN);
             istiod.writeSecret(k, ns);
             istiod.writeKeySecret(k, ns);
             pods = new IstiodPods(k, dir.resolve("pods"), token.env());
             kubelet = new IstiodKubelet(k, ns, pods, token, istiod, Hsm.DEFAULT_CA_ID).start();
-            k.apps().deployments().inNamespace(ns).resource(deployment(ns)).create();
+            k.apps().deployments().inNamespace(ns).resource(deployment(ns, kek)).create();
             awaitPods(1);
             ok("decrypt-csr", "--from-secret", "-n", ns, "-o", "csr.pem");
             ok("sign-csr", "--csr", "csr.pem", "--root-cert", root.toString(), "--root-key-label", ROOT_KEY, "--days", String.valueOf(days), "-o", "cert-chain.pem");
@@ -72,7 +74,7 @@ class RenewCaTest {
         }
 
         /** istiod's Deployment as the chart and install-asm's root hook make it, trimmed to what the steps look at. */
-        static Deployment deployment(String ns) {
+        static Deployment deployment(String ns, String kek) {
             Map<String, String> labels = Map.of("app", "istiod", Istio.REV_LABEL, Istio.GUIDE_REVISION);
             return new DeploymentBuilder().withNewMetadata().withName(Istio.istiodDeployment(Istio.GUIDE_REVISION)).withNamespace(ns).withLabels(labels)
                     .endMetadata().withNewSpec().withReplicas(1).withNewSelector().withMatchLabels(labels).endSelector()
@@ -81,7 +83,7 @@ class RenewCaTest {
                     .withNewTemplate().withNewMetadata().withLabels(labels).endMetadata().withNewSpec()
                     .addNewVolume().withName(Istio.ROOT_VOLUME).withNewConfigMap().withName(Istio.ROOT_CONFIGMAP).endConfigMap().endVolume()
                     .addNewContainer().withName("discovery").withImage("gcr.io/gke-release/asm/pilot:1.9.8-asm.6").endContainer()
-                    .addNewContainer().withName("hsm-plugin").withImage("thales/k8s-kms-plugin:lab").addNewEnv().withName("KEK_ID").withValue(KEK).endEnv()
+                    .addNewContainer().withName("hsm-plugin").withImage("thales/k8s-kms-plugin:lab").addNewEnv().withName("KEK_ID").withValue(kek).endEnv()
                     .addNewVolumeMount().withName(Istio.ROOT_VOLUME).withMountPath(Istio.ROOT_MOUNT).withReadOnly(true).endVolumeMount()
                     .withNewLifecycle().withNewPostStart().withNewExec().withCommand(KmsPlugin.postStartImportCommand(
                             Istio.ROOT_MOUNT + "/" + Istio.ROOT_KEY, Hsm.DEFAULT_CA_ID)).endExec().endPostStart().endLifecycle().endContainer()
@@ -172,7 +174,7 @@ class RenewCaTest {
             KubernetesClient k = lab.admin();
             k.secrets().inNamespace(m.ns).withName(Istio.CSR_SECRET).delete();
             k.secrets().inNamespace(m.ns).withName(Istio.CSR_SECRET).waitUntilCondition(s -> s == null, 30, java.util.concurrent.TimeUnit.SECONDS);
-            IstiodStandIn.start(m.token, KEK, IstiodKubelet.TRUST_DOMAIN).writeSecret(k, m.ns);
+            IstiodStandIn.start(m.token, m.kek, IstiodKubelet.TRUST_DOMAIN).writeSecret(k, m.ns);
             Cli.Result r = m.asm("renew-ca", "-n", m.ns, "--root-key-label", ROOT_KEY, "--force");
             assertThat(r.exit()).as(r.toString()).isEqualTo(1);
             assertThat(r.stderr()).contains("is for another key than the certificate in istio-ca-cert").contains("rotate-ca");
