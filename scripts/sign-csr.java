@@ -57,7 +57,7 @@ class SignCsr extends Step {
     @Option(names = "--allow-any-subject", description = "Sign a CSR whose subject is not O=<trust domain> as istiod writes it.")
     boolean anySubject;
 
-    @Option(names = "--replace", description = "Overwrite an output file that holds another chain.")
+    @Option(names = "--replace", description = "Overwrite an output file that holds another chain (one that holds this CSR's is kept).")
     boolean replace;
 
     @Override
@@ -81,7 +81,7 @@ class SignCsr extends Step {
         if (validity.clamped())
             out.warn("the root expires on " + validity.notAfter() + ": the CA certificate is valid until then, not " + days + " days");
         out.put("subject", subject).put("key", Pki.keyDescription(Pki.publicKey(csr))).put("root", rootName).put("output", output.toString());
-        if (Files.exists(output) && !replace) {
+        if (Files.exists(output)) {
             String why = whyNotDone(output, csr, root);
             if (why == null) {
                 byte[] held = Files.readAllBytes(output);
@@ -94,11 +94,12 @@ class SignCsr extends Step {
                 }
                 Pki.Identity held0 = Pki.identity(Pki.certificates(output, "existing chain").get(0));
                 out.put("identity", identityJson(held0));
-                out.say("%s already holds a CA certificate for this CSR issued by '%s' (%s%s); nothing to do (--replace signs it again)", output, rootName,
+                out.say("%s already holds a CA certificate for this CSR issued by '%s' (%s%s); nothing to do (renew-ca renews it)", output, rootName,
                         held0.text(), forCluster());
                 return;
             }
-            throw Fail.failed(output + " already exists and is not this CSR's chain (" + why + ")", "pass --replace to overwrite it, or -o to write elsewhere");
+            if (!replace)
+                throw Fail.failed(output + " already exists and is not this CSR's chain (" + why + ")", "pass --replace to overwrite it, or -o to write elsewhere");
         }
         X509Certificate ca = rootKey.file != null ? signWithFile(csr, root, validity) : signInHsm(csr, root, validity);
         if (ca == null) return; // --dry-run without an HSM token

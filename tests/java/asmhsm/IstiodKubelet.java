@@ -33,6 +33,8 @@ final class IstiodKubelet implements AutoCloseable {
     volatile IstiodStandIn istiod;
     /** What each pod's istiod did, by pod UID: waiting, loaded, aborted. */
     private final Map<String, String> state = new ConcurrentHashMap<>();
+    /** When each pod's istiod first found istio-ca-cert. */
+    private final Map<String, Long> certSeen = new ConcurrentHashMap<>();
     /** What happened, in words, in order. */
     final List<String> said = Collections.synchronizedList(new ArrayList<>());
     private volatile Throwable failure;
@@ -99,6 +101,9 @@ final class IstiodKubelet implements AutoCloseable {
                 }
                 continue;
             }
+            // istiod polls for istio-ca-cert every 2 s: it loads a poll after the Secret appeared (the API keeps whole seconds)
+            long seen = certSeen.computeIfAbsent(uid, x -> System.nanoTime());
+            if (System.nanoTime() - seen < 2_000_000_000L) continue;
             if (!pods.rootLoaded(p)) {
                 abort(p, "rpc error: code = Unknown desc = " + IstiodPods.NOT_LOADED);
                 continue;
