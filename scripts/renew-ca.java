@@ -62,6 +62,10 @@ class RenewCa extends Step {
             description = "How long to wait for the new istiod pods to load the chain (default ${DEFAULT-VALUE}).")
     Duration timeout;
 
+    @Option(names = {"-o", "--output"}, paramLabel = "CHAIN_PEM",
+            description = "Also write the new chain here, as sign-csr does (the file later signing steps compare with).")
+    Path output;
+
     static final Duration PLUGIN_CALL = Duration.ofSeconds(60);
 
     @Override
@@ -130,6 +134,7 @@ class RenewCa extends Step {
         out.put("renewed", true).put("newNotAfter", renewed.getNotAfter().toInstant().toString()).put("identity", id.json());
         out.change("signed a new CA certificate for istiod's key: " + id.text());
 
+        if (output != null) Pki.writePem(out, output, Pki.chainPem(chain), true, "CA certificate and root");
         Secret replaced = replaceChain(k, secret, Pki.chainPem(chain));
         restartAndWait(k, deployments, replaced, chain);
     }
