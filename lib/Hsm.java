@@ -611,6 +611,14 @@ public final class Hsm implements AutoCloseable {
                 "use an RSA or EC root key");
     }
 
+    /** The Istio CA certificate for this CSR, signed by the root's key labelled keyLabel in this token (sign-csr, renew-ca). */
+    public java.security.cert.X509Certificate issueIstioCa(String keyLabel, org.bouncycastle.pkcs.PKCS10CertificationRequest csr,
+            java.security.cert.X509Certificate root, Pki.Validity validity) throws PKCS11Exception {
+        long key = privateKey(keyLabel).handle();
+        org.bouncycastle.operator.ContentSigner signer = Pki.signer(keyAlgorithm(key), data -> signSha256(key, data));
+        return Pki.issueIstioCa(csr, root, signer, validity.notBefore(), validity.notAfter(), Pki.randomSerial());
+    }
+
     /** The DER of the root certificate the plugin verifies against (stored by import-ca under the CA ID, in identical copies or one). */
     public byte[] rootCertificate(String caId) throws PKCS11Exception {
         CaCertificates certs = caCertificates(caId);

@@ -475,6 +475,7 @@ public final class Istio {
     public static final String CA_CERT_SECRET = "istio-ca-cert";
     public static final String CA_CERT_KEY = "cert-chain.pem";
     public static final String CSR_SECRET = "istio-ca-cert-csr";
+    public static final String ENCRYPTED_KEY_SECRET = "istio-ca-encrypted-key";
 
     // ---------------------------------------------------------------- cert-chain.pem as istiod splits it
 
@@ -697,6 +698,72 @@ public final class Istio {
     }
 
     // ---------------------------------------------------------------- what the running istiod shows (verify-ca, status)
+
+    // ---------------------------------------------------------------- restarting istiod (renew-ca, rotate-ca)
+
+    /** The annotation `kubectl rollout restart` sets on a Deployment's pod template: new pods, made before the old ones go. */
+    public static final String RESTARTED_AT = "kubectl.kubernetes.io/restartedAt";
+
+    /** istiod's Deployments in a namespace (label app=istiod), only those of `revision` when it is given. */
+    public static List<io.fabric8.kubernetes.api.model.apps.Deployment> istiodDeployments(KubernetesClient k, String namespace, String revision) {
+        List<io.fabric8.kubernetes.api.model.apps.Deployment> found = new ArrayList<>();
+        for (var d : k.apps().deployments().inNamespace(namespace).withLabel("app", ISTIOD_APP).list().getItems())
+            if (revision == null || revision.equals(revisionOf(d))) found.add(d);
+        return found;
+    }
+
+    /** `kubectl rollout restart` of one Deployment: its pod template gets {@link #RESTARTED_AT}, so the Deployment rolls its pods. */
+    public static void rolloutRestart(Kube k, io.fabric8.kubernetes.api.model.apps.Deployment d, java.time.Instant at) {
+        String name = d.getMetadata().getName(), ns = d.getMetadata().getNamespace();
+        k.call(() -> k.client.apps().deployments().inNamespace(ns).withName(name).edit(x -> new io.fabric8.kubernetes.api.model.apps.DeploymentBuilder(x)
+                .editSpec().editTemplate().editOrNewMetadata().addToAnnotations(RESTARTED_AT, at.toString()).endMetadata().endTemplate().endSpec()
+                .build()), "restart Deployment " + ns + "/" + name);
+    }
+
+    /** Whether a Deployment's rollout is over, as `kubectl rollout status` says it: every replica updated and available, no old one left. */
+    public static boolean rolloutDone(io.fabric8.kubernetes.api.model.apps.Deployment d) {
+        var st = d.getStatus();
+        if (st == null || st.getObservedGeneration() == null || st.getObservedGeneration() < d.getMetadata().getGeneration()) return false;
+        int want = d.getSpec().getReplicas() == null ? 1 : d.getSpec().getReplicas();
+        return n(st.getUpdatedReplicas()) >= want && n(st.getReplicas()) == n(st.getUpdatedReplicas()) && n(st.getAvailableReplicas()) >= want;
+    }
+
+    private static int n(Integer i) {
+        return i == null ? 0 : i;
+    }
+
+    /** Whether a pod was made from the Deployment's current template (its restartedAt annotation is the one given). */
+    public static boolean restartedAt(Pod p, String at) {
+        Map<String, String> a = p.getMetadata().getAnnotations();
+        return a != null && at.equals(a.get(RESTARTED_AT));
+    }
+
+    /** Where one istiod pod is with its CA, after a restart: loaded (from its log, or inferred when the log cannot be read), still waiting, or aborted. */
+    public record CaLoad(boolean loaded, String how, Problem abort) {}
+
+    /**
+     * One pod's CA after a restart: its discovery log's "Loaded decrypted CA key and CA certificate into
+     * memory." with the "CA cert:" block of exactly the Secret's chain; an abort line is a failure. When the
+     * API server serves no log (no kubelet), a discovery container that is ready and started after the
+     * Secret's last change is taken as loaded, saying so, as status does.
+     */
+    public static CaLoad caLoad(Kube k, Pod p, io.fabric8.kubernetes.api.model.Secret secret, List<X509Certificate> chain) {
+        String log;
+        try {
+            log = k.call(() -> containerLog(k, p, DISCOVERY_CONTAINER), "read the discovery log of " + p.getMetadata().getName());
+        } catch (Fail f) {
+            log = null;
+        }
+        if (log != null && !log.isBlank()) {
+            if (caLog(log) == CaLog.REJECTED) return new CaLoad(false, null, abortProblem(log));
+            if (!log.contains(LOG_CA_LOADED)) return new CaLoad(false, null, null);
+            LoggedChain logged = caCertBlock(log);
+            if (logged == null || chainDifference(logged.all(), chain) != null) return new CaLoad(false, null, null);
+            return new CaLoad(true, "logged '" + LOG_CA_LOADED + "' with the Secret's chain", null);
+        }
+        String inferred = startedAfter(p, secret);
+        return inferred == null ? new CaLoad(false, null, null) : new CaLoad(true, inferred + " (inferred; its log was not served)", null);
+    }
 
     /**
      * What one istiod pod's discovery log says of the chain: the logged "CA cert:" block compared with

@@ -569,6 +569,15 @@ public final class Pki {
         }
     }
 
+    /** A CA certificate's validity: from 5 minutes ago (clock skew between machines), never before nor past the root's; clamped when the root ends first. */
+    public record Validity(Instant notBefore, Instant notAfter, boolean clamped) {}
+
+    public static Validity istioCaValidity(X509Certificate root, int days, Instant now) {
+        Instant from = now.minus(java.time.Duration.ofMinutes(5)), rootFrom = root.getNotBefore().toInstant();
+        Instant to = now.plus(java.time.Duration.ofDays(days)), rootTo = root.getNotAfter().toInstant();
+        return new Validity(from.isAfter(rootFrom) ? from : rootFrom, to.isAfter(rootTo) ? rootTo : to, to.isAfter(rootTo));
+    }
+
     /** A random positive 128-bit serial number, as Go's tooling makes them. */
     public static BigInteger randomSerial() {
         return new BigInteger(128, new java.security.SecureRandom()).setBit(127);

@@ -1,6 +1,6 @@
 ///usr/bin/env jbang "$0" "$@" ; exit $?
 //SOURCES ../lib/*.java
-//SOURCES preflight.java grant-admin.java gen-kek.java import-ca.java hsm-info.java k8s-vault-prep.java vault-setup.java vault-verify.java fetch-release.java control-plane-prep.java istiod-service.java install-asm.java istiod-status.java decrypt-csr.java sign-csr.java upload-chain.java load-root.java verify-ca.java verify-mtls.java enable-injection.java external-ip.java status.java teardown.java
+//SOURCES preflight.java grant-admin.java gen-kek.java import-ca.java hsm-info.java k8s-vault-prep.java vault-setup.java vault-verify.java fetch-release.java control-plane-prep.java istiod-service.java install-asm.java istiod-status.java decrypt-csr.java sign-csr.java upload-chain.java load-root.java verify-ca.java renew-ca.java rotate-ca.java verify-mtls.java enable-injection.java external-ip.java status.java teardown.java
 //MAIN asmhsm.Asm
 //CDS
 package asmhsm;
@@ -51,6 +51,8 @@ class Asm implements Runnable {
             sub("upload-chain", UploadChain.class),
             sub("load-root", LoadRoot.class),
             sub("verify-ca", VerifyCa.class),
+            sub("renew-ca", RenewCa.class),
+            sub("rotate-ca", RotateCa.class),
             sub("verify-mtls", VerifyMtls.class),
             sub("enable-injection", EnableInjection.class),
             sub("external-ip", ExternalIp.class),

@@ -6,7 +6,6 @@ package asmhsm;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
-import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.Date;
@@ -58,7 +57,7 @@ class SignCsr extends Step {
     @Option(names = "--allow-any-subject", description = "Sign a CSR whose subject is not O=<trust domain> as istiod writes it.")
     boolean anySubject;
 
-    @Option(names = "--replace", description = "Overwrite an output file that holds another chain.")
+    @Option(names = "--replace", description = "Overwrite an output file that holds another chain (one that holds this CSR's is kept).")
     boolean replace;
 
     @Override
@@ -78,15 +77,11 @@ class SignCsr extends Step {
         X509Certificate root = Pki.single(rootFile, "root certificate");
         Pki.requireIstioRoot(root, "root certificate");
         String rootName = Pki.goName(Pki.subjectDer(root));
-        Instant now = Instant.now();
-        Instant notBefore = later(now.minus(Duration.ofMinutes(5)), root.getNotBefore().toInstant()); // clock skew between machines
-        Instant notAfter = now.plus(Duration.ofDays(days));
-        if (notAfter.isAfter(root.getNotAfter().toInstant())) {
-            notAfter = root.getNotAfter().toInstant();
-            out.warn("the root expires on " + notAfter + ": the CA certificate is valid until then, not " + days + " days");
-        }
+        Pki.Validity validity = Pki.istioCaValidity(root, days, Instant.now());
+        if (validity.clamped())
+            out.warn("the root expires on " + validity.notAfter() + ": the CA certificate is valid until then, not " + days + " days");
         out.put("subject", subject).put("key", Pki.keyDescription(Pki.publicKey(csr))).put("root", rootName).put("output", output.toString());
-        if (Files.exists(output) && !replace) {
+        if (Files.exists(output)) {
             String why = whyNotDone(output, csr, root);
             if (why == null) {
                 byte[] held = Files.readAllBytes(output);
@@ -99,13 +94,14 @@ class SignCsr extends Step {
                 }
                 Pki.Identity held0 = Pki.identity(Pki.certificates(output, "existing chain").get(0));
                 out.put("identity", identityJson(held0));
-                out.say("%s already holds a CA certificate for this CSR issued by '%s' (%s%s); nothing to do (--replace signs it again)", output, rootName,
+                out.say("%s already holds a CA certificate for this CSR issued by '%s' (%s%s); nothing to do (renew-ca renews it)", output, rootName,
                         held0.text(), forCluster());
                 return;
             }
-            throw Fail.failed(output + " already exists and is not this CSR's chain (" + why + ")", "pass --replace to overwrite it, or -o to write elsewhere");
+            if (!replace)
+                throw Fail.failed(output + " already exists and is not this CSR's chain (" + why + ")", "pass --replace to overwrite it, or -o to write elsewhere");
         }
-        X509Certificate ca = rootKey.file != null ? signWithFile(csr, root, notBefore, notAfter) : signInHsm(csr, root, notBefore, notAfter);
+        X509Certificate ca = rootKey.file != null ? signWithFile(csr, root, validity) : signInHsm(csr, root, validity);
         if (ca == null) return; // --dry-run without an HSM token
         try {
             ca.verify(root.getPublicKey());
@@ -123,7 +119,7 @@ class SignCsr extends Step {
         out.next("upload-chain -f " + Out.shellWord(output.toString()));
     }
 
-    X509Certificate signWithFile(PKCS10CertificationRequest csr, X509Certificate root, Instant from, Instant to) {
+    X509Certificate signWithFile(PKCS10CertificationRequest csr, X509Certificate root, Pki.Validity validity) {
         out.warn("the root's private key is read from a file; keep root keys in an HSM (--root-key-label)");
         Env.readSecret(rootKey.file, "root private key", null); // refuses a key file others can read
         char[] pass = passFile == null ? null : Env.readSecretChars(passFile, "root key password", null);
@@ -135,23 +131,21 @@ class SignCsr extends Step {
         }
         try {
             ContentSigner signer = Pki.signer(Pki.privateKey(content, pass, "root key file " + rootKey.file));
-            return Pki.issueIstioCa(csr, root, signer, from, to, Pki.randomSerial());
+            return Pki.issueIstioCa(csr, root, signer, validity.notBefore(), validity.notAfter(), Pki.randomSerial());
         } finally {
             Arrays.fill(content, (byte) 0);
             if (pass != null) Arrays.fill(pass, '\0');
         }
     }
 
-    X509Certificate signInHsm(PKCS10CertificationRequest csr, X509Certificate root, Instant from, Instant to) throws Exception {
+    X509Certificate signInHsm(PKCS10CertificationRequest csr, X509Certificate root, Pki.Validity validity) throws Exception {
         Hsm hsm = hsm();
         if (hsm == null) {
             out.change("sign with key '" + rootKey.label + "' of the embedded token (it does not exist yet)");
             return null;
         }
-        long key = hsm.privateKey(rootKey.label).handle();
         out.put("token", hsm.tokenLabel);
-        ContentSigner signer = Pki.signer(hsm.keyAlgorithm(key), data -> hsm.signSha256(key, data));
-        return Pki.issueIstioCa(csr, root, signer, from, to, Pki.randomSerial());
+        return hsm.issueIstioCa(rootKey.label, csr, root, validity);
     }
 
     /** Why an existing output is not a valid chain for this CSR and root; null when it is. */
@@ -178,10 +172,6 @@ class SignCsr extends Step {
         java.util.Map<String, Object> m = new java.util.LinkedHashMap<>(id.json());
         if (cluster.suffix != null && !cluster.suffix.isBlank()) m.put("cluster", cluster.suffix);
         return m;
-    }
-
-    static Instant later(Instant a, Instant b) {
-        return a.isAfter(b) ? a : b;
     }
 
     public static void main(String... args) {

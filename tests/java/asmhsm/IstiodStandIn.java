@@ -63,6 +63,8 @@ final class IstiodStandIn {
     final String csrPem;
     /** The four values of Secret istio-ca-cert-csr, in clear (the Secret holds them base64-encoded). */
     final Map<String, String> values;
+    /** The DEK (AES-256), which also encrypts the CA key in istio-ca-encrypted-key; null in a tampered copy ({@link #with}). */
+    byte[] dek;
 
     private IstiodStandIn(String kekId, String trustDomain, KeyPair caKey, String csrPem, Map<String, String> values) {
         this.kekId = kekId;
@@ -113,7 +115,9 @@ final class IstiodStandIn {
         v.put("encrypted-dek", encryptedDek);
         v.put("csr-id", trustDomain);
         v.put("encrypted-csr", encryptedCsr);
-        return new IstiodStandIn(kekId, trustDomain, caKey, csrPem, v);
+        IstiodStandIn istiod = new IstiodStandIn(kekId, trustDomain, caKey, csrPem, v);
+        istiod.dek = k;
+        return istiod;
     }
 
     /** The same istiod, with one value of its Secret replaced (to tamper with it). */
@@ -166,6 +170,26 @@ final class IstiodStandIn {
     Secret secret(String namespace) {
         return new SecretBuilder().withNewMetadata().withName("istio-ca-cert-csr").withNamespace(namespace).endMetadata()
                 .withType("istio.io/intermediate-ca").withData(data()).build();
+    }
+
+    /**
+     * Writes istio-ca-encrypted-key as istiod does beside its CSR, unless there is one: kek-id, the same
+     * encrypted-dek, and encrypted-skey, the CA key (PKCS#1 PEM) under the DEK with no AAD binding.
+     */
+    void writeKeySecret(KubernetesClient k, String namespace) throws Exception {
+        if (k.secrets().inNamespace(namespace).withName("istio-ca-encrypted-key").get() != null) return;
+        String pkcs1 = "-----BEGIN RSA PRIVATE KEY-----\n" + Base64.getMimeEncoder(64, new byte[]{'\n'}).encodeToString(
+                org.bouncycastle.asn1.pkcs.PrivateKeyInfo.getInstance(caKey.getPrivate().getEncoded()).parsePrivateKey().toASN1Primitive().getEncoded())
+                + "\n-----END RSA PRIVATE KEY-----\n";
+        String header = b64u("{\"alg\":\"dir\",\"enc\":\"A256GCM\"}");
+        byte[] iv = random(12);
+        Map<String, String> d = new TreeMap<>();
+        d.put("kek-id", kekId);
+        d.put("encrypted-dek", values.get("encrypted-dek"));
+        d.put("encrypted-skey", header + ".." + b64u(iv) + "." + gcm(dek, iv, header, pkcs1));
+        d.replaceAll((key, v) -> Base64.getEncoder().encodeToString(v.getBytes(StandardCharsets.UTF_8)));
+        k.secrets().inNamespace(namespace).resource(new SecretBuilder().withNewMetadata().withName("istio-ca-encrypted-key").withNamespace(namespace)
+                .endMetadata().withType("istio.io/intermediate-ca").withData(d).build()).create();
     }
 
     /** Writes istio-ca-cert-csr, unless there is one already (istiod: "CSR exists in secret istio-ca-cert-csr."). */

@@ -222,6 +222,7 @@ final class RunbookLab implements AutoCloseable {
         a.put("HSM_SERVER_CERT", dir.resolve("hsm-credential/server.pem").toString());
         a.put("NAMESPACE", APP_NAMESPACE);
         a.put("INGRESS_IP", "203.0.113.1");
+        a.put("NEW_P11_PIN_FILE", token.pinFile.toString()); // the lab's slot keeps its PIN (runbook 17)
         return a;
     }
 
@@ -287,6 +288,7 @@ final class RunbookLab implements AutoCloseable {
         final KubernetesClient client;
         private IstiodStandIn istiod;
         private IstiodPods pods;
+        private IstiodKubelet kubelet;
         private int madePods;
 
         Cluster(String context, KubernetesClient client) {
@@ -305,6 +307,7 @@ final class RunbookLab implements AutoCloseable {
             g.initialize(2048);
             istiod = IstiodStandIn.start(token.env(), kekId, TRUST_DOMAIN, g.generateKeyPair());
             istiod.writeSecret(client, Kube.ISTIO_NAMESPACE);
+            istiod.writeKeySecret(client, Kube.ISTIO_NAMESPACE);
             for (Pod p : Istio.istiodPods(client)) pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
             return said + "wrote Secret istio-ca-cert-csr (KEK " + kekId + ", trust domain " + TRUST_DOMAIN + "); pod 2/3 ready, discovery waits for its CA";
         }
@@ -377,6 +380,29 @@ final class RunbookLab implements AutoCloseable {
                             + all.stream().map(p -> p.getMetadata().getName()).toList());
                 Thread.sleep(300);
             }
+        }
+
+        /**
+         * From here on, istiod's pods react while steps run, as kubelets and istiod would during a rollout
+         * (renew-ca, rotate-ca, a restart): see {@link IstiodKubelet}.
+         */
+        String kubeletRuns() {
+            if (kubelet == null) kubelet = new IstiodKubelet(client, Kube.ISTIO_NAMESPACE, pods, token, istiod, Hsm.DEFAULT_CA_ID).start();
+            return "every new istiod pod is started (its root hook run), then its istiod keeps or makes its key and loads the chain when its Secrets and plugin allow";
+        }
+
+        boolean kubeletRunning() {
+            return kubelet != null;
+        }
+
+        /** They stop reacting; istiod is the one whose key the Secrets now hold. What they did, in words. */
+        String kubeletStops() throws Exception {
+            if (kubelet == null) return "";
+            kubelet.close();
+            istiod = kubelet.istiod;
+            String said = kubelet.said.isEmpty() ? "no new pods" : String.join("; ", kubelet.said);
+            kubelet = null;
+            return said;
         }
 
         /** istiod's discovery container restarts (its pod and plugin stay): with all its Secrets there it loads the key and verifies the chain again. */

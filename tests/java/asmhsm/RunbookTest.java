@@ -50,7 +50,9 @@ class RunbookTest {
 
             for (Runbook book : Runbook.all("")) {
                 say("\n=================== runbooks/" + book.file);
+                kubeletsFor(book);
                 for (Runbook.Block b : book.blocks) if (b.shell()) paste(book, b);
+                kubeletsAfter(book);
             }
             assertThat(lab.dir.resolve("jbang-used")).as("the first `jbang asm@org` went through JBang itself").exists();
             assertThat(istiodStarted).as("a run block ran install-asm, after which istiod starts").isTrue();
@@ -66,7 +68,8 @@ class RunbookTest {
                     .containsAll(LayoutTest.steps().stream().filter(s -> !clusterOnly.contains(s)).toList());
 
             say("\n=================== every run block pasted again (with each runbook's answers, as an operator sets them)");
-            for (Runbook book : Runbook.all(""))
+            for (Runbook book : Runbook.all("")) {
+                kubeletsFor(book);
                 for (Runbook.Block b : book.blocks) {
                     if (b.shell() && Runbook.MANUAL.equals(b.mark())) answer(b);
                     if (!b.run()) continue;
@@ -74,6 +77,8 @@ class RunbookTest {
                     say(String.format("  %-32s exit %d  %s", b.where(), r.exit(), firstLine(r.output())));
                     assertThat(r.exit()).as("%s pasted a second time failed:%n%s", b.where(), r.output()).isZero();
                 }
+                kubeletsAfter(book);
+            }
             statusIsAllDone();
 
             // What happens to a running mesh (reference/hsm-formats.md): the discovery container restarts
@@ -90,6 +95,17 @@ class RunbookTest {
             suffixesRefuseTheOtherCluster();
             if (keep) say("\nKept: the lab (source " + lab.labDir.resolve("env") + "; tests/lab/down " + lab.labDir + ") and " + lab.work);
         }
+    }
+
+    /** The day-2 runbooks restart istiod while their steps run: the first cluster's pods react meanwhile (RunbookLab.Cluster#kubeletRuns). */
+    static final Set<String> RESTARTING = Set.of("15-renew-ca.md", "16-rotate-ca.md", "17-rotate-pin.md");
+
+    void kubeletsFor(Runbook book) {
+        if (RESTARTING.contains(book.file)) say("  KUBELETS and ISTIOD (stand-ins) in " + lab.clusters.get(0).context + ": " + lab.clusters.get(0).kubeletRuns());
+    }
+
+    void kubeletsAfter(Runbook book) throws Exception {
+        if (RESTARTING.contains(book.file)) say("  KUBELETS and ISTIOD (stand-ins) did: " + lab.clusters.get(0).kubeletStops());
     }
 
     /** One block, as its mark says. */
@@ -131,7 +147,7 @@ class RunbookTest {
                         String ns = valueOf(c, "--namespace");
                         say("  INJECTOR and KUBELET (stand-ins) in " + cluster.context + ": " + cluster.podsGetSidecars(ns));
                     }
-                    if (real && c.step().equals("upload-chain")) {
+                    if (real && c.step().equals("upload-chain") && !cluster.kubeletRunning()) {
                         say("  ISTIOD (stand-in) in " + cluster.context + " finds its CA: " + cluster.istiodLoadsChain());
                         istiodLoaded = true;
                     }

@@ -1,0 +1,156 @@
+package asmhsm;
+
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import java.security.KeyPairGenerator;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The kubelets and istiod of a namespace while the lab's controller-manager rolls istiod's pods
+ * (renew-ca, rotate-ca): every new pod the ReplicaSet makes is started ({@link IstiodPods#start}:
+ * a fresh plugin, its postStart hook run for real), then its istiod does what the real one does at
+ * start-up (reference/hsm-formats.md): with istio-ca-encrypted-key and istio-ca-cert-csr there it
+ * keeps that key ("CSR exists"); without them it makes a new key and CSR under its KEK and writes
+ * both; it waits (2/3) while istio-ca-cert is missing; with it, it verifies the chain through its
+ * pod's plugin: no root loaded there, or a chain the plugin or the key refuses, is an abort
+ * (crash loop); else "Loaded decrypted CA key and CA certificate into memory." and 3/3 ready.
+ * The pods running when it starts are taken as they are.
+ */
+final class IstiodKubelet implements AutoCloseable {
+    static final String TRUST_DOMAIN = "cluster.local";
+
+    private final KubernetesClient k;
+    private final String namespace;
+    private final IstiodPods pods;
+    private final SoftHsmToken token;
+    private final String caId;
+    /** The istiod whose key the Secrets hold now: a new one after a pod made a new key. */
+    volatile IstiodStandIn istiod;
+    /** What each pod's istiod did, by pod UID: waiting, loaded, aborted. */
+    private final Map<String, String> state = new ConcurrentHashMap<>();
+    /** When each pod's istiod first found istio-ca-cert. */
+    private final Map<String, Long> certSeen = new ConcurrentHashMap<>();
+    /** What happened, in words, in order. */
+    final List<String> said = Collections.synchronizedList(new ArrayList<>());
+    private volatile Throwable failure;
+    private Thread thread;
+    private volatile boolean stopping;
+
+    IstiodKubelet(KubernetesClient k, String namespace, IstiodPods pods, SoftHsmToken token, IstiodStandIn istiod, String caId) {
+        this.k = k;
+        this.namespace = namespace;
+        this.pods = pods;
+        this.token = token;
+        this.istiod = istiod;
+        this.caId = caId;
+        for (Pod p : Istio.istiodPods(k, namespace)) state.put(p.getMetadata().getUid(), "running before");
+    }
+
+    /** Reacts in the background, every 300 ms, until {@link #close}. */
+    IstiodKubelet start() {
+        thread = new Thread(() -> {
+            while (!Thread.currentThread().isInterrupted()) {
+                try {
+                    pass();
+                    Thread.sleep(300);
+                } catch (InterruptedException e) {
+                    return;
+                } catch (Throwable t) {
+                    if (!stopping) failure = t; // a call cut short by close() is no failure
+                    return;
+                }
+            }
+        }, "istiod-kubelet-" + namespace);
+        thread.setDaemon(true);
+        thread.start();
+        return this;
+    }
+
+    /** One look at the pods. */
+    synchronized void pass() throws Exception {
+        for (Pod p : Istio.istiodPods(k, namespace)) {
+            String uid = p.getMetadata().getUid(), name = p.getMetadata().getName(), was = state.get(uid);
+            if (was != null && !was.equals("waiting")) continue;
+            if (!pods.started(p)) said.add(name + ": " + pods.start(p));
+            boolean key = secret("istio-ca-encrypted-key"), csr = secret("istio-ca-cert-csr"), cert = secret("istio-ca-cert");
+            if (!key || !csr) {
+                if (cert) {
+                    abort(p, "a chain without its key: failed to create CA KeyCertBundle");
+                    continue;
+                }
+                KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
+                g.initialize(2048);
+                istiod = IstiodStandIn.start(token.env(), kekId(p), TRUST_DOMAIN, g.generateKeyPair());
+                istiod.writeSecret(k, namespace);
+                istiod.writeKeySecret(k, namespace);
+                said.add(name + ": " + Istio.LOG_CSR_WRITTEN + " (new CA key, KEK " + istiod.kekId + ")");
+                pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
+                state.put(uid, "waiting");
+                continue;
+            }
+            if (!cert) {
+                if (was == null) {
+                    said.add(name + ": " + Istio.LOG_CSR_EXISTS + " " + Istio.LOG_WAITING_FOR_CA);
+                    pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
+                    state.put(uid, "waiting");
+                }
+                continue;
+            }
+            // istiod polls for istio-ca-cert every 2 s: it loads a poll after the Secret appeared (the API keeps whole seconds)
+            long seen = certSeen.computeIfAbsent(uid, x -> System.nanoTime());
+            if (System.nanoTime() - seen < 2_000_000_000L) continue;
+            if (!pods.rootLoaded(p)) {
+                abort(p, "rpc error: code = Unknown desc = " + IstiodPods.NOT_LOADED);
+                continue;
+            }
+            try {
+                istiod.loadChain(k, namespace, token, caId);
+            } catch (AssertionError | Exception refused) {
+                abort(p, refused.getMessage());
+                continue;
+            }
+            pods.running(p, Map.of());
+            state.put(uid, "loaded");
+            said.add(name + ": " + Istio.LOG_CA_LOADED + " (3/3 ready)");
+        }
+    }
+
+    private void abort(Pod p, String why) {
+        pods.crashLoop(p);
+        state.put(p.getMetadata().getUid(), "aborted");
+        said.add(p.getMetadata().getName() + ": " + Istio.LOG_CHAIN_REJECTED + " (error: " + why + "). Abort.");
+    }
+
+    private boolean secret(String name) {
+        return k.secrets().inNamespace(namespace).withName(name).get() != null;
+    }
+
+    /** The KEK the pod's plugin runs with (its KEK_ID), else the one istiod had. */
+    private String kekId(Pod p) {
+        Container plugin = IstiodPods.container(p, IstiodPods.PLUGIN);
+        if (plugin != null && plugin.getEnv() != null)
+            for (var e : plugin.getEnv()) if (e.getName().equals("KEK_ID") && e.getValue() != null) return e.getValue();
+        return istiod.kekId;
+    }
+
+    /** What the pod's istiod did: null (not seen yet), waiting, loaded, aborted, "running before". */
+    String state(Pod p) {
+        return state.get(p.getMetadata().getUid());
+    }
+
+    @Override
+    public void close() throws Exception {
+        if (thread != null) {
+            stopping = true;
+            thread.interrupt();
+            thread.join(10_000);
+        }
+        if (failure instanceof Exception e) throw e;
+        if (failure instanceof Error e) throw e;
+    }
+}
