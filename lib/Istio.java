@@ -693,6 +693,33 @@ public final class Istio {
         if (rev != null && !rev.isBlank()) revs.add(rev);
     }
 
+    /** What still uses an istiod revision: namespaces labelled for it, and running pods whose sidecar it injected. */
+    public record RevisionUsers(List<String> namespaces, List<String> pods) {
+        public boolean none() { return namespaces.isEmpty() && pods.isEmpty(); }
+    }
+
+    /**
+     * The namespaces labelled istio.io/rev=REVISION and the pods outside istio-system that carry the label
+     * (the injector puts the revision on every pod it gives a sidecar), leaving out finished and terminating pods.
+     */
+    public static RevisionUsers revisionUsers(Kube k, String revision) {
+        List<String> namespaces = new ArrayList<>(), pods = new ArrayList<>();
+        for (var n : k.call(() -> k.client.namespaces().withLabel(REV_LABEL, revision).list().getItems(), "list the namespaces labelled " + REV_LABEL))
+            namespaces.add(n.getMetadata().getName());
+        for (Pod p : k.call(() -> k.client.pods().inAnyNamespace().withLabel(REV_LABEL, revision).list().getItems(), "list the pods labelled " + REV_LABEL)) {
+            String phase = p.getStatus() == null ? null : p.getStatus().getPhase();
+            if (Kube.ISTIO_NAMESPACE.equals(p.getMetadata().getNamespace()) || "Succeeded".equals(phase) || "Failed".equals(phase)
+                    || p.getMetadata().getDeletionTimestamp() != null) continue;
+            pods.add(p.getMetadata().getNamespace() + "/" + p.getMetadata().getName());
+        }
+        return new RevisionUsers(namespaces, pods);
+    }
+
+    /** istioctl's arguments that remove one revision's control plane and leave the others. */
+    public static List<String> uninstallArgs(String revision) {
+        return List.of("x", "uninstall", "--revision", revision);
+    }
+
     public static String revisionOf(HasMetadata r) {
         Map<String, String> labels = r.getMetadata().getLabels();
         return labels == null ? null : labels.get(REV_LABEL);
