@@ -252,6 +252,11 @@ class Preflight extends Step {
         if (k != null) {
             java.util.Set<String> running = k.call(() -> Istio.revisions(k.client), "list istiod in " + Kube.ISTIO_NAMESPACE);
             data.put("revisions", running);
+            if (running.contains(to) && !running.contains(from)) {
+                ok("upgrade", "upgrade " + upgradeFrom + " (" + from + ") -> " + upgradeTo + " (" + to + ") is done: the cluster runs " + to + " alone",
+                        List.of(), data);
+                return;
+            }
             if (!running.contains(from))
                 throw Fail.failed("the cluster runs istiod revision(s) " + (running.isEmpty() ? "none" : String.join(", ", running)) + ", not " + from
                         + " of " + upgradeFrom, running.isEmpty() ? "install the mesh first (install-asm)" : "give the release installed now with --upgrade-from");

@@ -24,7 +24,7 @@ final class Runbook {
     /** The guide's sections in its order, one runbook each (runbooks/ and runbooks/es/). */
     static final List<String> FILES = List.of("01-prerequisites.md", "02-hsm.md", "03-kubernetes-for-vault.md",
             "04-vault.md", "05-download.md", "06-control-plane.md", "07-webhook.md", "08-install.md", "09-signing.md",
-            "10-verification.md", "11-sidecars.md", "12-external-ip.md", "13-another-cluster.md");
+            "10-verification.md", "11-sidecars.md", "12-external-ip.md", "13-another-cluster.md", "18-upgrade.md");
 
     static final String RUN = "run", CLUSTER_ONLY = "cluster-only", MANUAL = "manual", OUTPUT = "output";
     static final String ASM = "jbang asm@org";
