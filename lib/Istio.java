@@ -395,6 +395,103 @@ public final class Istio {
                 kekId, waitingLine, notes, problems);
     }
 
+    // ------------------------------------------------------------------ what istiod does on a restart
+
+    /** The Secret istiod keeps its CA key in, encrypted under a DEK that the KEK encrypts. */
+    public static final String ENCRYPTED_KEY_SECRET = "istio-ca-encrypted-key";
+
+    /**
+     * What a restart of istiod does, the one story every runbook and hint tells: istiod reads its three Secrets
+     * only when its discovery container starts. The discovery container restarting alone (an abort,
+     * a crash) keeps the pod and its hsm-plugin process, so a root loaded into that plugin stays loaded;
+     * a new pod (rollout restart, eviction, node drain) has a fresh plugin that needs the root loaded
+     * again (install-asm's root hook does it, else load-root).
+     */
+    public static final String RESTART_TO_RELOAD = "istiod reads it only when it starts: kubectl rollout restart deployment -n "
+            + Kube.ISTIO_NAMESPACE + " -l app=istiod (the new pods' plugins load the root through install-asm's root hook;"
+            + " without it, run load-root)";
+
+    /** Which of istiod's Secrets exist, and when istio-ca-cert was last written (null when it is not there). */
+    public record CaSecrets(boolean csr, boolean encryptedKey, boolean caCert, java.time.Instant caCertChanged) {
+        public static CaSecrets read(Kube k, String namespace) {
+            var secrets = k.call(() -> k.client.secrets().inNamespace(namespace).list().getItems(), "list the Secrets in " + namespace);
+            boolean csr = false, key = false;
+            io.fabric8.kubernetes.api.model.Secret chain = null;
+            for (var s : secrets) {
+                String n = s.getMetadata().getName();
+                if (CSR_SECRET.equals(n)) csr = true;
+                else if (ENCRYPTED_KEY_SECRET.equals(n)) key = true;
+                else if (CA_CERT_SECRET.equals(n)) chain = s;
+            }
+            return new CaSecrets(csr, key, chain != null, chain == null ? null : lastChange(chain));
+        }
+    }
+
+    /** One pod's state in words, and what to do about it (istiod-status prints one line of each). */
+    public record Explanation(String state, String what, String todo) {
+        public String line() { return what + (todo == null ? "" : " -> " + todo); }
+    }
+
+    /** What this pod's istiod is doing, read from its stage, its log's abort and which Secrets exist. */
+    public static Explanation explain(PodReport p, CaSecrets s) {
+        Problem first = p.problems().isEmpty() ? null : p.problems().get(0);
+        if (p.stage() == Stage.CRASH_LOOPING && first != null && first.what().contains(KmsPlugin.NOT_LOADED))
+            return new Explanation("no-root-loaded", "crash loop: this pod's HSM plugin has no root loaded, so istiod aborts at every start",
+                    "load-root (signing again cannot help); the discovery container then restarts by itself and the plugin keeps the root");
+        if (p.stage() == Stage.CRASH_LOOPING)
+            return new Explanation("crash-loop", "crash loop: " + (first == null ? "the discovery container keeps exiting" : first.what()),
+                    first == null ? "look at its log: kubectl logs -c discovery --previous -n NAMESPACE " + p.name() : first.hint());
+        if (!s.encryptedKey() && s.caCert())
+            return new Explanation("secrets-missing", "Secret " + ENCRYPTED_KEY_SECRET + " is missing while " + CA_CERT_SECRET
+                    + " exists: istiod's next start makes a new CA key and CSR, which the uploaded chain does not certify",
+                    "after that start: decrypt-csr, sign-csr, upload-chain --replace");
+        if (p.stage() == Stage.NOT_STARTED)
+            return new Explanation("not-started", "istiod has not started" + (s.csr() ? "; when it does it reads its Secrets again and writes no new CSR ("
+                    + CSR_SECRET + " exists)" : "; when it does it writes its CSR into Secret " + CSR_SECRET),
+                    "wait: istiod-status --wait; if it does not start, see the notes and problems above");
+        if (p.stage() == Stage.RUNNING)
+            return new Explanation("loaded", "istiod loaded its CA key and the chain of " + CA_CERT_SECRET + " and serves certificates",
+                    "verify-ca; a changed chain needs a restart: " + RESTART_TO_RELOAD);
+        if (s.caCert() && s.csr())
+            return new Explanation("chain-uploaded", "Secret " + CA_CERT_SECRET + " is there; istiod polls for it every 2 s while it waits",
+                    "wait (istiod-status --wait running); if discovery stays not ready, verify-ca names what istiod logged");
+        if (s.csr())
+            return new Explanation("waiting-for-chain", "istiod wrote its CSR (Secret " + CSR_SECRET + ") and polls every 2 s for Secret " + CA_CERT_SECRET,
+                    "decrypt-csr, sign-csr, then upload-chain");
+        if (s.caCert())
+            return new Explanation("secrets-missing", "Secret " + CSR_SECRET + " is missing while " + CA_CERT_SECRET
+                    + " exists: istiod does not write a CSR beside an existing chain", "check the namespace (-n); if Secrets were deleted by hand,"
+                    + " delete " + ENCRYPTED_KEY_SECRET + " and " + CA_CERT_SECRET + " too and restart istiod so that it makes a new key and CSR");
+        return new Explanation("waiting-for-csr", "istiod has not written its CSR yet (no Secret " + CSR_SECRET + "): it does about 6 s after it starts"
+                + (s.encryptedKey() ? "" : ", with a new CA key (no Secret " + ENCRYPTED_KEY_SECRET + ")"), "wait: istiod-status --wait");
+    }
+
+    /**
+     * What this pod's history means for its plugin's root: a discovery container that restarted in the same pod
+     * (the plugin process kept the root it had), or a pod made after the chain was written (a fresh plugin, whose
+     * root the root hook loads, else load-root). Null when neither applies.
+     */
+    public static String restartStory(PodReport p, Pod pod, CaSecrets s) {
+        int restarts = 0;
+        for (ContainerReport c : p.containers()) if (DISCOVERY_CONTAINER.equals(c.name())) restarts = c.restarts();
+        if (restarts > 0)
+            return "restarted container: discovery restarted " + restarts + " time(s) in this pod; each start read the Secrets again"
+                    + (s.csr() ? " and wrote no new CSR (" + CSR_SECRET + " exists)" : "")
+                    + "; the hsm-plugin process is the same, so a root loaded into it stays loaded";
+        if (!s.caCert() || s.caCertChanged() == null || pod.getMetadata().getCreationTimestamp() == null) return null;
+        java.time.Instant created;
+        try {
+            created = java.time.Instant.parse(pod.getMetadata().getCreationTimestamp());
+        } catch (java.time.format.DateTimeParseException e) {
+            return null;
+        }
+        if (created.isBefore(s.caCertChanged())) return null;
+        String hook = rootHookProblem(pod, null);
+        return "new pod (made " + created + ", after " + CA_CERT_SECRET + " was written): its hsm-plugin started with no root loaded"
+                + (hook == null ? "; install-asm's root hook loads it at start -> if istiod aborts all the same, load-root"
+                        : " and " + hook + " -> load-root");
+    }
+
     /** istiod pods (app=istiod) in a namespace, oldest first, leaving out those being deleted. */
     public static List<Pod> istiodPods(KubernetesClient k, String namespace) {
         List<Pod> pods = new ArrayList<>();
@@ -595,6 +692,33 @@ public final class Istio {
         Map<String, String> labels = r.getMetadata().getLabels();
         String rev = labels == null ? null : labels.get(REV_LABEL);
         if (rev != null && !rev.isBlank()) revs.add(rev);
+    }
+
+    /** What still uses an istiod revision: namespaces labelled for it, and running pods whose sidecar it injected. */
+    public record RevisionUsers(List<String> namespaces, List<String> pods) {
+        public boolean none() { return namespaces.isEmpty() && pods.isEmpty(); }
+    }
+
+    /**
+     * The namespaces labelled istio.io/rev=REVISION and the pods outside istio-system that carry the label
+     * (the injector puts the revision on every pod it gives a sidecar), leaving out finished and terminating pods.
+     */
+    public static RevisionUsers revisionUsers(Kube k, String revision) {
+        List<String> namespaces = new ArrayList<>(), pods = new ArrayList<>();
+        for (var n : k.call(() -> k.client.namespaces().withLabel(REV_LABEL, revision).list().getItems(), "list the namespaces labelled " + REV_LABEL))
+            namespaces.add(n.getMetadata().getName());
+        for (Pod p : k.call(() -> k.client.pods().inAnyNamespace().withLabel(REV_LABEL, revision).list().getItems(), "list the pods labelled " + REV_LABEL)) {
+            String phase = p.getStatus() == null ? null : p.getStatus().getPhase();
+            if (Kube.ISTIO_NAMESPACE.equals(p.getMetadata().getNamespace()) || "Succeeded".equals(phase) || "Failed".equals(phase)
+                    || p.getMetadata().getDeletionTimestamp() != null) continue;
+            pods.add(p.getMetadata().getNamespace() + "/" + p.getMetadata().getName());
+        }
+        return new RevisionUsers(namespaces, pods);
+    }
+
+    /** istioctl's arguments that remove one revision's control plane and leave the others. */
+    public static List<String> uninstallArgs(String revision) {
+        return List.of("x", "uninstall", "--revision", revision);
     }
 
     public static String revisionOf(HasMetadata r) {
@@ -917,7 +1041,7 @@ public final class Istio {
     /**
      * The root hook in a pod's spec, as install-asm's overlay puts it (rootHookOverlay): the
      * hsm-plugin container's postStart runs the plugin's import-ca of the mounted ConfigMap
-     * istio-hsm-root for this CA ID. Null when it is there; else what is missing.
+     * istio-hsm-root for this CA ID (any CA ID when null). Null when it is there; else what is missing.
      */
     public static String rootHookProblem(Pod p, String caId) {
         Container plugin = null;
@@ -926,7 +1050,7 @@ public final class Istio {
         if (plugin == null) return "it has no " + HSM_PLUGIN_CONTAINER + " container";
         var hook = plugin.getLifecycle() == null || plugin.getLifecycle().getPostStart() == null ? null : plugin.getLifecycle().getPostStart().getExec();
         if (hook == null) return "its " + HSM_PLUGIN_CONTAINER + " has no postStart hook (install-asm's root hook)";
-        if (!KmsPlugin.postStartImportCommand(ROOT_MOUNT + "/" + ROOT_KEY, caId).equals(hook.getCommand()))
+        if (caId != null && !KmsPlugin.postStartImportCommand(ROOT_MOUNT + "/" + ROOT_KEY, caId).equals(hook.getCommand()))
             return "its " + HSM_PLUGIN_CONTAINER + "'s postStart hook is not install-asm's root hook for CA ID " + caId;
         boolean mounted = plugin.getVolumeMounts() != null && plugin.getVolumeMounts().stream()
                 .anyMatch(m -> ROOT_VOLUME.equals(m.getName()) && ROOT_MOUNT.equals(m.getMountPath()));

@@ -105,6 +105,45 @@ public final class Release {
         public boolean zip() { return suffix.equals(".zip"); }
     }
 
+    /** The revision a release installs as, by ASM's naming: 1.9.8-asm.6 -> asm-198-6, 1.10.6-asm.2 -> asm-1106-2. */
+    public static String revision(String version) {
+        String[] v = requireVersion(version).split("-asm\\.");
+        return "asm-" + v[0].replace(".", "") + "-" + v[1];
+    }
+
+    /** "1.9" matches 1.9, 1.9.8 and 1.9.8-asm.6 (and v1.19.7-gke.2400 for "1.19"), not 1.90. */
+    public static boolean matchesPrefix(String version, String prefix) {
+        String v = version.startsWith("v") ? version.substring(1) : version;
+        return v.equals(prefix) || (v.startsWith(prefix) && v.length() > prefix.length() && ".-+".indexOf(v.charAt(prefix.length())) >= 0);
+    }
+
+    /** An upgrade the toolkit supports: from a release matching one prefix to a later one matching the other. */
+    public record Upgrade(String from, String to) {
+        @Override public String toString() { return from + " -> " + to; }
+    }
+
+    /**
+     * Why a canary upgrade from one release to another is not supported, or null when one of `supported`
+     * allows it: the target must be a later release, and ASM upgrades one minor version at a time.
+     */
+    public static String upgradeProblem(String from, String to, List<Upgrade> supported) {
+        requireVersion(from);
+        requireVersion(to);
+        if (compare(to, from) <= 0) return to + " is not later than " + from + " (a canary upgrade goes forward only)";
+        for (Upgrade u : supported) if (matchesPrefix(from, u.from()) && matchesPrefix(to, u.to())) return null;
+        return "no supported upgrade leads from " + from + " to " + to;
+    }
+
+    /** Release versions in order: 1.9.8-asm.6 < 1.9.8-asm.10 < 1.10.6-asm.2. */
+    static int compare(String a, String b) {
+        String[] x = a.split("[.-]"), y = b.split("[.-]");
+        for (int i = 0; i < Math.min(x.length, y.length); i++) {
+            int c = x[i].matches("\\d+") && y[i].matches("\\d+") ? Long.compare(Long.parseLong(x[i]), Long.parseLong(y[i])) : x[i].compareTo(y[i]);
+            if (c != 0) return c;
+        }
+        return Integer.compare(x.length, y.length);
+    }
+
     /** A release version as Google names them, e.g. 1.9.8-asm.6; it becomes a file and directory name. */
     public static String requireVersion(String version) {
         if (version == null || !version.matches("\\d+\\.\\d+\\.\\d+-asm\\.\\d+"))

@@ -61,6 +61,10 @@ class InstallAsm extends Step {
     @Option(names = {"-y", "--skip-confirmation"}, description = "Pass -y: istioctl does not ask before installing.")
     boolean yes;
 
+    @Option(names = "--uninstall", description = "Remove the control plane of --revision (istioctl x uninstall --revision REV), once no"
+            + " namespace is labelled for it, no sidecar of it runs and the istiod Service points at another revision.")
+    boolean uninstall;
+
     @Option(names = "--print", description = "Print the istioctl command instead of running it.")
     boolean print;
 
@@ -85,6 +89,10 @@ class InstallAsm extends Step {
 
     @Override
     protected void run() throws Exception {
+        if (uninstall) {
+            uninstall();
+            return;
+        }
         boolean rootHook = !noRootHook;
         Istio.InstallSettings settings = settings();
         if (vault.namespace() != null)   // what vault-setup wrote in it, istiod looks for outside it
@@ -124,25 +132,84 @@ class InstallAsm extends Step {
             if (!out.json()) System.out.println(shown);
             return;
         }
-        try (Kube k = Kube.connect(kube)) {
-            if (rootHook) k.apply(Istio.rootConfigMap(rootPem), out);
-            if (out.dryRun()) {
-                out.change("run " + shown);
-                k.apply(Kube.istiodService(revision), out);
-                return;
-            }
-            out.say("Running: %s", shown);
-            StringBuilder output = new StringBuilder();
-            int exit = runIstioctl(cmd, output);
-            if (exit != 0 && !Istio.onlyWaitTimedOut(output.toString()))
-                throw Fail.failed("istioctl install failed (exit " + exit + ")", "see istioctl's output above; fix the cause and run install-asm again");
-            if (exit != 0)
-                out.warn("istioctl stopped waiting after WAIT_FOR_RESOURCES_TIMEOUT=" + waitTimeout
-                        + ": expected, as istiod waits for its CA certificate (the guide shortens this wait on purpose)");
-            out.change("ran istioctl install (revision " + revision + ")");
+        Kube k = kube();
+        if (rootHook) k.apply(Istio.rootConfigMap(rootPem), out);
+        if (out.dryRun()) {
+            out.change("run " + shown);
             k.apply(Kube.istiodService(revision), out);
+            return;
         }
+        out.say("Running: %s", shown);
+        StringBuilder output = new StringBuilder();
+        int exit = runIstioctl(cmd, output);
+        if (exit != 0 && !Istio.onlyWaitTimedOut(output.toString()))
+            throw Fail.failed("istioctl install failed (exit " + exit + ")", "see istioctl's output above; fix the cause and run install-asm again");
+        if (exit != 0)
+            out.warn("istioctl stopped waiting after WAIT_FOR_RESOURCES_TIMEOUT=" + waitTimeout
+                    + ": expected, as istiod waits for its CA certificate (the guide shortens this wait on purpose)");
+        out.change("ran istioctl install (revision " + revision + ")");
+        k.apply(Kube.istiodService(revision), out);
         out.next("istiod-status --wait" + out.given(Opts.Kube.class, Opts.Kek.class) + " (the guide expects istiod 2/3 ready, waiting for its CA certificate)");
+    }
+
+    /**
+     * Removes one revision's control plane after a canary upgrade, refusing while anything still uses it:
+     * istioctl x uninstall --revision leaves the other revision and the Secrets istiod shares.
+     */
+    private void uninstall() throws IOException, InterruptedException {
+        if (!spec.commandLine().getParseResult().hasMatchedOption("--revision"))
+            throw Fail.badInput("--uninstall needs the revision to remove, given as --revision", "e.g. install-asm --uninstall --revision " + Istio.GUIDE_REVISION);
+        Istio.requireRevision(revision);
+        Path found = istioctl != null ? istioctl : findIstioctl();
+        List<String> cmd = new ArrayList<>();
+        cmd.add(found == null ? "istioctl" : found.toString());
+        cmd.addAll(Istio.uninstallArgs(revision));
+        if (kube.context != null) cmd.addAll(List.of("--context", kube.context));
+        if (yes) cmd.add("-y");
+        String shown = String.join(" ", cmd.stream().map(InstallAsm::shellQuote).toList());
+        out.put("revision", revision).put("command", cmd);
+        if (print) {
+            if (!out.json()) System.out.println(shown);
+            return;
+        }
+        if (!out.dryRun() && (found == null || !Files.isExecutable(found)))
+            throw Fail.badInput(found == null ? "no istioctl found (bin/istioctl here)" : found + " is not an executable file",
+                    "run install-asm from the new release's folder, or pass --istioctl");
+        Kube k = kube();
+        java.util.Set<String> revisions = k.call(() -> Istio.revisions(k.client), "list istiod in " + Kube.ISTIO_NAMESPACE);
+        if (!revisions.contains(revision)) {
+            out.say("no istiod of revision %s in %s: nothing to remove", revision, Kube.ISTIO_NAMESPACE);
+            out.put("removed", false);
+            return;
+        }
+        List<String> others = revisions.stream().filter(r -> !r.equals(revision)).toList();
+        if (others.isEmpty())
+            throw Fail.failed("revision " + revision + " is the only istiod revision in " + Kube.ISTIO_NAMESPACE + ": removing it leaves no control plane",
+                    "install the next revision first (install-asm --revision NEW) and move the namespaces to it");
+        String next = others.get(others.size() - 1);
+        Istio.RevisionUsers users = Istio.revisionUsers(k, revision);
+        if (!users.namespaces().isEmpty())
+            throw Fail.failed("namespace(s) " + String.join(", ", users.namespaces()) + " still use revision " + revision
+                            + " (label " + Istio.REV_LABEL + "=" + revision + ")",
+                    "move them first: enable-injection --namespace " + users.namespaces().get(0) + " --revision " + next + " --restart");
+        if (!users.pods().isEmpty())
+            throw Fail.failed(users.pods().size() + " pod(s) still run a sidecar of revision " + revision + ": " + String.join(", ", users.pods()),
+                    "restart their workloads so they get " + next + "'s sidecar (enable-injection --namespace NAMESPACE --revision " + next + " --restart)");
+        var service = k.call(() -> k.client.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.ISTIOD_SERVICE).get(),
+                "read Service " + Kube.ISTIOD_SERVICE);
+        if (service != null && revision.equals(Istio.revisionOf(service)))
+            throw Fail.failed("Service " + Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SERVICE + " still points at revision " + revision
+                    + " (the validating webhook reaches istiod through it)", "point it at the new revision first: istiod-service --revision " + next);
+        if (out.dryRun()) {
+            out.change("run " + shown);
+            return;
+        }
+        out.say("Running: %s", shown);
+        int exit = runIstioctl(cmd, new StringBuilder());
+        if (exit != 0) throw Fail.failed("istioctl x uninstall failed (exit " + exit + ")", "see istioctl's output above; fix the cause and run it again");
+        out.put("removed", true);
+        out.change("removed the control plane of revision " + revision + " (" + String.join(", ", others) + " stays)");
+        out.next("status" + out.given(Opts.Kube.class) + " (one istiod revision left)");
     }
 
     /** The guide's environment variables (or options), all present and well-formed, else one refusal naming each missing one. */
@@ -227,7 +294,7 @@ class InstallAsm extends Step {
     /** Runs istioctl with the operator's terminal for input, streaming its output (to stderr under --json) and keeping a copy. */
     private int runIstioctl(List<String> cmd, StringBuilder copy) throws IOException, InterruptedException {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.INHERIT);
-        pb.environment().put("WAIT_FOR_RESOURCES_TIMEOUT", waitTimeout);
+        if (waitTimeout != null) pb.environment().put("WAIT_FOR_RESOURCES_TIMEOUT", waitTimeout);
         pb.environment().remove("VAULT_TOKEN");   // istioctl has no use for it
         if (kube.kubeconfig != null && !kube.kubeconfig.isBlank()) pb.environment().put("KUBECONFIG", kube.kubeconfig);
         Process p;

@@ -33,45 +33,50 @@ class IstiodStatus extends Step {
     Duration limit;
 
     private final Map<String, String> unreadableLogs = new LinkedHashMap<>();
+    private final Map<String, Pod> podsByName = new LinkedHashMap<>();
+    private Istio.CaSecrets secrets;
 
     @Override
     protected void run() throws Exception {
         Istio.Stage target = waitFor == null ? null : Istio.Stage.of(waitFor);
-        try (Kube k = Kube.connect(kube)) {
-            long start = System.nanoTime();
-            List<Istio.PodReport> pods;
-            Istio.Stage stage;
-            while (true) {
-                pods = inspect(k);
-                stage = Istio.overall(pods);
-                if (target == null || stage.ordinal() >= target.ordinal()) break;
-                if (stage == Istio.Stage.CRASH_LOOPING && pods.stream().anyMatch(p -> !p.problems().isEmpty())) break; // waiting will not fix it
-                long waited = (System.nanoTime() - start) / 1_000_000_000L;
-                if (waited >= limit.toSeconds()) {
-                    show(pods, stage);
-                    throw Fail.failed("istiod did not reach '" + target.words + "' within " + Opts.text(limit) + ": it is " + stage.words,
-                            pods.isEmpty() ? "install istiod with install-asm" : stage.next());
-                }
-                out.progress(String.format("istiod: %s (%s)", stage.words, readiness(pods)), String.format("%ds / %ds", waited, limit.toSeconds()));
-                Thread.sleep(2000);
+        Kube k = kube();
+        long start = System.nanoTime();
+        List<Istio.PodReport> pods;
+        Istio.Stage stage;
+        while (true) {
+            pods = inspect(k);
+            secrets = Istio.CaSecrets.read(k, ns.name);
+            stage = Istio.overall(pods);
+            if (target == null || stage.ordinal() >= target.ordinal()) break;
+            if (stage == Istio.Stage.CRASH_LOOPING && pods.stream().anyMatch(p -> !p.problems().isEmpty())) break; // waiting will not fix it
+            long waited = (System.nanoTime() - start) / 1_000_000_000L;
+            if (waited >= limit.toSeconds()) {
+                show(pods, stage);
+                throw Fail.failed("istiod did not reach '" + target.words + "' within " + Opts.text(limit) + ": it is " + stage.words,
+                        pods.isEmpty() ? "install istiod with install-asm" : stage.next());
             }
-            show(pods, stage);
-            if (pods.isEmpty())
-                throw Fail.failed("no istiod pods (app=" + Istio.ISTIOD_APP + ") in namespace " + ns.name,
-                        "install istiod with install-asm (or check --context / --namespace)");
-            List<Istio.Problem> problems = new ArrayList<>();
-            pods.forEach(p -> problems.addAll(p.problems()));
-            if (!problems.isEmpty())
-                throw Fail.failed(problems.get(0).what() + (problems.size() > 1 ? " (and " + (problems.size() - 1) + " more above)" : ""),
-                        problems.get(0).hint());
+            out.progress(String.format("istiod: %s (%s)", stage.words, readiness(pods)), String.format("%ds / %ds", waited, limit.toSeconds()));
+            Thread.sleep(2000);
         }
+        show(pods, stage);
+        if (pods.isEmpty())
+            throw Fail.failed("no istiod pods (app=" + Istio.ISTIOD_APP + ") in namespace " + ns.name,
+                    "install istiod with install-asm (or check --context / --namespace)");
+        List<Istio.Problem> problems = new ArrayList<>();
+        pods.forEach(p -> problems.addAll(p.problems()));
+        if (!problems.isEmpty())
+            throw Fail.failed(problems.get(0).what() + (problems.size() > 1 ? " (and " + (problems.size() - 1) + " more above)" : ""),
+                    problems.get(0).hint());
     }
 
     private List<Istio.PodReport> inspect(Kube k) {
         List<Istio.PodReport> reports = new ArrayList<>();
         try {
-            for (Pod pod : Istio.istiodPods(k.client, ns.name))
+            podsByName.clear();
+            for (Pod pod : Istio.istiodPods(k.client, ns.name)) {
+                podsByName.put(pod.getMetadata().getName(), pod);
                 reports.add(Istio.inspect(pod, container -> log(k, pod, container), kek.id));
+            }
         } catch (KubernetesClientException e) {
             throw k.explain(e, "list the istiod pods in " + ns.name);
         }
@@ -96,6 +101,7 @@ class IstiodStatus extends Step {
 
     private void show(List<Istio.PodReport> pods, Istio.Stage stage) {
         out.put("namespace", ns.name).put("stage", stage.id);
+        out.put("secrets", Map.of(Istio.CSR_SECRET, secrets.csr(), Istio.ENCRYPTED_KEY_SECRET, secrets.encryptedKey(), Istio.CA_CERT_SECRET, secrets.caCert()));
         out.say("istiod in %s: %s", ns.name, pods.isEmpty() ? "not started (no pods)" : stage.words);
         List<Map<String, Object>> json = new ArrayList<>();
         for (Istio.PodReport p : pods) {
@@ -107,6 +113,10 @@ class IstiodStatus extends Step {
             if (p.waitingLine() != null) out.say("    discovery log: %s", p.waitingLine());
             p.notes().forEach(n -> out.say("    note: %s", n));
             p.problems().forEach(pr -> out.say("    problem: %s", pr.what()));
+            Istio.Explanation why = Istio.explain(p, secrets);
+            String story = Istio.restartStory(p, podsByName.get(p.name()), secrets);
+            out.say("    state: %s", why.line());
+            if (story != null) out.say("    %s", story);
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("name", p.name());
             m.put("revision", p.revision());
@@ -118,6 +128,10 @@ class IstiodStatus extends Step {
             m.put("waitingForCaLogged", p.waitingLine() != null);
             m.put("notes", p.notes());
             m.put("problems", p.problems());
+            m.put("state", why.state());
+            m.put("explanation", why.what());
+            m.put("todo", why.todo());
+            m.put("restart", story);
             json.add(m);
         }
         unreadableLogs.values().forEach(out::warn);

@@ -30,7 +30,7 @@ class Preflight extends Step {
     static final int MIN_NODES = 4;
     static final BigDecimal MIN_CPU = BigDecimal.valueOf(4);
     static final BigDecimal MIN_MEMORY = BigDecimal.valueOf(15_000_000_000L); // the guide's "15 GB"
-    static final List<String> CHECKS = List.of("nodes", "version", "permissions", "ports", "hsm", "vault");
+    static final List<String> CHECKS = List.of("nodes", "version", "permissions", "ports", "hsm", "vault", "upgrade");
 
     @Mixin Opts.Kube kube;
     @Mixin Opts.Pkcs11 p11;
@@ -39,6 +39,17 @@ class Preflight extends Step {
     @Option(names = "--versions-file", defaultValue = "${env:ASM_SUPPORTED_VERSIONS}", paramLabel = "FILE",
             description = "Supported Kubernetes versions, one prefix a line (env ASM_SUPPORTED_VERSIONS; default: the toolkit's list).")
     Path versionsFile;
+
+    @Option(names = "--upgrade-to", paramLabel = "VERSION",
+            description = "Also check a canary upgrade to this ASM release (e.g. 1.10.6-asm.2) is supported from --upgrade-from and the cluster runs that one's revision.")
+    String upgradeTo;
+
+    @Option(names = "--upgrade-from", defaultValue = Release.DEFAULT_VERSION, paramLabel = "VERSION",
+            description = "The ASM release installed now (default ${DEFAULT-VALUE}, revision asm-198-6).")
+    String upgradeFrom;
+
+    /** The upgrades the versions file lists ("upgrade FROM TO" lines). */
+    private final List<Release.Upgrade> upgrades = new ArrayList<>();
 
     @Option(names = "--warn-only", description = "Badly named Service ports are a warning, not a failure.")
     boolean warnOnly;
@@ -89,28 +100,35 @@ class Preflight extends Step {
     protected void run() {
         for (String s : skip)
             if (!CHECKS.contains(s)) throw Fail.badInput("unknown check '" + s + "' in --skip", "choose from: " + String.join(", ", CHECKS));
+        if (upgradeTo != null) {
+            Release.requireVersion(upgradeTo);
+            Release.requireVersion(upgradeFrom);
+        }
         List<String> supported = supportedVersions();
+        boolean kubeConnected = false;
         list = new Checklist(out);
         if (kubeChecksWanted()) {
             Kube k = null;
             try {
-                k = Kube.connect(kube);
+                k = kube();
             } catch (Fail f) {
-                for (String c : List.of("nodes", "version", "permissions", "ports"))
-                    if (!skip.contains(c)) fail(c, f.getMessage(), f.hint);
+                for (String c : List.of("nodes", "version", "permissions", "ports", "upgrade"))
+                    if (!skip.contains(c) && (upgradeTo != null || !c.equals("upgrade"))) fail(c, f.getMessage(), f.hint);
             }
             if (k != null) {
-                try (Kube kk = k) {
-                    check("nodes", () -> nodes(kk));
-                    check("version", () -> version(kk, supported));
-                    check("permissions", () -> permissions(kk));
-                    check("ports", () -> ports(kk));
-                }
+                Kube kk = k;
+                kubeConnected = true;
+                check("nodes", () -> nodes(kk));
+                check("version", () -> version(kk, supported));
+                check("permissions", () -> permissions(kk));
+                check("ports", () -> ports(kk));
+                if (upgradeTo != null) check("upgrade", () -> upgrade(kk));
             }
         }
+        if (upgradeTo != null && !kubeConnected && !kubeChecksWanted()) check("upgrade", () -> upgrade(null));
         check("hsm", this::checkHsm);
         check("vault", this::checkVault);
-        for (String s : skip) list.add(s, "skip", true, "not checked (--skip " + s + ")", null);
+        for (String s : skip) if (!s.equals("upgrade") || upgradeTo != null) list.add(s, "skip", true, "not checked (--skip " + s + ")", null);
         out.put("checks", list.json());
         List<Checklist.Line> failed = list.notGood();
         if (!failed.isEmpty())
@@ -120,7 +138,7 @@ class Preflight extends Step {
     }
 
     private boolean kubeChecksWanted() {
-        return !skip.containsAll(List.of("nodes", "version", "permissions", "ports"));
+        return !skip.containsAll(List.of("nodes", "version", "permissions", "ports")) || (upgradeTo != null && !skip.contains("upgrade"));
     }
 
     /** Runs one check unless skipped; any failure inside it becomes its FAIL line, and the next check still runs. */
@@ -209,10 +227,42 @@ class Preflight extends Step {
 
     /** "1.19" matches v1.19, v1.19.7 and v1.19.7-gke.2400, but not v1.190. */
     static boolean versionSupported(String gitVersion, List<String> supported) {
-        String v = gitVersion.startsWith("v") ? gitVersion.substring(1) : gitVersion;
-        for (String s : supported)
-            if (v.equals(s) || (v.startsWith(s) && ".-+".indexOf(v.charAt(s.length())) >= 0)) return true;
+        for (String s : supported) if (Release.matchesPrefix(gitVersion, s)) return true;
         return false;
+    }
+
+    /**
+     * The canary upgrade from --upgrade-from to --upgrade-to: a pair the versions file lists, and (when the
+     * cluster is checked) istiod runs the old release's revision. The new one beside it is fine: a re-run.
+     */
+    private void upgrade(Kube k) {
+        String from = Release.revision(upgradeFrom), to = Release.revision(upgradeTo);
+        Map<String, Object> data = new java.util.LinkedHashMap<>();
+        data.put("from", upgradeFrom);
+        data.put("to", upgradeTo);
+        data.put("fromRevision", from);
+        data.put("toRevision", to);
+        data.put("supported", upgrades.stream().map(Release.Upgrade::toString).toList());
+        String problem = Release.upgradeProblem(upgradeFrom, upgradeTo, upgrades);
+        if (problem != null)
+            throw Fail.failed("upgrade " + upgradeFrom + " -> " + upgradeTo + " is not supported: " + problem,
+                    "upgrade one minor version at a time (supported: " + String.join(", ", upgrades.stream().map(Release.Upgrade::toString).toList())
+                            + "), or give your own list with --versions-file");
+        String where = "";
+        if (k != null) {
+            java.util.Set<String> running = k.call(() -> Istio.revisions(k.client), "list istiod in " + Kube.ISTIO_NAMESPACE);
+            data.put("revisions", running);
+            if (running.contains(to) && !running.contains(from)) {
+                ok("upgrade", "upgrade " + upgradeFrom + " (" + from + ") -> " + upgradeTo + " (" + to + ") is done: the cluster runs " + to + " alone",
+                        List.of(), data);
+                return;
+            }
+            if (!running.contains(from))
+                throw Fail.failed("the cluster runs istiod revision(s) " + (running.isEmpty() ? "none" : String.join(", ", running)) + ", not " + from
+                        + " of " + upgradeFrom, running.isEmpty() ? "install the mesh first (install-asm)" : "give the release installed now with --upgrade-from");
+            where = running.contains(to) ? "; " + to + " already runs beside it" : "; the cluster runs " + from;
+        }
+        ok("upgrade", "upgrade " + upgradeFrom + " (" + from + ") -> " + upgradeTo + " (" + to + ") is supported" + where, List.of(), data);
     }
 
     /** The list from --versions-file / ASM_SUPPORTED_VERSIONS, else the toolkit's own; null when neither exists. */
@@ -233,6 +283,11 @@ class Preflight extends Step {
         for (int i = 0; i < lines.length; i++) {
             String s = lines[i].replaceFirst("#.*", "").strip();
             if (s.isEmpty()) continue;
+            java.util.regex.Matcher u = java.util.regex.Pattern.compile("upgrade\\s+(\\d+\\.\\d+(?:\\.\\d+)?(?:-asm\\.\\d+)?)\\s+(\\d+\\.\\d+(?:\\.\\d+)?(?:-asm\\.\\d+)?)").matcher(s);
+            if (u.matches()) {
+                upgrades.add(new Release.Upgrade(u.group(1), u.group(2)));
+                continue;
+            }
             if (s.startsWith("v")) s = s.substring(1);
             if (!s.matches("\\d+\\.\\d+(\\.\\d+)?([-+][0-9A-Za-z.-]+)?"))
                 // the line is not quoted: the file may be a secret given by mistake

@@ -259,4 +259,86 @@ class IstiodStatusLogsTest {
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("waiting for the CA").doesNotContain("problem:");
     }
+
+    // ------------------------------------------------------------------ one line per state, with what to do
+
+    void secret(String name) {
+        kube.client.secrets().inNamespace(NS).resource(new io.fabric8.kubernetes.api.model.SecretBuilder().withNewMetadata().withName(name)
+                .withNamespace(NS).endMetadata().addToData("x", "eA==").build()).create();
+    }
+
+    @Test
+    void waitingForTheChainOnceTheCsrIsWrittenSaysToSignAndUpload() {
+        secret(Istio.CSR_SECRET);
+        secret(Istio.ENCRYPTED_KEY_SECRET);
+        kube.client.pods().resource(istiod(NS, "istiod-k", false, true, true)).create();
+        logs("istiod-k", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-k", "discovery", DISCOVERY_WAITING);
+        Cli.Result r = status("--json");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        JsonNode pod = JsonMapper.builder().build().readTree(r.stdout()).path("pods").get(0);
+        assertThat(pod.path("state").asString()).isEqualTo("waiting-for-chain");
+        assertThat(pod.path("todo").asString()).isEqualTo("decrypt-csr, sign-csr, then upload-chain");
+        assertThat(pod.path("restart").asString()).as("discovery restarted twice in this pod")
+                .startsWith("restarted container: discovery restarted 2 time(s) in this pod").contains("wrote no new CSR (istio-ca-cert-csr exists)")
+                .contains("the hsm-plugin process is the same, so a root loaded into it stays loaded");
+    }
+
+    @Test
+    void noCsrSecretYetIsWaitingForTheCsr() {
+        kube.client.pods().resource(istiod(NS, "istiod-l", false, true, true)).create();
+        logs("istiod-l", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-l", "discovery", "2020-10-15T21:56:55.101010Z\tinfo\tpkica\tUse KMS backed CA\n" + WAIT_LINE + "\n");
+        Cli.Result r = status();
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.stdout()).contains("state: istiod has not written its CSR yet (no Secret istio-ca-cert-csr): it does about 6 s after it starts,"
+                + " with a new CA key (no Secret istio-ca-encrypted-key) -> wait: istiod-status --wait");
+    }
+
+    @Test
+    void aCrashLoopWithNoRootLoadedSaysLoadRootInOneLine() {
+        secret(Istio.CSR_SECRET);
+        secret(Istio.ENCRYPTED_KEY_SECRET);
+        secret(Istio.CA_CERT_SECRET);
+        kube.client.pods().resource(istiod(NS, "istiod-m", crashLooping("discovery", 3), running("hsm-plugin", true),
+                running("vaultclient", true))).create();
+        logs("istiod-m", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-m", "discovery", "");
+        previousLogs("istiod-m", "discovery", "2026-12-01T10:00:01.000000Z\tinfo\tpkica\tCSR exists in secret istio-ca-cert-csr.\n" + ABORT_NOT_LOADED);
+        Cli.Result r = status();
+        assertThat(r.exit()).as(r.toString()).isEqualTo(1);
+        assertThat(r.stdout()).contains("state: crash loop: this pod's HSM plugin has no root loaded, so istiod aborts at every start -> load-root")
+                .contains("restarted container: discovery restarted 3 time(s) in this pod");
+    }
+
+    @Test
+    void loadedSaysVerifyCaAndHowAChangedChainIsLoaded() {
+        secret(Istio.CSR_SECRET);
+        secret(Istio.ENCRYPTED_KEY_SECRET);
+        secret(Istio.CA_CERT_SECRET);
+        kube.client.pods().resource(istiod(NS, "istiod-n", true, true, true)).create();
+        logs("istiod-n", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-n", "discovery", "2020-10-24T18:58:14.360000Z\tinfo\tpkica\tLoaded decrypted CA key and CA certificate into memory.\n");
+        Cli.Result r = status();
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.stdout()).contains("state: istiod loaded its CA key and the chain of istio-ca-cert and serves certificates -> verify-ca;"
+                + " a changed chain needs a restart: " + Istio.RESTART_TO_RELOAD);
+    }
+
+    @Test
+    void aMissingEncryptedKeyBesideAChainSaysTheNextStartMakesANewKey() {
+        secret(Istio.CSR_SECRET);
+        secret(Istio.CA_CERT_SECRET);
+        kube.client.pods().resource(istiod(NS, "istiod-o", true, true, true)).create();
+        logs("istiod-o", "hsm-plugin", REAL_PLUGIN_LOG);
+        logs("istiod-o", "discovery", "2020-10-24T18:58:14.360000Z\tinfo\tpkica\tLoaded decrypted CA key and CA certificate into memory.\n");
+        Cli.Result r = status("--json");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        JsonNode j = JsonMapper.builder().build().readTree(r.stdout());
+        assertThat(j.path("secrets").path(Istio.ENCRYPTED_KEY_SECRET).asBoolean()).isFalse();
+        JsonNode pod = j.path("pods").get(0);
+        assertThat(pod.path("state").asString()).isEqualTo("secrets-missing");
+        assertThat(pod.path("explanation").asString()).contains("istiod's next start makes a new CA key and CSR");
+        assertThat(pod.path("todo").asString()).isEqualTo("after that start: decrypt-csr, sign-csr, upload-chain --replace");
+    }
 }

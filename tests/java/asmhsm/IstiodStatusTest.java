@@ -129,4 +129,63 @@ class IstiodStatusTest {
         assertThat(bad.exit()).isEqualTo(2);
         assertThat(bad.stderr()).contains("unknown stage 'ready'");
     }
+
+    // ------------------------------------------------------------------ the Secrets and the pod's history, on the real API server
+
+    static void secret(Lab lab, String ns, String name) {
+        lab.admin().secrets().inNamespace(ns).resource(new io.fabric8.kubernetes.api.model.SecretBuilder().withNewMetadata().withName(name)
+                .withNamespace(ns).endMetadata().addToData("x", "eA==").build()).create();
+    }
+
+    /** A container status as the kubelet reports a container that never restarted. */
+    static ContainerStatus firstRun(String c, boolean ready) {
+        ContainerStatus s = IstiodStatusLogsTest.running(c, ready);
+        s.setRestartCount(0);
+        return s;
+    }
+
+    @Test
+    void eachStateOfTheSecretsIsOneLineWithWhatToDo(Lab lab) {
+        String ns = lab.freshNamespace();
+        create(lab, ns, "istiod-s");
+        setStatus(lab, ns, "istiod-s", firstRun("discovery", false), firstRun("hsm-plugin", true), firstRun("vaultclient", true));
+        assertThat(status(lab, ns).stdout()).as("no Secret yet").contains("state: istiod has not written its CSR yet (no Secret istio-ca-cert-csr)")
+                .doesNotContain("restarted container").doesNotContain("new pod (made");
+
+        secret(lab, ns, Istio.ENCRYPTED_KEY_SECRET);
+        secret(lab, ns, Istio.CSR_SECRET);
+        assertThat(status(lab, ns).stdout()).contains("state: istiod wrote its CSR (Secret istio-ca-cert-csr) and polls every 2 s for Secret istio-ca-cert"
+                + " -> decrypt-csr, sign-csr, then upload-chain");
+
+        secret(lab, ns, Istio.CA_CERT_SECRET);
+        assertThat(status(lab, ns).stdout()).contains("state: Secret istio-ca-cert is there; istiod polls for it every 2 s while it waits"
+                + " -> wait (istiod-status --wait running)");
+
+        setStatus(lab, ns, "istiod-s", firstRun("discovery", true), firstRun("hsm-plugin", true), firstRun("vaultclient", true));
+        assertThat(status(lab, ns).stdout()).contains("state: istiod loaded its CA key and the chain of istio-ca-cert and serves certificates -> verify-ca");
+
+        lab.admin().secrets().inNamespace(ns).withName(Istio.ENCRYPTED_KEY_SECRET).delete();
+        Cli.Result r = status(lab, ns, "--json");
+        assertThat(r.stdout()).contains("\"state\" : \"secrets-missing\"").contains("istiod's next start makes a new CA key and CSR");
+    }
+
+    @Test
+    void aNewPodAfterTheChainNeedsTheRootWhileARestartedContainerKeepsIt(Lab lab) throws Exception {
+        String ns = lab.freshNamespace();
+        secret(lab, ns, Istio.ENCRYPTED_KEY_SECRET);
+        secret(lab, ns, Istio.CSR_SECRET);
+        secret(lab, ns, Istio.CA_CERT_SECRET);
+        Thread.sleep(1100);     // creation times are in seconds: the pod is made a second after the chain
+        create(lab, ns, "istiod-new");
+        setStatus(lab, ns, "istiod-new", firstRun("discovery", false), firstRun("hsm-plugin", true), firstRun("vaultclient", true));
+        Cli.Result fresh = status(lab, ns);
+        assertThat(fresh.stdout()).as(fresh.toString()).contains("new pod (made ").contains(", after istio-ca-cert was written): its hsm-plugin started with no root loaded"
+                + " and its hsm-plugin has no postStart hook (install-asm's root hook) -> load-root");
+
+        // the same pod, its discovery container restarted: the plugin process, and the root in it, stayed
+        setStatus(lab, ns, "istiod-new", IstiodStatusLogsTest.running("discovery", true), firstRun("hsm-plugin", true), firstRun("vaultclient", true));
+        Cli.Result restarted = status(lab, ns);
+        assertThat(restarted.stdout()).as(restarted.toString()).contains("restarted container: discovery restarted 2 time(s) in this pod;"
+                + " each start read the Secrets again and wrote no new CSR (istio-ca-cert-csr exists)").doesNotContain("new pod (made");
+    }
 }

@@ -170,9 +170,31 @@ final class RunbookLab implements AutoCloseable {
         Files.setPosixFilePermissions(istioctl, PosixFilePermissions.fromString("rwxr-xr-x"));
         notes.add("release: " + work.relativize(release) + "/ in place, with a stand-in bin/istioctl (no internet here; only Google signs releases)");
 
+        prepareUpgrade(version, istioctl);
         Path bin = Files.createDirectories(dir.resolve("bin"));
         Files.createSymbolicLink(bin.resolve("vault"), Path.of(labEnv.get("LAB_BIN"), "bao"));
         notes.add("vault CLI: OpenBao's bao");
+    }
+
+    // ------------------------------------------------------------------ runbook 18, the canary upgrade
+
+    static final String NEXT_VERSION = "1.10.6-asm.2";
+
+    /** The values runbook 18's first block asks for. */
+    static Map<String, String> upgradeAnswers() {
+        return Map.of("OLD_REVISION", Istio.GUIDE_REVISION, "NEW_VERSION", NEXT_VERSION, "NEW_REVISION", Release.revision(NEXT_VERSION));
+    }
+
+    /** The next release's tree (as fetch-release would extract it) with the same stand-in istioctl, and the upgrade in the lab's versions file. */
+    private void prepareUpgrade(String kubernetesVersion, Path istioctl) throws IOException {
+        Files.writeString(dir.resolve("supported-versions.txt"), "upgrade 1.9 1.10\n", java.nio.file.StandardOpenOption.APPEND);
+        Path next = work.resolve(Release.topDir(NEXT_VERSION));
+        Files.createDirectories(next.resolve("manifests/profiles"));
+        Files.writeString(next.resolve("manifests/profiles/asm-multicloud.yaml"), "# stand-in profile of the runbook test\n");
+        Path bin = Files.createDirectories(next.resolve("bin"));
+        Files.copy(istioctl, bin.resolve("istioctl"));
+        Files.setPosixFilePermissions(bin.resolve("istioctl"), PosixFilePermissions.fromString("rwxr-xr-x"));
+        notes.add("upgrade: " + work.relativize(next) + "/ in place with the same stand-in istioctl; the versions file allows 1.9 -> 1.10");
     }
 
     /** The first `jbang asm@org` goes through JBang, later ones run the compiled classes (RUNBOOK_JBANG=all: every one through JBang). */
@@ -221,6 +243,7 @@ final class RunbookLab implements AutoCloseable {
         a.put("HSM_CLIENT_KEY", dir.resolve("hsm-credential/client.key").toString());
         a.put("HSM_SERVER_CERT", dir.resolve("hsm-credential/server.pem").toString());
         a.put("NAMESPACE", APP_NAMESPACE);
+        a.putAll(upgradeAnswers());
         a.put("INGRESS_IP", "203.0.113.1");
         a.put("NEW_P11_PIN_FILE", token.pinFile.toString()); // the lab's slot keeps its PIN (runbook 17)
         return a;
@@ -411,6 +434,35 @@ final class RunbookLab implements AutoCloseable {
             return "discovery restarted (same pod, same plugin); " + istiodLoadsChain();
         }
 
+        /**
+         * A second revision's istiod starts beside the first: its pods' plugins load the root through the root
+         * hook, istiod finds all three Secrets (no new CSR), loads the chain and is 3/3.
+         */
+        String canaryStarts(String revision) throws Exception {
+            String deployment = Istio.istiodDeployment(revision);
+            Deployment d = client.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withName(deployment).get();
+            if (d == null) throw new AssertionError("install-asm left no Deployment " + deployment);
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (ofRevision(revision).isEmpty() && System.nanoTime() < deadline) Thread.sleep(250);
+            StringBuilder said = new StringBuilder();
+            if (ofRevision(revision).isEmpty()) {
+                client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
+                        .withName(deployment + "-6d8f7c9b5-lab" + (++madePods)).withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
+                        .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
+                said.append("created the new revision's pod from its Deployment's template; ");
+            }
+            String csr = client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CSR_SECRET).get().getMetadata().getResourceVersion();
+            for (Pod p : ofRevision(revision)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
+            said.append("Secret istio-ca-cert-csr exists: no new CSR; ").append(istiodLoadsChain());
+            String after = client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CSR_SECRET).get().getMetadata().getResourceVersion();
+            if (!csr.equals(after)) throw new AssertionError("the CSR Secret changed while the new revision started");
+            return said.toString();
+        }
+
+        private List<Pod> ofRevision(String revision) {
+            return Istio.istiodPods(client).stream().filter(p -> revision.equals(Istio.revisionOf(p))).toList();
+        }
+
         /** istiod's pods are re-created (rollout, eviction, drain): new pods, each with a fresh plugin; istiod loads its Secrets again. */
         String istiodPodsRecreated() throws Exception {
             List<String> old = Istio.istiodPods(client).stream().map(p -> p.getMetadata().getName()).toList();
@@ -462,7 +514,12 @@ final class RunbookLab implements AutoCloseable {
             case "${1:-}" in
               version) echo "1.9.8-asm.6 (runbook test stand-in)"; exit 0 ;;
               install) shift ;;
-              *) echo "Error: the stand-in istioctl plays only 'install' and 'version'" >&2; exit 64 ;;
+              x) [[ ${2:-} == uninstall && ${3:-} == --revision && -n ${4:-} ]] || { echo "Error: the stand-in plays only 'x uninstall --revision REV'" >&2; exit 64; }
+                 rev=$4; shift 4; context=(); [[ ${1:-} == --context ]] && context=(--context "$2")
+                 kubectl "${context[@]}" -n istio-system delete deployment "istiod-$rev" --ignore-not-found >/dev/null
+                 kubectl "${context[@]}" -n istio-system delete pod -l "istio.io/rev=$rev" --grace-period=0 --ignore-not-found >/dev/null
+                 echo "✔ Removed revision $rev"; exit 0 ;;
+              *) echo "Error: the stand-in istioctl plays only 'install', 'x uninstall' and 'version'" >&2; exit 64 ;;
             esac
             declare -A set=()
             yes=no

@@ -49,6 +49,7 @@ class RunbookTest {
             shell = new RunbookShell(lab.dir.resolve("shell"), lab.environment(), lab.dir);
 
             for (Runbook book : Runbook.all("")) {
+                if (walkedOnItsOwn(book)) continue;
                 say("\n=================== runbooks/" + book.file);
                 kubeletsFor(book);
                 for (Runbook.Block b : book.blocks) if (b.shell()) paste(book, b);
@@ -71,6 +72,7 @@ class RunbookTest {
             for (Runbook book : Runbook.all("")) {
                 kubeletsFor(book);
                 for (Runbook.Block b : book.blocks) {
+                    if (walkedOnItsOwn(book)) continue;
                     if (b.shell() && Runbook.MANUAL.equals(b.mark())) answer(b);
                     if (!b.run()) continue;
                     RunbookShell.Result r = shell.run(b.text(), BLOCK_TIMEOUT_SECONDS);
@@ -80,6 +82,7 @@ class RunbookTest {
                 kubeletsAfter(book);
             }
             statusIsAllDone();
+            canaryUpgrade();
 
             // What happens to a running mesh (reference/hsm-formats.md): the discovery container restarts
             // alone and keeps its pod's plugin; a new pod has a fresh plugin, which only the root hook loads.
@@ -138,6 +141,7 @@ class RunbookTest {
                     ran.add(c.step());
                     boolean real = !c.args().contains("--dry-run") && !c.args().contains("--print");
                     RunbookLab.Cluster cluster = lab.cluster(contextOf(c));
+                    if (real && upgradeStep(c, cluster)) continue;
                     if (real && c.step().equals("install-asm")) {
                         say("  ISTIOCTL (stand-in): " + lab.istioctlCalledAsTheGuideSays(shell));
                         say("  ISTIOD (stand-in) starts in " + cluster.context + ": " + cluster.istiodStarts(shell.variable("KEK_ID")));
@@ -155,6 +159,47 @@ class RunbookTest {
             }
             default -> throw new AssertionError(b.where() + ": unknown mark " + b.mark());
         }
+    }
+
+    // ------------------------------------------------------------------ runbook 18, the canary upgrade
+
+    static final String UPGRADE = "18-upgrade.md";
+
+    /**
+     * Runbook 18 changes the revision the earlier runbooks installed: it is walked after their second
+     * paste (which re-installs the guide's revision), and its own run blocks are pasted twice there.
+     */
+    static boolean walkedOnItsOwn(Runbook book) {
+        return book.file.equals(UPGRADE);
+    }
+
+    void canaryUpgrade() throws Exception {
+        Runbook book = Runbook.all("").stream().filter(b -> b.file.equals(UPGRADE)).findFirst().orElseThrow();
+        say("\n=================== runbooks/" + book.file);
+        for (Runbook.Block b : book.blocks) if (b.shell()) paste(book, b);
+        say("\n=================== runbooks/" + book.file + ": every run block pasted again");
+        for (Runbook.Block b : book.blocks) {
+            if (!b.run()) continue;
+            RunbookShell.Result r = shell.run(b.text(), BLOCK_TIMEOUT_SECONDS);
+            say(String.format("  %-32s exit %d  %s", b.where(), r.exit(), firstLine(r.output())));
+            assertThat(r.exit()).as("%s pasted a second time failed:%n%s", b.where(), r.output()).isZero();
+        }
+        var revisions = Istio.revisions(lab.clusters.get(0).client);
+        assertThat(revisions).as("the old revision is gone, the new one runs").containsExactly(RunbookLab.upgradeAnswers().get("NEW_REVISION"));
+        statusIsAllDone();
+    }
+
+    /** install-asm of another revision than the guide's (its istiod starts beside the old one), or --uninstall; false for any other step. */
+    boolean upgradeStep(Runbook.Command c, RunbookLab.Cluster cluster) throws Exception {
+        if (!c.step().equals("install-asm")) return false;
+        String rev = valueOf(c, "--revision");
+        if (c.args().contains("--uninstall")) {
+            say("  ISTIOCTL (stand-in) in " + cluster.context + ": removed revision " + rev + "; istiod revisions left: " + Istio.revisions(cluster.client));
+            return true;
+        }
+        if (rev == null || rev.equals(Istio.GUIDE_REVISION)) return false;
+        say("  ISTIOD (stand-in) revision " + rev + " starts in " + cluster.context + " beside the old one: " + cluster.canaryStarts(rev));
+        return true;
     }
 
     /**
