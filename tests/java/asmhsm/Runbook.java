@@ -25,7 +25,7 @@ final class Runbook {
     static final List<String> FILES = List.of("01-prerequisites.md", "02-hsm.md", "03-kubernetes-for-vault.md",
             "04-vault.md", "05-download.md", "06-control-plane.md", "07-webhook.md", "08-install.md", "09-signing.md",
             "10-verification.md", "11-sidecars.md", "12-external-ip.md", "13-another-cluster.md",
-            "15-renew-ca.md", "16-rotate-ca.md", "17-rotate-pin.md", "18-upgrade.md", "14-teardown.md");
+            "15-renew-ca.md", "16-rotate-ca.md", "17-rotate-pin.md", "18-upgrade.md", "19-teardown.md");
 
     static final String RUN = "run", CLUSTER_ONLY = "cluster-only", MANUAL = "manual", OUTPUT = "output";
     static final String ASM = "jbang asm@org";
