@@ -397,9 +397,6 @@ public final class Istio {
 
     // ------------------------------------------------------------------ what istiod does on a restart
 
-    /** The Secret istiod keeps its CA key in, encrypted under a DEK that the KEK encrypts. */
-    public static final String ENCRYPTED_KEY_SECRET = "istio-ca-encrypted-key";
-
     /**
      * What a restart of istiod does, the one story every runbook and hint tells: istiod reads its three Secrets
      * only when its discovery container starts. The discovery container restarting alone (an abort,
