@@ -49,7 +49,7 @@ class InstallAsm extends Step {
             description = "How long istioctl waits for resources, e.g. 10s (env WAIT_FOR_RESOURCES_TIMEOUT; passed to istioctl in its environment).")
     String waitTimeout;
 
-    @Option(names = "--revision", defaultValue = Istio.GUIDE_REVISION, paramLabel = "REV", description = "Revision (default ${DEFAULT-VALUE}).")
+    @Option(names = "--revision", defaultValue = Istio.GUIDE_REVISION, paramLabel = "REV", converter = Opts.RevisionConverter.class, description = "Revision (default ${DEFAULT-VALUE}).")
     String revision;
 
     @Option(names = {"-f", "--filename"}, paramLabel = "FILE", description = "Extra IstioOperator YAML for optional features, passed to istioctl.")

@@ -29,7 +29,7 @@ class LoadRoot extends Step {
     @Mixin Opts.IstioNamespace ns;
     @Mixin Opts.CaId ca;
 
-    @Option(names = "--revision", paramLabel = "REV", description = "Only the istiod pods of this revision (default: every istiod pod).")
+    @Option(names = "--revision", paramLabel = "REV", converter = Opts.RevisionConverter.class, description = "Only the istiod pods of this revision (default: every istiod pod).")
     String revision;
 
     @Option(names = "--root-cert", paramLabel = "ROOT_PEM", description = "The root certificate to load (default: the HSM's, by --ca-id).")

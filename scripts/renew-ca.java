@@ -55,7 +55,7 @@ class RenewCa extends Step {
     @Option(names = "--force", description = "Renew now, however long the certificate has left.")
     boolean force;
 
-    @Option(names = "--revision", paramLabel = "REV", description = "Restart only istiod of this revision (default: every istiod Deployment).")
+    @Option(names = "--revision", paramLabel = "REV", converter = Opts.RevisionConverter.class, description = "Restart only istiod of this revision (default: every istiod Deployment).")
     String revision;
 
     @Option(names = "--timeout", defaultValue = "10m", paramLabel = "DURATION", converter = Opts.DurationConverter.class,

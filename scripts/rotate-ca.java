@@ -40,7 +40,7 @@ class RotateCa extends Step {
     @Option(names = "--again", description = "Rotate a key that rotate-ca made already.")
     boolean again;
 
-    @Option(names = "--revision", paramLabel = "REV", description = "Restart only istiod of this revision (default: every istiod Deployment).")
+    @Option(names = "--revision", paramLabel = "REV", converter = Opts.RevisionConverter.class, description = "Restart only istiod of this revision (default: every istiod Deployment).")
     String revision;
 
     static final String BACKUP_PREFIX = "istio-ca-backup-", BACKUP_LABEL = "asm-hsm/ca-backup", ROTATED_AT = "asm-hsm/rotated-at";

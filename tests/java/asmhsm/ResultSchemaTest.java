@@ -108,6 +108,10 @@ class ResultSchemaTest {
         valid(Cli.asm(env, tmp, "install-asm", "--print", "--json"), "install-asm --print");
         valid(Cli.asm(env, tmp, "vault-verify", "--cluster-suffix", "c9", "--json"), "vault-verify");
         valid(Cli.asm(env, tmp, "vault-setup", "--cluster-suffix", "c9", "--dry-run", "--json"), "vault-setup");
+        valid(Cli.asm(env, tmp, "renew-ca", "-n", ns, "--root-key-label", "root-key", "--json"), "renew-ca, no istiod");
+        valid(Cli.asm(env, tmp, "rotate-ca", "-n", ns, "--json"), "rotate-ca, no istiod");
+        valid(Cli.asm(env, tmp, "teardown", "--cluster-suffix", "c1", "--dry-run", "--json"), "teardown --dry-run");
+        valid(Cli.asm(env, tmp, "teardown", "--cluster-suffix", "c8", "--json"), "teardown, nothing prepared");
     }
 
     /** The validator, kept apart so that its API is in one place. */
