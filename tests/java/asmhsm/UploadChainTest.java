@@ -290,6 +290,7 @@ class UploadChainTest {
         assertThat(chainSecret().getData().get("cert-chain.pem")).isEqualTo(Base64.getEncoder().encodeToString("old".getBytes(StandardCharsets.US_ASCII)));
         Cli.Result dry = ok(upload(chain, "--replace", "--dry-run"));
         assertThat(dry.stderr()).contains("would replace the chain");
+        serverTakes(dry, "secret/istio-ca-cert configured (server dry run)");
         assertThat(chainSecret().getData().get("cert-chain.pem")).isEqualTo(Base64.getEncoder().encodeToString("old".getBytes(StandardCharsets.US_ASCII)));
         ok(upload(chain, "--replace"));
         istiod.loadChain(lab.admin(), ns, t, Hsm.DEFAULT_CA_ID);
@@ -299,7 +300,17 @@ class UploadChainTest {
     void dryRunCreatesNothing() throws Exception {
         Cli.Result r = ok(upload(signed(istiod.caKey, "chain"), "--dry-run"));
         assertThat(r.stderr()).contains("would create Secret " + ns + "/istio-ca-cert");
+        serverTakes(r, "secret/istio-ca-cert created (server dry run)");
         assertThat(chainSecret()).isNull();
+    }
+
+    /** A dry run's stdout is the Secret alone, its value left out, and the API server takes it as kubectl apply --dry-run=server does. */
+    void serverTakes(Cli.Result dry, String said) {
+        assertThat(dry.stdout()).as(dry.toString()).contains("kind: Secret", "cert-chain.pem")
+                .doesNotContain("would ", "acting on", "BEGIN CERTIFICATE", "LS0t");
+        Cli.Result applied = Cli.run(List.of("kubectl", "apply", "--dry-run=server", "-n", ns, "-f", "-"), lab.env(), tmp, dry.stdout());
+        assertThat(applied.exit()).as("kubectl apply --dry-run=server of:%n%s%n%s", dry.stdout(), applied).isZero();
+        assertThat(applied.stdout()).contains(said);
     }
 
     @Test
