@@ -135,14 +135,14 @@ class UploadChain extends Step {
                 }
                 if (!sameChain && !replace)
                     throw Fail.failed("Secret " + secretName + " already exists with another chain",
-                            "pass --replace to replace it; istiod reads it at start-up only, so restart istiod afterwards");
+                            "pass --replace to replace it; " + Istio.RESTART_TO_RELOAD);
                 Secret replaced = new SecretBuilder(existing).withData(data).build();
                 out.manifest(k.manifest(replaced));
                 if (!out.dryRun()) secrets.resource(replaced).update();
                 if (sameChain)
                     out.change((out.dryRun() ? "rewrite" : "rewrote") + " the chain in Secret " + secretName + " in the form istiod accepts (it held "
-                            + currentRefusal + "); restart istiod to load it");
-                else out.change((out.dryRun() ? "replace" : "replaced") + " the chain in Secret " + secretName + "; restart istiod to load it");
+                            + currentRefusal + "); " + Istio.RESTART_TO_RELOAD);
+                else out.change((out.dryRun() ? "replace" : "replaced") + " the chain in Secret " + secretName + "; " + Istio.RESTART_TO_RELOAD);
                 return;
             }
             Secret created = new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET).withNamespace(ns.name)
