@@ -14,15 +14,20 @@ import java.util.concurrent.ConcurrentHashMap;
  * The kubelets and istiod of a namespace while the lab's controller-manager rolls istiod's pods
  * (renew-ca, rotate-ca): every new pod the ReplicaSet makes is started ({@link IstiodPods#start}:
  * a fresh plugin, its postStart hook run for real), then its istiod does what the real one does at
- * start-up (reference/hsm-formats.md): with istio-ca-encrypted-key and istio-ca-cert-csr there it
- * keeps that key ("CSR exists"); without them it makes a new key and CSR under its KEK and writes
- * both; it waits (2/3) while istio-ca-cert is missing; with it, it verifies the chain through its
- * pod's plugin: no root loaded there, or a chain the plugin or the key refuses, is an abort
- * (crash loop); else "Loaded decrypted CA key and CA certificate into memory." and 3/3 ready.
+ * start-up (its KMS-backed CA, seen running it): without istio-ca-encrypted-key it makes a new key
+ * and writes that Secret alone; without istio-ca-cert it writes a CSR for the key it holds only when
+ * istio-ca-cert-csr is missing (an existing CSR is kept, even one made for a key that is gone), and
+ * waits (2/3); with istio-ca-cert, whether or not a CSR is there, it verifies the chain through its
+ * pod's plugin: no root loaded there or a chain the plugin refuses is an abort, a chain for another
+ * key "failed to create CA KeyCertBundle (the cert does not match the key)" (both crash-loop); else
+ * "Loaded decrypted CA key and CA certificate into memory." and 3/3 ready.
  * The pods running when it starts are taken as they are.
  */
 final class IstiodKubelet implements AutoCloseable {
     static final String TRUST_DOMAIN = "cluster.local";
+    static final String NEW_KEY = "Newly generated encrypted signing key is successfully written into secret.";
+    /** The real istiod's words when istio-ca-cert certifies another key than istio-ca-encrypted-key's. */
+    static final String KEY_MISMATCH = "the cert does not match the key";
 
     private final KubernetesClient k;
     private final String namespace;
@@ -77,25 +82,23 @@ final class IstiodKubelet implements AutoCloseable {
             String uid = p.getMetadata().getUid(), name = p.getMetadata().getName(), was = state.get(uid);
             if (was != null && !was.equals("waiting")) continue;
             if (!pods.started(p)) said.add(name + ": " + pods.start(p));
-            boolean key = secret("istio-ca-encrypted-key"), csr = secret("istio-ca-cert-csr"), cert = secret("istio-ca-cert");
-            if (!key || !csr) {
-                if (cert) {
-                    abort(p, "a chain without its key: failed to create CA KeyCertBundle");
-                    continue;
-                }
+            // the order of the real istiod's start-up (KMS-backed CA): the key, then the chain or a CSR, then the chain's checks
+            if (!secret("istio-ca-encrypted-key")) {
                 KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
                 g.initialize(2048);
                 istiod = IstiodStandIn.start(token.env(), kekId(p), TRUST_DOMAIN, g.generateKeyPair());
-                istiod.writeSecret(k, namespace);
                 istiod.writeKeySecret(k, namespace);
-                said.add(name + ": " + Istio.LOG_CSR_WRITTEN + " (new CA key, KEK " + istiod.kekId + ")");
-                pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
-                state.put(uid, "waiting");
-                continue;
+                said.add(name + ": " + NEW_KEY + " (KEK " + istiod.kekId + ")");
             }
-            if (!cert) {
+            if (!secret("istio-ca-cert")) {
                 if (was == null) {
-                    said.add(name + ": " + Istio.LOG_CSR_EXISTS + " " + Istio.LOG_WAITING_FOR_CA);
+                    if (secret("istio-ca-cert-csr")) {
+                        // kept as it is, even when it was made for a key that is gone
+                        said.add(name + ": " + Istio.LOG_CSR_EXISTS + " " + Istio.LOG_WAITING_FOR_CA);
+                    } else {
+                        istiod.writeSecret(k, namespace); // a CSR for the key istiod holds now
+                        said.add(name + ": " + Istio.LOG_CSR_WRITTEN + " (KEK " + istiod.kekId + ")");
+                    }
                     pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
                     state.put(uid, "waiting");
                 }
@@ -123,7 +126,8 @@ final class IstiodKubelet implements AutoCloseable {
     private void abort(Pod p, String why) {
         pods.crashLoop(p);
         state.put(p.getMetadata().getUid(), "aborted");
-        said.add(p.getMetadata().getName() + ": " + Istio.LOG_CHAIN_REJECTED + " (error: " + why + "). Abort.");
+        said.add(p.getMetadata().getName() + ": " + (why.equals(KEY_MISMATCH) ? "failed to create CA KeyCertBundle (" + why + ")"
+                : Istio.LOG_CHAIN_REJECTED + " (error: " + why + "). Abort."));
     }
 
     private boolean secret(String name) {

@@ -233,7 +233,7 @@ final class IstiodStandIn {
         byte[] signed = sig.sign();
         sig.initVerify(ca.getPublicKey());
         sig.update(probe);
-        if (!sig.verify(signed)) throw new AssertionError("the CA certificate does not match istiod's key");
+        if (!sig.verify(signed)) throw new AssertionError(IstiodKubelet.KEY_MISMATCH);
         return ca;
     }
 
