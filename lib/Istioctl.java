@@ -9,17 +9,22 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import picocli.CommandLine.Option;
 
 /**
- * istioctl, the release's installer, as install-asm runs it: which one, its command line as a
- * shell shows it, and a run that streams its output to the operator and keeps a copy, from which
- * the step reads istioctl's verdict.
+ * istioctl, the release's installer, as install-asm runs it (its options --istioctl and -y are this
+ * mixin's): which one, its command line as a shell shows it, and a run that streams its output to the
+ * operator and keeps a copy, from which the step reads istioctl's verdict.
  */
 final class Istioctl {
-    private Istioctl() {}
+    @Option(names = "--istioctl", paramLabel = "FILE", description = "istioctl to run (default: bin/istioctl of the extracted release).")
+    Path given;
 
-    /** `given` (--istioctl), else bin/istioctl when run from the release (as the guide: cd istio-1.9.8-asm.6), else ./istio-VERSION/bin/istioctl; null when none is there. */
-    static Path find(Path given) {
+    @Option(names = {"-y", "--skip-confirmation"}, description = "Pass -y: istioctl does not ask before installing.")
+    boolean yes;
+
+    /** --istioctl, else bin/istioctl when run from the release (as the guide: cd istio-1.9.8-asm.6), else ./istio-VERSION/bin/istioctl; null when none is there. */
+    Path find() {
         if (given != null) return given;
         Path here = Path.of("").toAbsolutePath();
         Path p = Release.istioctl(here);
@@ -27,13 +32,15 @@ final class Istioctl {
     }
 
     /** Refuses a missing or not executable istioctl; `lookedIn` says where {@link #find} looked. */
-    static void require(Path found, String lookedIn, String hint) {
+    void require(String lookedIn, String hint) {
+        Path found = find();
         if (found == null || !Files.isExecutable(found))
             throw Fail.badInput(found == null ? "no istioctl found (" + lookedIn + ")" : found + " is not an executable file", hint);
     }
 
     /** The program (plain istioctl when none was found, as --print shows it), its arguments, then --context and -y when given. */
-    static List<String> command(Path program, List<String> args, Opts.Kube kube, boolean yes) {
+    List<String> command(List<String> args, Opts.Kube kube) {
+        Path program = find();
         List<String> cmd = new ArrayList<>();
         cmd.add(program == null ? "istioctl" : program.toString());
         cmd.addAll(args);

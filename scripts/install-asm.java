@@ -23,18 +23,13 @@ class InstallAsm extends Step {
     @Mixin IstioInstall.RootHook rootHook;
     @Mixin Opts.Pkcs11 p11;
     @Mixin Opts.CaId ca;
+    @Mixin Istioctl istioctl;
 
     @Option(names = "--revision", defaultValue = Istio.GUIDE_REVISION, paramLabel = "REV", converter = Opts.RevisionConverter.class, description = "Revision (default ${DEFAULT-VALUE}).")
     String revision;
 
     @Option(names = {"-f", "--filename"}, paramLabel = "FILE", description = "Extra IstioOperator YAML for optional features, passed to istioctl.")
     List<Path> extraFiles = new ArrayList<>();
-
-    @Option(names = "--istioctl", paramLabel = "FILE", description = "istioctl to run (default: bin/istioctl of the extracted release).")
-    Path istioctl;
-
-    @Option(names = {"-y", "--skip-confirmation"}, description = "Pass -y: istioctl does not ask before installing.")
-    boolean yes;
 
     @Option(names = "--uninstall", description = "Remove the control plane of --revision (istioctl x uninstall --revision REV), once no"
             + " namespace is labelled for it, no sidecar of it runs and the istiod Service points at another revision.")
@@ -60,9 +55,8 @@ class InstallAsm extends Step {
         Istio.InstallSettings settings = guide.settings(revision, kek, vault, overlay == null || print, out);
         for (Path f : extraFiles)
             if (!Files.isRegularFile(f)) throw Fail.badInput("-f " + f + " does not exist or is not a file", "check the path");
-        Path found = Istioctl.find(istioctl);
         if (!print && overlay == null)
-            Istioctl.require(found, "bin/istioctl here or in ./" + Release.topDir(Release.DEFAULT_VERSION) + "/",
+            istioctl.require("bin/istioctl here or in ./" + Release.topDir(Release.DEFAULT_VERSION) + "/",
                     "run fetch-release first and run install-asm from where it extracted, or pass --istioctl");
         String rootPem = rootHook.rootPem(p11, ca.id, out);
         String hookCaId = rootHook.off ? null : ca.id;
@@ -72,7 +66,7 @@ class InstallAsm extends Step {
         }
         List<String> files = new ArrayList<>(extraFiles.stream().map(Path::toString).toList());
         if (hookCaId != null) files.add(IstioInstall.writeRootHook(revision, hookCaId, out).toString());
-        List<String> cmd = Istioctl.command(found, settings.istioctlArgs(files), kube, yes);
+        List<String> cmd = istioctl.command(settings.istioctlArgs(files), kube);
         String shown = "WAIT_FOR_RESOURCES_TIMEOUT=" + Istioctl.quote(guide.waitTimeout) + " " + Istioctl.shown(cmd);
         out.put("command", cmd).put("environment", Map.of("WAIT_FOR_RESOURCES_TIMEOUT", guide.waitTimeout));
         if (print) { if (!out.json()) System.out.println(shown); return; }
@@ -93,11 +87,10 @@ class InstallAsm extends Step {
     private void uninstall() throws Exception {
         if (!spec.commandLine().getParseResult().hasMatchedOption("--revision"))
             throw Fail.badInput("--uninstall needs the revision to remove, given as --revision", "e.g. install-asm --uninstall --revision " + Istio.GUIDE_REVISION);
-        Path found = Istioctl.find(istioctl);
-        List<String> cmd = Istioctl.command(found, Istio.uninstallArgs(revision), kube, yes);
+        List<String> cmd = istioctl.command(Istio.uninstallArgs(revision), kube);
         out.put("revision", revision).put("command", cmd);
         if (print) { if (!out.json()) System.out.println(Istioctl.shown(cmd)); return; }
-        if (!out.dryRun()) Istioctl.require(found, "bin/istioctl here", "run install-asm from the new release's folder, or pass --istioctl");
+        if (!out.dryRun()) istioctl.require("bin/istioctl here", "run install-asm from the new release's folder, or pass --istioctl");
         List<String> left = IstioInstall.revisionsLeft(kube(), revision);
         if (left.isEmpty()) {
             out.say("no istiod of revision %s in %s: nothing to remove", revision, Kube.ISTIO_NAMESPACE);
