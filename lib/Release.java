@@ -134,6 +134,59 @@ public final class Release {
         return "no supported upgrade leads from " + from + " to " + to;
     }
 
+    /**
+     * A versions file (lib/supported-versions.txt, or the operator's --versions-file): the Kubernetes
+     * version prefixes ASM may be installed on, and the "upgrade FROM TO" lines. `kubernetes` is null
+     * when this build lacks the toolkit's own file and none was given.
+     */
+    public record Supported(List<String> kubernetes, List<Upgrade> upgrades) {
+        private static final java.util.regex.Pattern UPGRADE_LINE =
+                java.util.regex.Pattern.compile("upgrade\\s+(\\d+\\.\\d+(?:\\.\\d+)?(?:-asm\\.\\d+)?)\\s+(\\d+\\.\\d+(?:\\.\\d+)?(?:-asm\\.\\d+)?)");
+
+        /** The file given (--versions-file / ASM_SUPPORTED_VERSIONS), else the toolkit's own (JBang ships it with //FILES). */
+        public static Supported read(Path file) {
+            String text;
+            if (file != null) {
+                text = Env.readText(file, "versions file", "text", "check --versions-file / ASM_SUPPORTED_VERSIONS");
+            } else {
+                try (InputStream in = Release.class.getResourceAsStream("/supported-versions.txt")) {
+                    if (in == null) return new Supported(null, List.of());
+                    text = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+                } catch (IOException e) {
+                    return new Supported(null, List.of());
+                }
+            }
+            List<String> versions = new ArrayList<>();
+            List<Upgrade> upgrades = new ArrayList<>();
+            String[] lines = text.split("\n");
+            for (int i = 0; i < lines.length; i++) {
+                String s = lines[i].replaceFirst("#.*", "").strip();
+                if (s.isEmpty()) continue;
+                java.util.regex.Matcher u = UPGRADE_LINE.matcher(s);
+                if (u.matches()) {
+                    upgrades.add(new Upgrade(u.group(1), u.group(2)));
+                    continue;
+                }
+                if (s.startsWith("v")) s = s.substring(1);
+                if (!s.matches("\\d+\\.\\d+(\\.\\d+)?([-+][0-9A-Za-z.-]+)?"))
+                    // the line is not quoted: the file may be a secret given by mistake
+                    throw Fail.badInput("line " + (i + 1) + " of versions file " + (file == null ? "(built in)" : file)
+                                    + " is not a version prefix (" + text.getBytes(java.nio.charset.StandardCharsets.UTF_8).length + " bytes)",
+                            "write one version a line, e.g. 1.19 or 1.20.5");
+                versions.add(s);
+            }
+            if (versions.isEmpty())
+                throw Fail.badInput("versions file " + file + " lists no version", "write one version a line, e.g. 1.19");
+            return new Supported(versions, upgrades);
+        }
+
+        /** "1.19" matches v1.19, v1.19.7 and v1.19.7-gke.2400, but not v1.190. */
+        public boolean kubernetesSupported(String gitVersion) {
+            for (String s : kubernetes) if (matchesPrefix(gitVersion, s)) return true;
+            return false;
+        }
+    }
+
     /** Release versions in order: 1.9.8-asm.6 < 1.9.8-asm.10 < 1.10.6-asm.2. */
     static int compare(String a, String b) {
         String[] x = a.split("[.-]"), y = b.split("[.-]");

@@ -76,13 +76,13 @@ class PreflightTest {
 
     @Test
     void versionPrefixesMatchWholeComponents() {
-        List<String> list = List.of("1.19", "1.20.5");
-        assertThat(Preflight.versionSupported("v1.19.7-gke.2400", list)).isTrue();
-        assertThat(Preflight.versionSupported("v1.19", list)).isTrue();
-        assertThat(Preflight.versionSupported("v1.190.1", list)).isFalse();
-        assertThat(Preflight.versionSupported("v1.20.5+k3s1", list)).isTrue();
-        assertThat(Preflight.versionSupported("v1.20.50", list)).isFalse();
-        assertThat(Preflight.versionSupported("v1.18.20", list)).isFalse();
+        Release.Supported supported = new Release.Supported(List.of("1.19", "1.20.5"), List.of());
+        assertThat(supported.kubernetesSupported("v1.19.7-gke.2400")).isTrue();
+        assertThat(supported.kubernetesSupported("v1.19")).isTrue();
+        assertThat(supported.kubernetesSupported("v1.190.1")).isFalse();
+        assertThat(supported.kubernetesSupported("v1.20.5+k3s1")).isTrue();
+        assertThat(supported.kubernetesSupported("v1.20.50")).isFalse();
+        assertThat(supported.kubernetesSupported("v1.18.20")).isFalse();
     }
 
     // ---------------------------------------------------------------- against the lab

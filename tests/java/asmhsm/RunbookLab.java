@@ -286,7 +286,7 @@ final class RunbookLab implements AutoCloseable {
         int ctx = called.indexOf("--context"); // the cluster, when a step names one: not one of the guide's settings
         if (ctx >= 0) called.subList(ctx, ctx + 2).clear();
         // install-asm's root hook (on by default) comes as one more -f beside the guide's settings
-        int hook = called.indexOf(InstallAsm.hookFile(Istio.GUIDE_REVISION));
+        int hook = called.indexOf(IstioInstall.hookFile(Istio.GUIDE_REVISION));
         if (hook > 0 && called.get(hook - 1).equals("-f")) called.subList(hook - 1, hook + 1).clear();
         List<String> expected = new ArrayList<>();
         for (String word : GUIDE_INSTALL) {
