@@ -333,6 +333,29 @@ public final class KmsPlugin {
         return r;
     }
 
+    /** How long one plugin command in a pod (verify-cert, import-ca) may take. */
+    public static final Duration PLUGIN_CALL = Duration.ofSeconds(60);
+
+    /**
+     * The root into one pod's plugin, as load-root does it: the plugin asked first (its verify-cert of
+     * `verifyPem`, the chain's CA certificate or the root itself, which `checked` names), the root imported
+     * (its import-ca) only where none is loaded, then asked again. A plugin that verifies against another
+     * root fails (exit 1). Returns the state before; with `dryRun`, nothing is imported.
+     */
+    public static RootState loadRootInPod(Kube k, String ns, String pod, String verifyPem, String rootPem, String caId, String checked, boolean dryRun) {
+        RootCheck before = verifyInPod(k, ns, pod, verifyPem, PLUGIN_CALL);
+        if (before.state() == RootState.REJECTED)
+            throw Fail.failed("the plugin in " + pod + " does not verify " + checked + ": " + before.run().lastError(),
+                    "the CA certificate must be issued directly by this root: sign-csr with the HSM's root, then upload-chain --replace");
+        if (before.state() == RootState.LOADED || dryRun) return before.state();
+        importInPod(k, ns, pod, rootPem, caId, PLUGIN_CALL);
+        RootCheck after = verifyInPod(k, ns, pod, verifyPem, PLUGIN_CALL);
+        if (after.state() != RootState.LOADED)
+            throw Fail.failed("the plugin in " + pod + " took the root but still does not verify " + checked + ": " + after.run().lastError(),
+                    "check the hsm-plugin log (kubectl logs -c " + Istio.HSM_PLUGIN_CONTAINER + " " + pod + " -n " + ns + ")");
+        return before.state();
+    }
+
     /** One command in the pod's hsm-plugin container, `stdin` written whole; fails (exit 1) when the exec cannot run at all. */
     static PodRun runInPod(Kube k, String ns, String pod, List<String> cmd, byte[] stdin, Duration timeout) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream(), status = new ByteArrayOutputStream();
