@@ -439,9 +439,28 @@ public final class Istio {
      * a new pod (rollout restart, eviction, node drain) has a fresh plugin that needs the root loaded
      * again (install-asm's root hook does it, else load-root).
      */
-    public static final String RESTART_TO_RELOAD = "istiod reads it only when it starts: kubectl rollout restart deployment -n "
-            + Kube.ISTIO_NAMESPACE + " -l app=istiod (the new pods' plugins load the root through install-asm's root hook;"
-            + " without it, run load-root)";
+    public static final String RESTART_TO_RELOAD = restartToReload(Kube.ISTIO_NAMESPACE);
+
+    /** {@link #RESTART_TO_RELOAD} for istiod in `namespace`. */
+    public static String restartToReload(String namespace) {
+        return "istiod reads it only when it starts: " + rolloutRestart(namespace);
+    }
+
+    /** The restart that keeps serving, and what its new pods need: their plugins start with no root loaded. */
+    static String rolloutRestart(String namespace) {
+        return "kubectl rollout restart deployment -n " + namespace + " -l app=" + ISTIOD_APP
+                + " (the new pods' plugins load the root through install-asm's root hook; without it, run load-root)";
+    }
+
+    /**
+     * How istiod is made to start over with a new CA key and CSR, when one of its Secrets was lost or altered.
+     * What it does with its CSR alone deleted is not known; what is: without istio-ca-encrypted-key its next
+     * start makes a new key and CSR, and it writes no CSR beside an existing chain (which certifies the old
+     * key). So the three go, the chain first and the key last as rotate-ca removes them, then a restart.
+     */
+    public static final String NEW_KEY_AND_CSR = "delete Secrets " + Istio.CA_CERT_SECRET + ", " + Istio.CSR_SECRET + " and " + Istio.ENCRYPTED_KEY_SECRET
+            + " (those there, in that order; rotate-ca does it for a running CA, keeping a backup), then " + rolloutRestart(Kube.ISTIO_NAMESPACE)
+            + ": its next start makes a new CA key and CSR, to decrypt, sign and upload again";
 
     /** Which of istiod's Secrets exist, and when istio-ca-cert was last written (null when it is not there). */
     public record CaSecrets(boolean csr, boolean encryptedKey, boolean caCert, java.time.Instant caCertChanged) {
@@ -492,8 +511,8 @@ public final class Istio {
                     "decrypt-csr, sign-csr, then upload-chain");
         if (s.caCert())
             return new Explanation("secrets-missing", "Secret " + CSR_SECRET + " is missing while " + CA_CERT_SECRET
-                    + " exists: istiod does not write a CSR beside an existing chain", "check the namespace (-n); if Secrets were deleted by hand,"
-                    + " delete " + ENCRYPTED_KEY_SECRET + " and " + CA_CERT_SECRET + " too and restart istiod so that it makes a new key and CSR");
+                    + " exists: istiod does not write a CSR beside an existing chain", "check the namespace (-n); if Secrets were deleted by hand: "
+                    + NEW_KEY_AND_CSR);
         return new Explanation("waiting-for-csr", "istiod has not written its CSR yet (no Secret " + CSR_SECRET + "): it does about 6 s after it starts"
                 + (s.encryptedKey() ? "" : ", with a new CA key (no Secret " + ENCRYPTED_KEY_SECRET + ")"), "wait: istiod-status --wait");
     }
@@ -950,7 +969,7 @@ public final class Istio {
             if (!Pki.sameCert(logged.get(i), secret.get(i)))
                 return "certificate #" + (i + 1) + " is '" + Pki.name(logged.get(i)) + "' (SHA-256 " + shortFingerprint(logged.get(i))
                         + ") in the log but '" + Pki.name(secret.get(i)) + "' (SHA-256 " + shortFingerprint(secret.get(i))
-                        + ") in the Secret; restart istiod if the Secret changed";
+                        + ") in the Secret; if the Secret changed since: " + RESTART_TO_RELOAD;
         }
         return null;
     }
@@ -968,7 +987,7 @@ public final class Istio {
      */
     public static Checklist.Check loggedChain(Kube k, String namespace, List<Pod> pods, io.fabric8.kubernetes.api.model.Secret secret,
                                               List<X509Certificate> secretChain) {
-        String fix = "verify-ca (it names what istiod logged); restart istiod if the Secret changed after it started";
+        String fix = "verify-ca (it names what istiod logged); if the Secret changed after istiod started: " + restartToReload(namespace);
         if (pods.isEmpty()) return Checklist.Check.missing("no istiod pod in " + namespace, "install-asm");
         if (secretChain == null) return Checklist.Check.missing("no chain in Secret " + CA_CERT_SECRET + " to compare", "upload-chain");
         List<Checklist.Check> parts = new ArrayList<>();
@@ -982,7 +1001,7 @@ public final class Istio {
                 if (seen.emptyLog()) throw Fail.failed("the API server serves its discovery log empty", "check the node's kubelet");
                 if (seen.matches()) c = Checklist.Check.done(name + " logged the Secret's " + secretChain.size() + " certificate(s)");
                 else if (seen.logged()) c = Checklist.Check.wrong(name + " loaded another chain than Secret " + CA_CERT_SECRET + ": " + seen.difference(),
-                        "restart istiod so it loads the Secret's chain (kubectl rollout restart deployment -n " + namespace + " -l app=" + ISTIOD_APP + ")");
+                        "restart istiod so it loads the Secret's chain: " + rolloutRestart(namespace));
                 else if (seen.abort() != null) {
                     c = Checklist.Check.wrong(name + ": " + seen.abort().what() + " (" + seen.refused() + ")", seen.abort().hint());
                 } else c = Checklist.Check.missing(name + " has not logged 'CA cert:' yet", "wait for istiod (istiod-status --wait running)");

@@ -191,7 +191,7 @@ public final class KmsPlugin {
                     + " (up to 2020-10-15) or " + DEK_IV_LATER + " bytes", "the Secret was altered or not written by the Thales plugin");
         if (!e.kekId().equals(dekBlob.header("kid")))
             throw Fail.failed("encrypted-dek was made with KEK " + dekBlob.header("kid") + " but kek-id says " + e.kekId(),
-                    "the Secret was altered: let istiod write it again (delete " + Istio.CSR_SECRET + " and restart istiod)");
+                    "the Secret was altered: have istiod make a new key and CSR: " + Istio.NEW_KEY_AND_CSR);
         if (expectedKekId != null && !expectedKekId.equals(e.kekId()))
             throw Fail.failed("the CSR is encrypted under KEK " + e.kekId() + ", not under KEK_ID " + expectedKekId,
                     "istiod runs with another KEK: use that KEK ID, or check values.hsm.hsmKEKID of the install");
