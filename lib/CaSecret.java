@@ -45,6 +45,52 @@ public record CaSecret(String namespace, Secret secret, List<X509Certificate> ch
         return a == null ? null : a.get(key);
     }
 
+    /**
+     * Uploads `content` (cert-chain.pem in canonical form, holding `chain`) as Secret istio-ca-cert: creates it,
+     * or replaces one holding another chain when `replace`, or rewrites one holding this chain in a form istiod
+     * refuses; one holding this chain as istiod accepts it is left as it is. The manifest is shown (--dry-run).
+     */
+    public static void upload(Kube k, Out out, String ns, byte[] content, List<X509Certificate> chain, boolean replace) {
+        String secretName = ns + "/" + Istio.CA_CERT_SECRET;
+        try {
+            var secrets = k.client.secrets().inNamespace(ns);
+            Secret existing = secrets.withName(Istio.CA_CERT_SECRET).get();
+            Map<String, String> data = Map.of(Istio.CA_CERT_KEY, Base64.getEncoder().encodeToString(content));
+            if (existing != null) {
+                String b64 = existing.getData() == null ? null : existing.getData().get(Istio.CA_CERT_KEY);
+                byte[] current = b64 == null ? null : Base64.getDecoder().decode(b64);
+                if (current != null && java.util.Arrays.equals(current, content)) {
+                    out.say("Secret %s already holds this chain", secretName);
+                    return;
+                }
+                String currentRefusal = current == null ? null : Istio.splitProblem(current);
+                boolean sameChain = current != null && ChainFile.sameCertificates(current, chain);
+                if (sameChain && currentRefusal == null) {
+                    out.say("Secret %s already holds this chain (in a form istiod accepts)", secretName);
+                    return;
+                }
+                if (!sameChain && !replace)
+                    throw Fail.failed("Secret " + secretName + " already exists with another chain", "pass --replace to replace it; " + Istio.RESTART_TO_RELOAD);
+                Secret replaced = new SecretBuilder(existing).withData(data).build();
+                out.manifest(k.manifest(replaced));
+                if (!out.dryRun()) secrets.resource(replaced).update();
+                if (sameChain)
+                    out.change((out.dryRun() ? "rewrite" : "rewrote") + " the chain in Secret " + secretName + " in the form istiod accepts (it held "
+                            + currentRefusal + "); " + Istio.RESTART_TO_RELOAD);
+                else out.change((out.dryRun() ? "replace" : "replaced") + " the chain in Secret " + secretName + "; " + Istio.RESTART_TO_RELOAD);
+                return;
+            }
+            Secret created = new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET).withNamespace(ns)
+                    .endMetadata().withType("Opaque").withData(data).build();
+            out.manifest(k.manifest(created));
+            if (!out.dryRun()) secrets.resource(created).create();
+            out.change((out.dryRun() ? "create" : "created") + " Secret " + secretName + " (key " + Istio.CA_CERT_KEY + ")");
+            out.say("istiod polls for it every 2 s; then check its log with verify-ca");
+        } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
+            throw k.explain(e, "write Secret " + secretName);
+        }
+    }
+
     /** What signing istiod's CSR again needs: the CSR, the HSM's root, and a validity that ends later than the current certificate's. */
     public record Renewal(PKCS10CertificationRequest csr, X509Certificate root, Pki.Validity validity) {
         /** The CSR signed again in `slot`, the root key's (labelled `keyLabel`): the new chain, checked as istiod will check it. */

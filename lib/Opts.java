@@ -160,6 +160,18 @@ public final class Opts {
 
         static final String PATTERN = "[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?";
 
+        /** " for cluster c1" when a suffix is given, else "": it only names the cluster (each cluster's CA has the same subject). */
+        public String forCluster() {
+            return suffix == null || suffix.isBlank() ? "" : " for cluster " + suffix;
+        }
+
+        /** A CA certificate's identity as a result gives it, with the cluster's suffix when one is given. */
+        public java.util.Map<String, Object> identity(Pki.Identity id) {
+            java.util.Map<String, Object> m = new java.util.LinkedHashMap<>(id.json());
+            if (suffix != null && !suffix.isBlank()) m.put("cluster", suffix);
+            return m;
+        }
+
         /** The suffix names a directory, files, a Vault mount and a policy: keep it a plain label. */
         public String require() {
             if (suffix == null || suffix.isBlank())
