@@ -237,6 +237,41 @@ public final class Istio {
                             List<ContainerReport> containers, Stage stage, String kekId, String waitingLine,
                             List<String> notes, List<Problem> problems) {
         public String readiness() { return ready + "/" + total; }
+
+        /** The pod as istiod-status prints it, line by line: its containers, what its logs say, its state and its restart story. */
+        public List<String> lines(Explanation why, String story) {
+            List<String> l = new ArrayList<>();
+            l.add(String.format("  pod %s  %s  %s%s", name, readiness(), phase, revision == null ? "" : "  revision " + revision));
+            for (ContainerReport c : containers)
+                l.add(String.format("    %-12s %-9s %s%s", c.name(), c.ready() ? "ready" : "not ready", c.state(), c.restarts() > 0 ? " (" + c.restarts() + " restarts)" : ""));
+            if (kekId != null) l.add("    hsm-plugin log: KEK ID: " + kekId);
+            if (waitingLine != null) l.add("    discovery log: " + waitingLine);
+            notes.forEach(n -> l.add("    note: " + n));
+            problems.forEach(pr -> l.add("    problem: " + pr.what()));
+            l.add("    state: " + why.line());
+            if (story != null) l.add("    " + story);
+            return l;
+        }
+
+        /** The pod as istiod-status's JSON result gives it. */
+        public Map<String, Object> json(Explanation why, String story) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("name", name);
+            m.put("revision", revision);
+            m.put("phase", phase);
+            m.put("ready", readiness());
+            m.put("stage", stage.id);
+            m.put("containers", containers);
+            m.put("kekId", kekId);
+            m.put("waitingForCaLogged", waitingLine != null);
+            m.put("notes", notes);
+            m.put("problems", problems);
+            m.put("state", why.state());
+            m.put("explanation", why.what());
+            m.put("todo", why.todo());
+            m.put("restart", story);
+            return m;
+        }
     }
 
     /** What istiod's discovery log says of the CA, from its last relevant line. */
@@ -404,9 +439,28 @@ public final class Istio {
      * a new pod (rollout restart, eviction, node drain) has a fresh plugin that needs the root loaded
      * again (install-asm's root hook does it, else load-root).
      */
-    public static final String RESTART_TO_RELOAD = "istiod reads it only when it starts: kubectl rollout restart deployment -n "
-            + Kube.ISTIO_NAMESPACE + " -l app=istiod (the new pods' plugins load the root through install-asm's root hook;"
-            + " without it, run load-root)";
+    public static final String RESTART_TO_RELOAD = restartToReload(Kube.ISTIO_NAMESPACE);
+
+    /** {@link #RESTART_TO_RELOAD} for istiod in `namespace`. */
+    public static String restartToReload(String namespace) {
+        return "istiod reads it only when it starts: " + rolloutRestart(namespace);
+    }
+
+    /** The restart that keeps serving, and what its new pods need: their plugins start with no root loaded. */
+    static String rolloutRestart(String namespace) {
+        return "kubectl rollout restart deployment -n " + namespace + " -l app=" + ISTIOD_APP
+                + " (the new pods' plugins load the root through install-asm's root hook; without it, run load-root)";
+    }
+
+    /**
+     * How istiod is made to start over with a new CA key and CSR, when one of its Secrets was lost or altered.
+     * What it does with its CSR alone deleted is not known; what is: without istio-ca-encrypted-key its next
+     * start makes a new key and CSR, and it writes no CSR beside an existing chain (which certifies the old
+     * key). So the three go, the chain first and the key last as rotate-ca removes them, then a restart.
+     */
+    public static final String NEW_KEY_AND_CSR = "delete Secrets " + Istio.CA_CERT_SECRET + ", " + Istio.CSR_SECRET + " and " + Istio.ENCRYPTED_KEY_SECRET
+            + " (those there, in that order; rotate-ca does it for a running CA, keeping a backup), then " + rolloutRestart(Kube.ISTIO_NAMESPACE)
+            + ": its next start makes a new CA key and CSR, to decrypt, sign and upload again";
 
     /** Which of istiod's Secrets exist, and when istio-ca-cert was last written (null when it is not there). */
     public record CaSecrets(boolean csr, boolean encryptedKey, boolean caCert, java.time.Instant caCertChanged) {
@@ -457,8 +511,8 @@ public final class Istio {
                     "decrypt-csr, sign-csr, then upload-chain");
         if (s.caCert())
             return new Explanation("secrets-missing", "Secret " + CSR_SECRET + " is missing while " + CA_CERT_SECRET
-                    + " exists: istiod does not write a CSR beside an existing chain", "check the namespace (-n); if Secrets were deleted by hand,"
-                    + " delete " + ENCRYPTED_KEY_SECRET + " and " + CA_CERT_SECRET + " too and restart istiod so that it makes a new key and CSR");
+                    + " exists: istiod does not write a CSR beside an existing chain", "check the namespace (-n); if Secrets were deleted by hand: "
+                    + NEW_KEY_AND_CSR);
         return new Explanation("waiting-for-csr", "istiod has not written its CSR yet (no Secret " + CSR_SECRET + "): it does about 6 s after it starts"
                 + (s.encryptedKey() ? "" : ", with a new CA key (no Secret " + ENCRYPTED_KEY_SECRET + ")"), "wait: istiod-status --wait");
     }
@@ -487,6 +541,41 @@ public final class Istio {
         return "new pod (made " + created + ", after " + CA_CERT_SECRET + " was written): its hsm-plugin started with no root loaded"
                 + (hook == null ? "; install-asm's root hook loads it at start -> if istiod aborts all the same, load-root"
                         : " and " + hook + " -> load-root");
+    }
+
+    /**
+     * istiod's pods in a namespace as istiod-status looks at them once: each one's report (from its
+     * status and its logs, the KEK expected when given), the pods by name, and the logs that could not
+     * be read (the API server could not serve them, or served them empty as for a pod no kubelet runs:
+     * a running istiod always logs something), once each.
+     */
+    public record Inspection(List<PodReport> reports, Map<String, Pod> pods, Map<String, String> unreadable) {
+        public static Inspection of(Kube k, String namespace, String expectedKek) {
+            Inspection i = new Inspection(new ArrayList<>(), new LinkedHashMap<>(), new LinkedHashMap<>());
+            for (Pod pod : k.call(() -> istiodPods(k.client, namespace), "list the istiod pods in " + namespace)) {
+                i.pods.put(pod.getMetadata().getName(), pod);
+                i.reports.add(inspect(pod, container -> i.log(k, pod, container), expectedKek));
+            }
+            return i;
+        }
+
+        private String log(Kube k, Pod pod, String container) {
+            String where = pod.getMetadata().getName() + "/" + container;
+            try {
+                String log = containerLog(k, pod, container);
+                if (log != null && !log.isBlank()) return log;
+                unreadable.putIfAbsent(where, "the log of " + where + " is empty");
+            } catch (io.fabric8.kubernetes.client.KubernetesClientException e) {
+                unreadable.putIfAbsent(where, "cannot read the log of " + where + ": " + Kube.reason(e));
+            }
+            return null;
+        }
+
+        /** "1/3, 3/3 ready", or "no pods yet". */
+        public String readiness() {
+            if (reports.isEmpty()) return "no pods yet";
+            return String.join(", ", reports.stream().map(PodReport::readiness).toList()) + " ready";
+        }
     }
 
     /** istiod pods (app=istiod) in a namespace, oldest first, leaving out those being deleted. */
@@ -820,45 +909,6 @@ public final class Istio {
 
     // ---------------------------------------------------------------- what the running istiod shows (verify-ca, status)
 
-    // ---------------------------------------------------------------- restarting istiod (renew-ca, rotate-ca)
-
-    /** The annotation `kubectl rollout restart` sets on a Deployment's pod template: new pods, made before the old ones go. */
-    public static final String RESTARTED_AT = "kubectl.kubernetes.io/restartedAt";
-
-    /** istiod's Deployments in a namespace (label app=istiod), only those of `revision` when it is given. */
-    public static List<io.fabric8.kubernetes.api.model.apps.Deployment> istiodDeployments(KubernetesClient k, String namespace, String revision) {
-        List<io.fabric8.kubernetes.api.model.apps.Deployment> found = new ArrayList<>();
-        for (var d : k.apps().deployments().inNamespace(namespace).withLabel("app", ISTIOD_APP).list().getItems())
-            if (revision == null || revision.equals(revisionOf(d))) found.add(d);
-        return found;
-    }
-
-    /** `kubectl rollout restart` of one Deployment: its pod template gets {@link #RESTARTED_AT}, so the Deployment rolls its pods. */
-    public static void rolloutRestart(Kube k, io.fabric8.kubernetes.api.model.apps.Deployment d, java.time.Instant at) {
-        String name = d.getMetadata().getName(), ns = d.getMetadata().getNamespace();
-        k.call(() -> k.client.apps().deployments().inNamespace(ns).withName(name).edit(x -> new io.fabric8.kubernetes.api.model.apps.DeploymentBuilder(x)
-                .editSpec().editTemplate().editOrNewMetadata().addToAnnotations(RESTARTED_AT, at.toString()).endMetadata().endTemplate().endSpec()
-                .build()), "restart Deployment " + ns + "/" + name);
-    }
-
-    /** Whether a Deployment's rollout is over, as `kubectl rollout status` says it: every replica updated and available, no old one left. */
-    public static boolean rolloutDone(io.fabric8.kubernetes.api.model.apps.Deployment d) {
-        var st = d.getStatus();
-        if (st == null || st.getObservedGeneration() == null || st.getObservedGeneration() < d.getMetadata().getGeneration()) return false;
-        int want = d.getSpec().getReplicas() == null ? 1 : d.getSpec().getReplicas();
-        return n(st.getUpdatedReplicas()) >= want && n(st.getReplicas()) == n(st.getUpdatedReplicas()) && n(st.getAvailableReplicas()) >= want;
-    }
-
-    private static int n(Integer i) {
-        return i == null ? 0 : i;
-    }
-
-    /** Whether a pod was made from the Deployment's current template (its restartedAt annotation is the one given). */
-    public static boolean restartedAt(Pod p, String at) {
-        Map<String, String> a = p.getMetadata().getAnnotations();
-        return a != null && at.equals(a.get(RESTARTED_AT));
-    }
-
     /** Where one istiod pod is with its CA, after a restart: loaded (from its log, or inferred when the log cannot be read), still waiting, or aborted. */
     public record CaLoad(boolean loaded, String how, Problem abort) {}
 
@@ -919,7 +969,7 @@ public final class Istio {
             if (!Pki.sameCert(logged.get(i), secret.get(i)))
                 return "certificate #" + (i + 1) + " is '" + Pki.name(logged.get(i)) + "' (SHA-256 " + shortFingerprint(logged.get(i))
                         + ") in the log but '" + Pki.name(secret.get(i)) + "' (SHA-256 " + shortFingerprint(secret.get(i))
-                        + ") in the Secret; restart istiod if the Secret changed";
+                        + ") in the Secret; if the Secret changed since: " + RESTART_TO_RELOAD;
         }
         return null;
     }
@@ -937,7 +987,7 @@ public final class Istio {
      */
     public static Checklist.Check loggedChain(Kube k, String namespace, List<Pod> pods, io.fabric8.kubernetes.api.model.Secret secret,
                                               List<X509Certificate> secretChain) {
-        String fix = "verify-ca (it names what istiod logged); restart istiod if the Secret changed after it started";
+        String fix = "verify-ca (it names what istiod logged); if the Secret changed after istiod started: " + restartToReload(namespace);
         if (pods.isEmpty()) return Checklist.Check.missing("no istiod pod in " + namespace, "install-asm");
         if (secretChain == null) return Checklist.Check.missing("no chain in Secret " + CA_CERT_SECRET + " to compare", "upload-chain");
         List<Checklist.Check> parts = new ArrayList<>();
@@ -951,7 +1001,7 @@ public final class Istio {
                 if (seen.emptyLog()) throw Fail.failed("the API server serves its discovery log empty", "check the node's kubelet");
                 if (seen.matches()) c = Checklist.Check.done(name + " logged the Secret's " + secretChain.size() + " certificate(s)");
                 else if (seen.logged()) c = Checklist.Check.wrong(name + " loaded another chain than Secret " + CA_CERT_SECRET + ": " + seen.difference(),
-                        "restart istiod so it loads the Secret's chain (kubectl rollout restart deployment -n " + namespace + " -l app=" + ISTIOD_APP + ")");
+                        "restart istiod so it loads the Secret's chain: " + rolloutRestart(namespace));
                 else if (seen.abort() != null) {
                     c = Checklist.Check.wrong(name + ": " + seen.abort().what() + " (" + seen.refused() + ")", seen.abort().hint());
                 } else c = Checklist.Check.missing(name + " has not logged 'CA cert:' yet", "wait for istiod (istiod-status --wait running)");

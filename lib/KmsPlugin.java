@@ -191,7 +191,7 @@ public final class KmsPlugin {
                     + " (up to 2020-10-15) or " + DEK_IV_LATER + " bytes", "the Secret was altered or not written by the Thales plugin");
         if (!e.kekId().equals(dekBlob.header("kid")))
             throw Fail.failed("encrypted-dek was made with KEK " + dekBlob.header("kid") + " but kek-id says " + e.kekId(),
-                    "the Secret was altered: let istiod write it again (delete " + Istio.CSR_SECRET + " and restart istiod)");
+                    "the Secret was altered: have istiod make a new key and CSR: " + Istio.NEW_KEY_AND_CSR);
         if (expectedKekId != null && !expectedKekId.equals(e.kekId()))
             throw Fail.failed("the CSR is encrypted under KEK " + e.kekId() + ", not under KEK_ID " + expectedKekId,
                     "istiod runs with another KEK: use that KEK ID, or check values.hsm.hsmKEKID of the install");
@@ -331,6 +331,29 @@ public final class KmsPlugin {
         if (r.exit() != 0) throw Fail.failed("the plugin in " + pod + " refused the root: " + r.lastError(),
                 "check the hsm-plugin log (kubectl logs -c " + Istio.HSM_PLUGIN_CONTAINER + " " + pod + " -n " + ns + ")");
         return r;
+    }
+
+    /** How long one plugin command in a pod (verify-cert, import-ca) may take. */
+    public static final Duration PLUGIN_CALL = Duration.ofSeconds(60);
+
+    /**
+     * The root into one pod's plugin, as load-root does it: the plugin asked first (its verify-cert of
+     * `verifyPem`, the chain's CA certificate or the root itself, which `checked` names), the root imported
+     * (its import-ca) only where none is loaded, then asked again. A plugin that verifies against another
+     * root fails (exit 1). Returns the state before; with `dryRun`, nothing is imported.
+     */
+    public static RootState loadRootInPod(Kube k, String ns, String pod, String verifyPem, String rootPem, String caId, String checked, boolean dryRun) {
+        RootCheck before = verifyInPod(k, ns, pod, verifyPem, PLUGIN_CALL);
+        if (before.state() == RootState.REJECTED)
+            throw Fail.failed("the plugin in " + pod + " does not verify " + checked + ": " + before.run().lastError(),
+                    "the CA certificate must be issued directly by this root: sign-csr with the HSM's root, then upload-chain --replace");
+        if (before.state() == RootState.LOADED || dryRun) return before.state();
+        importInPod(k, ns, pod, rootPem, caId, PLUGIN_CALL);
+        RootCheck after = verifyInPod(k, ns, pod, verifyPem, PLUGIN_CALL);
+        if (after.state() != RootState.LOADED)
+            throw Fail.failed("the plugin in " + pod + " took the root but still does not verify " + checked + ": " + after.run().lastError(),
+                    "check the hsm-plugin log (kubectl logs -c " + Istio.HSM_PLUGIN_CONTAINER + " " + pod + " -n " + ns + ")");
+        return before.state();
     }
 
     /** One command in the pod's hsm-plugin container, `stdin` written whole; fails (exit 1) when the exec cannot run at all. */

@@ -160,6 +160,18 @@ public final class Opts {
 
         static final String PATTERN = "[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?";
 
+        /** " for cluster c1" when a suffix is given, else "": it only names the cluster (each cluster's CA has the same subject). */
+        public String forCluster() {
+            return suffix == null || suffix.isBlank() ? "" : " for cluster " + suffix;
+        }
+
+        /** A CA certificate's identity as a result gives it, with the cluster's suffix when one is given. */
+        public java.util.Map<String, Object> identity(Pki.Identity id) {
+            java.util.Map<String, Object> m = new java.util.LinkedHashMap<>(id.json());
+            if (suffix != null && !suffix.isBlank()) m.put("cluster", suffix);
+            return m;
+        }
+
         /** The suffix names a directory, files, a Vault mount and a policy: keep it a plain label. */
         public String require() {
             if (suffix == null || suffix.isBlank())
@@ -244,14 +256,60 @@ public final class Opts {
         }
     }
 
-    /** --wait and how long: for a step that can wait until its change has taken effect. */
-    public static class Wait {
-        @Option(names = "--wait", description = "Wait until the change has taken effect.")
-        public boolean await;
-
+    /** How long a step's --wait waits: for a step whose --wait is its own (istiod-status's names a stage). */
+    public static class Timeout {
         @Option(names = "--timeout", defaultValue = "5m", paramLabel = "DURATION", converter = DurationConverter.class,
                 description = "How long --wait waits, e.g. 90s, 5m, 1h; a bare number is seconds (default ${DEFAULT-VALUE}).")
         public Duration timeout;
+    }
+
+    /** --wait and how long: for a step that can wait for what it needs or makes (its description says what). */
+    public static class Wait extends Timeout {
+        @Option(names = "--wait", description = "Wait, up to --timeout, for what the step needs or makes (its description says what).")
+        public boolean await;
+    }
+
+    /** The validity istiod's CA certificate is signed with (sign-csr, renew-ca): 1 to 36500 days, checked as it is read. */
+    public static class CaDays {
+        @Option(names = "--days", defaultValue = "365", paramLabel = "N", converter = DaysConverter.class,
+                description = "Validity of the CA certificate in days (default ${DEFAULT-VALUE}; never past the root's).")
+        public int days;
+    }
+
+    public static final class DaysConverter implements picocli.CommandLine.ITypeConverter<Integer> {
+        @Override
+        public Integer convert(String value) {
+            int days;
+            try {
+                days = Integer.parseInt(value.strip());
+            } catch (NumberFormatException e) {
+                throw new picocli.CommandLine.TypeConversionException("'" + value + "' is not an int");
+            }
+            if (days < 1 || days > 36500) throw new picocli.CommandLine.TypeConversionException(days + " is out of range: give 1 to 36500 days");
+            return days;
+        }
+    }
+
+    /** The slot holding the root's private key, which signs istiod's CA certificate (renew-ca): the step's own slot unless named. */
+    public static class RootSlot {
+        @Option(names = "--root-key-label", required = true, paramLabel = "LABEL", description = "Label of the root's private key in the HSM.")
+        public String keyLabel;
+
+        @Option(names = "--root-p11-token", paramLabel = "LABEL", description = "The slot holding the root's key (default: --p11-token's).")
+        public String token;
+
+        @Option(names = "--root-p11-pin-file", paramLabel = "FILE", description = "That slot's PIN file, mode 0600 (default: --p11-pin-file).")
+        public Path pinFile;
+
+        /** The root's slot as options to open it with; null when it is `own`, the step's slot. */
+        public Pkcs11 slot(Pkcs11 own) {
+            if (token == null || token.equals(own.token)) return null;
+            Pkcs11 slot = new Pkcs11();
+            slot.lib = own.lib;
+            slot.token = token;
+            slot.pinFile = pinFile != null ? pinFile : own.pinFile;
+            return slot;
+        }
     }
 
     public static class Kek {
@@ -339,6 +397,20 @@ public final class Opts {
     public static int seconds(Duration d) {
         long s = d.toSeconds() + (d.toNanosPart() > 0 ? 1 : 0);
         return (int) Math.min(Integer.MAX_VALUE, s);
+    }
+
+    /** A time that may be days long (renew-ca's --renew-before): "30d" as 30 days, else as {@link DurationConverter} reads it. */
+    public static final class DaysOrDurationConverter implements picocli.CommandLine.ITypeConverter<Duration> {
+        @Override
+        public Duration convert(String value) {
+            if (value != null && value.strip().matches("\\d{1,5}d")) return Duration.ofDays(Long.parseLong(value.strip().replace("d", "")));
+            return new DurationConverter().convert(value);
+        }
+
+        /** A duration as this converter's options spell it: whole days as 30d, else as {@link #text}. */
+        public static String text(Duration d) {
+            return d.toHours() % 24 == 0 && d.toDays() > 0 ? d.toDays() + "d" : Opts.text(d);
+        }
     }
 
     /** Every option that is a time (`--timeout 30s`, `--timeout 5m`, `--timeout 120`): more than zero. */

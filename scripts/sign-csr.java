@@ -7,10 +7,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.time.Instant;
-import java.util.Arrays;
 import java.util.Date;
 import java.util.List;
-import org.bouncycastle.operator.ContentSigner;
 import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -47,8 +45,7 @@ class SignCsr extends Step {
     @Option(names = "--root-key-pass-file", paramLabel = "FILE", description = "File holding the password of an encrypted --root-key, mode 0600.")
     Path passFile;
 
-    @Option(names = "--days", defaultValue = "365", paramLabel = "N", description = "Validity in days (default ${DEFAULT-VALUE}; never past the root's).")
-    int days;
+    @Mixin Opts.CaDays validity;
 
     @Option(names = {"-o", "--output"}, defaultValue = "cert-chain.pem", paramLabel = "CHAIN_PEM",
             description = "Where to write the CA certificate followed by the root (default ${DEFAULT-VALUE}).")
@@ -62,7 +59,6 @@ class SignCsr extends Step {
 
     @Override
     protected void run() throws Exception {
-        if (days < 1 || days > 36500) throw Fail.badInput("--days " + days + " is out of range", "give 1 to 36500 days");
         if (passFile != null && rootKey.file == null)
             throw Fail.badInput("--root-key-pass-file goes with --root-key only", "a key in the HSM needs no password file");
         PKCS10CertificationRequest csr = Pki.csr(csrFile, "CSR");
@@ -77,31 +73,24 @@ class SignCsr extends Step {
         X509Certificate root = Pki.single(rootFile, "root certificate");
         Pki.requireIstioRoot(root, "root certificate");
         String rootName = Pki.goName(Pki.subjectDer(root));
-        Pki.Validity validity = Pki.istioCaValidity(root, days, Instant.now());
+        Pki.Validity validity = Pki.istioCaValidity(root, this.validity.days, Instant.now());
         if (validity.clamped())
-            out.warn("the root expires on " + validity.notAfter() + ": the CA certificate is valid until then, not " + days + " days");
+            out.warn("the root expires on " + validity.notAfter() + ": the CA certificate is valid until then, not " + this.validity.days + " days");
         out.put("subject", subject).put("key", Pki.keyDescription(Pki.publicKey(csr))).put("root", rootName).put("output", output.toString());
         if (Files.exists(output)) {
-            String why = whyNotDone(output, csr, root);
+            String why = ChainFile.whyNot(output, csr, root);
             if (why == null) {
-                byte[] held = Files.readAllBytes(output);
-                String canonical = Pki.chainPem(Pki.certificates(output, "existing chain"));
-                if (!Arrays.equals(held, canonical.getBytes(java.nio.charset.StandardCharsets.US_ASCII))) {
-                    String refusal = Istio.splitProblem(held);
-                    out.say("%s holds this CSR's chain, but not in canonical form%s", output, refusal == null ? "" : " (istiod would refuse it: " + refusal + ")");
-                    Pki.writePem(out, output, canonical, true, "CA certificate and root");
-                    return;
-                }
-                Pki.Identity held0 = Pki.identity(Pki.certificates(output, "existing chain").get(0));
-                out.put("identity", identityJson(held0));
+                if (ChainFile.canonicalise(out, output)) return;
+                Pki.Identity held = Pki.identity(Pki.certificates(output, "existing chain").get(0));
+                out.put("identity", cluster.identity(held));
                 out.say("%s already holds a CA certificate for this CSR issued by '%s' (%s%s); nothing to do (renew-ca renews it)", output, rootName,
-                        held0.text(), forCluster());
+                        held.text(), cluster.forCluster());
                 return;
             }
             if (!replace)
                 throw Fail.failed(output + " already exists and is not this CSR's chain (" + why + ")", "pass --replace to overwrite it, or -o to write elsewhere");
         }
-        X509Certificate ca = rootKey.file != null ? signWithFile(csr, root, validity) : signInHsm(csr, root, validity);
+        X509Certificate ca = rootKey.file != null ? RootKeyFile.issueIstioCa(out, rootKey.file, passFile, csr, root, validity) : signInHsm(csr, root, validity);
         if (ca == null) return; // --dry-run without an HSM token
         try {
             ca.verify(root.getPublicKey());
@@ -112,30 +101,11 @@ class SignCsr extends Step {
         String problem = Pki.chainProblem(Pki.ChainRules.ISTIOD, List.of(ca), root, new Date(), "the new chain");
         if (problem != null) throw Fail.failed("the new CA certificate would be refused by istiod: " + problem, "report this as a bug");
         Pki.Identity id = Pki.identity(ca);
-        out.put("notAfter", ca.getNotAfter().toInstant().toString()).put("serial", id.serial()).put("identity", identityJson(id));
+        out.put("notAfter", ca.getNotAfter().toInstant().toString()).put("serial", id.serial()).put("identity", cluster.identity(id));
         Pki.writePem(out, output, Pki.chainPem(List.of(ca, root)), true, "CA certificate and root");
-        out.say("CA certificate '%s' issued by '%s'%s: %s.", subject, rootName, forCluster(), id.text());
+        out.say("CA certificate '%s' issued by '%s'%s: %s.", subject, rootName, cluster.forCluster(), id.text());
         // sign-csr's HSM options are the root's slot, not the plugin's: upload-chain does not get them
         out.next("upload-chain -f " + Out.shellWord(output.toString()));
-    }
-
-    X509Certificate signWithFile(PKCS10CertificationRequest csr, X509Certificate root, Pki.Validity validity) {
-        out.warn("the root's private key is read from a file; keep root keys in an HSM (--root-key-label)");
-        Env.readSecret(rootKey.file, "root private key", null); // refuses a key file others can read
-        char[] pass = passFile == null ? null : Env.readSecretChars(passFile, "root key password", null);
-        byte[] content;
-        try {
-            content = Files.readAllBytes(rootKey.file); // raw: readSecret trims newlines, which would cut a PKCS#12 file
-        } catch (java.io.IOException e) {
-            throw Fail.badInput("cannot read " + rootKey.file + ": " + e.getMessage(), "check the path");
-        }
-        try {
-            ContentSigner signer = Pki.signer(Pki.privateKey(content, pass, "root key file " + rootKey.file));
-            return Pki.issueIstioCa(csr, root, signer, validity.notBefore(), validity.notAfter(), Pki.randomSerial());
-        } finally {
-            Arrays.fill(content, (byte) 0);
-            if (pass != null) Arrays.fill(pass, '\0');
-        }
     }
 
     X509Certificate signInHsm(PKCS10CertificationRequest csr, X509Certificate root, Pki.Validity validity) throws Exception {
@@ -146,32 +116,6 @@ class SignCsr extends Step {
         }
         out.put("token", hsm.tokenLabel);
         return hsm.issueIstioCa(rootKey.label, csr, root, validity);
-    }
-
-    /** Why an existing output is not a valid chain for this CSR and root; null when it is. */
-    static String whyNotDone(Path output, PKCS10CertificationRequest csr, X509Certificate root) {
-        List<X509Certificate> certs;
-        try {
-            certs = Pki.certificates(output, "existing chain");
-        } catch (Fail f) {
-            return f.getMessage();
-        }
-        if (certs.size() != 2 || !certs.get(1).equals(root)) return "it is not one CA certificate followed by this root";
-        X509Certificate ca = certs.get(0);
-        if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr)) || !Arrays.equals(Pki.subjectDer(ca), Pki.der(csr.getSubject())))
-            return "its CA certificate is for another CSR";
-        if (!Pki.isCa(ca)) return "its first certificate is not a CA";
-        return Pki.chainProblem(Pki.ChainRules.ISTIOD, certs, certs.get(certs.size() - 1), new Date(), "the chain");
-    }
-
-    private String forCluster() {
-        return cluster.suffix == null || cluster.suffix.isBlank() ? "" : " for cluster " + cluster.suffix;
-    }
-
-    private java.util.Map<String, Object> identityJson(Pki.Identity id) {
-        java.util.Map<String, Object> m = new java.util.LinkedHashMap<>(id.json());
-        if (cluster.suffix != null && !cluster.suffix.isBlank()) m.put("cluster", cluster.suffix);
-        return m;
     }
 
     public static void main(String... args) {

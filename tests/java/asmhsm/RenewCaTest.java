@@ -115,7 +115,7 @@ class RenewCaTest {
             long deadline = System.nanoTime() + 90_000_000_000L;
             while (System.nanoTime() < deadline) {
                 Deployment d = lab.admin().apps().deployments().inNamespace(ns).withName(Istio.istiodDeployment(Istio.GUIDE_REVISION)).get();
-                if (Istio.rolloutDone(d) && istiodPods().size() == 1) return;
+                if (Rollout.done(d) && istiodPods().size() == 1) return;
                 Thread.sleep(250);
             }
             throw new AssertionError("istiod did not roll out; the stand-ins said: " + kubelet.said);

@@ -126,6 +126,6 @@ class RotateCaTest {
     }
 
     static List<Secret> backups(KubernetesClient k, String ns) {
-        return k.secrets().inNamespace(ns).withLabel(RotateCa.BACKUP_LABEL).list().getItems();
+        return k.secrets().inNamespace(ns).withLabel(CaBackup.LABEL).list().getItems();
     }
 }
