@@ -394,13 +394,26 @@ class StatusTest {
             assertThat(state(l, "secret istio-ca-cert")).as(form.getKey()).isEqualTo("wrong");
             assertThat(l.get("secret istio-ca-cert").get("detail").asString()).as(form.getKey())
                     .startsWith("istiod refuses its cert-chain.pem (error spliting the cert chain): ").contains(form.getValue()[1]);
-            assertThat(l.get("secret istio-ca-cert").get("fix").asString()).startsWith("upload-chain -f cert-chain.pem");
+            assertThat(l.get("secret istio-ca-cert").get("fix").asString()).startsWith("upload-chain -f cert-chain.pem").endsWith(Istio.RESTART_TO_RELOAD);
         }
         k.secrets().inNamespace("istio-system").withName("istio-ca-cert").edit(s -> {
             s.getData().put("cert-chain.pem", b64(pems(ca, root).replace("\n", "\r\n")));
             return s;
         });
         assertThat(state(lines(status(env())), "secret istio-ca-cert")).isEqualTo("done");
+
+        // a CSR Secret altered by hand: istiod writes no new CSR while it exists, so the fix removes it before the restart
+        var csrSecret = k.secrets().inNamespace("istio-system").withName("istio-ca-cert-csr");
+        String kekId = csrSecret.get().getData().get("kek-id");
+        csrSecret.edit(s -> { s.getData().remove("kek-id"); return s; });
+        try {
+            JsonNode csr = lines(status(env())).get("secret istio-ca-cert-csr");
+            assertThat(csr.get("state").asString()).isEqualTo("wrong");
+            assertThat(csr.get("fix").asString()).startsWith("istiod writes no new CSR while the Secret exists: delete Secrets istio-ca-cert-csr and "
+                    + "istio-ca-encrypted-key").endsWith(Istio.RESTART_TO_RELOAD);
+        } finally {
+            csrSecret.edit(s -> { s.getData().put("kek-id", kekId); return s; });
+        }
 
         // a certificate that differs under the CA ID: wrong, with the fix; the chain is then not compared
         SoftHsmToken.writeCertificate(token, root("CN=Stray Root").cert(), Hsm.DEFAULT_CA_ID);
