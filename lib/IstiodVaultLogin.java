@@ -47,7 +47,6 @@ final class IstiodVaultLogin {
         String account = VaultLayout.boundAccount();
         out.put("loginPath", login).put("role", VaultLayout.ROLE).put("secretPath", secretPath).put("serviceAccount", account);
         Vault anonymous = Vault.connect(vault, null);   // no admin token: istiod has none either
-        anonymous.sayWhere(out);
         Kube k = cluster.get();
         ServiceAccount sa = KubeLayout.GUIDE.istiodAccount();
         if (k.live(sa) == null) {

@@ -277,7 +277,6 @@ final class StatusReport {
                 lAuth = "vault: auth " + layout.authPath(), lConfig = "vault: auth config", lRole = "vault: role " + VaultLayout.ROLE;
         String fix = "vault-setup";
         Vault v = Vault.connect(vault);
-        v.sayWhere(out);
         String in = v.namespace == null ? "" : " in namespace " + v.namespace;   // the mount line says where all six were looked for
         v.requireUnsealed("read the setup");
         VaultLayout.Present there = layout.read(v);
