@@ -124,9 +124,11 @@ public final class Hsm implements AutoCloseable {
      * settings name: one login, in a session of its own. On a Luna HSM every refused login counts
      * toward the slot's lock-out, so a PIN that cannot be right is not tried: one with white space
      * at its ends (the 2020 plugin does not trim its PIN file), or one that differs from the PIN of
-     * P11_PIN_FILE when that one opens the slot (`filePinOpens`: a slot has one user PIN).
-     * Call it with no other session of this process open on the token (a logged-in one would
-     * make any PIN pass unchecked: then unknown).
+     * P11_PIN_FILE when that one opens the slot (`filePinOpens`: this process logged in with it;
+     * a slot has one user PIN). A PIN equal to that one opens the slot: it is not tried again (the
+     * process is logged in, so a second login would prove nothing). Without `filePinOpens`, call
+     * it with no other session of this process open on the token (a logged-in one would make any
+     * PIN pass unchecked: then unknown).
      */
     public static Checklist.Check pinOpens(Opts.Pkcs11 o, char[] pin, String source, boolean filePinOpens) {
         String fix = "vault-setup --pin-file FILE with the slot's PIN (it updates " + source + ")";
@@ -152,6 +154,7 @@ public final class Hsm implements AutoCloseable {
                 if (!Arrays.equals(known, pin))
                     return Checklist.Check.wrong("the PIN in " + source + " differs from the PIN in " + pinFile + ", which opens token '" + token
                             + "'; not tried, as each refused login counts toward the slot's lock-out", fix);
+                return Checklist.Check.done("the PIN in " + source + " opens token '" + token + "' (the same as the PIN in " + pinFile + ", which this run logged in with)");
             } catch (Fail unreadable) {
                 // the file's PIN is not known: the stored one is tried
             } finally {

@@ -24,15 +24,17 @@ import tools.jackson.databind.JsonNode;
  * TokenReview permission) and how to repair it.
  */
 final class IstiodVaultLogin {
+    /** The step whose clients it uses (Step#kube, #vaultAs, #vault): asm run and asm session share them. */
+    private final Step step;
     private final Out out;
-    private final Opts.Vault vault;
     private final String suffix;
     /** k8s-vault-prep's folder for the suffix: only read to explain a failed TokenReview. */
     private final Path dir;
 
-    IstiodVaultLogin(Out out, Opts.Vault vault, String suffix, Path dir) {
-        this.out = out;
-        this.vault = vault;
+    /** For `step`, which takes the Kube and Vault options. */
+    IstiodVaultLogin(Step step, String suffix, Path dir) {
+        this.step = step;
+        this.out = step.out;
         this.suffix = suffix;
         this.dir = dir;
     }
@@ -41,14 +43,13 @@ final class IstiodVaultLogin {
      * Logs in as istiod will, reads the HSM secret and revokes the token; fails naming the broken link.
      * With createSa, makes istiod's namespace and service account first when they are missing.
      */
-    public void verify(java.util.function.Supplier<Kube> cluster, boolean createSa) {
+    public void verify(boolean createSa) {
         VaultLayout layout = VaultLayout.of(suffix);
         String secretPath = layout.secretPath(), policy = layout.policy(), login = layout.loginPath();
         String account = VaultLayout.boundAccount();
         out.put("loginPath", login).put("role", VaultLayout.ROLE).put("secretPath", secretPath).put("serviceAccount", account);
-        Vault anonymous = Vault.connect(vault, null);   // no admin token: istiod has none either
-        anonymous.sayWhere(out);
-        Kube k = cluster.get();
+        Vault anonymous = step.vaultAs(null);   // no admin token: istiod has none either
+        Kube k = step.kube();
         ServiceAccount sa = KubeLayout.GUIDE.istiodAccount();
         if (k.live(sa) == null) {
             if (!createSa)
@@ -83,7 +84,7 @@ final class IstiodVaultLogin {
             if (elsewhere != null) throw elsewhere;
             throw f.getMessage().startsWith(TOKEN_REVIEW) ? reviewerFailure(k, suffix, f) : f;
         }
-        Vault istiod = Vault.connect(vault, auth.getAuthClientToken());
+        Vault istiod = step.vaultAs(auth.getAuthClientToken());
         try {
             List<String> policies = auth.getAuthPolicies();
             out.say("logged in at %s as %s (role %s, policies %s, ttl %ds)", login, account, VaultLayout.ROLE, policies,
@@ -134,7 +135,7 @@ final class IstiodVaultLogin {
         String configPath = VaultLayout.of(suffix).authConfigPath();
         String host;
         try {
-            JsonNode config = Vault.connect(vault).readOrThrow(configPath);
+            JsonNode config = step.vault().readOrThrow(configPath);
             host = config == null ? "" : config.path("kubernetes_host").asString("").replaceAll("/+$", "");
         } catch (VaultException | Fail cannotTell) {
             return null;    // no token, or one that may not read it: the other explanations stand

@@ -522,6 +522,7 @@ public final class Kube implements AutoCloseable {
      * alone. An update is one JSON merge patch, never delete-then-create.
      * <p>Under --dry-run {@code desired} is part of the step's manifest (Out#manifest).
      */
+    // Our diff, not fabric8's apply: serverSideApply keeps keys the creating manager co-owns and needs forceConflicts, update() drops others' labels, and neither names what changes.
     public boolean apply(HasMetadata desired, Out out) {
         String what = describe(desired);
         JsonNode want = json(desired);

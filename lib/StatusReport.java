@@ -6,7 +6,7 @@ import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.api.model.Service;
 import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBinding;
-import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.security.cert.X509Certificate;
@@ -26,8 +26,9 @@ final class StatusReport {
     /** How long status waits for the plugin's verify-cert in one pod. */
     static final java.time.Duration PLUGIN_CALL = java.time.Duration.ofSeconds(20);
 
+    /** The step whose clients status reads through (Step#kube, #vault, #hsm): asm run and asm session share them. */
+    private final Step step;
     private final Out out;
-    private final boolean verbose;
     private final Opts.Pkcs11 p11;
     private final Opts.Vault vault;
     private final Opts.Kube kube;
@@ -38,16 +39,16 @@ final class StatusReport {
     private final boolean allSuffixes;
     private final java.nio.file.Path dir;
 
-    StatusReport(Out out, boolean verbose, Opts.Pkcs11 p11, Opts.Vault vault, Opts.Kube kube, Opts.Cluster cluster, Opts.Kek kek,
-                 Opts.CaId ca, int warnDays, int wrongDays, boolean allSuffixes, java.nio.file.Path dir) {
-        this.out = out;
-        this.verbose = verbose;
-        this.p11 = p11;
-        this.vault = vault;
-        this.kube = kube;
-        this.cluster = cluster;
-        this.kek = kek;
-        this.ca = ca;
+    /** status's checklist for `step`, which takes the Pkcs11, Vault, Kube, Cluster, Kek and CaId options. */
+    StatusReport(Step step, int warnDays, int wrongDays, boolean allSuffixes, java.nio.file.Path dir) {
+        this.step = step;
+        this.out = step.out;
+        this.p11 = step.mixin(Opts.Pkcs11.class);
+        this.vault = step.mixin(Opts.Vault.class);
+        this.kube = step.mixin(Opts.Kube.class);
+        this.cluster = step.mixin(Opts.Cluster.class);
+        this.kek = step.mixin(Opts.Kek.class);
+        this.ca = step.mixin(Opts.CaId.class);
         this.warnDays = warnDays;
         this.wrongDays = wrongDays;
         this.allSuffixes = allSuffixes;
@@ -56,6 +57,7 @@ final class StatusReport {
 
     private Checklist list;
     private X509Certificate hsmRoot;
+    /** The step's HSM is open, logged in with P11_PIN_FILE's PIN (it stays open until the step ends). */
     private boolean hsmOpened;
     private String k8sServer, suffix;
 
@@ -69,36 +71,53 @@ final class StatusReport {
         }
         String suffix = cluster.require();
         out.put("clusterSuffix", suffix);
-        check(suffix, kube, null);
+        check(suffix, null, null);
         out.put("checks", list.json());
         List<Checklist.Line> open = list.notGood();
         if (!open.isEmpty()) throw Fail.failed(notDone(list), "run the steps named above (->), in the guide's order");
         out.say("all %d done", list.lines().size());
     }
 
-    /** One cluster's checklist, in `list`; with `noCluster`, its cluster lines are unknown for that reason. */
-    private void check(String suffix, Opts.Kube kubeOpts, Fail noCluster) {
+    /**
+     * One cluster's checklist, in `list`: the step's own cluster, or (--all-suffixes) the one of
+     * `other`'s context, connected here and closed after; with `noCluster`, its cluster lines are
+     * unknown for that reason.
+     */
+    private void check(String suffix, Opts.Kube other, Fail noCluster) {
         this.suffix = suffix;
         list = new Checklist(out);
         hsmRoot = null;
-        hsmOpened = false;
         k8sServer = null;
         hsmLines();
         Kube k = null;
         try {
             if (noCluster != null) throw noCluster;
-            k = Kube.connect(kubeOpts);
+            if (other == null) k = step.kube();
+            else {
+                k = Kube.connect(other);
+                // another cluster behind the recorded server address (re-created): the suffix's lines would describe it
+                k.requireCluster(new ClusterId.Expected(suffix, dir.resolve(suffix)));
+            }
             k8sServer = k.server();
         } catch (ClusterId.Mismatch another) {
-            throw another;      // the suffix's lines would describe another cluster
+            if (other == null) throw another;      // the suffix's lines would describe another cluster
+            k.close();
+            k = null;
+            clusterUnknown(another);
         } catch (Fail f) {
-            if (f.exitCode == 2 && kubeOpts.context != null && noCluster == null) throw f;   // --context names one the kubeconfig lacks
+            if (f.exitCode == 2 && noCluster == null && (other == null ? kube : other).context != null) throw f;   // a context the kubeconfig lacks
+            if (k != null && other != null) k.close();
             k = null;
             clusterUnknown(f);
         }
         vault(suffix);
         pin(suffix);
-        if (k != null) try (Kube kk = k) { cluster(kk); }
+        if (k == null) return;
+        try {
+            cluster(k);
+        } finally {
+            if (other != null) k.close();
+        }
     }
 
     private static String notDone(Checklist l) {
@@ -161,17 +180,19 @@ final class StatusReport {
         } catch (RuntimeException e) {
             List<String> done = list.lines().subList(before, list.lines().size()).stream().map(Checklist.Line::name).toList();
             for (String n : names) if (!done.contains(n)) line(n, UNKNOWN, Step.describe(e), "re-run with --verbose for the details");
-            if (verbose) e.printStackTrace();
+            if (step.common.verbose) e.printStackTrace();
         }
     }
 
     // ---------------------------------------------------------------- HSM
 
+    /** What opening the HSM says, for no one: status never creates the embedded token (an Out under --dry-run). */
+    private final Out quiet = new Out("status", true, true, new PrintStream(OutputStream.nullOutputStream()), new PrintStream(OutputStream.nullOutputStream()));
+
     private void hsmLines() {
         group(List.of("hsm: KEK", "hsm: root CA", "expiry: root CA"), () -> {
-            // status never creates the embedded token: open it as under --dry-run, silently
-            Out quiet = new Out("status", true, true, new PrintStream(new ByteArrayOutputStream()), new PrintStream(new ByteArrayOutputStream()));
-            try (Hsm hsm = Hsm.open(p11, quiet)) {
+            try {
+                Hsm hsm = step.hsm(quiet);
                 if (hsm == null)
                     throw Fail.failed("no HSM configured (P11_LIB unset) and no embedded token", "set P11_LIB, P11_TOKEN and P11_PIN_FILE");
                 hsmOpened = true;
@@ -232,8 +253,7 @@ final class StatusReport {
     private void pin(String suffix) {
         String l = "vault: HSM PIN", secret = VaultLayout.of(suffix).secretPath();
         group(List.of(l), () -> {
-            Vault v = Vault.connect(vault);
-            char[] pin = v.hsmPin(suffix);
+            char[] pin = step.vault().hsmPin(suffix);
             if (pin == null) {
                 line(l, MISSING, "no PIN in " + secret, "vault-setup");
                 return;
@@ -276,8 +296,7 @@ final class StatusReport {
         String lMount = "vault: mount " + mount, lSecret = "vault: secret " + secret, lPolicy = "vault: policy " + policy,
                 lAuth = "vault: auth " + layout.authPath(), lConfig = "vault: auth config", lRole = "vault: role " + VaultLayout.ROLE;
         String fix = "vault-setup";
-        Vault v = Vault.connect(vault);
-        v.sayWhere(out);
+        Vault v = step.vault();
         String in = v.namespace == null ? "" : " in namespace " + v.namespace;   // the mount line says where all six were looked for
         v.requireUnsealed("read the setup");
         VaultLayout.Present there = layout.read(v);
@@ -407,7 +426,8 @@ final class StatusReport {
         if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET, "decrypt-csr, sign-csr, then upload-chain"); return; }
         if (chain == null) { line(l, UNKNOWN, "the chain in Secret " + Istio.CA_CERT_SECRET + " cannot be read (see above)", "upload-chain -f cert-chain.pem"); return; }
         line(l, Pki.validity(chain.get(0), "Istio CA of cluster " + suffix, java.time.Instant.now(), warnDays, wrongDays,
-                "sign-csr (a new validity), upload-chain --replace, then restart istiod").with("cluster", suffix));
+                "sign-csr (a new validity), upload-chain --replace; " + Istio.RESTART_TO_RELOAD + "; renew-ca does all of it")
+                .with("cluster", suffix));
     }
 
     private void one(String name, Runnable body) {
@@ -448,7 +468,9 @@ final class StatusReport {
         if (csr == null) { line(l, MISSING, "no Secret " + Istio.CSR_SECRET + " (istiod writes it when it starts)", "install-asm"); return; }
         String b64 = csr.getData() == null ? null : csr.getData().get("kek-id");
         String kek = b64 == null ? null : new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8);
-        if (kek == null || csr.getData().get("encrypted-csr") == null) line(l, WRONG, Istio.CSR_SECRET + " lacks kek-id or encrypted-csr", "restart istiod so it writes a new CSR");
+        if (kek == null || csr.getData().get("encrypted-csr") == null) line(l, WRONG, Istio.CSR_SECRET + " lacks kek-id or encrypted-csr",
+                "istiod writes no new CSR while the Secret exists: delete Secrets " + Istio.CSR_SECRET + " and " + Istio.ENCRYPTED_KEY_SECRET
+                        + " (and " + Istio.CA_CERT_SECRET + ", if there) so that it makes a new CA key and CSR; " + Istio.RESTART_TO_RELOAD);
         else if (this.kek.id != null && !this.kek.id.equals(kek)) line(l, WRONG, "CSR encrypted with KEK " + kek + ", not KEK_ID " + this.kek.id, "install-asm with the KEK generated by gen-kek");
         else line(l, DONE, "CSR of istiod, encrypted with KEK " + kek, null);
     }
@@ -470,7 +492,7 @@ final class StatusReport {
         String split = Istio.splitProblem(pem);
         if (split != null) {
             line(l, WRONG, "istiod refuses its " + Istio.CA_CERT_KEY + " (error spliting the cert chain): " + split,
-                    "upload-chain -f cert-chain.pem (it uploads the form istiod accepts), then restart istiod");
+                    "upload-chain -f cert-chain.pem (it uploads the form istiod accepts); " + Istio.RESTART_TO_RELOAD);
             return chain;
         }
         String problem = hsmRoot == null ? null : Pki.chainProblem(Pki.ChainRules.STRICT, chain, hsmRoot, new java.util.Date(), Istio.CA_CERT_KEY);

@@ -57,12 +57,6 @@ public final class Vault {
         return namespace == null ? addr : addr + " (namespace " + namespace + ")";
     }
 
-    /** The --json fields of a Vault step: which Vault and namespace it acts on (Step's first line says it in words). */
-    public void sayWhere(Out out) {
-        out.put("vaultAddr", addr);
-        if (namespace != null) out.put("vaultNamespace", namespace);
-    }
-
     /** A client with the operator's token. */
     public static Vault connect(Opts.Vault o) {
         return connect(o, token());

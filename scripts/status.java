@@ -49,7 +49,7 @@ class Status extends Step {
 
     @Override
     protected void run() {
-        new StatusReport(out, common.verbose, p11, vault, kube, cluster, kek, ca, warnDays, wrongDays, allSuffixes, dir).run();
+        new StatusReport(this, warnDays, wrongDays, allSuffixes, dir).run();
     }
 
     public static void main(String... args) {

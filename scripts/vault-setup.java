@@ -43,7 +43,6 @@ class VaultSetup extends Step {
                 .put("authPath", layout.authPath()).put("role", VaultLayout.ROLE);
         VaultPlan.Inputs given = VaultPlan.read(Vault.ReviewerFiles.in(dir.of(suffix), suffix), suffix, clientCert, clientKey, serverCert, pinFile);
         Vault v = vault();
-        v.sayWhere(out);
         v.requireUnsealed("configure " + layout.mount());
         VaultPlan.apply(layout, v, VaultPlan.plan(layout, v, given, rewriteJwt, out), out);
     }

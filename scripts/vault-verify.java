@@ -23,7 +23,7 @@ class VaultVerify extends Step {
     @Override
     protected void run() {
         String suffix = cluster.require();
-        new IstiodVaultLogin(out, vault, suffix, dir.of(suffix)).verify(this::kube, createSa);
+        new IstiodVaultLogin(this, suffix, dir.of(suffix)).verify(createSa);
     }
 
     public static void main(String... args) {

@@ -242,6 +242,6 @@ class StatusMeshTest {
         assertThat(e.get("state").asString()).isEqualTo("wrong");
         assertThat(e.get("detail").asString()).contains("expired");
         assertThat(e.get("daysLeft").asInt()).isNegative();
-        assertThat(e.get("fix").asString()).startsWith("sign-csr");
+        assertThat(e.get("fix").asString()).startsWith("sign-csr").contains(Istio.RESTART_TO_RELOAD);
     }
 }

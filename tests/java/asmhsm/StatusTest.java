@@ -199,8 +199,9 @@ class StatusTest {
         assertThat(l.get("secret istio-ca-cert").get("detail").asString()).contains("ending at the HSM root");
         assertThat(l.get("istiod pods").get("detail").asString()).contains("istiod-asm-198-6-a 3/3");
         assertThat(l.get("vault: secret asm-s1/hsm").get("detail").asString()).doesNotContain(pin(), "KEY");
+        // the HSM lines logged in with P11_PIN_FILE's PIN, and the session stays open: Vault's, the same, is not tried again
         assertThat(l.get("vault: HSM PIN").get("detail").asString()).isEqualTo("the PIN in Vault's asm-s1/hsm opens token '" + token.get("P11_TOKEN")
-                + "' (logged in with it)");
+                + "' (the same as the PIN in " + token.get("P11_PIN_FILE") + ", which this run logged in with)");
         assertThat(l.get("istiod: chain logged").get("detail").asString()).contains("istiod-asm-198-6-a: discovery ready, started ",
                 "(inferred; its log was not read: ", "the API server serves its discovery log empty");
         assertThat(l.get("istiod: root loaded").get("detail").asString()).contains("istiod-asm-198-6-a: loaded by the postStart hook, not asked (");
@@ -337,6 +338,13 @@ class StatusTest {
             vault("POST", path, Map.of("clientcert", "CERT", "clientkey", "KEY", "servercert", "SERVER", "PIN", pin()));
         }
         assertThat(state(lines(status(env())), "vault: HSM PIN")).isEqualTo("done");
+        // no PIN file to open the HSM with: no session of status is open, and Vault's PIN is tried in one of its own
+        Map<String, String> noFile = env();
+        noFile.put("P11_PIN_FILE", dir.resolve("no-such-pin").toString());
+        Map<String, JsonNode> l = lines(status(noFile));
+        assertThat(state(l, "hsm: KEK")).isEqualTo("unknown");
+        assertThat(l.get("vault: HSM PIN").get("detail").asString()).isEqualTo("the PIN in Vault's " + path + " opens token '" + token.get("P11_TOKEN")
+                + "' (logged in with it)");
     }
 
     @Test
@@ -394,13 +402,26 @@ class StatusTest {
             assertThat(state(l, "secret istio-ca-cert")).as(form.getKey()).isEqualTo("wrong");
             assertThat(l.get("secret istio-ca-cert").get("detail").asString()).as(form.getKey())
                     .startsWith("istiod refuses its cert-chain.pem (error spliting the cert chain): ").contains(form.getValue()[1]);
-            assertThat(l.get("secret istio-ca-cert").get("fix").asString()).startsWith("upload-chain -f cert-chain.pem");
+            assertThat(l.get("secret istio-ca-cert").get("fix").asString()).startsWith("upload-chain -f cert-chain.pem").endsWith(Istio.RESTART_TO_RELOAD);
         }
         k.secrets().inNamespace("istio-system").withName("istio-ca-cert").edit(s -> {
             s.getData().put("cert-chain.pem", b64(pems(ca, root).replace("\n", "\r\n")));
             return s;
         });
         assertThat(state(lines(status(env())), "secret istio-ca-cert")).isEqualTo("done");
+
+        // a CSR Secret altered by hand: istiod writes no new CSR while it exists, so the fix removes it before the restart
+        var csrSecret = k.secrets().inNamespace("istio-system").withName("istio-ca-cert-csr");
+        String kekId = csrSecret.get().getData().get("kek-id");
+        csrSecret.edit(s -> { s.getData().remove("kek-id"); return s; });
+        try {
+            JsonNode csr = lines(status(env())).get("secret istio-ca-cert-csr");
+            assertThat(csr.get("state").asString()).isEqualTo("wrong");
+            assertThat(csr.get("fix").asString()).startsWith("istiod writes no new CSR while the Secret exists: delete Secrets istio-ca-cert-csr and "
+                    + "istio-ca-encrypted-key").endsWith(Istio.RESTART_TO_RELOAD);
+        } finally {
+            csrSecret.edit(s -> { s.getData().put("kek-id", kekId); return s; });
+        }
 
         // a certificate that differs under the CA ID: wrong, with the fix; the chain is then not compared
         SoftHsmToken.writeCertificate(token, root("CN=Stray Root").cert(), Hsm.DEFAULT_CA_ID);
@@ -422,22 +443,32 @@ class StatusTest {
         Path folder = dir.resolve("suffixes");
         write(folder.resolve(SUFFIX + "/" + SUFFIX + "-k8s_addr"), lab.k8sAddr() + "\n");
         write(folder.resolve("z9/z9-k8s_addr"), "https://127.0.0.1:1\n");
+        // t7 was prepared on another cluster now behind the same address (another CA): its lines would describe this one
+        write(folder.resolve("t7/t7-k8s_addr"), lab.k8sAddr() + "\n");
+        write(folder.resolve("t7/t7-cluster.json"), "{\"context\": \"" + contextName() + "\", \"server\": \"" + lab.k8sAddr() + "\", \"caSha256\": \""
+                + ClusterBindingTest.OTHER_CA + "\", \"caFrom\": \"kubeconfig\"}\n");
         Files.createDirectories(folder.resolve("notes"));
         Cli.Result r = Cli.asm(env(), "status", "--all-suffixes", "--dir", folder.toString(), "--json");
         assertThat(r.exit()).as(r.toString()).isEqualTo(1);
         JsonNode clusters = JSON.readTree(r.stdout()).get("clusters");
-        assertThat(clusters.size()).isEqualTo(2);
+        assertThat(clusters.size()).isEqualTo(3);
         assertThat(clusters.get(0).get("clusterSuffix").asString()).isEqualTo(SUFFIX);
         assertThat(clusters.get(0).get("context").asString()).isEqualTo(contextName());
         Map<String, String> s1 = new LinkedHashMap<>();
         for (JsonNode c : clusters.get(0).get("checks")) s1.put(c.get("name").asString(), c.get("state").asString());
         assertThat(s1).containsEntry("namespace vault", "done").containsEntry("vault: mount asm-s1", "done").hasSize(25);
-        JsonNode z9 = clusters.get(1);
+        JsonNode t7 = clusters.get(1);
+        assertThat(t7.get("clusterSuffix").asString()).isEqualTo("t7");
+        for (JsonNode c : t7.get("checks"))
+            if (Status.CLUSTER_LINES.contains(c.get("name").asString()))
+                assertThat(c.get("state").asString() + ": " + c.get("detail").asString()).as(c.toString())
+                        .startsWith("unknown: cluster suffix t7 belongs to another cluster");
+        JsonNode z9 = clusters.get(2);
         assertThat(z9.get("clusterSuffix").asString()).isEqualTo("z9");
         assertThat(z9.get("contextProblem").asString()).startsWith("no context of ").contains("points at https://127.0.0.1:1");
         for (JsonNode c : z9.get("checks"))
             if (Status.CLUSTER_LINES.contains(c.get("name").asString())) assertThat(c.get("state").asString()).as(c.toString()).isEqualTo("unknown");
-        assertThat(JSON.readTree(r.stdout()).get("error").asString()).contains(SUFFIX + ": ", "; z9: ");
+        assertThat(JSON.readTree(r.stdout()).get("error").asString()).contains(SUFFIX + ": ", "; t7: ", "; z9: ");
 
         Cli.Result human = Cli.asm(env(), "status", "--all-suffixes", "--dir", folder.toString());
         assertThat(human.stdout()).contains("== cluster s1 (context " + contextName() + ")", "== cluster z9 (context unknown: no context of ");

@@ -104,7 +104,7 @@ class VaultNamespaceTest {
         Cli.Result again = setup(root, "--vault-namespace", ns + "/", "--json");
         assertThat(again.exit()).as(again.toString()).isZero();
         assertThat(json(again).get("changed").asBoolean()).as(again.toString()).isFalse();
-        assertThat(json(again).get("vaultNamespace").asString()).isEqualTo(ns);
+        assertThat(json(again).get("actingOn").get("vaultNamespace").asString()).isEqualTo(ns);
 
         // vault-verify logs in as istiod there, by variable and by option
         for (Map.Entry<Map<String, String>, List<String>> way : Map.of(inNs, List.<String>of(), root, List.of("--vault-namespace", ns)).entrySet()) {
@@ -120,7 +120,7 @@ class VaultNamespaceTest {
             for (String name : vaultLineNames())
                 assertThat(l.get(name).get("state").asString()).as(name + ": " + l.get(name) + "\n" + st).isEqualTo("done");
             assertThat(l.get("vault: mount asm-" + s).get("detail").asString()).contains("in namespace " + ns);
-            assertThat(json(st).get("vaultNamespace").asString()).isEqualTo(ns);
+            assertThat(json(st).get("actingOn").get("vaultNamespace").asString()).isEqualTo(ns);
         }
 
         // without the namespace: nothing there
@@ -132,7 +132,7 @@ class VaultNamespaceTest {
         Map<String, JsonNode> l = statusLines(statusRoot);
         assertThat(l.get("vault: mount asm-" + s).get("state").asString()).as(l.toString()).isEqualTo("missing");
         assertThat(l.get("vault: mount asm-" + s).get("detail").asString()).doesNotContain("namespace");
-        assertThat(json(statusRoot).has("vaultNamespace")).isFalse();
+        assertThat(json(statusRoot).get("actingOn").has("vaultNamespace")).isFalse();
     }
 
     /** A namespace that is not there is a setting to fix (exit 2), not "nothing set up yet"; nothing is written anywhere. */
