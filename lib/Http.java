@@ -20,6 +20,35 @@ public final class Http {
      * Trust managers that trust exactly the CA certificates in this PEM, as kubectl and the Vault
      * CLI trust their CA file: not the JVM's bundle of public CAs besides (which is also slow to load).
      */
+    /**
+     * Runs `make`, which builds an in-memory PKCS#12 key store (fabric8's SSLUtils.keyManagers puts
+     * the kubeconfig's client key in one under a constant password), with that store's key
+     * encryption at one PBKDF2 iteration instead of the JDK's 10000. Such a store never leaves the
+     * process and its password is no secret, so the iterations protect nothing; they cost a step
+     * about 70 ms of CPU (the key is encrypted on the way in and decrypted on the way out).
+     * The JDK reads keystore.pkcs12.keyPbeIterationCount (a security property a system property
+     * overrides) each time it stores a key; the toolkit writes no PKCS#12 file meanwhile.
+     */
+    static <T> T withOneIterationKeyStores(KeyStoreWork<T> make) throws IOException, GeneralSecurityException {
+        synchronized (Http.class) {
+            String was = System.getProperty(PKCS12_KEY_ITERATIONS);
+            if (was != null) return make.call();      // the operator chose one: keep it
+            System.setProperty(PKCS12_KEY_ITERATIONS, "1");
+            try {
+                return make.call();
+            } finally {
+                System.clearProperty(PKCS12_KEY_ITERATIONS);
+            }
+        }
+    }
+
+    private static final String PKCS12_KEY_ITERATIONS = "keystore.pkcs12.keyPbeIterationCount";
+
+    /** Work with key stores, as fabric8's SSLUtils does it. */
+    interface KeyStoreWork<T> {
+        T call() throws IOException, GeneralSecurityException;
+    }
+
     public static TrustManager[] trustOnly(InputStream pem) throws IOException, GeneralSecurityException {
         KeyStore store = KeyStore.getInstance("PKCS12");
         store.load(null, null);

@@ -287,7 +287,7 @@ public final class Kube implements AutoCloseable {
         KeyManager[] keys;
         try (InputStream pem = CertUtils.getInputStreamFromDataOrFile(caData, caFile)) {
             trust = Http.trustOnly(pem);
-            keys = SSLUtils.keyManagers(config);
+            keys = Http.withOneIterationKeyStores(() -> SSLUtils.keyManagers(config));
         } catch (IOException | GeneralSecurityException e) {
             throw Fail.badInput("cannot use the kubeconfig's TLS files: " + rootMessage(e),
                     "check certificate-authority and client-certificate/client-key (kubectl get ns must work)");

@@ -23,12 +23,17 @@ public class Out {
     /** The version of the result's shape (docs/results.md): raised when a field changes meaning or goes. */
     public static final int SCHEMA_VERSION = 1;
 
-    private static final JsonMapper JSON = JsonMapper.builder()
-            .enable(SerializationFeature.INDENT_OUTPUT).build();
+    // The mappers are built on first use (each in a holder class): building them loads and sets
+    // up much of Jackson, which a step printing lines, or needing JSON only, does not need.
+    private static final class Json {
+        static final JsonMapper MAPPER = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
+    }
 
     /** YAML as kubectl prints it: no quotes it does not need, numbers in strings kept strings. */
-    private static final YAMLMapper YAML = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
-            .enable(YAMLWriteFeature.MINIMIZE_QUOTES).enable(YAMLWriteFeature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS).build();
+    private static final class Yaml {
+        static final YAMLMapper MAPPER = YAMLMapper.builder().disable(YAMLWriteFeature.WRITE_DOC_START_MARKER)
+                .enable(YAMLWriteFeature.MINIMIZE_QUOTES).enable(YAMLWriteFeature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS).build();
+    }
 
     /** Where a run of several steps (asm run -o json) gathers their results into one array; null: print each. */
     private static final ThreadLocal<List<Object>> GATHERED = new ThreadLocal<>();
@@ -238,7 +243,7 @@ public class Out {
         if (!json) {
             if (manifestOnStdout && exitCode == 0) {
                 StringBuilder stream = new StringBuilder();
-                for (Map<String, Object> m : manifests) stream.append(stream.isEmpty() ? "" : "---\n").append(YAML.writeValueAsString(m));
+                for (Map<String, Object> m : manifests) stream.append(stream.isEmpty() ? "" : "---\n").append(Yaml.MAPPER.writeValueAsString(m));
                 stdout.print(stream);
             }
             return;
@@ -279,10 +284,10 @@ public class Out {
 
     /** A result as the format prints it, with its final newline. */
     static String render(Object doc, Format format) {
-        return format == Format.yaml ? YAML.writeValueAsString(doc) : toJson(doc) + System.lineSeparator();
+        return format == Format.yaml ? Yaml.MAPPER.writeValueAsString(doc) : toJson(doc) + System.lineSeparator();
     }
 
     public static String toJson(Object value) {
-        return JSON.writeValueAsString(value);
+        return Json.MAPPER.writeValueAsString(value);
     }
 }

@@ -276,6 +276,7 @@ public final class Startup {
                 v.read("asm-warm-up/hsm", "read a secret");
                 v.write("asm-warm-up/hsm", Map.of("PIN", "warm-up", "list", List.of("a")), "write a secret");
                 Out.toJson(Map.of("warm", "up"));
+                Out.render(Map.of("warm", "up"), Out.Format.yaml);
             } finally {
                 server.stop(0);
                 try (var files = Files.list(dir)) {
