@@ -509,4 +509,25 @@ class StatusTest {
         Cli.Result human = Cli.asm(env, "status");
         assertThat(human.stdout()).containsPattern("wrong\\s+vault: role istiod\\s+no role istiod at auth/" + path + ", though");
     }
+
+    /** In one process (asm run, asm session) status reads the cluster through the client the steps' context gives, not its own. */
+    @Test
+    @Order(8)
+    void inOneProcessStatusReadsTheClusterTheContextGives() {
+        java.io.ByteArrayOutputStream stdout = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream was = System.out;
+        int exit;
+        try (Startup.Clients clients = Startup.Clients.of(Kube.of(k))) {
+            System.setOut(new java.io.PrintStream(stdout, true, StandardCharsets.UTF_8));
+            exit = Step.commandLine(new Status().with(clients)).execute("--cluster-suffix", SUFFIX, "--kubeconfig", "/nonexistent/kubeconfig", "--json");
+        } finally {
+            System.setOut(was);
+        }
+        Cli.Result r = new Cli.Result(exit, stdout.toString(StandardCharsets.UTF_8), "");
+        assertThat(r.exit()).as(r.toString()).isEqualTo(1);     // no Vault token in this JVM: the Vault lines are unknown
+        Map<String, JsonNode> l = lines(r);
+        assertThat(state(l, "namespace vault")).as(l.toString()).isEqualTo("done");
+        assertThat(state(l, "namespace istio-system")).isEqualTo("done");
+        assertThat(k.getHttpClient().isClosed()).as("the context's client outlives the step").isFalse();
+    }
 }
