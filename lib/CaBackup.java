@@ -27,9 +27,13 @@ public final class CaBackup {
     /** The Secrets istiod reads at start-up, in the order they are removed: the chain first, the key it certifies last. */
     public static final List<String> SECRETS = List.of(Istio.CA_CERT_SECRET, Istio.CSR_SECRET, Istio.ENCRYPTED_KEY_SECRET);
 
-    /** The backups of a namespace: one while a rotation is pending, none else. */
-    public static List<Secret> pending(Kube k, String ns) {
-        return k.call(() -> k.client.secrets().inNamespace(ns).withLabel(LABEL).list().getItems(), "list the backup Secrets in " + ns);
+    /** The backup of the rotation pending in a namespace, or null when none is; more than one fails (exit 1): which to keep is the operator's call. */
+    public static Secret pending(Kube k, String ns) {
+        List<Secret> backups = k.call(() -> k.client.secrets().inNamespace(ns).withLabel(LABEL).list().getItems(), "list the backup Secrets in " + ns);
+        if (backups.size() > 1)
+            throw Fail.failed(backups.size() + " rotations are pending in " + ns + ": " + backups.stream().map(s -> s.getMetadata().getName()).toList(),
+                    "keep the one of the key istiod ran with; delete the others (kubectl delete secret -n " + ns + ")");
+        return backups.isEmpty() ? null : backups.get(0);
     }
 
     /** istiod's three Secrets as they are now, in {@link #SECRETS}' order (null for one that is not there). */
@@ -37,6 +41,15 @@ public final class CaBackup {
         Map<String, Secret> held = new LinkedHashMap<>();
         for (String name : SECRETS) held.put(name, k.call(() -> k.client.secrets().inNamespace(ns).withName(name).get(), "read Secret " + name));
         return held;
+    }
+
+    /** istio-ca-encrypted-key of a running CA, the key to rotate; fails (exit 1) when istiod has no key and chain yet. */
+    public static Secret requireRunningCa(Map<String, Secret> held, String ns) {
+        Secret key = held.get(Istio.ENCRYPTED_KEY_SECRET);
+        if (key == null || held.get(Istio.CA_CERT_SECRET) == null)
+            throw Fail.failed("istiod in " + ns + " has no CA key and chain to rotate (Secrets " + Istio.ENCRYPTED_KEY_SECRET + " and "
+                    + Istio.CA_CERT_SECRET + ")", "finish the first signing (decrypt-csr, sign-csr, upload-chain); rotate-ca is for a running CA");
+        return key;
     }
 
     /** A backup's name for a rotation started now. */
@@ -69,7 +82,15 @@ public final class CaBackup {
     }
 
     /** What istiod has still to do before a pending rotation can finish: a line and what to do next. */
-    public record Waiting(String line, String next) {}
+    public record Waiting(String line, String next) {
+        /** Says where the rotation is and what to do next; true when it has to wait (null: it does not). */
+        public static boolean told(Out out, Waiting w) {
+            if (w == null) return false;
+            out.say(w.line());
+            out.next(w.next());
+            return true;
+        }
+    }
 
     /**
      * Where the rotation of backup `name` is, from istiod's Secrets now (`held`) and its pods (of `revision`,

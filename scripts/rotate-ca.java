@@ -38,23 +38,17 @@ class RotateCa extends Step {
     @Override
     protected void run() throws Exception {
         Kube k = kube();
-        List<Secret> backups = CaBackup.pending(k, ns.name);
         out.put("namespace", ns.name);
-        if (backups.size() > 1)
-            throw Fail.failed(backups.size() + " rotations are pending in " + ns.name + ": " + backups.stream().map(s -> s.getMetadata().getName()).toList(),
-                    "keep the one of the key istiod ran with; delete the others (kubectl delete secret -n " + ns.name + ")");
-        if (backups.isEmpty()) start(k);
-        else finish(k, backups.get(0));
+        Secret backup = CaBackup.pending(k, ns.name);
+        if (backup == null) start(k);
+        else finish(k, backup);
     }
 
     /** Backs up and removes istiod's CA Secrets, then restarts istiod (or says to reinstall it under a new KEK). */
     private void start(Kube k) throws Exception {
         if (deleteOldKek) throw Fail.badInput("--delete-old-kek goes with finishing a rotation", "start it without; give --delete-old-kek to the run that finishes it");
         Map<String, Secret> held = CaBackup.held(k, ns.name);
-        Secret key = held.get(Istio.ENCRYPTED_KEY_SECRET);
-        if (key == null || held.get(Istio.CA_CERT_SECRET) == null)
-            throw Fail.failed("istiod in " + ns.name + " has no CA key and chain to rotate (Secrets " + Istio.ENCRYPTED_KEY_SECRET + " and "
-                    + Istio.CA_CERT_SECRET + ")", "finish the first signing (decrypt-csr, sign-csr, upload-chain); rotate-ca is for a running CA");
+        Secret key = CaBackup.requireRunningCa(held, ns.name);
         String rotatedAt = CaBackup.rotatedAt(key);
         if (rotatedAt != null && !again) {
             out.put("rotated", false).put("rotatedAt", rotatedAt);
@@ -98,12 +92,7 @@ class RotateCa extends Step {
         out.put("backup", name).put("oldKekId", oldKek);
         if (newKek) throw Fail.badInput("a rotation is pending (backup " + name + "): --new-kek starts one", "finish it first: rotate-ca");
         Map<String, Secret> now = CaBackup.held(k, ns.name);
-        CaBackup.Waiting waiting = CaBackup.waiting(k, ns.name, revision, name, now);
-        if (waiting != null) {
-            out.say(waiting.line());
-            out.next(waiting.next());
-            return;
-        }
+        if (CaBackup.Waiting.told(out, CaBackup.waiting(k, ns.name, revision, name, now))) return;
         String newKekId = CaBackup.value(now.get(Istio.ENCRYPTED_KEY_SECRET), "kek-id");
         if (deleteOldKek) CaBackup.requireKekUnused(kube, oldKek, newKekId, name);
         if (out.dryRun()) {
