@@ -85,7 +85,7 @@ final class IstiodKubelet implements AutoCloseable {
                 }
                 KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
                 g.initialize(2048);
-                istiod = IstiodStandIn.start(token.env(), kekId(p), TRUST_DOMAIN, g.generateKeyPair());
+                istiod = IstiodStandIn.start(pods.pluginEnv(p), kekId(p), TRUST_DOMAIN, g.generateKeyPair()); // the plugin logs in with the PIN from Vault
                 istiod.writeSecret(k, namespace);
                 istiod.writeKeySecret(k, namespace);
                 said.add(name + ": " + Istio.LOG_CSR_WRITTEN + " (new CA key, KEK " + istiod.kekId + ")");
