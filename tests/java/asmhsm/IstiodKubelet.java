@@ -86,7 +86,7 @@ final class IstiodKubelet implements AutoCloseable {
             if (!secret("istio-ca-encrypted-key")) {
                 KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
                 g.initialize(2048);
-                istiod = IstiodStandIn.start(token.env(), kekId(p), TRUST_DOMAIN, g.generateKeyPair());
+                istiod = IstiodStandIn.start(pods.pluginEnv(p), kekId(p), TRUST_DOMAIN, g.generateKeyPair()); // the plugin logs in with the PIN from Vault
                 istiod.writeKeySecret(k, namespace);
                 said.add(name + ": " + NEW_KEY + " (KEK " + istiod.kekId + ")");
             }

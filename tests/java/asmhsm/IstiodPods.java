@@ -38,10 +38,21 @@ final class IstiodPods {
     private final Path dir;
     private final Map<String, String> hsmEnv;
     private final Path plugin;
+    /** The PIN file a pod's plugin logs in with (what its vaultclient fetched); by default the token's own. */
+    private final java.util.function.BiFunction<Pod, Path, Path> pinFetched;
     /** Each started pod's plugin socket (a file there while it serves), by pod UID. */
     private final Map<String, Path> sockets = new HashMap<>();
 
     IstiodPods(KubernetesClient k, Path dir, Map<String, String> hsmEnv) throws IOException {
+        this(k, dir, hsmEnv, (pod, podDir) -> Path.of(hsmEnv.get("P11_PIN_FILE")));
+    }
+
+    /**
+     * {@code pinFetched}: what the pod's vaultclient container does before its plugin logs in, given the pod
+     * and its directory: returns the file holding the PIN it fetched.
+     */
+    IstiodPods(KubernetesClient k, Path dir, Map<String, String> hsmEnv, java.util.function.BiFunction<Pod, Path, Path> pinFetched) throws IOException {
+        this.pinFetched = pinFetched;
         this.k = k;
         this.dir = Files.createDirectories(dir);
         this.hsmEnv = hsmEnv;
@@ -67,7 +78,7 @@ final class IstiodPods {
             return "its plugin serves, fresh (no postStart hook: no root loaded)";
         List<String> command = new ArrayList<>();
         for (String arg : c.getLifecycle().getPostStart().getExec().getCommand()) command.add(mounted(pod, c, podDir, arg));
-        Map<String, String> env = new LinkedHashMap<>(hsmEnv);
+        Map<String, String> env = new LinkedHashMap<>(pluginEnv(pod));
         env.put("SOCKET", socket.toString());
         ProcessBuilder pb = new ProcessBuilder(command).directory(podDir.toFile()).redirectErrorStream(true);
         pb.environment().putAll(env);
@@ -99,6 +110,13 @@ final class IstiodPods {
             out = out.replace(m.getMountPath(), mount.toString());
         }
         return out;
+    }
+
+    /** The HSM settings the pod's plugin runs with: the token's, and the PIN its vaultclient fetched. */
+    Map<String, String> pluginEnv(Pod pod) throws IOException {
+        Map<String, String> env = new LinkedHashMap<>(hsmEnv);
+        env.put("P11_PIN_FILE", pinFetched.apply(pod, Files.createDirectories(dir.resolve(pod.getMetadata().getName()))).toString());
+        return env;
     }
 
     boolean rootLoaded(Pod pod) {

@@ -1,5 +1,6 @@
 package asmhsm;
 
+import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodBuilder;
@@ -47,6 +48,10 @@ final class RunbookLab implements AutoCloseable {
     final Path dir, work, labDir;
     final Map<String, String> labEnv;
     final SoftHsmToken token;
+    /** The new PIN of istiod's slot that runbook 17 sets (a file of its own, mode 0600, no trailing newline). */
+    final Path newPinFile;
+    /** The file holding the PIN istiod's slot has now, as the test saw it change (runbook 17). */
+    private Path slotPin;
     final Path rootCert;
     final KubernetesClient admin;
     /** The lab's two clusters (tests/lab/up with LAB_CLUSTERS=2): the first is the session's current context. */
@@ -65,6 +70,9 @@ final class RunbookLab implements AutoCloseable {
         clusters.add(new Cluster(CONTEXT_2, lab.client(Path.of(labEnv.get("LAB_C2_KUBECONFIG")))));
         Path hsm = Files.createDirectories(dir.resolve("hsm"));
         this.token = SoftHsmToken.create(hsm);
+        this.slotPin = token.pinFile;
+        this.newPinFile = hsm.resolve("new-pin");
+        Env.writeSecret(newPinFile, ("new-" + java.util.UUID.randomUUID().toString().substring(0, 12)).getBytes(java.nio.charset.StandardCharsets.US_ASCII));
         // The security administrator's slot, beside istiod's on the same HSM: the root key, never in istiod's slot.
         token.tool("--init-token", "--slot-index", "1", "--label", ROOT_TOKEN, "--so-pin", "env:SO_PIN");
         token.tool("--token-label", ROOT_TOKEN, "--login", "--login-type", "so", "--so-pin", "env:SO_PIN", "--init-pin", "--new-pin", "env:USER_PIN");
@@ -237,7 +245,7 @@ final class RunbookLab implements AutoCloseable {
         a.put("USER_ACCOUNT", "asm-lab-admin");
         a.put("ROOT_CERT", rootCert.toString());
         a.put("ROOT_P11_TOKEN", ROOT_TOKEN);
-        a.put("ROOT_P11_PIN_FILE", token.pinFile.toString()); // the lab gives both slots one PIN
+        a.put("ROOT_P11_PIN_FILE", token.pinFile.toString()); // both slots start with one PIN; runbook 17 changes istiod's only
         a.put("ROOT_KEY_LABEL", ROOT_KEY_LABEL);
         a.put("HSM_CLIENT_CERT", dir.resolve("hsm-credential/client.pem").toString());
         a.put("HSM_CLIENT_KEY", dir.resolve("hsm-credential/client.key").toString());
@@ -245,7 +253,10 @@ final class RunbookLab implements AutoCloseable {
         a.put("NAMESPACE", APP_NAMESPACE);
         a.putAll(upgradeAnswers());
         a.put("INGRESS_IP", "203.0.113.1");
-        a.put("NEW_P11_PIN_FILE", token.pinFile.toString()); // the lab's slot keeps its PIN (runbook 17)
+        a.put("NEW_P11_PIN_FILE", newPinFile.toString());
+        // runbook 19: the first cluster as runbook 18 left it
+        a.put("REVISION", upgradeAnswers().get("NEW_REVISION"));
+        a.put("ISTIO_RELEASE", work.resolve(Release.topDir(NEXT_VERSION)).toString());
         return a;
     }
 
@@ -324,11 +335,11 @@ final class RunbookLab implements AutoCloseable {
             List<Deployment> deps = client.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
             if (deps.isEmpty()) throw new AssertionError("install-asm left no istiod Deployment in " + Kube.ISTIO_NAMESPACE);
             StringBuilder said = new StringBuilder(podsOf(deps.get(0)));
-            pods = new IstiodPods(client, dir.resolve("pods").resolve(context), token.env());
+            pods = new IstiodPods(client, dir.resolve("pods").resolve(context), token.env(), RunbookLab.this::vaultclientFetches);
             for (Pod p : Istio.istiodPods(client)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
             KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
             g.initialize(2048);
-            istiod = IstiodStandIn.start(token.env(), kekId, TRUST_DOMAIN, g.generateKeyPair());
+            istiod = IstiodStandIn.start(pods.pluginEnv(Istio.istiodPods(client).get(0)), kekId, TRUST_DOMAIN, g.generateKeyPair());
             istiod.writeSecret(client, Kube.ISTIO_NAMESPACE);
             istiod.writeKeySecret(client, Kube.ISTIO_NAMESPACE);
             for (Pod p : Istio.istiodPods(client)) pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
@@ -487,7 +498,50 @@ final class RunbookLab implements AutoCloseable {
 
     /** How many certificate objects istiod's token holds under the CA ID: the plugin's import-ca adds one per call. */
     int rootCopies() {
-        return IstiodPods.copies(token.env(), Hsm.DEFAULT_CA_ID);
+        return IstiodPods.copies(slotEnv(), Hsm.DEFAULT_CA_ID);
+    }
+
+    /** istiod's slot as the test logs in to it: the token's settings with the PIN the slot has now. */
+    Map<String, String> slotEnv() {
+        Map<String, String> env = new LinkedHashMap<>(token.env());
+        env.put("P11_PIN_FILE", slotPin.toString());
+        return env;
+    }
+
+    /** The slot's PIN was changed (runbook 17) to the one in {@code pinFile}: the test's own logins use it from now on. */
+    void slotPinChanged(Path pinFile) {
+        slotPin = pinFile;
+    }
+
+    /** pkcs11-tool's login to istiod's slot with the PIN in {@code pinFile}: its result (the PIN never on its command line). */
+    Cli.Result slotLogin(Path pinFile) throws IOException {
+        return Cli.run(List.of("pkcs11-tool", "--module", token.env().get("P11_LIB"), "--token-label", token.label, "--login", "--pin", "env:USER_PIN",
+                "--list-objects", "--type", "secrkey"), Map.of("SOFTHSM2_CONF", token.conf.toString(), "USER_PIN", Files.readString(pinFile).strip()), token.dir, null);
+    }
+
+    /** The value of key {@code key} at {@code path} in Vault, read with OpenBao's CLI and the lab's token; null when it cannot be read. */
+    String vaultField(String path, String key) {
+        Cli.Result r = Cli.run(List.of(Path.of(labEnv.get("LAB_BIN"), "bao").toString(), "kv", "get", "-field=" + key, path), labEnv, dir, null);
+        return r.exit() == 0 ? r.stdout() : null;
+    }
+
+    /**
+     * What istiod's vaultclient container does before the plugin logs in: reads key PIN of its VAULT_SECRET_PATH
+     * from Vault into the pod's hsm-credential volume (here with the lab's token; the real one logs in with the
+     * pod's service account). Nothing there: an empty file, and the plugin's login fails, as it would.
+     */
+    Path vaultclientFetches(Pod pod, Path podDir) {
+        Container vc = IstiodPods.container(pod, "vaultclient");
+        String path = vc == null || vc.getEnv() == null ? null : vc.getEnv().stream().filter(e -> e.getName().equals("VAULT_SECRET_PATH"))
+                .map(e -> e.getValue()).findFirst().orElse(null);
+        String pin = path == null ? null : vaultField(path, "PIN");
+        try {
+            Path file = Files.createDirectories(podDir.resolve("hsm-credential")).resolve("pin");
+            Env.writeSecret(file, (pin == null ? "" : pin).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            return file;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     @Override
@@ -515,9 +569,24 @@ final class RunbookLab implements AutoCloseable {
               version) echo "1.9.8-asm.6 (runbook test stand-in)"; exit 0 ;;
               install) shift ;;
               x) [[ ${2:-} == uninstall && ${3:-} == --revision && -n ${4:-} ]] || { echo "Error: the stand-in plays only 'x uninstall --revision REV'" >&2; exit 64; }
-                 rev=$4; shift 4; context=(); [[ ${1:-} == --context ]] && context=(--context "$2")
+                 rev=$4; shift 4; context=(); yes=no
+                 while (( $# )); do
+                   case "$1" in
+                     --context) context=(--context "$2"); shift 2 ;;
+                     -y|--skip-confirmation) yes=yes; shift ;;
+                     *) shift ;;
+                   esac
+                 done
+                 if [[ $yes != yes ]]; then
+                   printf 'All Istio resources of revision %s will be pruned from the cluster\nProceed? (y/N) ' "$rev"
+                   read -r answer || answer=
+                   [[ $answer == y* ]] || { echo "Cancelled."; exit 1; }
+                 fi
+                 # istioctl prunes the revision's objects; the cluster's garbage collector deletes its ReplicaSet and pods
+                 # (the lab's pods are unscheduled, so the API server removes them at once: no kubelet to wait for);
+                 # the stand-in returns once they are gone
                  kubectl "${context[@]}" -n istio-system delete deployment "istiod-$rev" --ignore-not-found >/dev/null
-                 kubectl "${context[@]}" -n istio-system delete pod -l "istio.io/rev=$rev" --grace-period=0 --ignore-not-found >/dev/null
+                 kubectl "${context[@]}" -n istio-system wait --for=delete pod -l "istio.io/rev=$rev" --timeout=60s >/dev/null
                  echo "✔ Removed revision $rev"; exit 0 ;;
               *) echo "Error: the stand-in istioctl plays only 'install', 'x uninstall' and 'version'" >&2; exit 64 ;;
             esac

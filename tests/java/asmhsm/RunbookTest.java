@@ -54,19 +54,12 @@ class RunbookTest {
                 kubeletsFor(book);
                 for (Runbook.Block b : book.blocks) if (b.shell()) paste(book, b);
                 kubeletsAfter(book);
+                if (book.file.equals(PIN)) pinRotated();
             }
             assertThat(lab.dir.resolve("jbang-used")).as("the first `jbang asm@org` went through JBang itself").exists();
             assertThat(istiodStarted).as("a run block ran install-asm, after which istiod starts").isTrue();
             assertThat(istiodLoaded).as("a run block ran upload-chain, after which istiod loads its CA").isTrue();
             statusIsAllDone();
-
-            say(String.format("%n%d blocks ran in %d s, %d cluster-only blocks skipped, %d manual blocks answered by the lab.",
-                    runBlocks, runMillis / 1000, skippedBlocks, manualBlocks));
-            clusterOnly.removeAll(ran);
-            say("Steps run: " + String.join(", ", ran));
-            say("Steps only in cluster-only blocks (they read pod logs or exec into pods): " + String.join(", ", clusterOnly));
-            assertThat(ran).as("every step but those that need a real cluster ran")
-                    .containsAll(LayoutTest.steps().stream().filter(s -> !clusterOnly.contains(s)).toList());
 
             say("\n=================== every run block pasted again (with each runbook's answers, as an operator sets them)");
             for (Runbook book : Runbook.all("")) {
@@ -96,19 +89,60 @@ class RunbookTest {
             assertThat(lab.rootCopies()).as("the new pod's postStart hook ran the plugin's import-ca once (one more copy)").isEqualTo(copies + 1);
             statusIsAllDone();
             suffixesRefuseTheOtherCluster();
+            teardown();
+
+            say(String.format("%n%d blocks ran in %d s, %d cluster-only blocks skipped, %d manual blocks answered by the lab.",
+                    runBlocks, runMillis / 1000, skippedBlocks, manualBlocks));
+            clusterOnly.removeAll(ran);
+            say("Steps run: " + String.join(", ", ran));
+            say("Steps only in cluster-only blocks (they read pod logs or exec into pods): " + String.join(", ", clusterOnly));
+            assertThat(ran).as("every step but those that need a real cluster ran")
+                    .containsAll(LayoutTest.steps().stream().filter(s -> !clusterOnly.contains(s)).toList());
             if (keep) say("\nKept: the lab (source " + lab.labDir.resolve("env") + "; tests/lab/down " + lab.labDir + ") and " + lab.work);
         }
     }
 
-    /** The day-2 runbooks restart istiod while their steps run: the first cluster's pods react meanwhile (RunbookLab.Cluster#kubeletRuns). */
+    /**
+     * The day-2 runbooks restart istiod while their steps run: the first cluster's pods react meanwhile
+     * (RunbookLab.Cluster#kubeletRuns); runbook 17 restarts every cluster on the slot whose PIN it changes.
+     */
     static final Set<String> RESTARTING = Set.of("15-renew-ca.md", "16-rotate-ca.md", "17-rotate-pin.md");
+    static final String PIN = "17-rotate-pin.md";
+
+    List<RunbookLab.Cluster> restarted(Runbook book) {
+        if (!RESTARTING.contains(book.file)) return List.of();
+        return book.file.equals(PIN) ? lab.clusters : List.of(lab.clusters.get(0));
+    }
 
     void kubeletsFor(Runbook book) {
-        if (RESTARTING.contains(book.file)) say("  KUBELETS and ISTIOD (stand-ins) in " + lab.clusters.get(0).context + ": " + lab.clusters.get(0).kubeletRuns());
+        for (RunbookLab.Cluster c : restarted(book)) say("  KUBELETS and ISTIOD (stand-ins) in " + c.context + ": " + c.kubeletRuns());
     }
 
     void kubeletsAfter(Runbook book) throws Exception {
-        if (RESTARTING.contains(book.file)) say("  KUBELETS and ISTIOD (stand-ins) did: " + lab.clusters.get(0).kubeletStops());
+        for (RunbookLab.Cluster c : restarted(book)) say("  KUBELETS and ISTIOD (stand-ins) in " + c.context + " did: " + c.kubeletStops());
+    }
+
+    /**
+     * Runbook 17 changed the slot's PIN for real: seen by pkcs11-tool (the new PIN logs in, the old one no longer),
+     * in Vault (every cluster's secret holds the new PIN) and in the session (P11_PIN_FILE is the new file).
+     */
+    void pinRotated() throws Exception {
+        say("\n=================== the HSM PIN after runbook 17 (pkcs11-tool, bao)");
+        java.nio.file.Path now = java.nio.file.Path.of(shell.variable("P11_PIN_FILE")), old = lab.token.pinFile;
+        assertThat(now).as("the session's P11_PIN_FILE after runbook 17").isEqualTo(lab.newPinFile);
+        Cli.Result opens = lab.slotLogin(now), refused = lab.slotLogin(old);
+        say("  pkcs11-tool login with the new PIN: exit " + opens.exit() + "; with the old PIN: exit " + refused.exit() + " "
+                + firstLine(refused.stderr() + refused.stdout()));
+        assertThat(opens.exit()).as("the new PIN opens the slot:%n%s", opens).isZero();
+        assertThat(refused.exit()).as("the old PIN no longer opens the slot").isNotZero();
+        assertThat(refused.all()).contains("CKR_PIN_INCORRECT");
+        lab.slotPinChanged(now);
+        String pin = java.nio.file.Files.readString(now);
+        for (int i = 0; i < lab.clusters.size(); i++) {
+            String path = "asm-c" + (i + 1) + "/hsm";
+            assertThat(pin.equals(lab.vaultField(path, "PIN"))).as("Vault's %s holds the new PIN", path).isTrue();
+            say("  Vault's " + path + ": PIN is the new one (value not shown)");
+        }
     }
 
     /** One block, as its mark says. */
@@ -170,7 +204,7 @@ class RunbookTest {
      * paste (which re-installs the guide's revision), and its own run blocks are pasted twice there.
      */
     static boolean walkedOnItsOwn(Runbook book) {
-        return book.file.equals(UPGRADE);
+        return book.file.equals(UPGRADE) || book.file.equals(TEARDOWN);
     }
 
     void canaryUpgrade() throws Exception {
@@ -187,6 +221,53 @@ class RunbookTest {
         var revisions = Istio.revisions(lab.clusters.get(0).client);
         assertThat(revisions).as("the old revision is gone, the new one runs").containsExactly(RunbookLab.upgradeAnswers().get("NEW_REVISION"));
         statusIsAllDone();
+    }
+
+    // ------------------------------------------------------------------ runbook 19, the teardown
+
+    static final String TEARDOWN = "19-teardown.md";
+
+    /**
+     * Runbook 19 ends the walk: istiod uninstalled from the first cluster, its setup torn down (twice: the
+     * second run has nothing to remove). Then, without the toolkit, what teardown removed is gone (bao, the
+     * API server) and the second cluster's setup is untouched.
+     */
+    void teardown() throws Exception {
+        Runbook book = Runbook.all("").stream().filter(b -> b.file.equals(TEARDOWN)).findFirst().orElseThrow();
+        int copies = lab.rootCopies();
+        say("\n=================== runbooks/" + book.file);
+        for (Runbook.Block b : book.blocks) if (b.shell()) paste(book, b);
+
+        say("\n=================== after the teardown of c1 (bao, the API servers, the files)");
+        RunbookLab.Cluster c1 = lab.clusters.get(0), c2 = lab.clusters.get(1);
+        assertThat(Istio.revisions(c1.client)).as("istiod uninstalled in " + c1.context).isEmpty();
+        assertThat(lab.rootCopies()).as("without --hsm the HSM keeps its objects (the root's copies, seen by pkcs11-tool)").isEqualTo(copies);
+        String mounts = shell.run("vault secrets list -format=json", 60).output(), auths = shell.run("vault auth list -format=json", 60).output(),
+                policies = shell.run("vault policy list", 60).output();
+        assertThat(mounts).as("Vault's mounts").doesNotContain("\"asm-c1/\"").contains("\"asm-c2/\"");
+        assertThat(auths).as("Vault's auth methods").doesNotContain("\"asm-c1/hsm/\"").contains("\"asm-c2/hsm/\"");
+        assertThat(policies.lines().toList()).as("Vault's policies").doesNotContain("asm-c1-hsm-policy").contains("asm-c2-hsm-policy");
+        say("  Vault: asm-c1/, auth/asm-c1/hsm and policy asm-c1-hsm-policy gone; asm-c2's there");
+        for (RunbookLab.Cluster c : List.of(c1, c2)) {
+            boolean gone = c == c1;
+            var k = c.client;
+            var left = new java.util.LinkedHashMap<String, Object>();
+            left.put("Service istio-system/istiod", k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.ISTIOD_SERVICE).get());
+            left.put("ConfigMap istio-system/vault-tls-cert", k.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.VAULT_CA_CONFIGMAP).get());
+            left.put("Secret vault/default-token", k.secrets().inNamespace(Kube.VAULT_NAMESPACE).withName(Kube.TOKENREVIEW_SECRET).get());
+            left.put("ClusterRoleBinding role-tokenreview-binding", k.rbac().clusterRoleBindings().withName(Kube.TOKENREVIEW_BINDING).get());
+            left.forEach((what, o) -> assertThat(o).as("%s in %s", what, c.context).matches(x -> gone == (x == null), gone ? "gone" : "there"));
+            say("  " + c.context + ": " + String.join(", ", left.keySet()) + (gone ? " gone" : " there"));
+        }
+        java.nio.file.Path work = lab.work;
+        assertThat(work.resolve("c1")).as("c1's folder of k8s-vault-prep files").doesNotExist();
+        assertThat(work.resolve("c2").resolve("c2-k8s_addr")).exists();
+
+        RunbookShell.Result again = shell.run("cd \"$ASM_WORK\" && jbang asm@org teardown --cluster-suffix c1 --json", 300);
+        assertThat(again.exit()).as(again.output()).isZero();
+        JsonNode doc = JsonMapper.builder().build().readTree(again.output().substring(again.output().indexOf('{')));
+        assertThat(doc.path("changed").asBoolean()).as("a teardown after the teardown changes nothing:%n%s", again.output()).isFalse();
+        statusIsAllDone("c2", c2.context);
     }
 
     /** install-asm of another revision than the guide's (its istiod starts beside the old one), or --uninstall; false for any other step. */

@@ -7,8 +7,14 @@ import static asmhsm.KubeVaultStepsSupport.tool;
 import static asmhsm.KubeVaultStepsSupport.toolResult;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
@@ -111,5 +117,115 @@ class TeardownTest {
         Cli.Result again = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", "kek-" + s, "--ca-id", "none-" + s);
         assertThat(again.exit()).as(again.toString()).isZero();
         assertThat(again.stdout()).contains("nothing to remove for cluster suffix " + s);
+    }
+
+    /**
+     * --hsm with no other cluster prepared: the cluster's KEK and root certificate (every copy under its CA ID) go,
+     * seen on the token by pkcs11-tool; an object of another ID stays.
+     */
+    @Test
+    void hsmRemovesTheKekAndRootNoOtherClusterUses(Lab lab) throws Exception {
+        String s = lab.freshMount();
+        SoftHsmToken t = SoftHsmToken.create(Files.createDirectories(work.resolve("token")));
+        Map<String, String> env = tokenEnv(lab, t);
+        String kek = "kek-" + s, other = "kek-other-" + s, caId = "root-" + s;
+        assertThat(Cli.asm(env, work, "gen-kek", "--kek-id", kek).exit()).isZero();
+        assertThat(Cli.asm(env, work, "gen-kek", "--kek-id", other).exit()).isZero();
+        X509Certificate root = root(work, s);
+        t.writeCertificate(root, caId);
+        t.writeCertificate(root, caId); // the plugin's import-ca adds a copy on each call
+        assertThat(onToken(t, "Secret Key", kek)).isEqualTo(1);
+        assertThat(onToken(t, "Certificate", caId)).isEqualTo(2);
+
+        Cli.Result gone = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", kek, "--ca-id", caId);
+        assertThat(gone.exit()).as(gone.toString()).isZero();
+        assertThat(gone.stdout()).contains("done: destroy KEK " + kek, "done: destroy root certificate " + caId);
+        assertThat(onToken(t, "Secret Key", kek)).as("the KEK, on the token:%n%s", t.objects()).isZero();
+        assertThat(onToken(t, "Certificate", caId)).as("the root's copies, on the token:%n%s", t.objects()).isZero();
+        assertThat(onToken(t, "Secret Key", other)).as("another ID's KEK stays").isEqualTo(1);
+
+        Cli.Result again = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", kek, "--ca-id", caId);
+        assertThat(again.exit()).as(again.toString()).isZero();
+        assertThat(again.stdout()).contains("nothing to remove for cluster suffix " + s);
+    }
+
+    /**
+     * --hsm beside another prepared suffix (k8s-vault-prep, bound to the lab's cluster): while that cluster's
+     * istio-ca-encrypted-key names the KEK, or cannot be read, nothing goes; once it names another KEK, this
+     * cluster's KEK goes and the root stays, and teardown says why.
+     */
+    @Test
+    void hsmKeepsWhatAnotherClusterUses(Lab lab) throws Exception {
+        String s = lab.freshMount(), o = lab.freshMount();
+        SoftHsmToken t = SoftHsmToken.create(Files.createDirectories(work.resolve("token")));
+        Map<String, String> env = tokenEnv(lab, t);
+        String kek = "kek-" + s, caId = "root-" + s;
+        assertThat(Cli.asm(env, work, "gen-kek", "--kek-id", kek).exit()).isZero();
+        t.writeCertificate(root(work, s), caId);
+        Cli.Result prep = Cli.asm(env, work, "k8s-vault-prep", "--cluster-suffix", o);
+        assertThat(prep.exit()).as(prep.toString()).isZero();
+        try {
+            // the other cluster's istiod encrypts its CA key under this KEK
+            encryptedKeySecret(lab, kek);
+            Cli.Result used = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", kek, "--ca-id", caId);
+            assertThat(used.exit()).as(used.toString()).isEqualTo(1);
+            assertThat(used.stderr()).contains("KEK " + kek + " is still used by cluster " + o).contains("nothing was removed");
+            assertThat(onToken(t, "Secret Key", kek)).as("kept KEK, on the token").isEqualTo(1);
+            assertThat(onToken(t, "Certificate", caId)).as("kept root, on the token").isEqualTo(1);
+
+            // the other cluster's record points at an API server that does not answer: its use cannot be read
+            Path addr = work.resolve(o).resolve(o + "-k8s_addr");
+            String reachable = Files.readString(addr);
+            Files.writeString(addr, "https://127.0.0.1:1\n");
+            Cli.Result unknown = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", kek, "--ca-id", caId);
+            assertThat(unknown.exit()).as(unknown.toString()).isEqualTo(1);
+            assertThat(unknown.stderr()).contains("cannot tell whether cluster " + o + " uses KEK " + kek).contains("nothing was removed");
+            assertThat(onToken(t, "Secret Key", kek)).isEqualTo(1);
+            Files.writeString(addr, reachable);
+
+            // it uses another KEK now: this cluster's KEK goes, the root stays (it signs the other cluster's CA too)
+            encryptedKeySecret(lab, "kek-other-" + s);
+            Cli.Result mine = Cli.asm(env, work, "teardown", "--cluster-suffix", s, "--hsm", "--kek-id", kek, "--ca-id", caId);
+            assertThat(mine.exit()).as(mine.toString()).isZero();
+            assertThat(mine.stdout()).contains("root certificate " + caId + " stays on the HSM: cluster(s) " + o + " are prepared beside " + s)
+                    .doesNotContain("destroy root certificate");
+            assertThat(onToken(t, "Secret Key", kek)).as("the KEK, on the token:%n%s", t.objects()).isZero();
+            assertThat(onToken(t, "Certificate", caId)).as("the root, on the token").isEqualTo(1);
+        } finally {
+            toolResult(lab, null, "kubectl", "-n", "istio-system", "delete", "secret", Teardowns.ENCRYPTED_KEY_SECRET, "--ignore-not-found");
+        }
+    }
+
+    private static Map<String, String> tokenEnv(Lab lab, SoftHsmToken t) {
+        Map<String, String> env = new HashMap<>(env(lab));
+        env.putAll(t.env());
+        return env;
+    }
+
+    private static X509Certificate root(Path work, String s) throws Exception {
+        Path pem = SignCsrTest.opensslRoot(Files.createDirectories(work.resolve("root")), "root-" + s, "/O=Example Corp/CN=Root " + s, "rsa", 30);
+        try (var in = Files.newInputStream(pem)) {
+            return (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(in);
+        }
+    }
+
+    /** Secret istio-system/istio-ca-encrypted-key as istiod writes it, naming {@code kekId}, made with kubectl. */
+    private static void encryptedKeySecret(Lab lab, String kekId) {
+        toolResult(lab, null, "kubectl", "create", "namespace", "istio-system");
+        toolResult(lab, null, "kubectl", "-n", "istio-system", "delete", "secret", Teardowns.ENCRYPTED_KEY_SECRET, "--ignore-not-found");
+        tool(lab, null, "kubectl", "-n", "istio-system", "create", "secret", "generic", Teardowns.ENCRYPTED_KEY_SECRET,
+                "--from-literal=kek-id=" + kekId, "--from-literal=encrypted-key=stand-in");
+    }
+
+    /** How many objects of a kind ("Secret Key", "Certificate") pkcs11-tool lists on the token under the ID {@code id} (its ASCII bytes). */
+    static int onToken(SoftHsmToken t, String kind, String id) {
+        String hex = HexFormat.of().formatHex(id.getBytes(StandardCharsets.US_ASCII));
+        int n = 0;
+        String current = null;
+        for (String line : t.objects().split("\n")) {
+            if (!line.startsWith(" ") && !line.startsWith("\t")) current = line;
+            else if (current != null && current.startsWith(kind + " Object") && line.strip().matches("ID:\\s+" + hex)) n++;
+        }
+        return n;
     }
 }
