@@ -19,7 +19,7 @@ import java.util.Map;
 public final class CaBackup {
     private CaBackup() {}
 
-    public static final String PREFIX = "istio-ca-backup-", LABEL = "asm-hsm/ca-backup", OLD_KEK = "asm-hsm/old-kek-id";
+    public static final String PREFIX = "istio-ca-backup-", LABEL = "asm-hsm/ca-backup", OLD_KEK = "asm-hsm/old-kek-id", NEW_KEK = "asm-hsm/new-kek-id";
 
     /** The annotation a finished rotation leaves on istio-ca-encrypted-key: its key was made by a rotation, at that time. */
     public static final String ROTATED_AT = "asm-hsm/rotated-at";
@@ -57,23 +57,51 @@ public final class CaBackup {
         return PREFIX + DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss").withZone(ZoneOffset.UTC).format(Instant.now());
     }
 
-    /** Copies `held` into the backup `name`, then deletes them from the namespace in {@link #SECRETS}' order. */
-    public static void moveAside(Kube k, Out out, String ns, String name, Map<String, Secret> held, String oldKek) {
+    /**
+     * Copies `held` into the backup `name` (with the new KEK a --new-kek rotation generated, else null), then
+     * deletes them from the namespace in {@link #SECRETS}' order.
+     */
+    public static void moveAside(Kube k, Out out, String ns, String name, Map<String, Secret> held, String oldKek, String newKek) {
         Map<String, String> data = new LinkedHashMap<>();
         for (var e : held.entrySet())
             if (e.getValue() != null && e.getValue().getData() != null)
                 e.getValue().getData().forEach((field, v) -> data.put(e.getKey() + "." + field, v));
-        Secret copy = new SecretBuilder().withNewMetadata().withName(name).withNamespace(ns).addToLabels(LABEL, "pending")
+        SecretBuilder copy = new SecretBuilder().withNewMetadata().withName(name).withNamespace(ns).addToLabels(LABEL, "pending")
                 .addToAnnotations(OLD_KEK, oldKek).addToAnnotations("asm-hsm/backed-up-at", Instant.now().toString()).endMetadata()
-                .withType("Opaque").withData(data).build();
-        k.call(() -> k.client.secrets().inNamespace(ns).resource(copy).create(), "create the backup Secret " + name);
+                .withType("Opaque").withData(data);
+        if (newKek != null) copy.editMetadata().addToAnnotations(NEW_KEK, newKek).endMetadata();
+        k.call(() -> k.client.secrets().inNamespace(ns).resource(copy.build()).create(), "create the backup Secret " + name);
         out.put("backup", name);
         out.change("kept Secrets " + String.join(", ", SECRETS) + " in Secret " + ns + "/" + name + " until the new chain is loaded");
+        removeInOrder(k, out, ns, held);
+    }
+
+    /**
+     * Deletes those of `held` that are there, chain first and key last: istiod makes a new key only without
+     * istio-ca-encrypted-key, and a CSR only without both istio-ca-cert and istio-ca-cert-csr; with the key
+     * gone and an old chain or CSR left, it aborts on the chain or waits on a CSR for the lost key.
+     */
+    public static void removeInOrder(Kube k, Out out, String ns, Map<String, Secret> held) {
         for (String s : SECRETS) {
             if (held.get(s) == null) continue;
             k.call(() -> k.client.secrets().inNamespace(ns).withName(s).delete(), "delete Secret " + s);
             out.change("deleted Secret " + ns + "/" + s);
         }
+    }
+
+    /**
+     * Whether istiod's key is still the one the backup holds: the run that made the backup stopped before it
+     * deleted istio-ca-encrypted-key. A restart then gives a CSR for the old key, not a new key.
+     */
+    public static boolean oldKeyStill(Secret backup, Map<String, Secret> held) {
+        Secret key = held.get(Istio.ENCRYPTED_KEY_SECRET);
+        String kept = backup.getData() == null ? null : backup.getData().get(Istio.ENCRYPTED_KEY_SECRET + ".encrypted-skey");
+        return key != null && key.getData() != null && kept != null && kept.equals(key.getData().get("encrypted-skey"));
+    }
+
+    /** The new KEK of a --new-kek rotation (null for a rotation under the same KEK). */
+    public static String newKek(Secret backup) {
+        return backup.getMetadata().getAnnotations() == null ? null : backup.getMetadata().getAnnotations().get(NEW_KEK);
     }
 
     /** When rotate-ca made this istio-ca-encrypted-key's key (null: it did not). */

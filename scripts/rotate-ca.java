@@ -75,8 +75,13 @@ class RotateCa extends Step {
             out.put("newKekId", newKekId);
             out.change("generated the new KEK " + newKekId + " on token '" + hsm.tokenLabel + "'");
         }
-        CaBackup.moveAside(k, out, ns.name, backup, held, oldKek);
-        if (newKek) {
+        CaBackup.moveAside(k, out, ns.name, backup, held, oldKek, newKekId);
+        restartOrReinstall(k, deployments, newKekId);
+    }
+
+    /** After the Secrets went: a rollout (new pods make a new key and CSR), or under a new KEK, install-asm with it. */
+    private void restartOrReinstall(Kube k, List<Deployment> deployments, String newKekId) {
+        if (newKekId != null) {
             out.next("install-asm --kek-id " + newKekId + " (istiod restarts under the new KEK and writes a new CSR), then decrypt-csr --from-secret,"
                     + " sign-csr, upload-chain, and rotate-ca again to finish");
             return;
@@ -86,12 +91,29 @@ class RotateCa extends Step {
         out.next("the security administrator signs the new CSR: decrypt-csr --from-secret, sign-csr, upload-chain; then rotate-ca again to finish");
     }
 
+    /** A run stopped after the backup but before the key went: the rest is deleted and istiod restarted now. */
+    private void resume(Kube k, String name, Secret backup, Map<String, Secret> held) {
+        out.say("rotation pending (backup %s) was cut short: istiod still has its old CA key", name);
+        List<Deployment> deployments = Rollout.deployments(k, ns.name, revision);
+        if (out.dryRun()) {
+            out.change("delete " + String.join(", then ", CaBackup.SECRETS.stream().filter(s -> held.get(s) != null).toList()) + " in " + ns.name);
+            if (CaBackup.newKek(backup) == null) out.change("restart istiod (rollout): it makes a new key and CSR");
+            return;
+        }
+        CaBackup.removeInOrder(k, out, ns.name, held);
+        restartOrReinstall(k, deployments, CaBackup.newKek(backup));
+    }
+
     /** A rotation is pending: done once istiod's new chain is loaded in every pod; then the backup (and, if asked, the old KEK) goes. */
     private void finish(Kube k, Secret backup) throws Exception {
         String name = backup.getMetadata().getName(), oldKek = CaBackup.oldKek(backup);
         out.put("backup", name).put("oldKekId", oldKek);
         if (newKek) throw Fail.badInput("a rotation is pending (backup " + name + "): --new-kek starts one", "finish it first: rotate-ca");
         Map<String, Secret> now = CaBackup.held(k, ns.name);
+        if (CaBackup.oldKeyStill(backup, now)) {
+            resume(k, name, backup, now);
+            return;
+        }
         if (CaBackup.Waiting.told(out, CaBackup.waiting(k, ns.name, revision, name, now))) return;
         String newKekId = CaBackup.value(now.get(Istio.ENCRYPTED_KEY_SECRET), "kek-id");
         if (deleteOldKek) CaBackup.requireKekUnused(kube, oldKek, newKekId, name);

@@ -117,6 +117,47 @@ class RotateCaTest {
         }
     }
 
+    /**
+     * A rotate-ca run stopped after its backup and the deletion of chain and CSR, before the key: the real istiod
+     * would then write a CSR for the old key, so the next run must finish the removal and restart, not wait.
+     */
+    @Test
+    void aRotationCutShortBeforeTheKeyWentIsFinishedWithANewKey(Lab lab) throws Exception {
+        try (RenewCaTest.Mesh m = new RenewCaTest.Mesh(lab, tmp, 365)) {
+            KubernetesClient k = lab.admin();
+            X509Certificate oldCa = m.chain().get(0);
+            String oldSkey = k.secrets().inNamespace(m.ns).withName(Istio.ENCRYPTED_KEY_SECRET).get().getData().get("encrypted-skey");
+            java.util.Map<String, String> data = new java.util.LinkedHashMap<>();
+            for (String name : List.of(Istio.CA_CERT_SECRET, Istio.CSR_SECRET, Istio.ENCRYPTED_KEY_SECRET))
+                k.secrets().inNamespace(m.ns).withName(name).get().getData().forEach((f, v) -> data.put(name + "." + f, v));
+            k.secrets().inNamespace(m.ns).resource(new io.fabric8.kubernetes.api.model.SecretBuilder().withNewMetadata().withName(CaBackup.PREFIX + "20261201-000000")
+                    .addToLabels(CaBackup.LABEL, "pending").addToAnnotations(CaBackup.OLD_KEK, m.kek).endMetadata().withData(data).build()).create();
+            for (String name : List.of(Istio.CA_CERT_SECRET, Istio.CSR_SECRET)) {
+                k.secrets().inNamespace(m.ns).withName(name).delete();
+                k.secrets().inNamespace(m.ns).withName(name).waitUntilCondition(s -> s == null, 30, java.util.concurrent.TimeUnit.SECONDS);
+            }
+
+            Cli.Result dry = m.ok("rotate-ca", "-n", m.ns, "--dry-run");
+            assertThat(dry.stdout()).contains("was cut short").contains("would delete " + Istio.ENCRYPTED_KEY_SECRET);
+            assertThat(k.secrets().inNamespace(m.ns).withName(Istio.ENCRYPTED_KEY_SECRET).get()).isNotNull();
+            Cli.Result resumed = m.ok("rotate-ca", "-n", m.ns);
+            assertThat(resumed.stdout()).contains("was cut short").contains("deleted Secret " + m.ns + "/" + Istio.ENCRYPTED_KEY_SECRET)
+                    .contains("restarted istiod");
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (k.secrets().inNamespace(m.ns).withName(Istio.CSR_SECRET).get() == null && System.nanoTime() < deadline) Thread.sleep(250);
+            assertThat(k.secrets().inNamespace(m.ns).withName(Istio.ENCRYPTED_KEY_SECRET).get().getData().get("encrypted-skey"))
+                    .as("a new key, not a CSR for the old one").isNotEqualTo(oldSkey);
+
+            m.ok("decrypt-csr", "--from-secret", "-n", m.ns, "-o", "csr.pem", "--replace");
+            m.ok("sign-csr", "--csr", "csr.pem", "--root-cert", m.root.toString(), "--root-key-label", RenewCaTest.ROOT_KEY, "-o", "cert-chain.pem", "--replace");
+            m.ok("upload-chain", "-f", "cert-chain.pem", "-n", m.ns);
+            m.awaitRolledOut();
+            assertThat(m.chain().get(0).getPublicKey()).isNotEqualTo(oldCa.getPublicKey());
+            assertThat(m.ok("rotate-ca", "-n", m.ns).stdout()).contains("deleted the backup Secret");
+            assertThat(backups(k, m.ns)).isEmpty();
+        }
+    }
+
     static String keks(RenewCaTest.Mesh m) {
         return m.token.tool("--token-label", m.token.label, "--login", "--pin", "env:USER_PIN", "--list-objects", "--type", "secrkey");
     }
