@@ -104,7 +104,7 @@ public final class Istio {
 
     /** The root hook's ConfigMap. */
     public static ConfigMap rootConfigMap(String rootPem) {
-        return new io.fabric8.kubernetes.api.model.ConfigMapBuilder().withNewMetadata().withName(ROOT_CONFIGMAP).withNamespace(asmhsm.Kube.ISTIO_NAMESPACE)
+        return new io.fabric8.kubernetes.api.model.ConfigMapBuilder().withNewMetadata().withName(ROOT_CONFIGMAP).withNamespace(asmhsm.KubeLayout.ISTIO_NAMESPACE)
                 .addToLabels("app.kubernetes.io/managed-by", "asm-hsm").endMetadata().addToData(ROOT_KEY, rootPem).build();
     }
 
@@ -439,7 +439,7 @@ public final class Istio {
      * a new pod (rollout restart, eviction, node drain) has a fresh plugin that needs the root loaded
      * again (install-asm's root hook does it, else load-root).
      */
-    public static final String RESTART_TO_RELOAD = restartToReload(Kube.ISTIO_NAMESPACE);
+    public static final String RESTART_TO_RELOAD = restartToReload(KubeLayout.ISTIO_NAMESPACE);
 
     /** {@link #RESTART_TO_RELOAD} for istiod in `namespace`. */
     public static String restartToReload(String namespace) {
@@ -453,14 +453,18 @@ public final class Istio {
     }
 
     /**
-     * How istiod is made to start over with a new CA key and CSR, when one of its Secrets was lost or altered.
-     * What it does with its CSR alone deleted is not known; what is: without istio-ca-encrypted-key its next
-     * start makes a new key and CSR, and it writes no CSR beside an existing chain (which certifies the old
-     * key). So the three go, the chain first and the key last as rotate-ca removes them, then a restart.
+     * How istiod is made to start over with a new CA key and CSR, as the real istiod starts: without
+     * istio-ca-encrypted-key it makes a new key (and keeps an existing CSR, though made for the old key);
+     * it writes a CSR only when istio-ca-cert and istio-ca-cert-csr are both missing. So the three go, the
+     * chain first and the key last as rotate-ca removes them, then a restart.
      */
     public static final String NEW_KEY_AND_CSR = "delete Secrets " + Istio.CA_CERT_SECRET + ", " + Istio.CSR_SECRET + " and " + Istio.ENCRYPTED_KEY_SECRET
-            + " (those there, in that order; rotate-ca does it for a running CA, keeping a backup), then " + rolloutRestart(Kube.ISTIO_NAMESPACE)
+            + " (those there, in that order; rotate-ca does it for a running CA, keeping a backup), then " + rolloutRestart(KubeLayout.ISTIO_NAMESPACE)
             + ": its next start makes a new CA key and CSR, to decrypt, sign and upload again";
+
+    /** How istiod comes to write a new CSR for the key it keeps: a start without istio-ca-cert and istio-ca-cert-csr. */
+    public static final String NEW_CSR_FOR_ITS_KEY = "delete Secrets " + Istio.CA_CERT_SECRET + " and " + Istio.CSR_SECRET + " (those there), then "
+            + rolloutRestart(KubeLayout.ISTIO_NAMESPACE) + ": its next start writes a CSR for the key it has, to decrypt, sign and upload";
 
     /** Which of istiod's Secrets exist, and when istio-ca-cert was last written (null when it is not there). */
     public record CaSecrets(boolean csr, boolean encryptedKey, boolean caCert, java.time.Instant caCertChanged) {
@@ -494,8 +498,8 @@ public final class Istio {
                     first == null ? "look at its log: kubectl logs -c discovery --previous -n NAMESPACE " + p.name() : first.hint());
         if (!s.encryptedKey() && s.caCert())
             return new Explanation("secrets-missing", "Secret " + ENCRYPTED_KEY_SECRET + " is missing while " + CA_CERT_SECRET
-                    + " exists: istiod's next start makes a new CA key and CSR, which the uploaded chain does not certify",
-                    "after that start: decrypt-csr, sign-csr, upload-chain --replace");
+                    + " exists: istiod's next start makes a new CA key, keeps any CSR, and aborts: the chain certifies the lost key",
+                    "restore " + ENCRYPTED_KEY_SECRET + " from a backup (rotate-ca keeps one while it runs); else " + NEW_CSR_FOR_ITS_KEY);
         if (p.stage() == Stage.NOT_STARTED)
             return new Explanation("not-started", "istiod has not started" + (s.csr() ? "; when it does it reads its Secrets again and writes no new CSR ("
                     + CSR_SECRET + " exists)" : "; when it does it writes its CSR into Secret " + CSR_SECRET),
@@ -503,16 +507,13 @@ public final class Istio {
         if (p.stage() == Stage.RUNNING)
             return new Explanation("loaded", "istiod loaded its CA key and the chain of " + CA_CERT_SECRET + " and serves certificates",
                     "verify-ca; a changed chain needs a restart: " + RESTART_TO_RELOAD);
-        if (s.caCert() && s.csr())
-            return new Explanation("chain-uploaded", "Secret " + CA_CERT_SECRET + " is there; istiod polls for it every 2 s while it waits",
+        if (s.caCert())
+            return new Explanation("chain-uploaded", "Secret " + CA_CERT_SECRET + " is there; istiod polls for it every 2 s while it waits"
+                    + (s.csr() ? "" : " (it needs no CSR beside it: it writes one only when both Secrets are missing)"),
                     "wait (istiod-status --wait running); if discovery stays not ready, verify-ca names what istiod logged");
         if (s.csr())
             return new Explanation("waiting-for-chain", "istiod wrote its CSR (Secret " + CSR_SECRET + ") and polls every 2 s for Secret " + CA_CERT_SECRET,
                     "decrypt-csr, sign-csr, then upload-chain");
-        if (s.caCert())
-            return new Explanation("secrets-missing", "Secret " + CSR_SECRET + " is missing while " + CA_CERT_SECRET
-                    + " exists: istiod does not write a CSR beside an existing chain", "check the namespace (-n); if Secrets were deleted by hand: "
-                    + NEW_KEY_AND_CSR);
         return new Explanation("waiting-for-csr", "istiod has not written its CSR yet (no Secret " + CSR_SECRET + "): it does about 6 s after it starts"
                 + (s.encryptedKey() ? "" : ", with a new CA key (no Secret " + ENCRYPTED_KEY_SECRET + ")"), "wait: istiod-status --wait");
     }
@@ -762,14 +763,14 @@ public final class Istio {
 
     /** istiod pods (label app=istiod in istio-system), oldest first, leaving out those being deleted. */
     public static List<Pod> istiodPods(KubernetesClient k) {
-        return istiodPods(k, Kube.ISTIO_NAMESPACE);
+        return istiodPods(k, KubeLayout.ISTIO_NAMESPACE);
     }
 
     /** The revisions istiod runs under: the istio.io/rev labels of its pods and Deployments. */
     public static Set<String> revisions(KubernetesClient k) {
         Set<String> revs = new TreeSet<>();
         for (Pod p : istiodPods(k)) addRevision(revs, p);
-        for (var d : k.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", ISTIOD_APP).list().getItems())
+        for (var d : k.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).withLabel("app", ISTIOD_APP).list().getItems())
             addRevision(revs, d);
         return revs;
     }
@@ -795,7 +796,7 @@ public final class Istio {
             namespaces.add(n.getMetadata().getName());
         for (Pod p : k.call(() -> k.client.pods().inAnyNamespace().withLabel(REV_LABEL, revision).list().getItems(), "list the pods labelled " + REV_LABEL)) {
             String phase = p.getStatus() == null ? null : p.getStatus().getPhase();
-            if (Kube.ISTIO_NAMESPACE.equals(p.getMetadata().getNamespace()) || "Succeeded".equals(phase) || "Failed".equals(phase)
+            if (KubeLayout.ISTIO_NAMESPACE.equals(p.getMetadata().getNamespace()) || "Succeeded".equals(phase) || "Failed".equals(phase)
                     || p.getMetadata().getDeletionTimestamp() != null) continue;
             pods.add(p.getMetadata().getNamespace() + "/" + p.getMetadata().getName());
         }

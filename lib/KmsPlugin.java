@@ -69,7 +69,7 @@ public final class KmsPlugin {
                 String why = String.valueOf(e.getOriginalMessage()).contains("end-of-input") ? "it is cut short"
                         : at == null ? "unreadable" : "error at line " + at.getLineNr() + ", column " + at.getColumnNr();
                 throw Fail.failed(source + " is not complete JSON (" + why + ")",
-                        "save it again: kubectl get secret " + Istio.CSR_SECRET + " -n " + Kube.ISTIO_NAMESPACE + " -o jsonpath={.data} > encrypted_csr.json");
+                        "save it again: kubectl get secret " + Istio.CSR_SECRET + " -n " + KubeLayout.ISTIO_NAMESPACE + " -o jsonpath={.data} > encrypted_csr.json");
             }
             if (root != null && root.path("data").isObject()) root = root.get("data");
             if (root == null || !root.isObject())

@@ -342,7 +342,7 @@ final class StatusReport {
         List<String> differ = r == null ? List.of() : layout.roleDifferences(r);
         if (r == null) lines.add(lRole, MISSING, "no role " + VaultLayout.ROLE + " at auth/" + auth, fix);
         else if (differ.isEmpty())
-            lines.add(lRole, DONE, VaultLayout.ROLE + ": " + Kube.ISTIOD_SA + "." + Kube.ISTIO_NAMESPACE + ", policy " + policy + ", ttl "
+            lines.add(lRole, DONE, VaultLayout.ROLE + ": " + KubeLayout.ISTIOD_SA + "." + KubeLayout.ISTIO_NAMESPACE + ", policy " + policy + ", ttl "
                     + VaultLayout.hours(VaultLayout.ROLE_TTL), null);
         else lines.add(lRole, WRONG, "role " + VaultLayout.ROLE + " differs: " + String.join(", ", differ), fix);
     }
@@ -353,8 +353,8 @@ final class StatusReport {
 
     // ---------------------------------------------------------------- cluster
 
-    static final List<String> CLUSTER_LINES = List.of("namespace vault", "binding " + Kube.TOKENREVIEW_BINDING, "secret vault/" + Kube.TOKENREVIEW_SECRET,
-            "namespace istio-system", "configmap " + Kube.VAULT_CA_CONFIGMAP, "service istiod", "istiod pods", "secret " + Istio.CSR_SECRET,
+    static final List<String> CLUSTER_LINES = List.of("namespace vault", "binding " + KubeLayout.TOKENREVIEW_BINDING, "secret vault/" + KubeLayout.TOKENREVIEW_SECRET,
+            "namespace istio-system", "configmap " + KubeLayout.VAULT_CA_CONFIGMAP, "service istiod", "istiod pods", "secret " + Istio.CSR_SECRET,
             "secret " + Istio.CA_CERT_SECRET, "expiry: Istio CA", "istiod: chain logged", "istiod: root loaded", "injection", "sidecars",
             "ingress address");
 
@@ -366,20 +366,20 @@ final class StatusReport {
     @SuppressWarnings("unchecked")
     private void cluster(Kube k) {
         var c = k.client;
-        Boolean vaultNs = namespace(k, "namespace vault", Kube.VAULT_NAMESPACE, "k8s-vault-prep");
-        one("binding " + Kube.TOKENREVIEW_BINDING, () -> line("binding " + Kube.TOKENREVIEW_BINDING, KubeLayout.GUIDE.binding(k.call(() -> c.rbac().clusterRoleBindings()
-                .withName(Kube.TOKENREVIEW_BINDING).get(), "read ClusterRoleBinding " + Kube.TOKENREVIEW_BINDING))));
-        one("secret vault/" + Kube.TOKENREVIEW_SECRET, () -> line("secret vault/" + Kube.TOKENREVIEW_SECRET, KubeLayout.GUIDE.tokenSecret(Boolean.FALSE.equals(vaultNs) ? null : k.call(() ->
-                c.secrets().inNamespace(Kube.VAULT_NAMESPACE).withName(Kube.TOKENREVIEW_SECRET).get(), "read Secret " + Kube.TOKENREVIEW_SECRET))));
+        Boolean vaultNs = namespace(k, "namespace vault", KubeLayout.VAULT_NAMESPACE, "k8s-vault-prep");
+        one("binding " + KubeLayout.TOKENREVIEW_BINDING, () -> line("binding " + KubeLayout.TOKENREVIEW_BINDING, KubeLayout.GUIDE.binding(k.call(() -> c.rbac().clusterRoleBindings()
+                .withName(KubeLayout.TOKENREVIEW_BINDING).get(), "read ClusterRoleBinding " + KubeLayout.TOKENREVIEW_BINDING))));
+        one("secret vault/" + KubeLayout.TOKENREVIEW_SECRET, () -> line("secret vault/" + KubeLayout.TOKENREVIEW_SECRET, KubeLayout.GUIDE.tokenSecret(Boolean.FALSE.equals(vaultNs) ? null : k.call(() ->
+                c.secrets().inNamespace(KubeLayout.VAULT_NAMESPACE).withName(KubeLayout.TOKENREVIEW_SECRET).get(), "read Secret " + KubeLayout.TOKENREVIEW_SECRET))));
 
-        boolean noIstio = Boolean.FALSE.equals(namespace(k, "namespace istio-system", Kube.ISTIO_NAMESPACE, "control-plane-prep"));
-        var services = c.services().inNamespace(Kube.ISTIO_NAMESPACE);
-        var secrets = c.secrets().inNamespace(Kube.ISTIO_NAMESPACE);
-        one("configmap " + Kube.VAULT_CA_CONFIGMAP, () -> line("configmap " + Kube.VAULT_CA_CONFIGMAP, KubeLayout.GUIDE.vaultCaCheck(noIstio ? null : k.call(() ->
-                c.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.VAULT_CA_CONFIGMAP).get(), "read ConfigMap " + Kube.VAULT_CA_CONFIGMAP), vault.caCert)));
+        boolean noIstio = Boolean.FALSE.equals(namespace(k, "namespace istio-system", KubeLayout.ISTIO_NAMESPACE, "control-plane-prep"));
+        var services = c.services().inNamespace(KubeLayout.ISTIO_NAMESPACE);
+        var secrets = c.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE);
+        one("configmap " + KubeLayout.VAULT_CA_CONFIGMAP, () -> line("configmap " + KubeLayout.VAULT_CA_CONFIGMAP, KubeLayout.GUIDE.vaultCaCheck(noIstio ? null : k.call(() ->
+                c.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(KubeLayout.VAULT_CA_CONFIGMAP).get(), "read ConfigMap " + KubeLayout.VAULT_CA_CONFIGMAP), vault.caCert)));
         String[] rev = {null};
-        one("service istiod", () -> rev[0] = istiodService(noIstio ? null : k.call(() -> services.withName(Kube.ISTIOD_SERVICE).get(),
-                "read Service " + Kube.ISTIOD_SERVICE)));
+        one("service istiod", () -> rev[0] = istiodService(noIstio ? null : k.call(() -> services.withName(KubeLayout.ISTIOD_SERVICE).get(),
+                "read Service " + KubeLayout.ISTIOD_SERVICE)));
         List<Pod>[] pods = new List[1];
         one("istiod pods", () -> istiod(pods[0] = noIstio ? List.of() : k.call(() -> Istio.istiodPods(c), "list the istiod pods")));
         boolean[] csrExists = {false};
@@ -397,9 +397,9 @@ final class StatusReport {
             chain[0] = chain(caSecret[0], csrExists[0]);
         });
         one("expiry: Istio CA", () -> istioCaExpiry(secretRead[0], caSecret[0], chain[0]));
-        one("istiod: chain logged", () -> line("istiod: chain logged", Istio.loggedChain(k, Kube.ISTIO_NAMESPACE,
+        one("istiod: chain logged", () -> line("istiod: chain logged", Istio.loggedChain(k, KubeLayout.ISTIO_NAMESPACE,
                 ofRevision(read(pods[0], "the istiod pods"), rev[0]), read(secretRead[0] ? caSecret : null, "Secret " + Istio.CA_CERT_SECRET)[0], chain[0])));
-        one("istiod: root loaded", () -> line("istiod: root loaded", KmsPlugin.rootLoaded(k, Kube.ISTIO_NAMESPACE,
+        one("istiod: root loaded", () -> line("istiod: root loaded", KmsPlugin.rootLoaded(k, KubeLayout.ISTIO_NAMESPACE,
                 ofRevision(read(pods[0], "the istiod pods"), rev[0]), hsmRoot, ca.id, PLUGIN_CALL)));
         List<Namespace>[] labelled = new List[1];
         one("injection", () -> injection(labelled[0] = k.call(() -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(),
@@ -453,7 +453,7 @@ final class StatusReport {
 
     /** istiod's stage from its pods' readiness (no logs read): 3/3 is done. */
     private void istiod(List<Pod> pods) {
-        if (pods.isEmpty()) { line("istiod pods", MISSING, "no istiod pod in " + Kube.ISTIO_NAMESPACE, "install-asm"); return; }
+        if (pods.isEmpty()) { line("istiod pods", MISSING, "no istiod pod in " + KubeLayout.ISTIO_NAMESPACE, "install-asm"); return; }
         List<Istio.PodReport> reports = new ArrayList<>();
         for (Pod p : pods) reports.add(Istio.inspect(p, container -> null, kek.id));
         Istio.Stage stage = Istio.overall(reports);
@@ -469,8 +469,7 @@ final class StatusReport {
         String b64 = csr.getData() == null ? null : csr.getData().get("kek-id");
         String kek = b64 == null ? null : new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8);
         if (kek == null || csr.getData().get("encrypted-csr") == null) line(l, WRONG, Istio.CSR_SECRET + " lacks kek-id or encrypted-csr",
-                "istiod writes no new CSR while the Secret exists: delete Secrets " + Istio.CSR_SECRET + " and " + Istio.ENCRYPTED_KEY_SECRET
-                        + " (and " + Istio.CA_CERT_SECRET + ", if there) so that it makes a new CA key and CSR; " + Istio.RESTART_TO_RELOAD);
+                "istiod writes no new CSR while the Secret exists: " + Istio.NEW_CSR_FOR_ITS_KEY);
         else if (this.kek.id != null && !this.kek.id.equals(kek)) line(l, WRONG, "CSR encrypted with KEK " + kek + ", not KEK_ID " + this.kek.id, "install-asm with the KEK generated by gen-kek");
         else line(l, DONE, "CSR of istiod, encrypted with KEK " + kek, null);
     }

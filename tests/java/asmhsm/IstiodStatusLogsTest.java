@@ -23,7 +23,7 @@ import tools.jackson.databind.json.JsonMapper;
  * guide's own samples. IstiodStatusTest covers pods and statuses on the real API server.
  */
 class IstiodStatusLogsTest {
-    static final String NS = Kube.ISTIO_NAMESPACE;
+    static final String NS = KubeLayout.ISTIO_NAMESPACE;
     static final String KEK = "7651a4ea-eeb7-4c1f-927b-8c871c2127aa";
     /** The guide's expected `kubectl logs -c hsm-plugin` output, as it prints it. */
     static final String PLUGIN_LOG = """
@@ -326,7 +326,7 @@ class IstiodStatusLogsTest {
     }
 
     @Test
-    void aMissingEncryptedKeyBesideAChainSaysTheNextStartMakesANewKey() {
+    void aMissingEncryptedKeyBesideAChainSaysTheNextStartMakesANewKeyAndAborts() {
         secret(Istio.CSR_SECRET);
         secret(Istio.CA_CERT_SECRET);
         kube.client.pods().resource(istiod(NS, "istiod-o", true, true, true)).create();
@@ -338,7 +338,7 @@ class IstiodStatusLogsTest {
         assertThat(j.path("secrets").path(Istio.ENCRYPTED_KEY_SECRET).asBoolean()).isFalse();
         JsonNode pod = j.path("pods").get(0);
         assertThat(pod.path("state").asString()).isEqualTo("secrets-missing");
-        assertThat(pod.path("explanation").asString()).contains("istiod's next start makes a new CA key and CSR");
-        assertThat(pod.path("todo").asString()).isEqualTo("after that start: decrypt-csr, sign-csr, upload-chain --replace");
+        assertThat(pod.path("explanation").asString()).contains("istiod's next start makes a new CA key, keeps any CSR, and aborts");
+        assertThat(pod.path("todo").asString()).startsWith("restore " + Istio.ENCRYPTED_KEY_SECRET + " from a backup").endsWith(Istio.NEW_CSR_FOR_ITS_KEY);
     }
 }

@@ -160,13 +160,18 @@ class IstiodStatusTest {
         secret(lab, ns, Istio.CA_CERT_SECRET);
         assertThat(status(lab, ns).stdout()).contains("state: Secret istio-ca-cert is there; istiod polls for it every 2 s while it waits"
                 + " -> wait (istiod-status --wait running)");
+        // the real istiod loads a chain without its CSR (it writes one only when both are missing): no fault
+        lab.admin().secrets().inNamespace(ns).withName(Istio.CSR_SECRET).delete();
+        assertThat(status(lab, ns).stdout()).contains("state: Secret istio-ca-cert is there; istiod polls for it every 2 s while it waits"
+                + " (it needs no CSR beside it").doesNotContain("is missing while");
+        secret(lab, ns, Istio.CSR_SECRET);
 
         setStatus(lab, ns, "istiod-s", firstRun("discovery", true), firstRun("hsm-plugin", true), firstRun("vaultclient", true));
         assertThat(status(lab, ns).stdout()).contains("state: istiod loaded its CA key and the chain of istio-ca-cert and serves certificates -> verify-ca");
 
         lab.admin().secrets().inNamespace(ns).withName(Istio.ENCRYPTED_KEY_SECRET).delete();
         Cli.Result r = status(lab, ns, "--json");
-        assertThat(r.stdout()).contains("\"state\" : \"secrets-missing\"").contains("istiod's next start makes a new CA key and CSR");
+        assertThat(r.stdout()).contains("\"state\" : \"secrets-missing\"").contains("istiod's next start makes a new CA key, keeps any CSR, and aborts");
     }
 
     @Test
