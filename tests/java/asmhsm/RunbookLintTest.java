@@ -139,7 +139,10 @@ class RunbookLintTest {
                 while (m.find()) if (!m.group(1).toUpperCase().endsWith("_FILE")) problems.add(b.where() + ": " + m.group());
                 if (b.text().matches("(?s).*\\bvault login[ \\t]+[^\\s-].*"))
                     problems.add(b.where() + ": a Vault token typed on the command line");
-                for (String forbidden : List.of("--pin ", "--so-pin ", "echo $VAULT_SA_JWT_TOKEN", "cat \"${CLUSTER_SUFFIX}-tokenreview_jwt\"",
+                // pkcs11-tool's --pin env:NAME reads the PIN from the environment; any other value is the PIN typed in
+                Matcher pin = Pattern.compile("--(so-)?pin[ =](?!env:)\\S*").matcher(b.text());
+                while (pin.find()) problems.add(b.where() + ": shows or types a secret: " + pin.group());
+                for (String forbidden : List.of("echo $VAULT_SA_JWT_TOKEN", "cat \"${CLUSTER_SUFFIX}-tokenreview_jwt\"",
                         "vault kv get"))
                     if (b.text().contains(forbidden)) problems.add(b.where() + ": shows or types a secret: " + forbidden);
             }
