@@ -33,7 +33,9 @@ class Teardown extends Step {
         Teardowns plan = new Teardowns(out, suffix, folder);
         plan.vault(VaultLayout.of(suffix), vault());
         if (ClusterId.recorded(new ClusterId.Expected(suffix, folder)) != null) plan.kube(KubeLayout.GUIDE, kube());
-        else out.say("no record of suffix %s's cluster in %s: its Kubernetes objects are left (their names are not the suffix's)", suffix, folder);
+        else if (java.nio.file.Files.isDirectory(folder))
+            out.say("no record of suffix %s's cluster in %s: its Kubernetes objects are left (their names are not the suffix's)", suffix, folder);
+        else out.say("no folder %s: a teardown removes it last, so suffix %s's Kubernetes objects went then or were never made here", folder, suffix);
         if (withHsm) plan.hsm(hsm(), kek.id, ca.id, kube);
         plan.files();
         plan.run();

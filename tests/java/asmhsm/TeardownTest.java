@@ -89,7 +89,8 @@ class TeardownTest {
         assertThat(again.exit()).as(again.toString()).isZero();
         assertThat(json(again).get("changed").asBoolean()).as(again.toString()).isFalse();
         Cli.Result words = Cli.asm(env(lab), work, "teardown", "--cluster-suffix", s);
-        assertThat(words.stdout()).contains("nothing to remove for cluster suffix " + s);
+        assertThat(words.stdout()).contains("nothing to remove for cluster suffix " + s)
+                .contains("no folder " + s + ": a teardown removes it last").doesNotContain("no record of suffix");
     }
 
     /** --hsm on a token of its own: the KEK goes (nothing else prepared names it), once; without --hsm it stays. */
