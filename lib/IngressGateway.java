@@ -21,11 +21,11 @@ import java.util.Map;
 final class IngressGateway {
     private IngressGateway() {}
 
-    static final String WHERE = Kube.ISTIO_NAMESPACE + "/" + Istio.INGRESS_GATEWAY;
+    static final String WHERE = KubeLayout.ISTIO_NAMESPACE + "/" + Istio.INGRESS_GATEWAY;
 
     /** The gateway's Service; refuses when the mesh has none yet. */
     static Service read(Kube k) {
-        Service svc = k.call(() -> k.client.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get(),
+        Service svc = k.call(() -> k.client.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get(),
                 "read Service " + Istio.INGRESS_GATEWAY);
         if (svc == null)
             throw Fail.failed("Service " + WHERE + " does not exist",
@@ -48,7 +48,7 @@ final class IngressGateway {
             out.change("set loadBalancerIP of " + Istio.INGRESS_GATEWAY + " to " + address + (current == null ? "" : " (now " + current + ")"));
             return;
         } else {
-            k.call(() -> k.client.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY)
+            k.call(() -> k.client.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY)
                     .patch(PatchContext.of(PatchType.JSON_MERGE), "{\"spec\":{\"loadBalancerIP\":\"" + address + "\"}}"),
                     "set loadBalancerIP of Service " + Istio.INGRESS_GATEWAY);
             out.change("set loadBalancerIP of " + Istio.INGRESS_GATEWAY + " to " + address + (current == null ? "" : " (was " + current + ")"));
@@ -59,7 +59,7 @@ final class IngressGateway {
         out.put("ingress", assigned);
         if (!assigned.contains(address))
             out.say("The load balancer reports %s; check with: kubectl get svc -n %s %s",
-                    assigned.isEmpty() ? "no address yet" : String.join(", ", assigned), Kube.ISTIO_NAMESPACE, Istio.INGRESS_GATEWAY);
+                    assigned.isEmpty() ? "no address yet" : String.join(", ", assigned), KubeLayout.ISTIO_NAMESPACE, Istio.INGRESS_GATEWAY);
     }
 
     /** Manual mode: every port's nodePort on every node's internal address, as the external load balancer forwards to them. */

@@ -24,7 +24,7 @@ final class Injection {
     static String requireInjectable(String namespace) {
         if (!namespace.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
             throw Fail.badInput("'" + namespace + "' is not a namespace name", "give the namespace as kubectl get ns shows it");
-        if (Istio.SYSTEM_NAMESPACES.contains(namespace) || namespace.equals(Kube.ISTIO_NAMESPACE))
+        if (Istio.SYSTEM_NAMESPACES.contains(namespace) || namespace.equals(KubeLayout.ISTIO_NAMESPACE))
             throw Fail.badInput("namespace " + namespace + " is never injected", "label the namespaces of your workloads instead");
         return namespace;
     }
@@ -38,7 +38,7 @@ final class Injection {
 
     /** The revision asked for (null: none), or the only one istiod runs under; refuses to guess between several. */
     static String revision(Kube k, String asked) {
-        Set<String> revs = k.call(() -> Istio.revisions(k.client), "list istiod in " + Kube.ISTIO_NAMESPACE);
+        Set<String> revs = k.call(() -> Istio.revisions(k.client), "list istiod in " + KubeLayout.ISTIO_NAMESPACE);
         if (asked != null) {
             if (!revs.contains(asked))
                 throw Fail.failed("no istiod runs with revision " + asked + (revs.isEmpty() ? " (no istiod found)" : " (istiod revisions: " + String.join(", ", revs) + ")"),
@@ -46,7 +46,7 @@ final class Injection {
             return asked;
         }
         if (revs.isEmpty())
-            throw Fail.failed("no istiod with an " + Istio.REV_LABEL + " label in " + Kube.ISTIO_NAMESPACE,
+            throw Fail.failed("no istiod with an " + Istio.REV_LABEL + " label in " + KubeLayout.ISTIO_NAMESPACE,
                     "install the mesh first (install-asm), or pass --revision if istiod runs elsewhere");
         if (revs.size() > 1)
             throw Fail.badInput("istiod runs under several revisions: " + String.join(", ", revs),

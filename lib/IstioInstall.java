@@ -125,7 +125,7 @@ final class IstioInstall {
                 "IstioOperator, revision " + settings.revision(), out);
         if (hookCaId != null)
             out.say("the root hook needs ConfigMap %s/%s: install-asm creates it (or: kubectl -n %s create configmap %s --from-file=%s=ROOT_PEM)",
-                    Kube.ISTIO_NAMESPACE, Istio.ROOT_CONFIGMAP, Kube.ISTIO_NAMESPACE, Istio.ROOT_CONFIGMAP, Istio.ROOT_KEY);
+                    KubeLayout.ISTIO_NAMESPACE, Istio.ROOT_CONFIGMAP, KubeLayout.ISTIO_NAMESPACE, Istio.ROOT_CONFIGMAP, Istio.ROOT_KEY);
     }
 
     /** The root hook's file ({@link #hookFile}) for istioctl's -f. */
@@ -168,11 +168,11 @@ final class IstioInstall {
      * `revision` is not installed: nothing to remove.
      */
     static List<String> revisionsLeft(Kube k, String revision) {
-        Set<String> revisions = k.call(() -> Istio.revisions(k.client), "list istiod in " + Kube.ISTIO_NAMESPACE);
+        Set<String> revisions = k.call(() -> Istio.revisions(k.client), "list istiod in " + KubeLayout.ISTIO_NAMESPACE);
         if (!revisions.contains(revision)) return List.of();
         List<String> others = revisions.stream().filter(r -> !r.equals(revision)).toList();
         if (others.isEmpty())
-            throw Fail.failed("revision " + revision + " is the only istiod revision in " + Kube.ISTIO_NAMESPACE + ": removing it leaves no control plane",
+            throw Fail.failed("revision " + revision + " is the only istiod revision in " + KubeLayout.ISTIO_NAMESPACE + ": removing it leaves no control plane",
                     "install the next revision first (install-asm --revision NEW) and move the namespaces to it");
         String next = others.get(others.size() - 1);
         Istio.RevisionUsers users = Istio.revisionUsers(k, revision);
@@ -183,10 +183,10 @@ final class IstioInstall {
         if (!users.pods().isEmpty())
             throw Fail.failed(users.pods().size() + " pod(s) still run a sidecar of revision " + revision + ": " + String.join(", ", users.pods()),
                     "restart their workloads so they get " + next + "'s sidecar (enable-injection --namespace NAMESPACE --revision " + next + " --restart)");
-        var service = k.call(() -> k.client.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.ISTIOD_SERVICE).get(),
-                "read Service " + Kube.ISTIOD_SERVICE);
+        var service = k.call(() -> k.client.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(KubeLayout.ISTIOD_SERVICE).get(),
+                "read Service " + KubeLayout.ISTIOD_SERVICE);
         if (service != null && revision.equals(Istio.revisionOf(service)))
-            throw Fail.failed("Service " + Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SERVICE + " still points at revision " + revision
+            throw Fail.failed("Service " + KubeLayout.ISTIO_NAMESPACE + "/" + KubeLayout.ISTIOD_SERVICE + " still points at revision " + revision
                     + " (the validating webhook reaches istiod through it)", "point it at the new revision first: istiod-service --revision " + next);
         return others;
     }

@@ -54,8 +54,8 @@ final class IstiodVaultLogin {
         if (k.live(sa) == null) {
             if (!createSa)
                 throw Fail.failed("service account " + account + " does not exist yet",
-                        "create it (kubectl create namespace " + Kube.ISTIO_NAMESPACE + "; kubectl -n " + Kube.ISTIO_NAMESPACE
-                                + " create serviceaccount " + Kube.ISTIOD_SA + ") or re-run with --create-sa");
+                        "create it (kubectl create namespace " + KubeLayout.ISTIO_NAMESPACE + "; kubectl -n " + KubeLayout.ISTIO_NAMESPACE
+                                + " create serviceaccount " + KubeLayout.ISTIOD_SA + ") or re-run with --create-sa");
             k.apply(KubeLayout.GUIDE.istioNs(), out);
             k.apply(sa, out);
         }
@@ -66,7 +66,7 @@ final class IstiodVaultLogin {
         }
         String jwt;
         try {
-            jwt = k.client.serviceAccounts().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.ISTIOD_SA)
+            jwt = k.client.serviceAccounts().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(KubeLayout.ISTIOD_SA)
                     .tokenRequest(new TokenRequestBuilder().withNewSpec().withExpirationSeconds(600L).endSpec().build())
                     .getStatus().getToken();
         } catch (KubernetesClientException e) {
@@ -170,7 +170,7 @@ final class IstiodVaultLogin {
                     .getStatus().getAllowed());
             if (!allowed)
                 return Fail.failed(TOKEN_REVIEW + reviewer.getUsername() + " (the reviewer of " + jwtFile + ") may not create TokenReviews",
-                        "bind it to ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + ": re-run k8s-vault-prep --cluster-suffix " + suffix);
+                        "bind it to ClusterRole " + KubeLayout.AUTH_DELEGATOR_ROLE + ": re-run k8s-vault-prep --cluster-suffix " + suffix);
             return Fail.failed(TOKEN_REVIEW + "The reviewer of " + jwtFile + " (" + reviewer.getUsername() + ") is valid and allowed: Vault "
                     + "holds another JWT, or cannot reach or trust the API server at its kubernetes_host", "give Vault the files of "
                     + jwtFile.getParent() + ": vault-setup --cluster-suffix " + suffix + " --rewrite-reviewer-jwt");
@@ -196,7 +196,7 @@ final class IstiodVaultLogin {
         if (low.contains("tokenreview") || low.contains("service account unauthorized") || low.contains("token_reviewer")
                 || low.contains("unauthorized") || low.contains("forbidden"))
             return Fail.failed(TOKEN_REVIEW + "Vault could not review the token with the Kubernetes API ("
-                    + said + ")", "the reviewer account needs ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + " and a current JWT: " + rerunPrep);
+                    + said + ")", "the reviewer account needs ClusterRole " + KubeLayout.AUTH_DELEGATOR_ROLE + " and a current JWT: " + rerunPrep);
         if (low.contains("x509") || low.contains("certificate") || low.contains("connection refused") || low.contains("no such host")
                 || low.contains("timeout") || low.contains("dial tcp"))
             return Fail.failed(TOKEN_REVIEW + "Vault cannot reach or trust the Kubernetes API (" + said + ")",
@@ -214,7 +214,7 @@ final class IstiodVaultLogin {
             if (mounted)
                 return Fail.failed(TOKEN_REVIEW + "Vault's kubernetes auth at auth/" + VaultLayout.of(suffix).authPath() + " answered \"permission denied\" "
                         + "to a valid token of " + account + ": its TokenReview call to the Kubernetes API failed",
-                        "the reviewer account needs ClusterRole " + Kube.AUTH_DELEGATOR_ROLE + " and Vault a current JWT, kubernetes_host "
+                        "the reviewer account needs ClusterRole " + KubeLayout.AUTH_DELEGATOR_ROLE + " and Vault a current JWT, kubernetes_host "
                                 + "and CA: " + rerunPrep);
         }
         if (code == 403 || code == 404 || low.contains("no handler") || low.contains("unsupported path"))

@@ -39,19 +39,6 @@ import tools.jackson.databind.node.ObjectNode;
  * operator uses with kubectl. Turns API failures into lines that say what to do.
  */
 public final class Kube implements AutoCloseable {
-    // Names the guide gives to what k8s-vault-prep, control-plane-prep and istiod-service create
-    // (status and install-asm read them from here).
-    public static final String VAULT_NAMESPACE = "vault";
-    public static final String TOKENREVIEW_BINDING = "role-tokenreview-binding";
-    public static final String AUTH_DELEGATOR_ROLE = "system:auth-delegator";
-    public static final String TOKENREVIEW_SA = "default";
-    public static final String TOKENREVIEW_SECRET = "default-token";
-    public static final String ISTIO_NAMESPACE = "istio-system";
-    public static final String ISTIOD_SA = "istiod-service-account";
-    public static final String VAULT_CA_CONFIGMAP = "vault-tls-cert";
-    public static final String VAULT_CA_KEY = "cert";
-    public static final String ISTIOD_SERVICE = "istiod";
-
     public final KubernetesClient client;
     public final Config config;
     public final String context;
@@ -470,7 +457,7 @@ public final class Kube implements AutoCloseable {
      * istiod-service and install-asm both apply exactly this object.
      */
     public static Service istiodService(String revision) {
-        return istiodService(revision, ISTIO_NAMESPACE);
+        return istiodService(revision, KubeLayout.ISTIO_NAMESPACE);
     }
 
     /** The same Service in another namespace (tests; clusters whose Istio lives elsewhere). */
@@ -484,7 +471,7 @@ public final class Kube implements AutoCloseable {
         selector.put("app", "istiod");
         selector.put("istio.io/rev", revision);
         return new ServiceBuilder()
-                .withNewMetadata().withName(ISTIOD_SERVICE).withNamespace(namespace).withLabels(labels).endMetadata()
+                .withNewMetadata().withName(KubeLayout.ISTIOD_SERVICE).withNamespace(namespace).withLabels(labels).endMetadata()
                 .withNewSpec()
                 .withPorts(port(15010, "grpc-xds", null), port(15012, "https-dns", null),
                         port(443, "https-webhook", 15017), port(15014, "http-monitoring", null))

@@ -19,13 +19,24 @@ import java.util.List;
  * What the procedure's preparation steps create in a cluster, once: k8s-vault-prep (namespace,
  * reviewer binding and token Secret), control-plane-prep (istiod's namespace, the Vault CA
  * ConfigMap), istiod-service (the Service per revision) and istiod's service account. The steps
- * apply these objects, status checks them, teardown removes them. Names are the guide's (see the
- * constants in Kube); k8s-vault-prep and control-plane-prep may name the two namespaces and the binding.
+ * apply these objects, status checks them, teardown removes them. Names are the guide's (the
+ * constants below); k8s-vault-prep and control-plane-prep may name the two namespaces and the binding.
  */
 public record KubeLayout(String vaultNamespace, String reviewerBinding, String istioNamespace) {
+    /** The names the guide gives to what k8s-vault-prep, control-plane-prep and istiod-service create. */
+    public static final String VAULT_NAMESPACE = "vault";
+    public static final String TOKENREVIEW_BINDING = "role-tokenreview-binding";
+    public static final String AUTH_DELEGATOR_ROLE = "system:auth-delegator";
+    public static final String TOKENREVIEW_SA = "default";
+    public static final String TOKENREVIEW_SECRET = "default-token";
+    public static final String ISTIO_NAMESPACE = "istio-system";
+    public static final String ISTIOD_SA = "istiod-service-account";
+    public static final String VAULT_CA_CONFIGMAP = "vault-tls-cert";
+    public static final String VAULT_CA_KEY = "cert";
+    public static final String ISTIOD_SERVICE = "istiod";
     public static final String TOKEN_TYPE = "kubernetes.io/service-account-token";
     public static final String SA_ANNOTATION = "kubernetes.io/service-account.name";
-    public static final KubeLayout GUIDE = new KubeLayout(Kube.VAULT_NAMESPACE, Kube.TOKENREVIEW_BINDING, Kube.ISTIO_NAMESPACE);
+    public static final KubeLayout GUIDE = new KubeLayout(VAULT_NAMESPACE, TOKENREVIEW_BINDING, ISTIO_NAMESPACE);
 
     public Namespace vaultNs() { return Kube.namespace(vaultNamespace); }
     public Namespace istioNs() { return Kube.namespace(istioNamespace); }
@@ -34,58 +45,58 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
     public ClusterRoleBinding reviewerBindingObject() {
         return new ClusterRoleBindingBuilder()
                 .withNewMetadata().withName(reviewerBinding).endMetadata()
-                .withNewRoleRef().withApiGroup("rbac.authorization.k8s.io").withKind("ClusterRole").withName(Kube.AUTH_DELEGATOR_ROLE).endRoleRef()
-                .addNewSubject().withKind("ServiceAccount").withName(Kube.TOKENREVIEW_SA).withNamespace(vaultNamespace).endSubject()
+                .withNewRoleRef().withApiGroup("rbac.authorization.k8s.io").withKind("ClusterRole").withName(AUTH_DELEGATOR_ROLE).endRoleRef()
+                .addNewSubject().withKind("ServiceAccount").withName(TOKENREVIEW_SA).withNamespace(vaultNamespace).endSubject()
                 .build();
     }
 
     /** The reviewer's long-lived token, filled in by the token controller. */
     public Secret reviewerSecret() {
         return new SecretBuilder()
-                .withNewMetadata().withName(Kube.TOKENREVIEW_SECRET).withNamespace(vaultNamespace)
-                .addToAnnotations(SA_ANNOTATION, Kube.TOKENREVIEW_SA).endMetadata()
+                .withNewMetadata().withName(TOKENREVIEW_SECRET).withNamespace(vaultNamespace)
+                .addToAnnotations(SA_ANNOTATION, TOKENREVIEW_SA).endMetadata()
                 .withType(TOKEN_TYPE).build();
     }
 
     /** The CA istiod's Vault client trusts, as `kubectl create configmap --from-file=./cert` makes it. */
     public ConfigMap vaultCa(String pem) {
-        return new ConfigMapBuilder().withNewMetadata().withName(Kube.VAULT_CA_CONFIGMAP).withNamespace(istioNamespace).endMetadata()
-                .addToData(Kube.VAULT_CA_KEY, pem).build();
+        return new ConfigMapBuilder().withNewMetadata().withName(VAULT_CA_CONFIGMAP).withNamespace(istioNamespace).endMetadata()
+                .addToData(VAULT_CA_KEY, pem).build();
     }
 
     /** The istiod Service of a revision (the validating webhook finds istiod through it). */
     public Service istiodService(String revision) { return Kube.istiodService(revision, istioNamespace); }
 
     public ServiceAccount istiodAccount() {
-        return new ServiceAccountBuilder().withNewMetadata().withName(Kube.ISTIOD_SA).withNamespace(istioNamespace).endMetadata().build();
+        return new ServiceAccountBuilder().withNewMetadata().withName(ISTIOD_SA).withNamespace(istioNamespace).endMetadata().build();
     }
 
     // ------------------------------------------------------------ checks (status)
 
     public Checklist.Check binding(ClusterRoleBinding b) {
-        String fix = "k8s-vault-prep", who = vaultNamespace + "/" + Kube.TOKENREVIEW_SA;
+        String fix = "k8s-vault-prep", who = vaultNamespace + "/" + TOKENREVIEW_SA;
         if (b == null) return Checklist.Check.missing("no ClusterRoleBinding " + reviewerBinding, fix);
-        if (!Kube.AUTH_DELEGATOR_ROLE.equals(b.getRoleRef().getName()) || b.getSubjects() == null || b.getSubjects().stream().noneMatch(s ->
-                "ServiceAccount".equals(s.getKind()) && Kube.TOKENREVIEW_SA.equals(s.getName()) && vaultNamespace.equals(s.getNamespace())))
-            return Checklist.Check.wrong(reviewerBinding + " does not bind " + who + " to " + Kube.AUTH_DELEGATOR_ROLE, fix);
-        return Checklist.Check.done(who + " may create TokenReviews (" + Kube.AUTH_DELEGATOR_ROLE + ")");
+        if (!AUTH_DELEGATOR_ROLE.equals(b.getRoleRef().getName()) || b.getSubjects() == null || b.getSubjects().stream().noneMatch(s ->
+                "ServiceAccount".equals(s.getKind()) && TOKENREVIEW_SA.equals(s.getName()) && vaultNamespace.equals(s.getNamespace())))
+            return Checklist.Check.wrong(reviewerBinding + " does not bind " + who + " to " + AUTH_DELEGATOR_ROLE, fix);
+        return Checklist.Check.done(who + " may create TokenReviews (" + AUTH_DELEGATOR_ROLE + ")");
     }
 
     public Checklist.Check tokenSecret(Secret t) {
-        if (t == null) return Checklist.Check.missing("no Secret " + vaultNamespace + "/" + Kube.TOKENREVIEW_SECRET, "k8s-vault-prep");
+        if (t == null) return Checklist.Check.missing("no Secret " + vaultNamespace + "/" + TOKENREVIEW_SECRET, "k8s-vault-prep");
         boolean hasToken = t.getData() != null && t.getData().containsKey("token");
         if (!TOKEN_TYPE.equals(t.getType()) || !hasToken)
-            return Checklist.Check.wrong(Kube.TOKENREVIEW_SECRET + " is " + t.getType() + (hasToken ? "" : " without a token"),
+            return Checklist.Check.wrong(TOKENREVIEW_SECRET + " is " + t.getType() + (hasToken ? "" : " without a token"),
                     "delete it and run k8s-vault-prep (the token controller fills a service-account-token Secret)");
-        return Checklist.Check.done("service-account token of " + vaultNamespace + "/" + Kube.TOKENREVIEW_SA);
+        return Checklist.Check.done("service-account token of " + vaultNamespace + "/" + TOKENREVIEW_SA);
     }
 
     /** The ConfigMap against the layout, and against VAULT_CACERT when that file is given. */
     public Checklist.Check vaultCaCheck(ConfigMap cm, java.nio.file.Path vaultCaCert) {
-        String fix = "control-plane-prep", name = Kube.VAULT_CA_CONFIGMAP;
-        String pem = cm == null || cm.getData() == null ? null : cm.getData().get(Kube.VAULT_CA_KEY);
+        String fix = "control-plane-prep", name = VAULT_CA_CONFIGMAP;
+        String pem = cm == null || cm.getData() == null ? null : cm.getData().get(VAULT_CA_KEY);
         if (cm == null) return Checklist.Check.missing("no ConfigMap " + istioNamespace + "/" + name, fix);
-        if (pem == null) return Checklist.Check.wrong(name + " has no key " + Kube.VAULT_CA_KEY, fix);
+        if (pem == null) return Checklist.Check.wrong(name + " has no key " + VAULT_CA_KEY, fix);
         List<X509Certificate> certs;
         try {
             certs = Pki.certificates(Pki.pemBlocks(pem, "ConfigMap " + name), "ConfigMap " + name);
@@ -98,13 +109,13 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
             for (int i = 0; same && i < want.size(); i++) same = Pki.sameCert(want.get(i), certs.get(i));
             if (!same) return Checklist.Check.wrong(name + " holds another certificate than VAULT_CACERT (" + vaultCaCert + ")", fix);
         }
-        return Checklist.Check.done(name + "/" + Kube.VAULT_CA_KEY + ": '" + Pki.name(certs.get(0)) + "'");
+        return Checklist.Check.done(name + "/" + VAULT_CA_KEY + ": '" + Pki.name(certs.get(0)) + "'");
     }
 
     /** The istiod Service's finding; its revision is read with Istio.revisionOf. */
     public Checklist.Check istiodServiceCheck(Service svc) {
         String rev = svc == null ? null : Istio.revisionOf(svc);
-        if (svc == null) return Checklist.Check.missing("no Service " + istioNamespace + "/" + Kube.ISTIOD_SERVICE, "istiod-service");
+        if (svc == null) return Checklist.Check.missing("no Service " + istioNamespace + "/" + ISTIOD_SERVICE, "istiod-service");
         if (rev == null) return Checklist.Check.wrong("Service istiod has no " + Istio.REV_LABEL + " label: the validating webhook cannot find it", "istiod-service");
         return Checklist.Check.done("Service istiod, revision " + rev);
     }
@@ -156,13 +167,13 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
         k.call(() -> c.configMaps().inNamespace(ns).list().getItems(), "list the ConfigMaps of " + ns).stream().filter(isPlanned.negate())
                 .filter(m -> !m.getMetadata().getName().equals("kube-root-ca.crt")).forEach(m -> others.add("ConfigMap " + m.getMetadata().getName()));
         k.call(() -> c.serviceAccounts().inNamespace(ns).list().getItems(), "list the service accounts of " + ns).stream()
-                .filter(a -> !a.getMetadata().getName().equals("default") && !a.getMetadata().getName().equals(Kube.ISTIOD_SA))
+                .filter(a -> !a.getMetadata().getName().equals("default") && !a.getMetadata().getName().equals(ISTIOD_SA))
                 .forEach(a -> others.add("ServiceAccount " + a.getMetadata().getName()));
         return others.isEmpty();
     }
 
     private static boolean isDefaultToken(Secret s) {
         var a = s.getMetadata().getAnnotations();
-        return a != null && Kube.TOKENREVIEW_SA.equals(a.get(SA_ANNOTATION));
+        return a != null && TOKENREVIEW_SA.equals(a.get(SA_ANNOTATION));
     }
 }

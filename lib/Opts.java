@@ -336,7 +336,7 @@ public final class Opts {
     }
 
     public static class IstioNamespace {
-        @Option(names = {"-n", "--namespace"}, defaultValue = asmhsm.Kube.ISTIO_NAMESPACE, paramLabel = "NS",
+        @Option(names = {"-n", "--namespace"}, defaultValue = asmhsm.KubeLayout.ISTIO_NAMESPACE, paramLabel = "NS",
                 description = "istiod's namespace (default ${DEFAULT-VALUE}).")
         public String name;
     }

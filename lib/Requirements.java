@@ -257,7 +257,7 @@ final class Requirements {
             throw Fail.failed("upgrade " + from + " -> " + to + " is not supported: " + problem,
                     "upgrade one minor version at a time (supported: " + String.join(", ", upgrades.stream().map(Release.Upgrade::toString).toList())
                             + "), or give your own list with --versions-file");
-        Set<String> running = k.call(() -> Istio.revisions(k.client), "list istiod in " + Kube.ISTIO_NAMESPACE);
+        Set<String> running = k.call(() -> Istio.revisions(k.client), "list istiod in " + KubeLayout.ISTIO_NAMESPACE);
         data.put("revisions", running);
         String pair = "upgrade " + from + " (" + fromRev + ") -> " + to + " (" + toRev + ")";
         if (running.contains(toRev) && !running.contains(fromRev)) {

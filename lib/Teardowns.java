@@ -75,7 +75,7 @@ final class Teardowns {
             try {
                 one.context = Kube.contextFor(kubeOpts, Vault.ReviewerFiles.in(parent.resolve(other), other).addr());
                 try (Kube k = Kube.connect(one)) {
-                    Secret s = k.call(() -> k.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(ENCRYPTED_KEY_SECRET).get(),
+                    Secret s = k.call(() -> k.client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(ENCRYPTED_KEY_SECRET).get(),
                             "read Secret " + ENCRYPTED_KEY_SECRET);
                     String b64 = s == null || s.getData() == null ? null : s.getData().get("kek-id");
                     named = b64 == null ? null : new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8);

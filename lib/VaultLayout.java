@@ -44,7 +44,7 @@ public record VaultLayout(String suffix) {
     public String authApi() { return "sys/auth/" + authPath(); }
 
     /** The service account the role binds: istiod's. */
-    public static String boundAccount() { return Kube.ISTIO_NAMESPACE + "/" + Kube.ISTIOD_SA; }
+    public static String boundAccount() { return KubeLayout.ISTIO_NAMESPACE + "/" + KubeLayout.ISTIOD_SA; }
 
     /** A TTL as Vault's CLI and the guide write it: 87600h. */
     public static String hours(Duration d) { return d.toHours() + "h"; }
@@ -55,8 +55,8 @@ public record VaultLayout(String suffix) {
 
     public Map<String, Object> roleBody() {
         Map<String, Object> role = new LinkedHashMap<>();
-        role.put("bound_service_account_names", List.of(Kube.ISTIOD_SA));
-        role.put("bound_service_account_namespaces", List.of(Kube.ISTIO_NAMESPACE));
+        role.put("bound_service_account_names", List.of(KubeLayout.ISTIOD_SA));
+        role.put("bound_service_account_namespaces", List.of(KubeLayout.ISTIO_NAMESPACE));
         role.put("token_policies", List.of(policy()));
         role.put("token_ttl", hours(ROLE_TTL));
         return role;

@@ -37,11 +37,11 @@ class ControlPlanePrep extends Step {
         String pem = Env.readPem(vaultCa, "Vault CA certificate", "give the PEM file of Vault's CA");
         List<X509Certificate> certs = Pki.certificates(Pki.pemBlocks(pem, "Vault CA certificate " + vaultCa), "Vault CA certificate " + vaultCa);
         for (X509Certificate c : certs) Pki.requireValidNow(c, "Vault CA certificate");
-        out.put("configMap", ns.name + "/" + Kube.VAULT_CA_CONFIGMAP)
+        out.put("configMap", ns.name + "/" + KubeLayout.VAULT_CA_CONFIGMAP)
                 .put("subjects", certs.stream().map(c -> Pki.goName(c.getSubjectX500Principal().getEncoded())).toList());
 
         // The file goes in as it is, like `kubectl create configmap --from-file=./cert`; an old one is patched in place.
-        KubeLayout layout = new KubeLayout(Kube.VAULT_NAMESPACE, Kube.TOKENREVIEW_BINDING, ns.name);
+        KubeLayout layout = new KubeLayout(KubeLayout.VAULT_NAMESPACE, KubeLayout.TOKENREVIEW_BINDING, ns.name);
         kube().apply(layout.istioNs(), out);
         kube().apply(layout.vaultCa(pem), out);
     }

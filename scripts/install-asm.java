@@ -93,7 +93,7 @@ class InstallAsm extends Step {
         if (!out.dryRun()) istioctl.require("bin/istioctl here", "run install-asm from the new release's folder, or pass --istioctl");
         List<String> left = IstioInstall.revisionsLeft(kube(), revision);
         if (left.isEmpty()) {
-            out.say("no istiod of revision %s in %s: nothing to remove", revision, Kube.ISTIO_NAMESPACE);
+            out.say("no istiod of revision %s in %s: nothing to remove", revision, KubeLayout.ISTIO_NAMESPACE);
             out.put("removed", false);
         } else if (out.dryRun()) {
             out.change("run " + Istioctl.shown(cmd));

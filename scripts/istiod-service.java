@@ -22,9 +22,9 @@ class IstiodService extends Step {
 
     @Override
     protected void run() {
-        KubeLayout layout = new KubeLayout(Kube.VAULT_NAMESPACE, Kube.TOKENREVIEW_BINDING, ns.name);
+        KubeLayout layout = new KubeLayout(KubeLayout.VAULT_NAMESPACE, KubeLayout.TOKENREVIEW_BINDING, ns.name);
         Service service = layout.istiodService(revision);
-        out.put("service", ns.name + "/" + Kube.ISTIOD_SERVICE).put("revision", revision);
+        out.put("service", ns.name + "/" + KubeLayout.ISTIOD_SERVICE).put("revision", revision);
         if (kube().live(layout.istioNs()) == null)
             throw Fail.failed("namespace " + ns.name + " does not exist", "run control-plane-prep first (it creates it)");
         kube().apply(service, out);

@@ -26,11 +26,11 @@ class K8sVaultPrep extends Step {
 
     @Mixin Opts.ReviewerDir dir;
 
-    @Option(names = "--namespace", defaultValue = Kube.VAULT_NAMESPACE, paramLabel = "NS",
+    @Option(names = "--namespace", defaultValue = KubeLayout.VAULT_NAMESPACE, paramLabel = "NS",
             description = "Namespace of the service account Vault reviews tokens with (default: ${DEFAULT-VALUE}).")
     String namespace;
 
-    @Option(names = "--binding", defaultValue = Kube.TOKENREVIEW_BINDING, paramLabel = "NAME",
+    @Option(names = "--binding", defaultValue = KubeLayout.TOKENREVIEW_BINDING, paramLabel = "NAME",
             description = "ClusterRoleBinding to system:auth-delegator (default: ${DEFAULT-VALUE}).")
     String binding;
 
@@ -53,9 +53,9 @@ class K8sVaultPrep extends Step {
         if (Env.exists(outDir) && !Files.isDirectory(outDir))
             throw Fail.badInput(outDir + " exists and is not a directory", "pass --dir or move it away");
         Vault.ReviewerFiles files = Vault.ReviewerFiles.in(outDir, suffix);
-        out.put("namespace", namespace).put("binding", binding).put("secret", namespace + "/" + Kube.TOKENREVIEW_SECRET);
+        out.put("namespace", namespace).put("binding", binding).put("secret", namespace + "/" + KubeLayout.TOKENREVIEW_SECRET);
 
-        KubeLayout layout = new KubeLayout(namespace, binding, Kube.ISTIO_NAMESPACE);
+        KubeLayout layout = new KubeLayout(namespace, binding, KubeLayout.ISTIO_NAMESPACE);
         ClusterRoleBinding crb = layout.reviewerBindingObject();
         Secret secret = layout.reviewerSecret();
 
@@ -71,22 +71,22 @@ class K8sVaultPrep extends Step {
                     + liveCrb.getRoleRef().getName() + "; the role of a binding cannot be changed",
                     "check who uses it, then: kubectl delete clusterrolebinding " + binding + " (or pass --binding NAME)");
         Secret live = k.live(secret);
-        if (live != null && (!KubeLayout.TOKEN_TYPE.equals(live.getType()) || !Kube.TOKENREVIEW_SA.equals(annotation(live))))
-            throw Fail.failed("Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET + " exists but is not a token of service account "
-                    + Kube.TOKENREVIEW_SA + " (type " + live.getType() + ", account " + annotation(live) + ")",
-                    "check who uses it, then: kubectl -n " + namespace + " delete secret " + Kube.TOKENREVIEW_SECRET);
+        if (live != null && (!KubeLayout.TOKEN_TYPE.equals(live.getType()) || !KubeLayout.TOKENREVIEW_SA.equals(annotation(live))))
+            throw Fail.failed("Secret " + namespace + "/" + KubeLayout.TOKENREVIEW_SECRET + " exists but is not a token of service account "
+                    + KubeLayout.TOKENREVIEW_SA + " (type " + live.getType() + ", account " + annotation(live) + ")",
+                    "check who uses it, then: kubectl -n " + namespace + " delete secret " + KubeLayout.TOKENREVIEW_SECRET);
 
         k.apply(layout.vaultNs(), out);
         k.apply(crb, out);
         if (!out.dryRun())
-            k.await("service account " + namespace + "/" + Kube.TOKENREVIEW_SA, Opts.seconds(timeout),
+            k.await("service account " + namespace + "/" + KubeLayout.TOKENREVIEW_SA, Opts.seconds(timeout),
                     "is kube-controller-manager running? (it creates every namespace's default service account)",
-                    () -> k.client.serviceAccounts().inNamespace(namespace).withName(Kube.TOKENREVIEW_SA).get(), out);
+                    () -> k.client.serviceAccounts().inNamespace(namespace).withName(KubeLayout.TOKENREVIEW_SA).get(), out);
         k.apply(secret, out);
         Secret filled = out.dryRun() ? issued(live)
-                : k.await("the token in Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET, Opts.seconds(timeout),
+                : k.await("the token in Secret " + namespace + "/" + KubeLayout.TOKENREVIEW_SECRET, Opts.seconds(timeout),
                     "is kube-controller-manager running with --service-account-private-key-file? It fills service-account-token Secrets",
-                    () -> issued(k.client.secrets().inNamespace(namespace).withName(Kube.TOKENREVIEW_SECRET).get()), out);
+                    () -> issued(k.client.secrets().inNamespace(namespace).withName(KubeLayout.TOKENREVIEW_SECRET).get()), out);
         if (filled == null) {   // --dry-run before the token exists
             out.change("write " + files.jwt() + ", " + files.addr() + ", " + files.cert() + " once the token is issued");
             return;
@@ -94,8 +94,8 @@ class K8sVaultPrep extends Step {
         byte[] jwt = Base64.getDecoder().decode(filled.getData().get("token"));
         byte[] ca = Base64.getDecoder().decode(filled.getData().get("ca.crt"));
         // The Secret holds the PEM as it is; written byte for byte it needs none of the guide's sed repairs.
-        Pki.certificates(Pki.pemBlocks(new String(ca, StandardCharsets.UTF_8), "ca.crt of Secret " + Kube.TOKENREVIEW_SECRET),
-                "ca.crt of Secret " + namespace + "/" + Kube.TOKENREVIEW_SECRET);
+        Pki.certificates(Pki.pemBlocks(new String(ca, StandardCharsets.UTF_8), "ca.crt of Secret " + KubeLayout.TOKENREVIEW_SECRET),
+                "ca.crt of Secret " + namespace + "/" + KubeLayout.TOKENREVIEW_SECRET);
         if (write(files.jwt(), concat(jwt, "\n"), true) && !out.dryRun())
             out.say("The token reviewer JWT is new: give it to Vault with vault-setup --cluster-suffix %s%s --rewrite-reviewer-jwt", suffix,
                     out.given(Opts.Vault.class, Opts.ReviewerDir.class));

@@ -54,8 +54,8 @@ class VerifyCa extends Step {
         if (podName != null) pods = pods.stream().filter(p -> p.getMetadata().getName().equals(podName)).toList();
         if (pods.isEmpty())
             throw podName != null
-                    ? Fail.badInput("no istiod pod " + podName + " in " + Kube.ISTIO_NAMESPACE, "list them with: kubectl get pod -l app=istiod -n istio-system")
-                    : Fail.failed("no istiod pod in " + Kube.ISTIO_NAMESPACE, "install the mesh first (install-asm)");
+                    ? Fail.badInput("no istiod pod " + podName + " in " + KubeLayout.ISTIO_NAMESPACE, "list them with: kubectl get pod -l app=istiod -n istio-system")
+                    : Fail.failed("no istiod pod in " + KubeLayout.ISTIO_NAMESPACE, "install the mesh first (install-asm)");
         List<String> problems = new ArrayList<>();
         List<Istio.Problem> aborts = new ArrayList<>();
         List<Map<String, Object>> report = new ArrayList<>();
@@ -70,11 +70,11 @@ class VerifyCa extends Step {
     }
 
     private List<X509Certificate> secretChain(Kube k) {
-        Secret s = k.call(() -> k.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CA_CERT_SECRET).get(),
+        Secret s = k.call(() -> k.client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.CA_CERT_SECRET).get(),
                 "read Secret " + Istio.CA_CERT_SECRET);
         String b64 = s == null || s.getData() == null ? null : s.getData().get(Istio.CA_CERT_KEY);
         if (b64 == null)
-            throw Fail.failed(s == null ? "Secret " + Kube.ISTIO_NAMESPACE + "/" + Istio.CA_CERT_SECRET + " does not exist"
+            throw Fail.failed(s == null ? "Secret " + KubeLayout.ISTIO_NAMESPACE + "/" + Istio.CA_CERT_SECRET + " does not exist"
                     : "Secret " + Istio.CA_CERT_SECRET + " has no key " + Istio.CA_CERT_KEY, "upload the signed chain first (upload-chain)");
         byte[] bytes = Base64.getDecoder().decode(b64);
         List<X509Certificate> chain = Pki.certificates(Pki.pemBlocks(new String(bytes, StandardCharsets.UTF_8), "Secret " + Istio.CA_CERT_SECRET),

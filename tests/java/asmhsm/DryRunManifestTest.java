@@ -83,9 +83,9 @@ class DryRunManifestTest {
 
         String rev = "dr-" + lab.freshMount();
         String istiod = "istiod-" + rev;
-        k.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).resource(EnableInjectionTest.deployment(Kube.ISTIO_NAMESPACE, istiod,
+        k.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(EnableInjectionTest.deployment(KubeLayout.ISTIO_NAMESPACE, istiod,
                 Map.of("app", "istiod", "istio.io/rev", rev))).create();
-        cleanUp.add(() -> k.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withName(istiod).delete());
+        cleanUp.add(() -> k.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(istiod).delete());
         String ns = lab.freshNamespace();
         cleanUp.add(() -> k.namespaces().withName(ns).delete());
         List<HasMetadata> labelled = manifest("enable-injection", "-n", ns, "--revision", rev, "--dry-run");
@@ -93,11 +93,11 @@ class DryRunManifestTest {
         assertThat(labelled.get(0).getMetadata().getLabels()).containsEntry("istio.io/rev", rev);
         assertThat(k.namespaces().withName(ns).get().getMetadata().getLabels()).doesNotContainKey("istio.io/rev");
 
-        if (k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get() == null) {
-            k.services().inNamespace(Kube.ISTIO_NAMESPACE).resource(new ServiceBuilder().withNewMetadata().withName(Istio.INGRESS_GATEWAY)
-                    .withNamespace(Kube.ISTIO_NAMESPACE).endMetadata().withNewSpec().withType("LoadBalancer")
+        if (k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get() == null) {
+            k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(new ServiceBuilder().withNewMetadata().withName(Istio.INGRESS_GATEWAY)
+                    .withNamespace(KubeLayout.ISTIO_NAMESPACE).endMetadata().withNewSpec().withType("LoadBalancer")
                     .addToSelector("app", "istio-ingressgateway").addNewPort().withName("http2").withPort(80).endPort().endSpec().build()).create();
-            cleanUp.add(() -> k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).delete());
+            cleanUp.add(() -> k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).delete());
         }
         List<HasMetadata> gateway = manifest("external-ip", "--mode", "integrated", "--ip", "203.0.113.7", "--dry-run");
         assertThat(kinds(gateway)).containsExactly("Service " + Istio.INGRESS_GATEWAY);

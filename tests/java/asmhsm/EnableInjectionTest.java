@@ -40,7 +40,7 @@ class EnableInjectionTest {
 
     @AfterEach
     void tearDown() {
-        for (String d : istiods) k.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withName(d).delete();
+        for (String d : istiods) k.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(d).delete();
         // unlabelled first: a namespace may stay Terminating a while, and status counts labelled ones
         for (String n : namespaces) {
             k.namespaces().withName(n).edit(x -> { x.getMetadata().getLabels().remove(Istio.REV_LABEL); return x; });
@@ -59,7 +59,7 @@ class EnableInjectionTest {
     void istiod(String rev) {
         String name = "istiod-" + rev;
         istiods.add(name);
-        k.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).resource(deployment(Kube.ISTIO_NAMESPACE, name,
+        k.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(deployment(KubeLayout.ISTIO_NAMESPACE, name,
                 Map.of("app", "istiod", "istio.io/rev", rev))).create();
     }
 

@@ -29,18 +29,18 @@ class ExternalIpTest {
         k = lab.admin();
         env = Map.of("KUBECONFIG", lab.kubeconfig().toString());
         VerifyCaTest.LabIstioSystem.ensure(k);
-        k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).withTimeout(30, java.util.concurrent.TimeUnit.SECONDS).delete();
+        k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).withTimeout(30, java.util.concurrent.TimeUnit.SECONDS).delete();
     }
 
     @AfterEach
     void tearDown() {
-        k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).withTimeout(30, java.util.concurrent.TimeUnit.SECONDS).delete();
+        k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).withTimeout(30, java.util.concurrent.TimeUnit.SECONDS).delete();
         deleteNodes(k, nodes);
     }
 
     /** The gateway as the asm-multicloud profile makes it, with nodePorts from the guide's listing. */
     Service gateway(String type) {
-        ServiceBuilder b = new ServiceBuilder().withNewMetadata().withName(Istio.INGRESS_GATEWAY).withNamespace(Kube.ISTIO_NAMESPACE)
+        ServiceBuilder b = new ServiceBuilder().withNewMetadata().withName(Istio.INGRESS_GATEWAY).withNamespace(KubeLayout.ISTIO_NAMESPACE)
                 .addToLabels("app", "istio-ingressgateway").addToLabels("istio", "ingressgateway").endMetadata()
                 .withNewSpec().withType(type).addToSelector("app", "istio-ingressgateway").endSpec();
         int[][] ports = {{15020, 30391}, {80, 31380}, {443, 31390}, {15443, 30158}};
@@ -51,7 +51,7 @@ class ExternalIpTest {
             if (!type.equals("ClusterIP")) p.withNodePort(ports[i][1] + offset);
             b.editSpec().addToPorts(p.build()).endSpec();
         }
-        return k.services().inNamespace(Kube.ISTIO_NAMESPACE).resource(b.build()).create();
+        return k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(b.build()).create();
     }
 
     /** Another lab run could hold the guide's nodePorts: shift them by a per-test amount inside the range. */
@@ -73,12 +73,12 @@ class ExternalIpTest {
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("set loadBalancerIP of istio-ingressgateway to 203.0.113.1", "no address yet");
         assertThat(lbIpByKubectl()).isEqualTo("203.0.113.1");
-        String version = k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get().getMetadata().getResourceVersion();
+        String version = k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get().getMetadata().getResourceVersion();
 
         Cli.Result again = Cli.asm(env, "external-ip", "--mode", "integrated", "--ip", "203.0.113.1", "--json");
         assertThat(again.exit()).isZero();
         assertThat(again.stdout()).contains("\"changed\" : false", "\"loadBalancerIP\" : \"203.0.113.1\"");
-        assertThat(k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get().getMetadata().getResourceVersion())
+        assertThat(k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get().getMetadata().getResourceVersion())
                 .isEqualTo(version);
 
         r = Cli.asm(env, "external-ip", "--mode", "integrated", "--ip", "203.0.113.7");
@@ -86,7 +86,7 @@ class ExternalIpTest {
         assertThat(r.stdout()).contains("to 203.0.113.7 (was 203.0.113.1)");
         assertThat(lbIpByKubectl()).isEqualTo("203.0.113.7");
         // the rest of the Service is untouched by the patch
-        assertThat(k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get().getSpec().getPorts()).hasSize(4);
+        assertThat(k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get().getSpec().getPorts()).hasSize(4);
     }
 
     @Test
@@ -137,7 +137,7 @@ class ExternalIpTest {
         Cli.Result json = Cli.asm(env, "external-ip", "--mode", "manual", "--json");
         assertThat(json.exit()).isZero();
         assertThat(json.stdout()).contains("\"nodePort\" : " + http2, "\"internalIP\" : \"192.168.0.11\"", "<VIP>:443/TCP -> ");
-        assertThat(k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get().getSpec().getLoadBalancerIP()).isNull();
+        assertThat(k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get().getSpec().getLoadBalancerIP()).isNull();
     }
 
     @Test

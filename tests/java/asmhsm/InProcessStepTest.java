@@ -23,15 +23,15 @@ class InProcessStepTest {
         k = lab.admin();
         VerifyCaTest.LabIstioSystem.ensure(k);
         deleteGateway();
-        k.services().inNamespace(Kube.ISTIO_NAMESPACE).resource(new ServiceBuilder().withNewMetadata()
-                .withName(Istio.INGRESS_GATEWAY).withNamespace(Kube.ISTIO_NAMESPACE).endMetadata()
+        k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(new ServiceBuilder().withNewMetadata()
+                .withName(Istio.INGRESS_GATEWAY).withNamespace(KubeLayout.ISTIO_NAMESPACE).endMetadata()
                 .withNewSpec().withType("LoadBalancer").addToSelector("app", "istio-ingressgateway")
                 .addNewPort().withName("http2").withPort(80).withProtocol("TCP").endPort().endSpec().build()).create();
     }
 
     @AfterEach
     void deleteGateway() {
-        k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).withTimeout(30, TimeUnit.SECONDS).delete();
+        k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).withTimeout(30, TimeUnit.SECONDS).delete();
     }
 
     @Test
@@ -40,7 +40,7 @@ class InProcessStepTest {
         try (Startup.Clients clients = Startup.Clients.of(given)) {
             String[] args = {"--mode", "integrated", "--ip", "203.0.113.7", "--kubeconfig", "/nonexistent/kubeconfig"};
             assertThat(Step.commandLine(new ExternalIp().with(clients)).execute(args)).isZero();
-            assertThat(k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get()
+            assertThat(k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.INGRESS_GATEWAY).get()
                     .getSpec().getLoadBalancerIP()).isEqualTo("203.0.113.7");
             assertThat(k.getHttpClient().isClosed()).as("the context's client outlives the step").isFalse();
             // the next step of the same context gets the same client, and finds its work done

@@ -114,13 +114,13 @@ class InstallAsmTest {
     void byDefaultEveryNewIstiodPodLoadsTheRootThroughAConfigMapAndAPostStartHook() throws Exception {
         MeshTestKit.Issued root = MeshTestKit.root("CN=Root CA,O=Example");
         Path rootPem = MeshTestKit.write(tmp.resolve("root.pem"), root.pem());
-        kube.client.namespaces().resource(Kube.namespace(Kube.ISTIO_NAMESPACE)).create();
+        kube.client.namespaces().resource(Kube.namespace(KubeLayout.ISTIO_NAMESPACE)).create();
         Cli.Result r = installWithHook(env(), "--root-cert", rootPem.toString(), "--ca-id", "my-ca");
         assertThat(r.exit()).as(r.toString()).isZero();
         List<String> args = recordedArgs();
         assertThat(args.subList(args.size() - 2, args.size())).containsExactly("-f", "asm-root-hook-asm-198-6.yaml");
         assertThat(args.subList(0, args.size() - 2)).as("the guide's settings, unchanged").isEqualTo(guideCommand(GUIDE_ENV).subList(1, guideCommand(GUIDE_ENV).size()));
-        var cm = kube.client.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.ROOT_CONFIGMAP).get();
+        var cm = kube.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.ROOT_CONFIGMAP).get();
         assertThat(cm.getData().get(Istio.ROOT_KEY)).isEqualTo(root.pem());
 
         var iop = new tools.jackson.dataformat.yaml.YAMLMapper().readTree(work.resolve("asm-root-hook-asm-198-6.yaml").toFile());

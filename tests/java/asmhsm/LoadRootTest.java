@@ -39,7 +39,7 @@ class LoadRootTest {
         root = root("CN=Root CA,O=Example");
         ca = ca(root, "O=cluster.local");
         rootPem = write(tmp.resolve("root.pem"), root.pem());
-        mock.client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(Kube.ISTIO_NAMESPACE).endMetadata().build()).create();
+        mock.client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(KubeLayout.ISTIO_NAMESPACE).endMetadata().build()).create();
     }
 
     @AfterEach
@@ -48,11 +48,11 @@ class LoadRootTest {
     }
 
     void istiod(String name, String revision) {
-        mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(istiodPod(name, revision, 2)).create();
+        mock.client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(istiodPod(name, revision, 2)).create();
     }
 
     void chain(Issued... certs) {
-        mock.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).resource(new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET)
+        mock.client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET)
                 .endMetadata().addToData(Istio.CA_CERT_KEY, Base64.getEncoder().encodeToString(pems(certs).getBytes(StandardCharsets.UTF_8))).build()).create();
     }
 
@@ -135,7 +135,7 @@ class LoadRootTest {
         istiod("istiod-old", "asm-197-2");
         istiod("istiod-new", "asm-198-6");
         Pod starting = new PodBuilder(istiodPod("istiod-starting", "asm-198-6", 0)).editStatus().withContainerStatuses().endStatus().build();
-        mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(starting).create();
+        mock.client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(starting).create();
         Cli.Result r = loadRoot("--revision", "asm-198-6");
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stderr()).contains("pod istiod-starting does not run its hsm-plugin yet: load-root again once it does");

@@ -196,7 +196,7 @@ final class MeshTestKit {
 
     /** istiod of the HSM install; with ready 2 it is the guide's 2/3: discovery waits for its CA, the others run. */
     static Pod istiodPod(String name, String revision, int ready) {
-        return pod(Kube.ISTIO_NAMESPACE, name, Map.of("app", "istiod", "istio.io/rev", revision), ready,
+        return pod(KubeLayout.ISTIO_NAMESPACE, name, Map.of("app", "istiod", "istio.io/rev", revision), ready,
                 "hsm-plugin", "vaultclient", "discovery");
     }
 

@@ -332,16 +332,16 @@ final class RunbookLab implements AutoCloseable {
 
         /** istiod starts: its pods run, each pod's plugin fresh (its postStart hook loads the root), the plugin writes a new CSR under the KEK, discovery waits. */
         String istiodStarts(String kekId) throws Exception {
-            List<Deployment> deps = client.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
-            if (deps.isEmpty()) throw new AssertionError("install-asm left no istiod Deployment in " + Kube.ISTIO_NAMESPACE);
+            List<Deployment> deps = client.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
+            if (deps.isEmpty()) throw new AssertionError("install-asm left no istiod Deployment in " + KubeLayout.ISTIO_NAMESPACE);
             StringBuilder said = new StringBuilder(podsOf(deps.get(0)));
             pods = new IstiodPods(client, dir.resolve("pods").resolve(context), token.env(), RunbookLab.this::vaultclientFetches);
             for (Pod p : Istio.istiodPods(client)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
             KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
             g.initialize(2048);
             istiod = IstiodStandIn.start(pods.pluginEnv(Istio.istiodPods(client).get(0)), kekId, TRUST_DOMAIN, g.generateKeyPair());
-            istiod.writeSecret(client, Kube.ISTIO_NAMESPACE);
-            istiod.writeKeySecret(client, Kube.ISTIO_NAMESPACE);
+            istiod.writeSecret(client, KubeLayout.ISTIO_NAMESPACE);
+            istiod.writeKeySecret(client, KubeLayout.ISTIO_NAMESPACE);
             for (Pod p : Istio.istiodPods(client)) pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
             return said + "wrote Secret istio-ca-cert-csr (KEK " + kekId + ", trust domain " + TRUST_DOMAIN + "); pod 2/3 ready, discovery waits for its CA";
         }
@@ -351,7 +351,7 @@ final class RunbookLab implements AutoCloseable {
             long deadline = System.nanoTime() + 30_000_000_000L;
             while (Istio.istiodPods(client).isEmpty() && System.nanoTime() < deadline) Thread.sleep(250);
             if (!Istio.istiodPods(client).isEmpty()) return "";
-            client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
+            client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
                     .withName(d.getMetadata().getName() + "-6d8f7c9b5-lab" + (++madePods)).withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
                     .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
             return "created istiod's pod from its Deployment's template (the lab's controller-manager made none); ";
@@ -373,7 +373,7 @@ final class RunbookLab implements AutoCloseable {
                             + IstiodPods.NOT_LOADED + "). Abort. (its plugin has no root loaded); discovery is crash-looping");
                 }
             }
-            var ca = istiod.loadChain(client, Kube.ISTIO_NAMESPACE, token, Hsm.DEFAULT_CA_ID);
+            var ca = istiod.loadChain(client, KubeLayout.ISTIO_NAMESPACE, token, Hsm.DEFAULT_CA_ID);
             // istiod polls for the Secret every 2 s: its discovery is ready a poll after the Secret changed (the API keeps whole seconds)
             Thread.sleep(2000);
             for (Pod p : Istio.istiodPods(client)) pods.running(p, Map.of());
@@ -421,7 +421,7 @@ final class RunbookLab implements AutoCloseable {
          * (renew-ca, rotate-ca, a restart): see {@link IstiodKubelet}.
          */
         String kubeletRuns() {
-            if (kubelet == null) kubelet = new IstiodKubelet(client, Kube.ISTIO_NAMESPACE, pods, token, istiod, Hsm.DEFAULT_CA_ID).start();
+            if (kubelet == null) kubelet = new IstiodKubelet(client, KubeLayout.ISTIO_NAMESPACE, pods, token, istiod, Hsm.DEFAULT_CA_ID).start();
             return "every new istiod pod is started (its root hook run), then its istiod keeps or makes its key and loads the chain when its Secrets and plugin allow";
         }
 
@@ -451,21 +451,21 @@ final class RunbookLab implements AutoCloseable {
          */
         String canaryStarts(String revision) throws Exception {
             String deployment = Istio.istiodDeployment(revision);
-            Deployment d = client.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withName(deployment).get();
+            Deployment d = client.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(deployment).get();
             if (d == null) throw new AssertionError("install-asm left no Deployment " + deployment);
             long deadline = System.nanoTime() + 30_000_000_000L;
             while (ofRevision(revision).isEmpty() && System.nanoTime() < deadline) Thread.sleep(250);
             StringBuilder said = new StringBuilder();
             if (ofRevision(revision).isEmpty()) {
-                client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
+                client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(new PodBuilder().withNewMetadata()
                         .withName(deployment + "-6d8f7c9b5-lab" + (++madePods)).withLabels(d.getSpec().getTemplate().getMetadata().getLabels())
                         .endMetadata().withSpec(d.getSpec().getTemplate().getSpec()).build()).create();
                 said.append("created the new revision's pod from its Deployment's template; ");
             }
-            String csr = client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CSR_SECRET).get().getMetadata().getResourceVersion();
+            String csr = client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.CSR_SECRET).get().getMetadata().getResourceVersion();
             for (Pod p : ofRevision(revision)) said.append("pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
             said.append("Secret istio-ca-cert-csr exists: no new CSR; ").append(istiodLoadsChain());
-            String after = client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.CSR_SECRET).get().getMetadata().getResourceVersion();
+            String after = client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.CSR_SECRET).get().getMetadata().getResourceVersion();
             if (!csr.equals(after)) throw new AssertionError("the CSR Secret changed while the new revision started");
             return said.toString();
         }
@@ -477,12 +477,12 @@ final class RunbookLab implements AutoCloseable {
         /** istiod's pods are re-created (rollout, eviction, drain): new pods, each with a fresh plugin; istiod loads its Secrets again. */
         String istiodPodsRecreated() throws Exception {
             List<String> old = Istio.istiodPods(client).stream().map(p -> p.getMetadata().getName()).toList();
-            client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").withGracePeriod(0).delete();
+            client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).withLabel("app", "istiod").withGracePeriod(0).delete();
             long deadline = System.nanoTime() + 60_000_000_000L;
             while (System.nanoTime() < deadline && (Istio.istiodPods(client).isEmpty()
                     || Istio.istiodPods(client).stream().anyMatch(p -> old.contains(p.getMetadata().getName())))) Thread.sleep(250);
             StringBuilder said = new StringBuilder("deleted pod(s) " + String.join(", ", old) + "; ");
-            List<Deployment> deps = client.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
+            List<Deployment> deps = client.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).withLabel("app", "istiod").list().getItems();
             if (Istio.istiodPods(client).isEmpty()) said.append(podsOf(deps.get(0)));
             for (Pod p : Istio.istiodPods(client)) said.append("new pod ").append(p.getMetadata().getName()).append(": ").append(pods.start(p)).append("; ");
             return said + istiodLoadsChain();

@@ -252,10 +252,10 @@ class RunbookTest {
             boolean gone = c == c1;
             var k = c.client;
             var left = new java.util.LinkedHashMap<String, Object>();
-            left.put("Service istio-system/istiod", k.services().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.ISTIOD_SERVICE).get());
-            left.put("ConfigMap istio-system/vault-tls-cert", k.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Kube.VAULT_CA_CONFIGMAP).get());
-            left.put("Secret vault/default-token", k.secrets().inNamespace(Kube.VAULT_NAMESPACE).withName(Kube.TOKENREVIEW_SECRET).get());
-            left.put("ClusterRoleBinding role-tokenreview-binding", k.rbac().clusterRoleBindings().withName(Kube.TOKENREVIEW_BINDING).get());
+            left.put("Service istio-system/istiod", k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(KubeLayout.ISTIOD_SERVICE).get());
+            left.put("ConfigMap istio-system/vault-tls-cert", k.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(KubeLayout.VAULT_CA_CONFIGMAP).get());
+            left.put("Secret vault/default-token", k.secrets().inNamespace(KubeLayout.VAULT_NAMESPACE).withName(KubeLayout.TOKENREVIEW_SECRET).get());
+            left.put("ClusterRoleBinding role-tokenreview-binding", k.rbac().clusterRoleBindings().withName(KubeLayout.TOKENREVIEW_BINDING).get());
             left.forEach((what, o) -> assertThat(o).as("%s in %s", what, c.context).matches(x -> gone == (x == null), gone ? "gone" : "there"));
             say("  " + c.context + ": " + String.join(", ", left.keySet()) + (gone ? " gone" : " there"));
         }

@@ -44,8 +44,8 @@ class StatusMeshTest {
         root = root("CN=Mesh Root,O=Example");
         ca = ca(root, "O=cluster.local");
         token.writeCertificate(root.cert(), Hsm.DEFAULT_CA_ID);
-        mock.client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(Kube.ISTIO_NAMESPACE).endMetadata().build()).create();
-        mock.client.services().inNamespace(Kube.ISTIO_NAMESPACE).resource(Kube.istiodService(REV)).create();
+        mock.client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(KubeLayout.ISTIO_NAMESPACE).endMetadata().build()).create();
+        mock.client.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(Kube.istiodService(REV)).create();
     }
 
     @AfterEach
@@ -67,13 +67,13 @@ class StatusMeshTest {
     }
 
     void chain(Issued... certs) {
-        mock.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).resource(new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET)
+        mock.client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(new SecretBuilder().withNewMetadata().withName(Istio.CA_CERT_SECRET)
                 .endMetadata().addToData(Istio.CA_CERT_KEY, Base64.getEncoder().encodeToString(pems(certs).getBytes(StandardCharsets.UTF_8))).build())
                 .createOr(o -> o.update());
     }
 
     void istiod(Pod p, String log) {
-        mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(p).create();
+        mock.client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(p).create();
         if (log != null)
             mock.server.expect().get().withPath("/api/v1/namespaces/istio-system/pods/" + p.getMetadata().getName() + "/log?pretty=false&container=discovery&tailLines=5000")
                     .andReturn(200, log).always();
@@ -112,7 +112,7 @@ class StatusMeshTest {
         assertThat(plugin.calls).as("only the revision's pods, only asked").containsExactly("istiod-a: verify-cert", "istiod-b: verify-cert");
 
         plugin.loaded.put("istiod-b", root.cert());
-        mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName("istiod-b").delete();
+        mock.client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName("istiod-b").delete();
         istiod(istiodPod("istiod-c", REV, 3), VerifyCaTest.discoveryLog(ca, ca, root));
         plugin.loaded.put("istiod-c", root.cert());
         l = status();
@@ -150,18 +150,18 @@ class StatusMeshTest {
                 .containsPattern("istiod-a: its plugin cannot be asked \\((the hsm-plugin container of istiod-a cannot run sh|.*exec in istiod-a/hsm-plugin)")
                 .contains("has no postStart hook");
 
-        mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName("istiod-a").delete();
+        mock.client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName("istiod-a").delete();
         istiod(withRootHook(istiodPod("istiod-h", REV, 3), Hsm.DEFAULT_CA_ID), "");   // served empty, as for a pod no kubelet runs
         loaded = status().get("istiod: root loaded");
         assertThat(loaded.get("state").asString()).as("no ConfigMap yet: " + loaded).isEqualTo("unknown");
         assertThat(loaded.get("detail").asString()).contains("there is no ConfigMap istio-hsm-root");
 
-        mock.client.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).resource(Istio.rootConfigMap(root("CN=Other").pem())).create();
+        mock.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(Istio.rootConfigMap(root("CN=Other").pem())).create();
         loaded = status().get("istiod: root loaded");
         assertThat(loaded.get("state").asString()).isEqualTo("unknown");
         assertThat(loaded.get("detail").asString()).contains("ConfigMap istio-hsm-root holds 'CN=Other', not the HSM root");
 
-        mock.client.configMaps().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.ROOT_CONFIGMAP).edit(c -> new ConfigMapBuilder(c)
+        mock.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.ROOT_CONFIGMAP).edit(c -> new ConfigMapBuilder(c)
                 .withData(Map.of(Istio.ROOT_KEY, root.pem())).build());
         Map<String, JsonNode> l = status();
         loaded = l.get("istiod: root loaded");

@@ -28,15 +28,15 @@ class UpgradeTest {
 
     static Deployment istiod(String revision) {
         Map<String, String> labels = Map.of("app", "istiod", Istio.REV_LABEL, revision);
-        return new DeploymentBuilder().withNewMetadata().withName(Istio.istiodDeployment(revision)).withNamespace(Kube.ISTIO_NAMESPACE)
+        return new DeploymentBuilder().withNewMetadata().withName(Istio.istiodDeployment(revision)).withNamespace(KubeLayout.ISTIO_NAMESPACE)
                 .withLabels(labels).endMetadata().withNewSpec().withReplicas(0).withNewSelector().withMatchLabels(labels).endSelector()
                 .withNewTemplate().withNewMetadata().withLabels(labels).endMetadata().withNewSpec().addNewContainer().withName("discovery")
                 .withImage("example.invalid/pilot:1").endContainer().endSpec().endTemplate().endSpec().build();
     }
 
     static void ensureIstioSystem(Lab lab) {
-        if (lab.admin().namespaces().withName(Kube.ISTIO_NAMESPACE).get() == null)
-            lab.admin().namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(Kube.ISTIO_NAMESPACE).endMetadata().build()).create();
+        if (lab.admin().namespaces().withName(KubeLayout.ISTIO_NAMESPACE).get() == null)
+            lab.admin().namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(KubeLayout.ISTIO_NAMESPACE).endMetadata().build()).create();
     }
 
     static Cli.Result preflight(Lab lab, String... args) {
@@ -63,18 +63,18 @@ class UpgradeTest {
         assertThat(bad.stderr()).contains("version '1.10' is not an ASM release version");
 
         String rev = Release.revision(Release.DEFAULT_VERSION);
-        lab.admin().apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.istiodDeployment(rev)).delete();
+        lab.admin().apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.istiodDeployment(rev)).delete();
         Cli.Result none = preflight(lab, "--upgrade-to", "1.10.6-asm.2");
         assertThat(none.exit()).as(none.toString()).isEqualTo(1);
         assertThat(none.stdout()).contains("the cluster runs istiod revision(s) none, not asm-198-6 of 1.9.8-asm.6");
 
-        lab.admin().apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).resource(istiod(rev)).create();
+        lab.admin().apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(istiod(rev)).create();
         try {
             Cli.Result ok = preflight(lab, "--upgrade-to", "1.10.6-asm.2");
             assertThat(ok.exit()).as(ok.toString()).isZero();
             assertThat(ok.stdout()).contains("upgrade 1.9.8-asm.6 (asm-198-6) -> 1.10.6-asm.2 (asm-1106-2) is supported; the cluster runs asm-198-6");
         } finally {
-            lab.admin().apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE).withName(Istio.istiodDeployment(rev)).delete();
+            lab.admin().apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.istiodDeployment(rev)).delete();
         }
     }
 
@@ -89,8 +89,8 @@ class UpgradeTest {
         Files.setPosixFilePermissions(istioctl, PosixFilePermissions.fromString("rwxr-xr-x"));
         List<String> base = List.of("install-asm", "--kubeconfig", lab.kubeconfig().toString(), "--istioctl", istioctl.toString(), "-y",
                 "--uninstall", "--revision", oldRev);
-        var deployments = k.apps().deployments().inNamespace(Kube.ISTIO_NAMESPACE);
-        var service = k.services().inNamespace(Kube.ISTIO_NAMESPACE);
+        var deployments = k.apps().deployments().inNamespace(KubeLayout.ISTIO_NAMESPACE);
+        var service = k.services().inNamespace(KubeLayout.ISTIO_NAMESPACE);
         try {
             Cli.Result absent = Cli.asm(Map.of(), base.toArray(String[]::new));
             assertThat(absent.exit()).as(absent.toString()).isZero();
@@ -132,7 +132,7 @@ class UpgradeTest {
         } finally {
             deployments.withName(Istio.istiodDeployment(oldRev)).delete();
             deployments.withName(Istio.istiodDeployment(newRev)).delete();
-            service.withName(Kube.ISTIOD_SERVICE).delete();
+            service.withName(KubeLayout.ISTIOD_SERVICE).delete();
         }
     }
 }

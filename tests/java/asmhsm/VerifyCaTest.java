@@ -53,13 +53,13 @@ class VerifyCaTest {
     }
 
     void chainSecret(KubernetesClient c, String pem) {
-        c.secrets().inNamespace(Kube.ISTIO_NAMESPACE).resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert")
-                .withNamespace(Kube.ISTIO_NAMESPACE).endMetadata()
+        c.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert")
+                .withNamespace(KubeLayout.ISTIO_NAMESPACE).endMetadata()
                 .addToData("cert-chain.pem", Base64.getEncoder().encodeToString(pem.getBytes(StandardCharsets.UTF_8))).build()).create();
     }
 
     void istiod(String name, int ready, String log) {
-        mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).resource(istiodPod(name, "asm-198-6", ready)).create();
+        mock.client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(istiodPod(name, "asm-198-6", ready)).create();
         mock.server.expect().get().withPath("/api/v1/namespaces/istio-system/pods/" + name + "/log?pretty=false&container=discovery&tailLines=5000")
                 .andReturn(200, log).always();
     }
@@ -156,7 +156,7 @@ class VerifyCaTest {
     }
 
     void restartedOnce(String pod, String previousLog) {
-        mock.client.pods().inNamespace(Kube.ISTIO_NAMESPACE).withName(pod).editStatus(p -> {
+        mock.client.pods().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(pod).editStatus(p -> {
             p.getStatus().getContainerStatuses().stream().filter(c -> c.getName().equals("discovery")).forEach(c -> c.setRestartCount(1));
             return p;
         });
@@ -213,14 +213,14 @@ class VerifyCaTest {
             assertThat(r.exit()).as(form.getKey()).isEqualTo(1);
             assertThat(r.stderr()).as(form.getKey()).contains("istiod refuses the cert-chain.pem of Secret istio-ca-cert (error spliting the cert chain): ")
                     .contains(form.getValue()[1]).contains("upload-chain -f cert-chain.pem rewrites it");
-            mock.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName("istio-ca-cert").delete();
+            mock.client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName("istio-ca-cert").delete();
         }
         for (var form : ChainFormsTest.accepted(ca.pem(), root.pem(), ChainFormsTest.opensslText(tmp, ca.pem())).entrySet()) {
             if (form.getKey().equals("the CA certificate alone")) continue; // verify-ca wants the chain to end at the root
             chainSecret(mock.client, form.getValue());
             Cli.Result r = verify();
             assertThat(r.exit()).as(form.getKey() + "\n" + r).isZero();
-            mock.client.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName("istio-ca-cert").delete();
+            mock.client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName("istio-ca-cert").delete();
         }
     }
 
@@ -284,7 +284,7 @@ class VerifyCaTest {
             assertThat(r.exit()).isEqualTo(1);
             assertThat(r.stderr()).contains("ends at 'CN=Not Our Root', not at the root 'CN=Root CA,O=Example' on the HSM");
 
-            admin.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName("istio-ca-cert").withTimeout(30, TimeUnit.SECONDS).delete();
+            admin.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName("istio-ca-cert").withTimeout(30, TimeUnit.SECONDS).delete();
             chainSecret(admin, pems(ca, root));
             r = Cli.asm(env, "verify-ca");
             assertThat(r.exit()).as(r.toString()).isEqualTo(1);
@@ -295,15 +295,15 @@ class VerifyCaTest {
             assertThat(r.exit()).isEqualTo(1);
             assertThat(r.stderr()).contains("not allowed to read Secret istio-ca-cert");
         } finally {
-            admin.secrets().inNamespace(Kube.ISTIO_NAMESPACE).withName("istio-ca-cert").delete();
+            admin.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName("istio-ca-cert").delete();
         }
     }
 
     /** istio-system in the lab: shared by tests of several steps, so made when missing and left in place. */
     static final class LabIstioSystem {
         static void ensure(KubernetesClient admin) {
-            if (admin.namespaces().withName(Kube.ISTIO_NAMESPACE).get() == null)
-                admin.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(Kube.ISTIO_NAMESPACE).endMetadata().build()).create();
+            if (admin.namespaces().withName(KubeLayout.ISTIO_NAMESPACE).get() == null)
+                admin.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(KubeLayout.ISTIO_NAMESPACE).endMetadata().build()).create();
         }
     }
 }
