@@ -40,13 +40,13 @@ class ResultSchemaTest {
 
     @Test
     void theSchemaRefusesWhatIsNotAResult() throws Exception {
-        String good = "{\"schemaVersion\":1,\"step\":\"version\",\"ok\":true,\"exitCode\":0,\"changed\":false,\"dryRun\":false,\"version\":\"0.1.0\"}";
+        String good = "{\"schemaVersion\":2,\"step\":\"version\",\"ok\":true,\"exitCode\":0,\"changed\":false,\"dryRun\":false,\"version\":\"0.1.0\"}";
         assertThat(problems(good)).isEmpty();
         assertThat(problems(good.replace("\"version\":\"0.1.0\"", "\"undocumented\":1"))).as("a field docs/results.md does not list").isNotEmpty();
         assertThat(problems(good.replace("\"exitCode\":0", "\"exitCode\":\"0\""))).as("a number as a string").isNotEmpty();
-        assertThat(problems(good.replace("\"schemaVersion\":1,", ""))).as("no schemaVersion").isNotEmpty();
+        assertThat(problems(good.replace("\"schemaVersion\":2,", ""))).as("no schemaVersion").isNotEmpty();
         assertThat(problems(good.replace("\"ok\":true", "\"ok\":false"))).as("a failure without its error").isNotEmpty();
-        assertThat(problems("{\"schemaVersion\":1,\"step\":\"preflight\",\"ok\":true,\"exitCode\":0,\"changed\":false,\"dryRun\":false,"
+        assertThat(problems("{\"schemaVersion\":2,\"step\":\"preflight\",\"ok\":true,\"exitCode\":0,\"changed\":false,\"dryRun\":false,"
                 + "\"checks\":[{\"name\":\"nodes\",\"state\":\"FAIL\",\"ok\":false,\"detail\":\"x\"}]}")).as("a state outside the vocabulary").isNotEmpty();
     }
 
