@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 import picocli.CommandLine.Option;
 import tools.jackson.dataformat.yaml.YAMLMapper;
 import tools.jackson.dataformat.yaml.YAMLWriteFeature;
@@ -112,6 +113,12 @@ final class IstioInstall {
 
     // ---------------------------------------------------------------- IstioOperator files
 
+    /** -f's extra IstioOperator files: each must be a file. */
+    static void requireFiles(List<Path> files) {
+        for (Path f : files)
+            if (!Files.isRegularFile(f)) throw Fail.badInput("-f " + f + " does not exist or is not a file", "check the path");
+    }
+
     /** The root hook's IstioOperator file, passed to istioctl with -f (in the current folder, to read or reuse). */
     static String hookFile(String revision) {
         return "asm-root-hook-" + revision + ".yaml";
@@ -160,6 +167,30 @@ final class IstioInstall {
     }
 
     // ---------------------------------------------------------------- --uninstall
+
+    /**
+     * Removes one revision's control plane after a canary upgrade (istioctl x uninstall --revision leaves
+     * the others and istiod's Secrets); with `print`, prints the command instead.
+     */
+    static void uninstall(Istioctl istioctl, Opts.Kube kube, Supplier<Kube> client, String revision, String waitTimeout,
+            boolean print, Out out) throws IOException, InterruptedException {
+        List<String> cmd = istioctl.command(Istio.uninstallArgs(revision), kube);
+        out.put("revision", revision).put("command", cmd);
+        if (print) { if (!out.json()) System.out.println(Istioctl.shown(cmd)); return; }
+        if (!out.dryRun()) istioctl.require("bin/istioctl here", "run install-asm from the new release's folder, or pass --istioctl");
+        List<String> left = revisionsLeft(client.get(), revision);
+        if (left.isEmpty()) {
+            out.say("no istiod of revision %s in %s: nothing to remove", revision, KubeLayout.ISTIO_NAMESPACE);
+            out.put("removed", false);
+        } else if (out.dryRun()) {
+            out.change("run " + Istioctl.shown(cmd));
+        } else {
+            Istioctl.uninstall(cmd, waitTimeout, kube, out);
+            out.put("removed", true);
+            out.change("removed the control plane of revision " + revision + " (" + String.join(", ", left) + " stays)");
+            out.next("status" + out.given(Opts.Kube.class) + " (one istiod revision left)");
+        }
+    }
 
     /**
      * The istiod revisions left once `revision` goes (the last is the one to move to), refusing while

@@ -58,11 +58,22 @@ final class Istioctl {
         return s.matches("[A-Za-z0-9_./:=@%+,-]+") ? s : "'" + s.replace("'", "'\\''") + "'";
     }
 
+    /** The install command as one shell line, with the WAIT_FOR_RESOURCES_TIMEOUT istioctl gets in its environment. */
+    static String shown(List<String> cmd, String waitTimeout) {
+        return "WAIT_FOR_RESOURCES_TIMEOUT=" + quote(waitTimeout) + " " + shown(cmd);
+    }
+
     /**
-     * Runs `istioctl install`: a failure fails the step, except istioctl giving up its short wait for
-     * resources (the guide's WAIT_FOR_RESOURCES_TIMEOUT=10s), which is expected: istiod waits for its CA.
+     * Runs `istioctl install` of `revision` (with --dry-run, says what it would run): a failure fails the step, except
+     * istioctl giving up its short wait for resources (the guide's WAIT_FOR_RESOURCES_TIMEOUT=10s), which is expected:
+     * istiod waits for its CA.
      */
-    static void install(List<String> cmd, String shown, String waitTimeout, Opts.Kube kube, Out out) throws IOException, InterruptedException {
+    static void install(List<String> cmd, String waitTimeout, String revision, Opts.Kube kube, Out out) throws IOException, InterruptedException {
+        String shown = shown(cmd, waitTimeout);
+        if (out.dryRun()) {
+            out.change("run " + shown);
+            return;
+        }
         StringBuilder output = new StringBuilder();
         int exit = run(cmd, shown, waitTimeout, kube, out, output);
         if (exit != 0 && !Istio.onlyWaitTimedOut(output.toString()))
@@ -70,6 +81,13 @@ final class Istioctl {
         if (exit != 0)
             out.warn("istioctl stopped waiting after WAIT_FOR_RESOURCES_TIMEOUT=" + waitTimeout
                     + ": expected, as istiod waits for its CA certificate (the guide shortens this wait on purpose)");
+        out.change("ran istioctl install (revision " + revision + ")");
+    }
+
+    /** Refuses to install without an istioctl: the release's (run from where fetch-release extracted it) or --istioctl. */
+    void requireForInstall() {
+        require("bin/istioctl here or in ./" + Release.topDir(Release.DEFAULT_VERSION) + "/",
+                "run fetch-release first and run install-asm from where it extracted, or pass --istioctl");
     }
 
     /** Runs `istioctl x uninstall`: any failure fails the step. */

@@ -6,7 +6,6 @@ package asmhsm;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.Arrays;
-import java.util.List;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -47,14 +46,9 @@ class ImportCa extends Step {
             return;
         }
         out.put("token", hsm.tokenLabel);
-        List<Hsm.Obj> same = hsm.byId(Hsm.ascii(ca.id));
-        Hsm.CaCertificates certs = hsm.caCertificates(ca.id);
-        out.put("copies", certs.copies());
-        if (same.size() != certs.copies())
-            throw Fail.failed("token '" + hsm.tokenLabel + "' holds a non-certificate object with ID " + ca.id,
-                    "choose another --ca-id; see hsm-info");
+        Hsm.CaCertificates certs = RootOnToken.certificates(hsm, ca.id, out);
         if (certs.identical() && (der == null || Arrays.equals(certs.der(), der))) {
-            stored(hsm, certs);
+            RootOnToken.stored(hsm, certs, dedupe, out);
             return;
         }
         if (dedupe && !certs.isEmpty())
@@ -74,31 +68,9 @@ class ImportCa extends Step {
             out.change((certs.isEmpty() ? "import" : "replace with") + " root '" + label + "' as CA " + ca.id);
             return;
         }
-        // create first, then remove the old ones: a failure never leaves the token without a root
-        long created = hsm.importCertificate(ca.id, label, der, Pki.subjectDer(root), Pki.issuerDer(root),
-                Pki.serialDer(root.getSerialNumber()));
-        for (Hsm.Obj old : certs.objects()) if (old.handle() != created) hsm.destroy(old.handle());
+        RootOnToken.put(hsm, ca.id, root, certs);
         out.change((certs.isEmpty() ? "imported" : "replaced") + " root '" + label + "' as CA " + ca.id
                 + " on token '" + hsm.tokenLabel + "'");
-    }
-
-    /** The root is stored, in one or more identical copies: nothing to import; --dedupe keeps one. */
-    private void stored(Hsm hsm, Hsm.CaCertificates certs) throws Exception {
-        String name = Pki.goName(Pki.subjectDer(Pki.certificate(certs.der(), "the root stored as CA " + ca.id)));
-        out.put("subject", name).put("sha256", Pki.sha256Hex(certs.der()));
-        List<Hsm.Obj> extra = certs.extraCopies();
-        if (!dedupe || extra.isEmpty()) {
-            out.say("root '%s' is already stored as CA %s on token '%s'%s", name, ca.id, hsm.tokenLabel, certs.copiesNote());
-            if (!extra.isEmpty())
-                out.say("  the plugin's import-ca adds a copy per call; import-ca --dedupe keeps one (the plugin works with either)");
-            else if (dedupe) out.say("no extra copies: nothing to dedupe");
-            out.put("removed", 0);
-            return;
-        }
-        if (!out.dryRun()) for (Hsm.Obj o : extra) hsm.destroy(o.handle());
-        out.put("removed", extra.size());
-        out.change((out.dryRun() ? "remove " : "removed ") + extra.size() + " extra identical cop" + (extra.size() == 1 ? "y" : "ies")
-                + " of root '" + name + "' under CA " + ca.id + " on token '" + hsm.tokenLabel + "'; one remains");
     }
 
     public static void main(String... args) {

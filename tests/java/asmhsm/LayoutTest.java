@@ -42,9 +42,9 @@ class LayoutTest {
         assertThat(new TreeSet<>(scriptSteps())).as("every script is in Asm.COMMANDS").containsExactlyElementsOf(steps());
         for (String name : Asm.SUBCOMMANDS) {
             if (scriptSteps().contains(name)) continue;
-            // the others (run, session, version ...) are asm's own, written in asm.java, or picocli's help
+            // the others (run, session, version ...) are asm's own, written in lib/AsmCommands.java, or picocli's help
             Class<?> c = Asm.step(name).getClass();
-            assertThat(c.getEnclosingClass() == Asm.class || c == CommandLine.HelpCommand.class).as(name + " is asm's own").isTrue();
+            assertThat(c.getEnclosingClass() == AsmCommands.class || c == CommandLine.HelpCommand.class).as(name + " is asm's own").isTrue();
         }
         for (String step : steps()) {
             String src = Files.readString(Cli.repo().resolve("scripts/" + step + ".java"));

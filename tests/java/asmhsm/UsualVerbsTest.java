@@ -55,7 +55,7 @@ class UsualVerbsTest {
             todo.addAll(cl.getSubcommands().values());
             Object command = cl.getCommand();
             // run reads its words as steps, help is picocli's; hidden ones are not the operator's
-            if (command instanceof Asm.Run || command instanceof CommandLine.HelpCommand || cl.getCommandSpec().usageMessage().hidden()) continue;
+            if (command instanceof AsmCommands.Run || command instanceof CommandLine.HelpCommand || cl.getCommandSpec().usageMessage().hidden()) continue;
             for (String flag : List.of("-V", "--version")) {
                 StringWriter printed = new StringWriter();
                 List<String> path = new java.util.ArrayList<>();
