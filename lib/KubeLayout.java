@@ -3,17 +3,22 @@ package asmhsm;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
 import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.IntOrString;
 import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.ServiceBuilder;
+import io.fabric8.kubernetes.api.model.ServicePort;
 import io.fabric8.kubernetes.api.model.ServiceAccount;
 import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
 import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBinding;
 import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What the procedure's preparation steps create in a cluster, once: k8s-vault-prep (namespace,
@@ -64,8 +69,37 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
                 .addToData(VAULT_CA_KEY, pem).build();
     }
 
-    /** The istiod Service of a revision (the validating webhook finds istiod through it). */
-    public Service istiodService(String revision) { return Kube.istiodService(revision, istioNamespace); }
+    /**
+     * The guide's Service {@code istiod} ("Configura el webhook de validación"), so that the
+     * validating webhook finds istiod of the given revision, e.g. asm-198-6. istiod-service and
+     * install-asm both apply exactly this object.
+     */
+    public Service istiodService(String revision) {
+        Map<String, String> labels = new LinkedHashMap<>();
+        labels.put("istio.io/rev", revision);
+        labels.put("app", "istiod");
+        labels.put("istio", "pilot");
+        labels.put("release", "istio");
+        Map<String, String> selector = new LinkedHashMap<>();
+        selector.put("app", "istiod");
+        selector.put("istio.io/rev", revision);
+        return new ServiceBuilder()
+                .withNewMetadata().withName(ISTIOD_SERVICE).withNamespace(istioNamespace).withLabels(labels).endMetadata()
+                .withNewSpec()
+                .withPorts(port(15010, "grpc-xds", null), port(15012, "https-dns", null),
+                        port(443, "https-webhook", 15017), port(15014, "http-monitoring", null))
+                .withSelector(selector)
+                .endSpec().build();
+    }
+
+    private static ServicePort port(int port, String name, Integer target) {
+        ServicePort p = new ServicePort();
+        p.setPort(port);
+        p.setName(name);
+        p.setProtocol("TCP");
+        if (target != null) p.setTargetPort(new IntOrString(target));
+        return p;
+    }
 
     public ServiceAccount istiodAccount() {
         return new ServiceAccountBuilder().withNewMetadata().withName(ISTIOD_SA).withNamespace(istioNamespace).endMetadata().build();
