@@ -43,6 +43,15 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
     public static final String SA_ANNOTATION = "kubernetes.io/service-account.name";
     public static final KubeLayout GUIDE = new KubeLayout(VAULT_NAMESPACE, TOKENREVIEW_BINDING, ISTIO_NAMESPACE);
 
+    /** Refuses (exit 2) a Vault namespace or reviewer binding name the API server would refuse, before anything is made. */
+    public KubeLayout requireReviewerNames() {
+        if (!vaultNamespace.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
+            throw Fail.badInput("namespace '" + vaultNamespace + "' is not a valid Kubernetes name", "use lower-case letters, digits and dashes");
+        if (!reviewerBinding.matches("[a-z0-9:]([-a-z0-9.:]{0,251}[a-z0-9])?"))
+            throw Fail.badInput("binding name '" + reviewerBinding + "' is not a valid Kubernetes name", "use lower-case letters, digits, dashes, dots");
+        return this;
+    }
+
     public Namespace vaultNs() { return Kube.namespace(vaultNamespace); }
     public Namespace istioNs() { return Kube.namespace(istioNamespace); }
 
@@ -114,6 +123,17 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
                 "ServiceAccount".equals(s.getKind()) && TOKENREVIEW_SA.equals(s.getName()) && vaultNamespace.equals(s.getNamespace())))
             return Checklist.Check.wrong(reviewerBinding + " does not bind " + who + " to " + AUTH_DELEGATOR_ROLE, fix);
         return Checklist.Check.done(who + " may create TokenReviews (" + AUTH_DELEGATOR_ROLE + ")");
+    }
+
+    /** Whether the Secret is a service-account token of the reviewer account. */
+    public static boolean isReviewerToken(Secret s) {
+        return TOKEN_TYPE.equals(s.getType()) && TOKENREVIEW_SA.equals(accountOf(s));
+    }
+
+    /** The service account a token Secret is for (its annotation), or null. */
+    public static String accountOf(Secret s) {
+        var a = s.getMetadata().getAnnotations();
+        return a == null ? null : a.get(SA_ANNOTATION);
     }
 
     public Checklist.Check tokenSecret(Secret t) {
@@ -197,17 +217,12 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
         k.call(() -> c.services().inNamespace(ns).list().getItems(), "list the Services of " + ns).stream().filter(isPlanned.negate())
                 .forEach(s -> others.add("Service " + s.getMetadata().getName()));
         k.call(() -> c.secrets().inNamespace(ns).list().getItems(), "list the Secrets of " + ns).stream().filter(isPlanned.negate())
-                .filter(s -> !TOKEN_TYPE.equals(s.getType()) || !isDefaultToken(s)).forEach(s -> others.add("Secret " + s.getMetadata().getName()));
+                .filter(s -> !isReviewerToken(s)).forEach(s -> others.add("Secret " + s.getMetadata().getName()));
         k.call(() -> c.configMaps().inNamespace(ns).list().getItems(), "list the ConfigMaps of " + ns).stream().filter(isPlanned.negate())
                 .filter(m -> !m.getMetadata().getName().equals("kube-root-ca.crt")).forEach(m -> others.add("ConfigMap " + m.getMetadata().getName()));
         k.call(() -> c.serviceAccounts().inNamespace(ns).list().getItems(), "list the service accounts of " + ns).stream()
                 .filter(a -> !a.getMetadata().getName().equals("default") && !a.getMetadata().getName().equals(ISTIOD_SA))
                 .forEach(a -> others.add("ServiceAccount " + a.getMetadata().getName()));
         return others.isEmpty();
-    }
-
-    private static boolean isDefaultToken(Secret s) {
-        var a = s.getMetadata().getAnnotations();
-        return a != null && TOKENREVIEW_SA.equals(a.get(SA_ANNOTATION));
     }
 }
