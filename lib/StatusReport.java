@@ -80,8 +80,8 @@ final class StatusReport {
 
     /**
      * One cluster's checklist, in `list`: the step's own cluster, or (--all-suffixes) the one of
-     * `other`'s context, connected here and closed after; with `noCluster`, its cluster lines are
-     * unknown for that reason.
+     * `other`'s context (the step's client for it, see Step#kube(Opts.Kube)); with `noCluster`, its
+     * cluster lines are unknown for that reason.
      */
     private void check(String suffix, Opts.Kube other, Fail noCluster) {
         this.suffix = suffix;
@@ -92,32 +92,21 @@ final class StatusReport {
         Kube k = null;
         try {
             if (noCluster != null) throw noCluster;
-            if (other == null) k = step.kube();
-            else {
-                k = Kube.connect(other);
-                // another cluster behind the recorded server address (re-created): the suffix's lines would describe it
-                k.requireCluster(new ClusterId.Expected(suffix, dir.resolve(suffix)));
-            }
-            k8sServer = k.server();
+            Kube connected = other == null ? step.kube() : step.kube(other);
+            // another cluster behind the recorded server address (re-created): the suffix's lines would describe it
+            if (other != null) connected.requireCluster(new ClusterId.Expected(suffix, dir.resolve(suffix)));
+            k8sServer = connected.server();
+            k = connected;
         } catch (ClusterId.Mismatch another) {
             if (other == null) throw another;      // the suffix's lines would describe another cluster
-            k.close();
-            k = null;
             clusterUnknown(another);
         } catch (Fail f) {
             if (f.exitCode == 2 && noCluster == null && (other == null ? kube : other).context != null) throw f;   // a context the kubeconfig lacks
-            if (k != null && other != null) k.close();
-            k = null;
             clusterUnknown(f);
         }
         vault(suffix);
         pin(suffix);
-        if (k == null) return;
-        try {
-            cluster(k);
-        } finally {
-            if (other != null) k.close();
-        }
+        if (k != null) cluster(k);
     }
 
     private static String notDone(Checklist l) {
