@@ -15,17 +15,9 @@ import java.util.Base64;
  * auth-delegator binding and token Secret, and the files vault-setup gives Vault (the reviewer JWT,
  * the API address and its CA), written from the Secret once the token controller has filled it.
  */
-final class TokenReviewer {
-    private final Kube k;
-    private final KubeLayout layout;
-    private final Out out;
-    private final String secretName;
-
-    TokenReviewer(Kube k, KubeLayout layout, Out out) {
-        this.k = k;
-        this.layout = layout;
-        this.out = out;
-        this.secretName = layout.vaultNamespace() + "/" + KubeLayout.TOKENREVIEW_SECRET;
+record TokenReviewer(Kube k, KubeLayout layout, Out out) {
+    private String secretName() {
+        return layout.vaultNamespace() + "/" + KubeLayout.TOKENREVIEW_SECRET;
     }
 
     /** What a patch cannot fix, refused before anything changes: a binding of another role, a Secret that is not the account's token. */
@@ -38,7 +30,7 @@ final class TokenReviewer {
                     "check who uses it, then: kubectl delete clusterrolebinding " + binding + " (or pass --binding NAME)");
         Secret live = k.live(layout.reviewerSecret());
         if (live != null && !KubeLayout.isReviewerToken(live))
-            throw Fail.failed("Secret " + secretName + " exists but is not a token of service account " + KubeLayout.TOKENREVIEW_SA
+            throw Fail.failed("Secret " + secretName() + " exists but is not a token of service account " + KubeLayout.TOKENREVIEW_SA
                     + " (type " + live.getType() + ", account " + KubeLayout.accountOf(live) + ")",
                     "check who uses it, then: kubectl -n " + layout.vaultNamespace() + " delete secret " + KubeLayout.TOKENREVIEW_SECRET);
     }
@@ -57,7 +49,7 @@ final class TokenReviewer {
                     () -> k.client.serviceAccounts().inNamespace(ns).withName(KubeLayout.TOKENREVIEW_SA).get(), out);
         k.apply(layout.reviewerSecret(), out);
         if (out.dryRun()) return issued(k.live(layout.reviewerSecret()));
-        return k.await("the token in Secret " + secretName, seconds,
+        return k.await("the token in Secret " + secretName(), seconds,
                 "is kube-controller-manager running with --service-account-private-key-file? It fills service-account-token Secrets",
                 () -> issued(k.client.secrets().inNamespace(ns).withName(KubeLayout.TOKENREVIEW_SECRET).get()), out);
     }
@@ -78,7 +70,7 @@ final class TokenReviewer {
         byte[] ca = Base64.getDecoder().decode(filled.getData().get("ca.crt"));
         // The Secret holds the PEM as it is; written byte for byte it needs none of the guide's sed repairs.
         Pki.certificates(Pki.pemBlocks(new String(ca, StandardCharsets.UTF_8), "ca.crt of Secret " + KubeLayout.TOKENREVIEW_SECRET),
-                "ca.crt of Secret " + secretName);
+                "ca.crt of Secret " + secretName());
         byte[] jwt = Arrays.copyOf(token, token.length + 1);
         jwt[token.length] = '\n';
         boolean newJwt;
