@@ -1,12 +1,9 @@
 package asmhsm;
 
 import io.fabric8.kubernetes.api.model.HasMetadata;
-import io.fabric8.kubernetes.api.model.IntOrString;
 import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
 import io.fabric8.kubernetes.api.model.Service;
-import io.fabric8.kubernetes.api.model.ServiceBuilder;
-import io.fabric8.kubernetes.api.model.ServicePort;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
@@ -451,41 +448,14 @@ public final class Kube implements AutoCloseable {
 
     // ------------------------------------------------------------ desired state
 
-    /**
-     * The guide's Service {@code istiod} in istio-system ("Configura el webhook de validación"),
-     * so that the validating webhook finds istiod of the given revision, e.g. asm-198-6.
-     * istiod-service and install-asm both apply exactly this object.
-     */
+    /** The guide's istiod Service of a revision: {@link KubeLayout#istiodService}, which install-asm and the warm-up still reach through here. */
     public static Service istiodService(String revision) {
-        return istiodService(revision, KubeLayout.ISTIO_NAMESPACE);
+        return KubeLayout.GUIDE.istiodService(revision);
     }
 
-    /** The same Service in another namespace (tests; clusters whose Istio lives elsewhere). */
+    /** The same Service in another namespace. */
     public static Service istiodService(String revision, String namespace) {
-        Map<String, String> labels = new LinkedHashMap<>();
-        labels.put("istio.io/rev", revision);
-        labels.put("app", "istiod");
-        labels.put("istio", "pilot");
-        labels.put("release", "istio");
-        Map<String, String> selector = new LinkedHashMap<>();
-        selector.put("app", "istiod");
-        selector.put("istio.io/rev", revision);
-        return new ServiceBuilder()
-                .withNewMetadata().withName(KubeLayout.ISTIOD_SERVICE).withNamespace(namespace).withLabels(labels).endMetadata()
-                .withNewSpec()
-                .withPorts(port(15010, "grpc-xds", null), port(15012, "https-dns", null),
-                        port(443, "https-webhook", 15017), port(15014, "http-monitoring", null))
-                .withSelector(selector)
-                .endSpec().build();
-    }
-
-    private static ServicePort port(int port, String name, Integer target) {
-        ServicePort p = new ServicePort();
-        p.setPort(port);
-        p.setName(name);
-        p.setProtocol("TCP");
-        if (target != null) p.setTargetPort(new IntOrString(target));
-        return p;
+        return new KubeLayout(KubeLayout.VAULT_NAMESPACE, KubeLayout.TOKENREVIEW_BINDING, namespace).istiodService(revision);
     }
 
     public static Namespace namespace(String name) {

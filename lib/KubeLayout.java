@@ -3,17 +3,22 @@ package asmhsm;
 import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.ConfigMapBuilder;
 import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.IntOrString;
 import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.ServiceBuilder;
+import io.fabric8.kubernetes.api.model.ServicePort;
 import io.fabric8.kubernetes.api.model.ServiceAccount;
 import io.fabric8.kubernetes.api.model.ServiceAccountBuilder;
 import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBinding;
 import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBindingBuilder;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What the procedure's preparation steps create in a cluster, once: k8s-vault-prep (namespace,
@@ -37,6 +42,15 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
     public static final String TOKEN_TYPE = "kubernetes.io/service-account-token";
     public static final String SA_ANNOTATION = "kubernetes.io/service-account.name";
     public static final KubeLayout GUIDE = new KubeLayout(VAULT_NAMESPACE, TOKENREVIEW_BINDING, ISTIO_NAMESPACE);
+
+    /** Refuses (exit 2) a Vault namespace or reviewer binding name the API server would refuse, before anything is made. */
+    public KubeLayout requireReviewerNames() {
+        if (!vaultNamespace.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
+            throw Fail.badInput("namespace '" + vaultNamespace + "' is not a valid Kubernetes name", "use lower-case letters, digits and dashes");
+        if (!reviewerBinding.matches("[a-z0-9:]([-a-z0-9.:]{0,251}[a-z0-9])?"))
+            throw Fail.badInput("binding name '" + reviewerBinding + "' is not a valid Kubernetes name", "use lower-case letters, digits, dashes, dots");
+        return this;
+    }
 
     public Namespace vaultNs() { return Kube.namespace(vaultNamespace); }
     public Namespace istioNs() { return Kube.namespace(istioNamespace); }
@@ -64,8 +78,37 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
                 .addToData(VAULT_CA_KEY, pem).build();
     }
 
-    /** The istiod Service of a revision (the validating webhook finds istiod through it). */
-    public Service istiodService(String revision) { return Kube.istiodService(revision, istioNamespace); }
+    /**
+     * The guide's Service {@code istiod} ("Configura el webhook de validación"), so that the
+     * validating webhook finds istiod of the given revision, e.g. asm-198-6. istiod-service and
+     * install-asm both apply exactly this object.
+     */
+    public Service istiodService(String revision) {
+        Map<String, String> labels = new LinkedHashMap<>();
+        labels.put("istio.io/rev", revision);
+        labels.put("app", "istiod");
+        labels.put("istio", "pilot");
+        labels.put("release", "istio");
+        Map<String, String> selector = new LinkedHashMap<>();
+        selector.put("app", "istiod");
+        selector.put("istio.io/rev", revision);
+        return new ServiceBuilder()
+                .withNewMetadata().withName(ISTIOD_SERVICE).withNamespace(istioNamespace).withLabels(labels).endMetadata()
+                .withNewSpec()
+                .withPorts(port(15010, "grpc-xds", null), port(15012, "https-dns", null),
+                        port(443, "https-webhook", 15017), port(15014, "http-monitoring", null))
+                .withSelector(selector)
+                .endSpec().build();
+    }
+
+    private static ServicePort port(int port, String name, Integer target) {
+        ServicePort p = new ServicePort();
+        p.setPort(port);
+        p.setName(name);
+        p.setProtocol("TCP");
+        if (target != null) p.setTargetPort(new IntOrString(target));
+        return p;
+    }
 
     public ServiceAccount istiodAccount() {
         return new ServiceAccountBuilder().withNewMetadata().withName(ISTIOD_SA).withNamespace(istioNamespace).endMetadata().build();
@@ -80,6 +123,17 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
                 "ServiceAccount".equals(s.getKind()) && TOKENREVIEW_SA.equals(s.getName()) && vaultNamespace.equals(s.getNamespace())))
             return Checklist.Check.wrong(reviewerBinding + " does not bind " + who + " to " + AUTH_DELEGATOR_ROLE, fix);
         return Checklist.Check.done(who + " may create TokenReviews (" + AUTH_DELEGATOR_ROLE + ")");
+    }
+
+    /** Whether the Secret is a service-account token of the reviewer account. */
+    public static boolean isReviewerToken(Secret s) {
+        return TOKEN_TYPE.equals(s.getType()) && TOKENREVIEW_SA.equals(accountOf(s));
+    }
+
+    /** The service account a token Secret is for (its annotation), or null. */
+    public static String accountOf(Secret s) {
+        var a = s.getMetadata().getAnnotations();
+        return a == null ? null : a.get(SA_ANNOTATION);
     }
 
     public Checklist.Check tokenSecret(Secret t) {
@@ -163,17 +217,12 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
         k.call(() -> c.services().inNamespace(ns).list().getItems(), "list the Services of " + ns).stream().filter(isPlanned.negate())
                 .forEach(s -> others.add("Service " + s.getMetadata().getName()));
         k.call(() -> c.secrets().inNamespace(ns).list().getItems(), "list the Secrets of " + ns).stream().filter(isPlanned.negate())
-                .filter(s -> !TOKEN_TYPE.equals(s.getType()) || !isDefaultToken(s)).forEach(s -> others.add("Secret " + s.getMetadata().getName()));
+                .filter(s -> !isReviewerToken(s)).forEach(s -> others.add("Secret " + s.getMetadata().getName()));
         k.call(() -> c.configMaps().inNamespace(ns).list().getItems(), "list the ConfigMaps of " + ns).stream().filter(isPlanned.negate())
                 .filter(m -> !m.getMetadata().getName().equals("kube-root-ca.crt")).forEach(m -> others.add("ConfigMap " + m.getMetadata().getName()));
         k.call(() -> c.serviceAccounts().inNamespace(ns).list().getItems(), "list the service accounts of " + ns).stream()
                 .filter(a -> !a.getMetadata().getName().equals("default") && !a.getMetadata().getName().equals(ISTIOD_SA))
                 .forEach(a -> others.add("ServiceAccount " + a.getMetadata().getName()));
         return others.isEmpty();
-    }
-
-    private static boolean isDefaultToken(Secret s) {
-        var a = s.getMetadata().getAnnotations();
-        return a != null && TOKENREVIEW_SA.equals(a.get(SA_ANNOTATION));
     }
 }

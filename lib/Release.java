@@ -291,19 +291,6 @@ public final class Release {
                 .build();
     }
 
-    /**
-     * Downloads url into target: into `target.PID.part` first (this process's: see {@link #leftovers}),
-     * renamed only once every byte the server announced has arrived, so a file at `target` is always
-     * whole. The part file is removed on any failure and when the step is interrupted.
-     */
-    public static void download(HttpClient http, URI url, Path target, Progress progress) {
-        Path part = partFile(target);
-        try (Interrupt.Undo removePart = Interrupt.undo(part.getFileName().toString(), () -> Files.deleteIfExists(part))) {
-            fetch(http, url, target.getFileName().toString(), part, progress);
-            moveIntoPlace(part, target);
-        }
-    }
-
     /** Where this process downloads `target` to: a name with its pid, so that a later run can tell it from a live one's. */
     static Path partFile(Path target) {
         return target.resolveSibling(target.getFileName() + "." + ProcessHandle.current().pid() + ".part");
@@ -311,8 +298,9 @@ public final class Release {
 
     /**
      * Downloads the archive and, first (it is small: a wrong version fails before the big download),
-     * its .1.sig beside it. Both or neither: each goes to its part file, and both are renamed into
-     * place only once both are whole.
+     * its .1.sig beside it. Both or neither: each goes to its part file (`NAME.PID.part`, see
+     * {@link #leftovers}), and both are renamed into place only once every byte the server announced
+     * has arrived; the part files are removed on any failure and when the step is interrupted.
      */
     public static void downloadWithSignature(HttpClient http, URI archiveUrl, Path archive, Progress progress) {
         Path signature = archive.resolveSibling(signatureName(archive.getFileName().toString()));

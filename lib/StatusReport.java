@@ -80,8 +80,8 @@ final class StatusReport {
 
     /**
      * One cluster's checklist, in `list`: the step's own cluster, or (--all-suffixes) the one of
-     * `other`'s context, connected here and closed after; with `noCluster`, its cluster lines are
-     * unknown for that reason.
+     * `other`'s context (the step's client for it, see Step#kube(Opts.Kube)); with `noCluster`, its
+     * cluster lines are unknown for that reason.
      */
     private void check(String suffix, Opts.Kube other, Fail noCluster) {
         this.suffix = suffix;
@@ -92,37 +92,26 @@ final class StatusReport {
         Kube k = null;
         try {
             if (noCluster != null) throw noCluster;
-            if (other == null) k = step.kube();
-            else {
-                k = Kube.connect(other);
-                // another cluster behind the recorded server address (re-created): the suffix's lines would describe it
-                k.requireCluster(new ClusterId.Expected(suffix, dir.resolve(suffix)));
-            }
-            k8sServer = k.server();
+            Kube connected = other == null ? step.kube() : step.kube(other);
+            // another cluster behind the recorded server address (re-created): the suffix's lines would describe it
+            if (other != null) connected.requireCluster(new ClusterId.Expected(suffix, dir.resolve(suffix)));
+            k8sServer = connected.server();
+            k = connected;
         } catch (ClusterId.Mismatch another) {
             if (other == null) throw another;      // the suffix's lines would describe another cluster
-            k.close();
-            k = null;
             clusterUnknown(another);
         } catch (Fail f) {
             if (f.exitCode == 2 && noCluster == null && (other == null ? kube : other).context != null) throw f;   // a context the kubeconfig lacks
-            if (k != null && other != null) k.close();
-            k = null;
             clusterUnknown(f);
         }
         vault(suffix);
         pin(suffix);
-        if (k == null) return;
-        try {
-            cluster(k);
-        } finally {
-            if (other != null) k.close();
-        }
+        if (k != null) cluster(k);
     }
 
-    private static String notDone(Checklist l) {
-        List<Checklist.Line> open = l.notGood();
-        return open.size() + " of " + l.lines().size() + " not done: " + String.join(", ", open.stream().map(Checklist.Line::name).toList());
+    private static String notDone(Checklist checklist) {
+        List<Checklist.Line> open = checklist.notGood();
+        return open.size() + " of " + checklist.lines().size() + " not done: " + String.join(", ", open.stream().map(Checklist.Line::name).toList());
     }
 
     /** --all-suffixes: a block per <suffix>/ folder, each against the context whose server k8s-vault-prep recorded there. */
@@ -134,26 +123,26 @@ final class StatusReport {
             throw Fail.badInput("no <suffix>/ folder of k8s-vault-prep in " + dir.toAbsolutePath(), "run k8s-vault-prep --cluster-suffix c1 first, or pass --dir");
         List<Map<String, Object>> blocks = new ArrayList<>();
         List<String> open = new ArrayList<>();
-        for (String s : suffixes) {
+        for (String each : suffixes) {
             Opts.Kube one = new Opts.Kube();
             one.kubeconfig = kube.kubeconfig;
             Fail noContext = null;
             try {
-                one.context = Kube.contextFor(kube, Vault.ReviewerFiles.in(dir.resolve(s), s).addr());
+                one.context = Kube.contextFor(kube, Vault.ReviewerFiles.in(dir.resolve(each), each).addr());
             } catch (Fail f) {
                 noContext = f;
             }
             out.say("");
-            out.say("== cluster %s (context %s)", s, noContext == null ? one.context : "unknown: " + noContext.getMessage());
-            check(s, one, noContext);
-            Map<String, Object> b = new java.util.LinkedHashMap<>();
-            b.put("clusterSuffix", s);
-            b.put("context", one.context);
-            if (noContext != null) b.put("contextProblem", noContext.getMessage());
-            b.put("checks", list.json());
-            b.put("done", list.notGood().isEmpty());
-            blocks.add(b);
-            if (!list.notGood().isEmpty()) open.add(s + ": " + notDone(list));
+            out.say("== cluster %s (context %s)", each, noContext == null ? one.context : "unknown: " + noContext.getMessage());
+            check(each, one, noContext);
+            Map<String, Object> block = new java.util.LinkedHashMap<>();
+            block.put("clusterSuffix", each);
+            block.put("context", one.context);
+            if (noContext != null) block.put("contextProblem", noContext.getMessage());
+            block.put("checks", list.json());
+            block.put("done", list.notGood().isEmpty());
+            blocks.add(block);
+            if (!list.notGood().isEmpty()) open.add(each + ": " + notDone(list));
         }
         out.put("clusters", blocks);
         if (!open.isEmpty()) throw Fail.failed(String.join("; ", open), "run the steps named above (->) with each cluster's --cluster-suffix and --context");
@@ -251,15 +240,15 @@ final class StatusReport {
 
     /** The HSM PIN stored in Vault opens the slot: checked by logging in with it (never shown). */
     private void pin(String suffix) {
-        String l = "vault: HSM PIN", secret = VaultLayout.of(suffix).secretPath();
-        group(List.of(l), () -> {
+        String name = "vault: HSM PIN", secret = VaultLayout.of(suffix).secretPath();
+        group(List.of(name), () -> {
             char[] pin = step.vault().hsmPin(suffix);
             if (pin == null) {
-                line(l, MISSING, "no PIN in " + secret, "vault-setup");
+                line(name, MISSING, "no PIN in " + secret, "vault-setup");
                 return;
             }
             try {
-                line(l, Hsm.pinOpens(p11, pin, "Vault's " + secret, hsmOpened));
+                line(name, Hsm.pinOpens(p11, pin, "Vault's " + secret, hsmOpened));
             } finally {
                 java.util.Arrays.fill(pin, '\0');
             }
@@ -296,51 +285,51 @@ final class StatusReport {
         String lMount = "vault: mount " + mount, lSecret = "vault: secret " + secret, lPolicy = "vault: policy " + policy,
                 lAuth = "vault: auth " + layout.authPath(), lConfig = "vault: auth config", lRole = "vault: role " + VaultLayout.ROLE;
         String fix = "vault-setup";
-        Vault v = step.vault();
-        String in = v.namespace == null ? "" : " in namespace " + v.namespace;   // the mount line says where all six were looked for
-        v.requireUnsealed("read the setup");
-        VaultLayout.Present there = layout.read(v);
-        JsonNode m = there.mount();
-        String other = m == null ? null : VaultLayout.mountTypeProblem(m);
-        if (m == null) lines.add(lMount, MISSING, "no secrets engine at " + mount + "/" + in, fix);
+        Vault client = step.vault();
+        String in = client.namespace == null ? "" : " in namespace " + client.namespace;   // the mount line says where all six were looked for
+        client.requireUnsealed("read the setup");
+        VaultLayout.Present there = layout.read(client);
+        JsonNode mountEntry = there.mount();
+        String other = mountEntry == null ? null : VaultLayout.mountTypeProblem(mountEntry);
+        if (mountEntry == null) lines.add(lMount, MISSING, "no secrets engine at " + mount + "/" + in, fix);
         else if (other != null)
-            lines.add(lMount, WRONG, mount + "/ is " + m.path("type").asString() + " version " + m.path("options").path("version").asString("1")
+            lines.add(lMount, WRONG, mount + "/ is " + mountEntry.path("type").asString() + " version " + mountEntry.path("options").path("version").asString("1")
                     + ", not kv version 1" + in, "disable it and run vault-setup (the guide's kv is version 1)");
-        else if (VaultLayout.maxLeaseTtlSeconds(m) != VaultLayout.MAX_LEASE_TTL.toSeconds())
-            lines.add(lMount, WRONG, "kv at " + mount + "/ has max lease TTL " + VaultLayout.maxLeaseTtlSeconds(m) + "s, not " + maxTtl + in, fix);
+        else if (VaultLayout.maxLeaseTtlSeconds(mountEntry) != VaultLayout.MAX_LEASE_TTL.toSeconds())
+            lines.add(lMount, WRONG, "kv at " + mount + "/ has max lease TTL " + VaultLayout.maxLeaseTtlSeconds(mountEntry) + "s, not " + maxTtl + in, fix);
         else lines.add(lMount, DONE, "kv at " + mount + "/" + in + ", max lease TTL " + maxTtl, null);
 
-        JsonNode s = there.secret();
-        List<String> absent = s == null ? List.of() : VaultLayout.absentKeys(s);
-        if (s == null) lines.add(lSecret, MISSING, "no secret at " + secret, fix);
+        JsonNode hsmSecret = there.secret();
+        List<String> absent = hsmSecret == null ? List.of() : VaultLayout.absentKeys(hsmSecret);
+        if (hsmSecret == null) lines.add(lSecret, MISSING, "no secret at " + secret, fix);
         else if (!absent.isEmpty()) lines.add(lSecret, WRONG, secret + " lacks " + String.join(", ", absent), fix);
         else lines.add(lSecret, DONE, secret + " holds " + String.join(", ", VaultLayout.HSM_KEYS), null);
 
-        JsonNode p = there.policy();
-        if (p == null) lines.add(lPolicy, MISSING, "no policy " + policy, fix);
-        else if (!layout.policyMatches(p.path("policy").asString(""))) lines.add(lPolicy, WRONG, policy + " is not read on " + secret + " alone", fix);
+        JsonNode policyEntry = there.policy();
+        if (policyEntry == null) lines.add(lPolicy, MISSING, "no policy " + policy, fix);
+        else if (!layout.policyMatches(policyEntry.path("policy").asString(""))) lines.add(lPolicy, WRONG, policy + " is not read on " + secret + " alone", fix);
         else lines.add(lPolicy, DONE, policy + " grants read on " + secret, null);
 
-        JsonNode a = there.auth();
+        JsonNode authEntry = there.auth();
         String auth = layout.authPath();
-        if (a == null) lines.add(lAuth, MISSING, "no auth method at " + auth + "/", fix);
-        else if (!"kubernetes".equals(a.path("type").asString())) lines.add(lAuth, WRONG, auth + "/ is " + a.path("type").asString() + ", not kubernetes", fix);
+        if (authEntry == null) lines.add(lAuth, MISSING, "no auth method at " + auth + "/", fix);
+        else if (!"kubernetes".equals(authEntry.path("type").asString())) lines.add(lAuth, WRONG, auth + "/ is " + authEntry.path("type").asString() + ", not kubernetes", fix);
         else lines.add(lAuth, DONE, "kubernetes auth at " + auth + "/", null);
 
-        JsonNode c = there.config();
-        String host = c == null ? "" : c.path("kubernetes_host").asString("");
-        if (c == null || host.isBlank()) lines.add(lConfig, MISSING, "kubernetes auth at " + auth + " is not configured", "k8s-vault-prep, then vault-setup");
+        JsonNode config = there.config();
+        String host = config == null ? "" : config.path("kubernetes_host").asString("");
+        if (config == null || host.isBlank()) lines.add(lConfig, MISSING, "kubernetes auth at " + auth + " is not configured", "k8s-vault-prep, then vault-setup");
         else if (k8sServer != null && !strip(host).equals(strip(k8sServer)))
             lines.add(lConfig, WRONG, "kubernetes_host is " + host + " but the cluster is " + k8sServer, "k8s-vault-prep, then vault-setup");
-        else if (c.path("kubernetes_ca_cert").asString("").isBlank())
+        else if (config.path("kubernetes_ca_cert").asString("").isBlank())
             lines.add(lConfig, WRONG, "no kubernetes_ca_cert: Vault cannot trust the API server", "k8s-vault-prep, then vault-setup");
-        else if (c.has("token_reviewer_jwt_set") && !c.path("token_reviewer_jwt_set").asBoolean())
+        else if (config.has("token_reviewer_jwt_set") && !config.path("token_reviewer_jwt_set").asBoolean())
             lines.add(lConfig, WRONG, "no token_reviewer_jwt: Vault cannot call TokenReview", "k8s-vault-prep, then vault-setup");
         else lines.add(lConfig, DONE, "kubernetes_host " + host + ", CA certificate and reviewer JWT set", null);
 
-        JsonNode r = there.role();
-        List<String> differ = r == null ? List.of() : layout.roleDifferences(r);
-        if (r == null) lines.add(lRole, MISSING, "no role " + VaultLayout.ROLE + " at auth/" + auth, fix);
+        JsonNode role = there.role();
+        List<String> differ = role == null ? List.of() : layout.roleDifferences(role);
+        if (role == null) lines.add(lRole, MISSING, "no role " + VaultLayout.ROLE + " at auth/" + auth, fix);
         else if (differ.isEmpty())
             lines.add(lRole, DONE, VaultLayout.ROLE + ": " + KubeLayout.ISTIOD_SA + "." + KubeLayout.ISTIO_NAMESPACE + ", policy " + policy + ", ttl "
                     + VaultLayout.hours(VaultLayout.ROLE_TTL), null);
@@ -365,23 +354,23 @@ final class StatusReport {
     /** Each line reads what it needs: one thing that cannot be read leaves the other lines standing. */
     @SuppressWarnings("unchecked")
     private void cluster(Kube k) {
-        var c = k.client;
+        var client = k.client;
         Boolean vaultNs = namespace(k, "namespace vault", KubeLayout.VAULT_NAMESPACE, "k8s-vault-prep");
-        one("binding " + KubeLayout.TOKENREVIEW_BINDING, () -> line("binding " + KubeLayout.TOKENREVIEW_BINDING, KubeLayout.GUIDE.binding(k.call(() -> c.rbac().clusterRoleBindings()
+        one("binding " + KubeLayout.TOKENREVIEW_BINDING, () -> line("binding " + KubeLayout.TOKENREVIEW_BINDING, KubeLayout.GUIDE.binding(k.call(() -> client.rbac().clusterRoleBindings()
                 .withName(KubeLayout.TOKENREVIEW_BINDING).get(), "read ClusterRoleBinding " + KubeLayout.TOKENREVIEW_BINDING))));
         one("secret vault/" + KubeLayout.TOKENREVIEW_SECRET, () -> line("secret vault/" + KubeLayout.TOKENREVIEW_SECRET, KubeLayout.GUIDE.tokenSecret(Boolean.FALSE.equals(vaultNs) ? null : k.call(() ->
-                c.secrets().inNamespace(KubeLayout.VAULT_NAMESPACE).withName(KubeLayout.TOKENREVIEW_SECRET).get(), "read Secret " + KubeLayout.TOKENREVIEW_SECRET))));
+                client.secrets().inNamespace(KubeLayout.VAULT_NAMESPACE).withName(KubeLayout.TOKENREVIEW_SECRET).get(), "read Secret " + KubeLayout.TOKENREVIEW_SECRET))));
 
         boolean noIstio = Boolean.FALSE.equals(namespace(k, "namespace istio-system", KubeLayout.ISTIO_NAMESPACE, "control-plane-prep"));
-        var services = c.services().inNamespace(KubeLayout.ISTIO_NAMESPACE);
-        var secrets = c.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE);
+        var services = client.services().inNamespace(KubeLayout.ISTIO_NAMESPACE);
+        var secrets = client.secrets().inNamespace(KubeLayout.ISTIO_NAMESPACE);
         one("configmap " + KubeLayout.VAULT_CA_CONFIGMAP, () -> line("configmap " + KubeLayout.VAULT_CA_CONFIGMAP, KubeLayout.GUIDE.vaultCaCheck(noIstio ? null : k.call(() ->
-                c.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(KubeLayout.VAULT_CA_CONFIGMAP).get(), "read ConfigMap " + KubeLayout.VAULT_CA_CONFIGMAP), vault.caCert)));
+                client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(KubeLayout.VAULT_CA_CONFIGMAP).get(), "read ConfigMap " + KubeLayout.VAULT_CA_CONFIGMAP), vault.caCert)));
         String[] rev = {null};
         one("service istiod", () -> rev[0] = istiodService(noIstio ? null : k.call(() -> services.withName(KubeLayout.ISTIOD_SERVICE).get(),
                 "read Service " + KubeLayout.ISTIOD_SERVICE)));
         List<Pod>[] pods = new List[1];
-        one("istiod pods", () -> istiod(pods[0] = noIstio ? List.of() : k.call(() -> Istio.istiodPods(c), "list the istiod pods")));
+        one("istiod pods", () -> istiod(pods[0] = noIstio ? List.of() : k.call(() -> Istio.istiodPods(client), "list the istiod pods")));
         boolean[] csrExists = {false};
         one("secret " + Istio.CSR_SECRET, () -> {
             Secret csr = noIstio ? null : k.call(() -> secrets.withName(Istio.CSR_SECRET).get(), "read Secret " + Istio.CSR_SECRET);
@@ -402,7 +391,7 @@ final class StatusReport {
         one("istiod: root loaded", () -> line("istiod: root loaded", KmsPlugin.rootLoaded(k, KubeLayout.ISTIO_NAMESPACE,
                 ofRevision(read(pods[0], "the istiod pods"), rev[0]), hsmRoot, ca.id, PLUGIN_CALL)));
         List<Namespace>[] labelled = new List[1];
-        one("injection", () -> injection(labelled[0] = k.call(() -> c.namespaces().withLabel(Istio.REV_LABEL).list().getItems(),
+        one("injection", () -> injection(labelled[0] = k.call(() -> client.namespaces().withLabel(Istio.REV_LABEL).list().getItems(),
                 "list the namespaces"), rev[0]));
         one("sidecars", () -> line("sidecars", Istio.sidecars(k, read(labelled[0], "the namespaces"), rev[0])));
         one("ingress address", () -> ingress(noIstio ? null : k.call(() -> services.withName(Istio.INGRESS_GATEWAY).get(),
@@ -420,12 +409,12 @@ final class StatusReport {
     }
 
     /** The Istio CA certificate's validity, and what tells it from another cluster's (serial, SKI, end, cluster). */
-    private void istioCaExpiry(boolean read, Secret s, List<X509Certificate> chain) {
-        String l = "expiry: Istio CA";
+    private void istioCaExpiry(boolean read, Secret secret, List<X509Certificate> chain) {
+        String name = "expiry: Istio CA";
         if (!read) throw Fail.failed("Secret " + Istio.CA_CERT_SECRET + " could not be read (see above)", null);
-        if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET, "decrypt-csr, sign-csr, then upload-chain"); return; }
-        if (chain == null) { line(l, UNKNOWN, "the chain in Secret " + Istio.CA_CERT_SECRET + " cannot be read (see above)", "upload-chain -f cert-chain.pem"); return; }
-        line(l, Pki.validity(chain.get(0), "Istio CA of cluster " + suffix, java.time.Instant.now(), warnDays, wrongDays,
+        if (secret == null) { line(name, MISSING, "no Secret " + Istio.CA_CERT_SECRET, "decrypt-csr, sign-csr, then upload-chain"); return; }
+        if (chain == null) { line(name, UNKNOWN, "the chain in Secret " + Istio.CA_CERT_SECRET + " cannot be read (see above)", "upload-chain -f cert-chain.pem"); return; }
+        line(name, Pki.validity(chain.get(0), "Istio CA of cluster " + suffix, java.time.Instant.now(), warnDays, wrongDays,
                 "sign-csr (a new validity), upload-chain --replace; " + Istio.RESTART_TO_RELOAD + "; renew-ca does all of it")
                 .with("cluster", suffix));
     }
@@ -464,41 +453,41 @@ final class StatusReport {
     }
 
     private void csr(Secret csr) {
-        String l = "secret " + Istio.CSR_SECRET;
-        if (csr == null) { line(l, MISSING, "no Secret " + Istio.CSR_SECRET + " (istiod writes it when it starts)", "install-asm"); return; }
+        String name = "secret " + Istio.CSR_SECRET;
+        if (csr == null) { line(name, MISSING, "no Secret " + Istio.CSR_SECRET + " (istiod writes it when it starts)", "install-asm"); return; }
         String b64 = csr.getData() == null ? null : csr.getData().get("kek-id");
         String kek = b64 == null ? null : new String(Base64.getDecoder().decode(b64), StandardCharsets.UTF_8);
-        if (kek == null || csr.getData().get("encrypted-csr") == null) line(l, WRONG, Istio.CSR_SECRET + " lacks kek-id or encrypted-csr",
+        if (kek == null || csr.getData().get("encrypted-csr") == null) line(name, WRONG, Istio.CSR_SECRET + " lacks kek-id or encrypted-csr",
                 "istiod writes no new CSR while the Secret exists: " + Istio.NEW_CSR_FOR_ITS_KEY);
-        else if (this.kek.id != null && !this.kek.id.equals(kek)) line(l, WRONG, "CSR encrypted with KEK " + kek + ", not KEK_ID " + this.kek.id, "install-asm with the KEK generated by gen-kek");
-        else line(l, DONE, "CSR of istiod, encrypted with KEK " + kek, null);
+        else if (this.kek.id != null && !this.kek.id.equals(kek)) line(name, WRONG, "CSR encrypted with KEK " + kek + ", not KEK_ID " + this.kek.id, "install-asm with the KEK generated by gen-kek");
+        else line(name, DONE, "CSR of istiod, encrypted with KEK " + kek, null);
     }
 
     /** The Secret's line; returns its certificates when they could be read (even in a form istiod refuses), else null. */
-    private List<X509Certificate> chain(Secret s, boolean csrExists) {
-        String l = "secret " + Istio.CA_CERT_SECRET, fix = "decrypt-csr, sign-csr, then upload-chain";
-        String b64 = s == null || s.getData() == null ? null : s.getData().get(Istio.CA_CERT_KEY);
-        if (s == null) { line(l, MISSING, "no Secret " + Istio.CA_CERT_SECRET + (csrExists ? "" : " (and no CSR yet)"), csrExists ? fix : "install-asm, then " + fix); return null; }
-        if (b64 == null) { line(l, WRONG, Istio.CA_CERT_SECRET + " has no " + Istio.CA_CERT_KEY, fix); return null; }
+    private List<X509Certificate> chain(Secret secret, boolean csrExists) {
+        String name = "secret " + Istio.CA_CERT_SECRET, fix = "decrypt-csr, sign-csr, then upload-chain";
+        String b64 = secret == null || secret.getData() == null ? null : secret.getData().get(Istio.CA_CERT_KEY);
+        if (secret == null) { line(name, MISSING, "no Secret " + Istio.CA_CERT_SECRET + (csrExists ? "" : " (and no CSR yet)"), csrExists ? fix : "install-asm, then " + fix); return null; }
+        if (b64 == null) { line(name, WRONG, Istio.CA_CERT_SECRET + " has no " + Istio.CA_CERT_KEY, fix); return null; }
         List<X509Certificate> chain;
         byte[] pem = Base64.getDecoder().decode(b64);
         try {
-            chain = Pki.certificates(Pki.pemBlocks(new String(pem, StandardCharsets.UTF_8), l), l);
+            chain = Pki.certificates(Pki.pemBlocks(new String(pem, StandardCharsets.UTF_8), name), name);
         } catch (Fail f) {
-            line(l, WRONG, f.getMessage(), fix);
+            line(name, WRONG, f.getMessage(), fix);
             return null;
         }
         String split = Istio.splitProblem(pem);
         if (split != null) {
-            line(l, WRONG, "istiod refuses its " + Istio.CA_CERT_KEY + " (error spliting the cert chain): " + split,
+            line(name, WRONG, "istiod refuses its " + Istio.CA_CERT_KEY + " (error spliting the cert chain): " + split,
                     "upload-chain -f cert-chain.pem (it uploads the form istiod accepts); " + Istio.RESTART_TO_RELOAD);
             return chain;
         }
         String problem = hsmRoot == null ? null : Pki.chainProblem(Pki.ChainRules.STRICT, chain, hsmRoot, new java.util.Date(), Istio.CA_CERT_KEY);
         if (problem == null && hsmRoot != null && !Pki.sameCert(chain.get(chain.size() - 1), hsmRoot))
             problem = "it ends at '" + Pki.name(chain.get(chain.size() - 1)) + "', not at the HSM root";
-        if (problem != null) line(l, WRONG, problem, "sign-csr with the HSM's root, then upload-chain --replace");
-        else line(l, DONE, chain.size() + " certificate(s), CA '" + Pki.name(chain.get(0)) + "'"
+        if (problem != null) line(name, WRONG, problem, "sign-csr with the HSM's root, then upload-chain --replace");
+        else line(name, DONE, chain.size() + " certificate(s), CA '" + Pki.name(chain.get(0)) + "'"
                 + (hsmRoot == null ? " (HSM root not read: not compared)" : ", ending at the HSM root"), null);
         return chain;
     }
@@ -517,13 +506,13 @@ final class StatusReport {
     }
 
     private void ingress(Service gw) {
-        String l = "ingress address";
-        if (gw == null) { line(l, MISSING, "no Service " + Istio.INGRESS_GATEWAY, "install-asm"); return; }
+        String name = "ingress address";
+        if (gw == null) { line(name, MISSING, "no Service " + Istio.INGRESS_GATEWAY, "install-asm"); return; }
         String type = gw.getSpec().getType(), ip = gw.getSpec().getLoadBalancerIP();
-        if ("LoadBalancer".equals(type) && ip != null && !ip.isBlank()) line(l, DONE, Istio.INGRESS_GATEWAY + " loadBalancerIP " + ip, null);
-        else if ("LoadBalancer".equals(type)) line(l, MISSING, Istio.INGRESS_GATEWAY + " has no loadBalancerIP", "external-ip --mode integrated --ip ADDRESS");
-        else if ("NodePort".equals(type)) line(l, DONE, Istio.INGRESS_GATEWAY + " is NodePort: manual mode, forwarded by your load balancer (external-ip --mode manual shows the plan)", null);
-        else line(l, WRONG, Istio.INGRESS_GATEWAY + " is " + type + ": it has no external address", "make it LoadBalancer or NodePort, then external-ip");
+        if ("LoadBalancer".equals(type) && ip != null && !ip.isBlank()) line(name, DONE, Istio.INGRESS_GATEWAY + " loadBalancerIP " + ip, null);
+        else if ("LoadBalancer".equals(type)) line(name, MISSING, Istio.INGRESS_GATEWAY + " has no loadBalancerIP", "external-ip --mode integrated --ip ADDRESS");
+        else if ("NodePort".equals(type)) line(name, DONE, Istio.INGRESS_GATEWAY + " is NodePort: manual mode, forwarded by your load balancer (external-ip --mode manual shows the plan)", null);
+        else line(name, WRONG, Istio.INGRESS_GATEWAY + " is " + type + ": it has no external address", "make it LoadBalancer or NodePort, then external-ip");
     }
 
 }

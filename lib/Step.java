@@ -52,6 +52,8 @@ public abstract class Step implements Callable<Integer> {
 
     /** This run's clients, made on first use from the step's own option mixins, closed when it ends. */
     private Kube kubeClient;
+    /** Clients for other kube contexts than the step's own (see #kube(Opts.Kube)), by kubeconfig and context. */
+    private final java.util.Map<String, Kube> otherKubes = new java.util.LinkedHashMap<>();
     private Vault vaultClient;
     private Hsm hsmClient;
     private boolean hsmOpened;
@@ -123,6 +125,22 @@ public abstract class Step implements Callable<Integer> {
         return kubeClient;
     }
 
+    /**
+     * A client for another kube context than the step's own options name (status --all-suffixes
+     * reads every prepared cluster), made on first use, one per kubeconfig and context, and closed
+     * when the step ends, as {@link #kube()}. Not checked against a cluster suffix: options made in
+     * code belong to no step, so the caller checks the cluster it expects (Kube#requireCluster).
+     */
+    protected Kube kube(Opts.Kube other) {
+        String key = Kube.key(other);
+        Kube k = otherKubes.get(key);
+        if (k == null) {
+            k = clients != null ? clients.kube(other) : Kube.connect(other);
+            otherKubes.put(key, k);
+        }
+        return k;
+    }
+
     /** Has this step take its clients from `shared` (and leave them open) instead of making its own. */
     public Step with(Startup.Clients shared) {
         this.clients = shared;
@@ -179,7 +197,10 @@ public abstract class Step implements Callable<Integer> {
 
     private void closeClients() {
         if (hsmClient != null) hsmClient.close();
-        if (kubeClient != null && (clients == null || !clients.holds(kubeClient))) kubeClient.close();
+        java.util.List<Kube> kubes = new java.util.ArrayList<>(otherKubes.values());
+        if (kubeClient != null) kubes.add(kubeClient);
+        for (Kube k : kubes) if (clients == null || !clients.holds(k)) k.close();
+        otherKubes.clear();
         hsmClient = null;
         kubeClient = null;
         vaultClient = null;

@@ -20,9 +20,6 @@ import picocli.CommandLine.Option;
                 "Certificates: days left until the root and the Istio CA certificate expire (--json: daysLeft), wrong once fewer than"
                         + " --wrong-days are left, a warning under --warn-days; each Istio CA named by serial, SKI, end of validity and cluster."})
 class Status extends Step {
-    /** The cluster's lines, unknown together when the cluster cannot be reached. */
-    static final java.util.List<String> CLUSTER_LINES = StatusReport.CLUSTER_LINES;
-
     @Mixin Opts.Pkcs11 p11;
     @Mixin Opts.Vault vault;
     @Mixin Opts.Kube kube;

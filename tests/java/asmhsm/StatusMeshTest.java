@@ -45,7 +45,7 @@ class StatusMeshTest {
         ca = ca(root, "O=cluster.local");
         token.writeCertificate(root.cert(), Hsm.DEFAULT_CA_ID);
         mock.client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(KubeLayout.ISTIO_NAMESPACE).endMetadata().build()).create();
-        mock.client.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(Kube.istiodService(REV)).create();
+        mock.client.services().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(KubeLayout.GUIDE.istiodService(REV)).create();
     }
 
     @AfterEach

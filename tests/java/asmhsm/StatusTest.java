@@ -174,7 +174,7 @@ class StatusTest {
         k.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("istio-system").endMetadata().build()).create();
         k.configMaps().inNamespace("istio-system").resource(new ConfigMapBuilder().withNewMetadata().withName("vault-tls-cert").endMetadata()
                 .addToData("cert", Files.readString(lab.vaultCaCert())).build()).create();
-        k.services().inNamespace("istio-system").resource(Kube.istiodService(REV)).create();
+        k.services().inNamespace("istio-system").resource(KubeLayout.GUIDE.istiodService(REV)).create();
         k.secrets().inNamespace("istio-system").resource(new SecretBuilder().withNewMetadata().withName("istio-ca-cert-csr").endMetadata()
                 .withType("istio.io/intermediate-ca").addToData(Map.of("kek-id", b64(KEK), "encrypted-dek", b64("x.y"),
                         "csr-id", b64("cluster.local"), "encrypted-csr", b64("x.y"))).build()).create();
@@ -461,14 +461,14 @@ class StatusTest {
         JsonNode t7 = clusters.get(1);
         assertThat(t7.get("clusterSuffix").asString()).isEqualTo("t7");
         for (JsonNode c : t7.get("checks"))
-            if (Status.CLUSTER_LINES.contains(c.get("name").asString()))
+            if (StatusReport.CLUSTER_LINES.contains(c.get("name").asString()))
                 assertThat(c.get("state").asString() + ": " + c.get("detail").asString()).as(c.toString())
                         .startsWith("unknown: cluster suffix t7 belongs to another cluster");
         JsonNode z9 = clusters.get(2);
         assertThat(z9.get("clusterSuffix").asString()).isEqualTo("z9");
         assertThat(z9.get("contextProblem").asString()).startsWith("no context of ").contains("points at https://127.0.0.1:1");
         for (JsonNode c : z9.get("checks"))
-            if (Status.CLUSTER_LINES.contains(c.get("name").asString())) assertThat(c.get("state").asString()).as(c.toString()).isEqualTo("unknown");
+            if (StatusReport.CLUSTER_LINES.contains(c.get("name").asString())) assertThat(c.get("state").asString()).as(c.toString()).isEqualTo("unknown");
         assertThat(JSON.readTree(r.stdout()).get("error").asString()).contains(SUFFIX + ": ", "; t7: ", "; z9: ");
 
         Cli.Result human = Cli.asm(env(), "status", "--all-suffixes", "--dir", folder.toString());
