@@ -38,7 +38,6 @@ import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.asn1.x509.AlgorithmIdentifier;
 import org.bouncycastle.asn1.x509.BasicConstraints;
 import org.bouncycastle.asn1.x509.Extension;
-import org.bouncycastle.asn1.x509.KeyPurposeId;
 import org.bouncycastle.asn1.x509.KeyUsage;
 import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
 import org.bouncycastle.cert.X509v3CertificateBuilder;
@@ -55,26 +54,23 @@ import org.bouncycastle.operator.jcajce.JcaContentVerifierProviderBuilder;
 import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 import org.bouncycastle.pkcs.PKCS8EncryptedPrivateKeyInfo;
 import org.bouncycastle.pkcs.jcajce.JcaPKCS10CertificationRequest;
-import org.bouncycastle.util.io.pem.PemObject;
 
 /** Certificates and PEM, through Bouncy Castle and the JDK: parsing, checks, names as Go prints them. */
 public final class Pki {
     private Pki() {}
 
     /** Every PEM block of a file, in order; refuses a file with none. */
-    public static List<PemObject> pemBlocks(Path file, String what) {
+    public static List<PemBlock> pemBlocks(Path file, String what) {
         return pemBlocks(Env.readPem(file, what, "give a PEM file (-----BEGIN CERTIFICATE-----)"), what + " " + file);
     }
 
     /** The blocks of PEM text; a refusal says what is wrong and the size, never a line of the text. */
-    public static List<PemObject> pemBlocks(String text, String what) {
-        List<PemObject> blocks = new ArrayList<>();
+    public static List<PemBlock> pemBlocks(String text, String what) {
         String size = text.getBytes(StandardCharsets.UTF_8).length + " bytes";
-        try (PEMParser p = new PEMParser(new StringReader(text))) {
-            PemObject o;
-            while ((o = p.readPemObject()) != null) blocks.add(o);
+        List<PemBlock> blocks;
+        try {
+            blocks = PemBlock.read(text);
         } catch (IOException e) {
-            // Bouncy Castle's message quotes the block's BEGIN line
             throw Fail.badInput(what + " holds broken PEM (" + size + ": a block without its END line, or damaged base64)",
                     "check the file was copied whole");
         }
@@ -82,14 +78,79 @@ public final class Pki {
         return blocks;
     }
 
+    /**
+     * One PEM block (RFC 7468): its label and the bytes of its base64. Read with the JDK, by the
+     * rules Bouncy Castle's PemReader has (1.87, not lax), so that a step reading certificates
+     * never opens Bouncy Castle's signed jars: text before, between and after blocks is skipped;
+     * a BEGIN line starts the line, its label (no '-') ends with exactly five dashes, else reading
+     * stops there; lines holding ':' are headers (Proc-Type ...) and skipped; the END line starts
+     * with END and the same label; base64 lines are trimmed, spaces and tabs inside ignored,
+     * padding only at the end, a length in whole groups of four.
+     */
+    public static final class PemBlock {
+        private static final String BEGIN = "-----BEGIN ", END = "-----END ", DASHES = "-----";
+        private final String type;
+        private final byte[] content;
+
+        PemBlock(String type, byte[] content) {
+            this.type = type;
+            this.content = content;
+        }
+
+        public String getType() {
+            return type;
+        }
+
+        public byte[] getContent() {
+            return content.clone();
+        }
+
+        /** The blocks of the text, in order; IOException for a block without its END line or with damaged base64. */
+        static List<PemBlock> read(String text) throws IOException {
+            List<PemBlock> blocks = new ArrayList<>();
+            java.io.BufferedReader lines = new java.io.BufferedReader(new StringReader(text));
+            for (String line; (line = lines.readLine()) != null; ) {
+                if (!line.startsWith(BEGIN)) continue;
+                String label = line.substring(BEGIN.length()).trim();
+                int dash = label.indexOf('-');
+                if (dash <= 0 || !label.endsWith(DASHES) || label.length() - dash != DASHES.length()) break;
+                String type = label.substring(0, dash), end = END + type + DASHES;
+                StringBuilder b64 = new StringBuilder();
+                while ((line = lines.readLine()) != null) {
+                    if (line.indexOf(':') >= 0) continue;
+                    if (line.startsWith(end)) break;
+                    b64.append(line.trim());
+                }
+                if (line == null) throw new IOException(end + " not found");
+                blocks.add(new PemBlock(type, base64(b64)));
+            }
+            return blocks;
+        }
+
+        private static byte[] base64(CharSequence text) throws IOException {
+            StringBuilder s = new StringBuilder(text.length());
+            for (int i = 0; i < text.length(); i++) {
+                char c = text.charAt(i);
+                if (c != ' ' && c != '\t') s.append(c);
+            }
+            // the JDK's decoder also takes a last group without its padding: refuse it, as Bouncy Castle does
+            if (s.length() % 4 != 0) throw new IOException("base64 of " + s.length() + " characters, not whole groups of four");
+            try {
+                return java.util.Base64.getDecoder().decode(s.toString());
+            } catch (IllegalArgumentException e) {
+                throw new IOException("damaged base64", e);
+            }
+        }
+    }
+
     /** All certificates of a PEM file, in file order; any other block type is refused. */
     public static List<X509Certificate> certificates(Path file, String what) {
         return certificates(pemBlocks(file, what), what + " " + file);
     }
 
-    public static List<X509Certificate> certificates(List<PemObject> blocks, String what) {
+    public static List<X509Certificate> certificates(List<PemBlock> blocks, String what) {
         List<X509Certificate> certs = new ArrayList<>();
-        for (PemObject b : blocks) {
+        for (PemBlock b : blocks) {
             if (!b.getType().equals("CERTIFICATE"))
                 throw Fail.badInput(what + " holds a '" + b.getType() + "' block, not a certificate", "give the PEM certificate file");
             certs.add(certificate(b.getContent(), what));
@@ -374,10 +435,10 @@ public final class Pki {
         return csr(pemBlocks(pem, what), what);
     }
 
-    private static PKCS10CertificationRequest csr(List<PemObject> blocks, String what) {
+    private static PKCS10CertificationRequest csr(List<PemBlock> blocks, String what) {
         if (blocks.size() != 1 || !blocks.get(0).getType().endsWith("CERTIFICATE REQUEST"))
             throw Fail.badInput(what + " is not one PEM CERTIFICATE REQUEST (found "
-                    + blocks.stream().map(PemObject::getType).toList() + ")", "give the csr.pem that decrypt-csr wrote");
+                    + blocks.stream().map(PemBlock::getType).toList() + ")", "give the csr.pem that decrypt-csr wrote");
         try {
             PKCS10CertificationRequest r = new PKCS10CertificationRequest(blocks.get(0).getContent());
             r.getSubject(); // parsing is lazy in places: touch what is used later
@@ -655,7 +716,7 @@ public final class Pki {
 
     // ------------------------------------------------------------ chains as Go verifies them
 
-    private static final String SERVER_AUTH = KeyPurposeId.id_kp_serverAuth.getId(), ANY_EKU = "2.5.29.37.0",
+    private static final String SERVER_AUTH = "1.3.6.1.5.5.7.3.1", ANY_EKU = "2.5.29.37.0",
             NETSCAPE_SGC = "2.16.840.1.113730.4.1", MICROSOFT_SGC = "1.3.6.1.4.1.311.10.3.3";
 
     public static boolean sameCert(X509Certificate a, X509Certificate b) {
