@@ -38,7 +38,6 @@ import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.asn1.x509.AlgorithmIdentifier;
 import org.bouncycastle.asn1.x509.BasicConstraints;
 import org.bouncycastle.asn1.x509.Extension;
-import org.bouncycastle.asn1.x509.KeyPurposeId;
 import org.bouncycastle.asn1.x509.KeyUsage;
 import org.bouncycastle.asn1.x509.SubjectPublicKeyInfo;
 import org.bouncycastle.cert.X509v3CertificateBuilder;
@@ -55,26 +54,23 @@ import org.bouncycastle.operator.jcajce.JcaContentVerifierProviderBuilder;
 import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 import org.bouncycastle.pkcs.PKCS8EncryptedPrivateKeyInfo;
 import org.bouncycastle.pkcs.jcajce.JcaPKCS10CertificationRequest;
-import org.bouncycastle.util.io.pem.PemObject;
 
 /** Certificates and PEM, through Bouncy Castle and the JDK: parsing, checks, names as Go prints them. */
 public final class Pki {
     private Pki() {}
 
     /** Every PEM block of a file, in order; refuses a file with none. */
-    public static List<PemObject> pemBlocks(Path file, String what) {
+    public static List<PemBlock> pemBlocks(Path file, String what) {
         return pemBlocks(Env.readPem(file, what, "give a PEM file (-----BEGIN CERTIFICATE-----)"), what + " " + file);
     }
 
     /** The blocks of PEM text; a refusal says what is wrong and the size, never a line of the text. */
-    public static List<PemObject> pemBlocks(String text, String what) {
-        List<PemObject> blocks = new ArrayList<>();
+    public static List<PemBlock> pemBlocks(String text, String what) {
         String size = text.getBytes(StandardCharsets.UTF_8).length + " bytes";
-        try (PEMParser p = new PEMParser(new StringReader(text))) {
-            PemObject o;
-            while ((o = p.readPemObject()) != null) blocks.add(o);
+        List<PemBlock> blocks;
+        try {
+            blocks = PemBlock.read(text);
         } catch (IOException e) {
-            // Bouncy Castle's message quotes the block's BEGIN line
             throw Fail.badInput(what + " holds broken PEM (" + size + ": a block without its END line, or damaged base64)",
                     "check the file was copied whole");
         }
@@ -82,14 +78,79 @@ public final class Pki {
         return blocks;
     }
 
+    /**
+     * One PEM block (RFC 7468): its label and the bytes of its base64. Read with the JDK, by the
+     * rules Bouncy Castle's PemReader has (1.87, not lax), so that a step reading certificates
+     * never opens Bouncy Castle's signed jars: text before, between and after blocks is skipped;
+     * a BEGIN line starts the line, its label (no '-') ends with exactly five dashes, else reading
+     * stops there; lines holding ':' are headers (Proc-Type ...) and skipped; the END line starts
+     * with END and the same label; base64 lines are trimmed, spaces and tabs inside ignored,
+     * padding only at the end, a length in whole groups of four.
+     */
+    public static final class PemBlock {
+        private static final String BEGIN = "-----BEGIN ", END = "-----END ", DASHES = "-----";
+        private final String type;
+        private final byte[] content;
+
+        PemBlock(String type, byte[] content) {
+            this.type = type;
+            this.content = content;
+        }
+
+        public String getType() {
+            return type;
+        }
+
+        public byte[] getContent() {
+            return content.clone();
+        }
+
+        /** The blocks of the text, in order; IOException for a block without its END line or with damaged base64. */
+        static List<PemBlock> read(String text) throws IOException {
+            List<PemBlock> blocks = new ArrayList<>();
+            java.io.BufferedReader lines = new java.io.BufferedReader(new StringReader(text));
+            for (String line; (line = lines.readLine()) != null; ) {
+                if (!line.startsWith(BEGIN)) continue;
+                String label = line.substring(BEGIN.length()).trim();
+                int dash = label.indexOf('-');
+                if (dash <= 0 || !label.endsWith(DASHES) || label.length() - dash != DASHES.length()) break;
+                String type = label.substring(0, dash), end = END + type + DASHES;
+                StringBuilder b64 = new StringBuilder();
+                while ((line = lines.readLine()) != null) {
+                    if (line.indexOf(':') >= 0) continue;
+                    if (line.startsWith(end)) break;
+                    b64.append(line.trim());
+                }
+                if (line == null) throw new IOException(end + " not found");
+                blocks.add(new PemBlock(type, base64(b64)));
+            }
+            return blocks;
+        }
+
+        private static byte[] base64(CharSequence text) throws IOException {
+            StringBuilder s = new StringBuilder(text.length());
+            for (int i = 0; i < text.length(); i++) {
+                char c = text.charAt(i);
+                if (c != ' ' && c != '\t') s.append(c);
+            }
+            // the JDK's decoder also takes a last group without its padding: refuse it, as Bouncy Castle does
+            if (s.length() % 4 != 0) throw new IOException("base64 of " + s.length() + " characters, not whole groups of four");
+            try {
+                return java.util.Base64.getDecoder().decode(s.toString());
+            } catch (IllegalArgumentException e) {
+                throw new IOException("damaged base64", e);
+            }
+        }
+    }
+
     /** All certificates of a PEM file, in file order; any other block type is refused. */
     public static List<X509Certificate> certificates(Path file, String what) {
         return certificates(pemBlocks(file, what), what + " " + file);
     }
 
-    public static List<X509Certificate> certificates(List<PemObject> blocks, String what) {
+    public static List<X509Certificate> certificates(List<PemBlock> blocks, String what) {
         List<X509Certificate> certs = new ArrayList<>();
-        for (PemObject b : blocks) {
+        for (PemBlock b : blocks) {
             if (!b.getType().equals("CERTIFICATE"))
                 throw Fail.badInput(what + " holds a '" + b.getType() + "' block, not a certificate", "give the PEM certificate file");
             certs.add(certificate(b.getContent(), what));
@@ -202,28 +263,20 @@ public final class Pki {
 
     /** The serial number as a DER INTEGER, as crypto11 stores CKA_SERIAL_NUMBER. */
     public static byte[] serialDer(BigInteger serial) {
-        try {
-            return new ASN1Integer(serial).getEncoded();
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        return WithBc.serialDer(serial);
     }
 
     /** The subject exactly as encoded in the certificate (crypto11 stores RawSubject). */
     public static byte[] subjectDer(X509Certificate c) {
-        return der(org.bouncycastle.asn1.x509.Certificate.getInstance(encoded(c)).getSubject());
+        return WithBc.subjectDer(c);
     }
 
     public static byte[] issuerDer(X509Certificate c) {
-        return der(org.bouncycastle.asn1.x509.Certificate.getInstance(encoded(c)).getIssuer());
+        return WithBc.issuerDer(c);
     }
 
     static byte[] der(ASN1Encodable o) {
-        try {
-            return o.toASN1Primitive().getEncoded("DER");
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        return WithBc.der(o);
     }
 
     static byte[] encoded(X509Certificate c) {
@@ -258,53 +311,7 @@ public final class Pki {
      * (RFC 2253). The plugin uses this string as the certificate's CKA_LABEL.
      */
     public static String goName(byte[] derName) {
-        X500Name name = X500Name.getInstance(derName);
-        List<AttributeTypeAndValue> atvs = new ArrayList<>();
-        for (RDN rdn : name.getRDNs()) for (AttributeTypeAndValue a : rdn.getTypesAndValues()) atvs.add(a);
-        List<String[]> seq = new ArrayList<>(); // {oid, value, printed RDN or null}
-        for (AttributeTypeAndValue a : atvs) {
-            String oid = a.getType().getId();
-            if (!PARSED.contains(oid)) seq.add(new String[]{oid, valueString(a.getValue()), null});
-        }
-        for (String[] f : GO_FIELDS) {
-            // Go keeps every value of a field, in order, as ONE multi-valued RDN
-            StringBuilder joined = null;
-            for (AttributeTypeAndValue a : atvs)
-                if (a.getType().getId().equals(f[0]) && a.getValue() instanceof ASN1String) {
-                    String v = f[1] + "=" + goEscape(valueString(a.getValue()));
-                    joined = joined == null ? new StringBuilder(v) : joined.append('+').append(v);
-                }
-            if (joined != null) seq.add(new String[]{f[0], null, joined.toString()});
-        }
-        for (String single : new String[]{CN, SERIAL}) {
-            String last = null;
-            for (AttributeTypeAndValue a : atvs)
-                if (a.getType().getId().equals(single) && a.getValue() instanceof ASN1String) last = valueString(a.getValue());
-            if (last != null && !last.isEmpty()) seq.add(new String[]{single, last, null});
-        }
-        StringBuilder s = new StringBuilder();
-        for (int i = seq.size() - 1; i >= 0; i--) {
-            if (s.length() > 0) s.append(',');
-            String oid = seq.get(i)[0], value = seq.get(i)[1];
-            if (seq.get(i)[2] != null) { s.append(seq.get(i)[2]); continue; }
-            String typeName = goTypeName(oid);
-            if (typeName == null) {
-                // Go re-marshals the parsed string: PrintableString when it can, else UTF8String
-                ASN1Encodable v = printable(value) ? new DERPrintableString(value) : new DERUTF8String(value);
-                try {
-                    s.append(oid).append("=#").append(HexFormat.of().formatHex(v.toASN1Primitive().getEncoded("DER")));
-                } catch (IOException e) {
-                    throw new IllegalStateException(e);
-                }
-                continue;
-            }
-            s.append(typeName).append('=').append(goEscape(value));
-        }
-        return s.toString();
-    }
-
-    private static String valueString(ASN1Encodable v) {
-        return v instanceof ASN1String ? ((ASN1String) v).getString() : v.toString();
+        return WithBc.goName(derName);
     }
 
     private static String goTypeName(String oid) {
@@ -374,17 +381,8 @@ public final class Pki {
         return csr(pemBlocks(pem, what), what);
     }
 
-    private static PKCS10CertificationRequest csr(List<PemObject> blocks, String what) {
-        if (blocks.size() != 1 || !blocks.get(0).getType().endsWith("CERTIFICATE REQUEST"))
-            throw Fail.badInput(what + " is not one PEM CERTIFICATE REQUEST (found "
-                    + blocks.stream().map(PemObject::getType).toList() + ")", "give the csr.pem that decrypt-csr wrote");
-        try {
-            PKCS10CertificationRequest r = new PKCS10CertificationRequest(blocks.get(0).getContent());
-            r.getSubject(); // parsing is lazy in places: touch what is used later
-            return r;
-        } catch (IOException | RuntimeException e) {
-            throw Fail.badInput(what + " is not a valid PKCS#10 request: " + e.getMessage(), "give the csr.pem that decrypt-csr wrote");
-        }
+    private static PKCS10CertificationRequest csr(List<PemBlock> blocks, String what) {
+        return WithBc.csr(blocks, what);
     }
 
     /**
@@ -394,11 +392,7 @@ public final class Pki {
      * from the SubjectPublicKeyInfo would look up.
      */
     public static boolean csrSignatureValid(PKCS10CertificationRequest csr) {
-        try {
-            return csr.isSignatureValid(new JcaContentVerifierProviderBuilder().build(publicKey(csr)));
-        } catch (Exception e) {
-            return false;
-        }
+        return WithBc.csrSignatureValid(csr);
     }
 
     /** The smallest RSA key the Istio CA may have: istiod makes RSA 2048. */
@@ -427,35 +421,20 @@ public final class Pki {
     }
 
     public static PublicKey publicKey(PKCS10CertificationRequest csr) {
-        try {
-            return new JcaPKCS10CertificationRequest(csr).getPublicKey();
-        } catch (GeneralSecurityException | RuntimeException e) {
-            throw Fail.badInput("the CSR's public key cannot be read: " + e.getMessage(), "check the CSR (openssl req -text)");
-        }
+        return WithBc.publicKey(csr);
     }
 
     public static String subject(PKCS10CertificationRequest csr) {
-        return goName(der(csr.getSubject()));
+        return WithBc.subject(csr);
     }
 
     public static String pem(PKCS10CertificationRequest csr) {
-        try {
-            return pem("CERTIFICATE REQUEST", csr.getEncoded());
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+        return WithBc.pem(csr);
     }
 
     /** "RSA 2048", "EC P-256": the key as an operator names it. */
     public static String keyDescription(PublicKey k) {
-        if (k instanceof RSAPublicKey r) return "RSA " + r.getModulus().bitLength();
-        if (k instanceof ECPublicKey e) {
-            var params = SubjectPublicKeyInfo.getInstance(k.getEncoded()).getAlgorithm().getParameters();
-            String curve = params instanceof ASN1ObjectIdentifier oid ? org.bouncycastle.asn1.nist.NISTNamedCurves.getName(oid) : null;
-            return "EC " + (curve != null ? curve : e.getParams().getCurve().getField().getFieldSize() + "-bit");
-        }
-        if (k instanceof java.security.interfaces.EdECKey ed) return ed.getParams().getName(); // Ed25519, Ed448
-        return k.getAlgorithm();
+        return WithBc.keyDescription(k);
     }
 
     public static int keyBits(PublicKey k) {
@@ -480,12 +459,7 @@ public final class Pki {
      * attribute, organisation, a DNS-like name); null for anything else.
      */
     public static String trustDomain(X500Name subject) {
-        RDN[] rdns = subject.getRDNs();
-        if (rdns.length != 1 || rdns[0].isMultiValued()) return null;
-        AttributeTypeAndValue a = rdns[0].getFirst();
-        if (!a.getType().getId().equals("2.5.4.10") || !(a.getValue() instanceof ASN1String)) return null;
-        String v = valueString(a.getValue());
-        return v.matches("[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?") ? v : null;
+        return WithBc.trustDomain(subject);
     }
 
     // ------------------------------------------------------------ issuing the Istio CA certificate
@@ -497,48 +471,20 @@ public final class Pki {
 
     /** SHA-256 with the root key's algorithm: RSA (PKCS#1 v1.5) or ECDSA. */
     public static AlgorithmIdentifier sha256SignatureAlgorithm(String keyAlgorithm) {
-        String name = switch (keyAlgorithm) {
-            case "RSA" -> "SHA256withRSA";
-            case "EC", "ECDSA" -> "SHA256withECDSA";
-            default -> throw Fail.badInput("the root key is " + keyAlgorithm + "; only RSA and EC roots are supported",
-                    "use an RSA or ECDSA root, as istiod's plugin verifies");
-        };
-        return new org.bouncycastle.operator.DefaultSignatureAlgorithmIdentifierFinder().find(name);
+        return WithBc.sha256SignatureAlgorithm(keyAlgorithm);
     }
 
     public static ContentSigner signer(String keyAlgorithm, SignFunction f) {
-        AlgorithmIdentifier alg = sha256SignatureAlgorithm(keyAlgorithm);
-        java.io.ByteArrayOutputStream tbs = new java.io.ByteArrayOutputStream();
-        return new ContentSigner() {
-            @Override public AlgorithmIdentifier getAlgorithmIdentifier() { return alg; }
-            @Override public OutputStream getOutputStream() { return tbs; }
-            @Override public byte[] getSignature() {
-                try {
-                    return f.sign(tbs.toByteArray());
-                } catch (Fail e) {
-                    throw e;
-                } catch (Exception e) {
-                    throw Fail.failed("signing with the root key failed: " + e.getMessage(), "check the root key and the HSM", e);
-                }
-            }
-        };
+        return WithBc.signer(keyAlgorithm, f);
     }
 
     public static ContentSigner signer(PrivateKey key) {
-        sha256SignatureAlgorithm(key.getAlgorithm()); // refuses other key types with the same message
-        try {
-            return new JcaContentSignerBuilder(key.getAlgorithm().equals("RSA") ? "SHA256withRSA" : "SHA256withECDSA").build(key);
-        } catch (org.bouncycastle.operator.OperatorCreationException e) {
-            throw Fail.badInput("cannot sign with the root key: " + e.getMessage(), "check the root key file");
-        }
+        return WithBc.signer(key);
     }
 
     /** PKCS#11 CKM_ECDSA returns r || s; X.509 carries SEQUENCE { r INTEGER, s INTEGER }. */
     public static byte[] ecdsaDer(byte[] rs) {
-        int n = rs.length / 2;
-        return der(new DERSequence(new ASN1Encodable[]{
-                new ASN1Integer(new BigInteger(1, java.util.Arrays.copyOfRange(rs, 0, n))),
-                new ASN1Integer(new BigInteger(1, java.util.Arrays.copyOfRange(rs, n, rs.length)))}));
+        return WithBc.ecdsaDer(rs);
     }
 
     /**
@@ -549,24 +495,7 @@ public final class Pki {
      */
     public static X509Certificate issueIstioCa(PKCS10CertificationRequest csr, X509Certificate root, ContentSigner signer,
             Instant notBefore, Instant notAfter, BigInteger serial) {
-        try {
-            JcaX509ExtensionUtils u = new JcaX509ExtensionUtils();
-            X509v3CertificateBuilder b = new X509v3CertificateBuilder(X500Name.getInstance(subjectDer(root)), serial,
-                    Date.from(notBefore), Date.from(notAfter), csr.getSubject(), csr.getSubjectPublicKeyInfo());
-            b.addExtension(Extension.basicConstraints, true, new BasicConstraints(0));
-            b.addExtension(Extension.keyUsage, true,
-                    new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign | KeyUsage.digitalSignature));
-            b.addExtension(Extension.subjectKeyIdentifier, false, u.createSubjectKeyIdentifier(csr.getSubjectPublicKeyInfo()));
-            byte[] rootSki = root.getExtensionValue(Extension.subjectKeyIdentifier.getId());
-            b.addExtension(Extension.authorityKeyIdentifier, false, rootSki != null
-                    ? new org.bouncycastle.asn1.x509.AuthorityKeyIdentifier(
-                            org.bouncycastle.asn1.x509.SubjectKeyIdentifier.getInstance(
-                                    org.bouncycastle.asn1.ASN1OctetString.getInstance(rootSki).getOctets()).getKeyIdentifier())
-                    : u.createAuthorityKeyIdentifier(SubjectPublicKeyInfo.getInstance(root.getPublicKey().getEncoded())));
-            return new JcaX509CertificateConverter().getCertificate(b.build(signer));
-        } catch (GeneralSecurityException | IOException e) {
-            throw Fail.failed("cannot build the CA certificate: " + e.getMessage(), "re-run with --verbose", e);
-        }
+        return WithBc.issueIstioCa(csr, root, signer, notBefore, notAfter, serial);
     }
 
     /** A CA certificate's validity: from 5 minutes ago (clock skew between machines), never before nor past the root's; clamped when the root ends first. */
@@ -601,29 +530,7 @@ public final class Pki {
     }
 
     private static PrivateKey pemPrivateKey(String text, char[] password, String what) {
-        JcaPEMKeyConverter conv = new JcaPEMKeyConverter();
-        try (PEMParser p = new PEMParser(new StringReader(text))) {
-            for (Object o; (o = p.readObject()) != null; ) {
-                if ((o instanceof PEMEncryptedKeyPair || o instanceof PKCS8EncryptedPrivateKeyInfo) && password == null)
-                    throw Fail.badInput(what + " is encrypted", "pass the file holding its password with --root-key-pass-file");
-                if (o instanceof PEMKeyPair kp) return conv.getKeyPair(kp).getPrivate();
-                if (o instanceof PrivateKeyInfo info) return conv.getPrivateKey(info);
-                // BC's own ciphers: the JDK lacks the names openssl's encryptions map to (AES/CBC/PKCS7Padding)
-                if (o instanceof PEMEncryptedKeyPair e)
-                    return conv.getKeyPair(e.decryptKeyPair(new JcePEMDecryptorProviderBuilder().setProvider(Bc.PROVIDER).build(password))).getPrivate();
-                if (o instanceof PKCS8EncryptedPrivateKeyInfo e)
-                    return conv.getPrivateKey(e.decryptPrivateKeyInfo(
-                            new org.bouncycastle.openssl.jcajce.JceOpenSSLPKCS8DecryptorProviderBuilder().setProvider(Bc.PROVIDER).build(password)));
-            }
-        } catch (Fail f) {
-            throw f;
-        } catch (Exception e) {
-            // Bouncy Castle's messages may carry parts of what it parsed: the key's file is not quoted
-            throw Fail.badInput("cannot read the private key in " + what + (password != null ? " (wrong password, or a damaged key)"
-                            : " (a damaged key block)"),
-                    "give an unencrypted or password-protected PEM key, or a PKCS#12 file, and the right password file");
-        }
-        throw Fail.badInput(what + " holds no private key", "give the root's private key (PEM or PKCS#12)");
+        return WithBc.pemPrivateKey(text, password, what);
     }
 
     private static PrivateKey pkcs12PrivateKey(byte[] content, char[] password, String what) {
@@ -655,7 +562,7 @@ public final class Pki {
 
     // ------------------------------------------------------------ chains as Go verifies them
 
-    private static final String SERVER_AUTH = KeyPurposeId.id_kp_serverAuth.getId(), ANY_EKU = "2.5.29.37.0",
+    private static final String SERVER_AUTH = "1.3.6.1.5.5.7.3.1", ANY_EKU = "2.5.29.37.0",
             NETSCAPE_SGC = "2.16.840.1.113730.4.1", MICROSOFT_SGC = "1.3.6.1.4.1.311.10.3.3";
 
     public static boolean sameCert(X509Certificate a, X509Certificate b) {
@@ -770,19 +677,7 @@ public final class Pki {
     }
 
     public static Identity identity(X509Certificate c) {
-        byte[] ext = c.getExtensionValue(Extension.subjectKeyIdentifier.getId());
-        String ski;
-        if (ext != null) {
-            ski = colonHex(org.bouncycastle.asn1.x509.SubjectKeyIdentifier.getInstance(
-                    org.bouncycastle.asn1.ASN1OctetString.getInstance(ext).getOctets()).getKeyIdentifier());
-        } else {
-            try {   // none in the certificate: RFC 5280's method 1, as openssl and Go compute it
-                ski = colonHex(new JcaX509ExtensionUtils().createSubjectKeyIdentifier(c.getPublicKey()).getKeyIdentifier()) + " (computed)";
-            } catch (GeneralSecurityException e) {
-                ski = "none";
-            }
-        }
-        return new Identity(name(c), c.getSerialNumber().toString(16), ski, c.getNotAfter().toInstant());
+        return WithBc.identity(c);
     }
 
     private static String colonHex(byte[] b) {
@@ -816,5 +711,257 @@ public final class Pki {
             check = Checklist.Check.done(who + ": " + days + " day(s) left, under " + warnDays + ": renew it soon (" + renew + ")");
         else check = Checklist.Check.done(who + ": " + days + " day(s) left");
         return check.withData(data).with("warning", check.isDone() && days < warnDays);
+    }
+
+    /**
+     * The code that needs Bouncy Castle (DER names, CSRs, building certificates, key files), in a
+     * class of its own: Pki itself names no Bouncy Castle type the JVM must load to link it, so a
+     * step that only reads certificates never opens Bouncy Castle's signed jars (150-200 ms CPU).
+     */
+    static final class WithBc {
+        private WithBc() {}
+
+        static byte[] serialDer(BigInteger serial) {
+            try {
+                return new ASN1Integer(serial).getEncoded();
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        static byte[] subjectDer(X509Certificate c) {
+            return der(org.bouncycastle.asn1.x509.Certificate.getInstance(encoded(c)).getSubject());
+        }
+
+        static byte[] issuerDer(X509Certificate c) {
+            return der(org.bouncycastle.asn1.x509.Certificate.getInstance(encoded(c)).getIssuer());
+        }
+
+        static byte[] der(ASN1Encodable o) {
+            try {
+                return o.toASN1Primitive().getEncoded("DER");
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        static String goName(byte[] derName) {
+            X500Name name = X500Name.getInstance(derName);
+            List<AttributeTypeAndValue> atvs = new ArrayList<>();
+            for (RDN rdn : name.getRDNs()) for (AttributeTypeAndValue a : rdn.getTypesAndValues()) atvs.add(a);
+            List<String[]> seq = new ArrayList<>(); // {oid, value, printed RDN or null}
+            for (AttributeTypeAndValue a : atvs) {
+                String oid = a.getType().getId();
+                if (!PARSED.contains(oid)) seq.add(new String[]{oid, valueString(a.getValue()), null});
+            }
+            for (String[] f : GO_FIELDS) {
+                // Go keeps every value of a field, in order, as ONE multi-valued RDN
+                StringBuilder joined = null;
+                for (AttributeTypeAndValue a : atvs)
+                    if (a.getType().getId().equals(f[0]) && a.getValue() instanceof ASN1String) {
+                        String v = f[1] + "=" + goEscape(valueString(a.getValue()));
+                        joined = joined == null ? new StringBuilder(v) : joined.append('+').append(v);
+                    }
+                if (joined != null) seq.add(new String[]{f[0], null, joined.toString()});
+            }
+            for (String single : new String[]{CN, SERIAL}) {
+                String last = null;
+                for (AttributeTypeAndValue a : atvs)
+                    if (a.getType().getId().equals(single) && a.getValue() instanceof ASN1String) last = valueString(a.getValue());
+                if (last != null && !last.isEmpty()) seq.add(new String[]{single, last, null});
+            }
+            StringBuilder s = new StringBuilder();
+            for (int i = seq.size() - 1; i >= 0; i--) {
+                if (s.length() > 0) s.append(',');
+                String oid = seq.get(i)[0], value = seq.get(i)[1];
+                if (seq.get(i)[2] != null) { s.append(seq.get(i)[2]); continue; }
+                String typeName = goTypeName(oid);
+                if (typeName == null) {
+                    // Go re-marshals the parsed string: PrintableString when it can, else UTF8String
+                    ASN1Encodable v = printable(value) ? new DERPrintableString(value) : new DERUTF8String(value);
+                    try {
+                        s.append(oid).append("=#").append(HexFormat.of().formatHex(v.toASN1Primitive().getEncoded("DER")));
+                    } catch (IOException e) {
+                        throw new IllegalStateException(e);
+                    }
+                    continue;
+                }
+                s.append(typeName).append('=').append(goEscape(value));
+            }
+            return s.toString();
+        }
+
+        static String valueString(ASN1Encodable v) {
+            return v instanceof ASN1String ? ((ASN1String) v).getString() : v.toString();
+        }
+
+        static PKCS10CertificationRequest csr(List<PemBlock> blocks, String what) {
+            if (blocks.size() != 1 || !blocks.get(0).getType().endsWith("CERTIFICATE REQUEST"))
+                throw Fail.badInput(what + " is not one PEM CERTIFICATE REQUEST (found "
+                        + blocks.stream().map(PemBlock::getType).toList() + ")", "give the csr.pem that decrypt-csr wrote");
+            try {
+                PKCS10CertificationRequest r = new PKCS10CertificationRequest(blocks.get(0).getContent());
+                r.getSubject(); // parsing is lazy in places: touch what is used later
+                return r;
+            } catch (IOException | RuntimeException e) {
+                throw Fail.badInput(what + " is not a valid PKCS#10 request: " + e.getMessage(), "give the csr.pem that decrypt-csr wrote");
+            }
+        }
+
+        static boolean csrSignatureValid(PKCS10CertificationRequest csr) {
+            try {
+                return csr.isSignatureValid(new JcaContentVerifierProviderBuilder().build(publicKey(csr)));
+            } catch (Exception e) {
+                return false;
+            }
+        }
+
+        static PublicKey publicKey(PKCS10CertificationRequest csr) {
+            try {
+                return new JcaPKCS10CertificationRequest(csr).getPublicKey();
+            } catch (GeneralSecurityException | RuntimeException e) {
+                throw Fail.badInput("the CSR's public key cannot be read: " + e.getMessage(), "check the CSR (openssl req -text)");
+            }
+        }
+
+        static String subject(PKCS10CertificationRequest csr) {
+            return goName(der(csr.getSubject()));
+        }
+
+        static String pem(PKCS10CertificationRequest csr) {
+            try {
+                return Pki.pem("CERTIFICATE REQUEST", csr.getEncoded());
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        static String keyDescription(PublicKey k) {
+            if (k instanceof RSAPublicKey r) return "RSA " + r.getModulus().bitLength();
+            if (k instanceof ECPublicKey e) {
+                var params = SubjectPublicKeyInfo.getInstance(k.getEncoded()).getAlgorithm().getParameters();
+                String curve = params instanceof ASN1ObjectIdentifier oid ? org.bouncycastle.asn1.nist.NISTNamedCurves.getName(oid) : null;
+                return "EC " + (curve != null ? curve : e.getParams().getCurve().getField().getFieldSize() + "-bit");
+            }
+            if (k instanceof java.security.interfaces.EdECKey ed) return ed.getParams().getName(); // Ed25519, Ed448
+            return k.getAlgorithm();
+        }
+
+        static String trustDomain(X500Name subject) {
+            RDN[] rdns = subject.getRDNs();
+            if (rdns.length != 1 || rdns[0].isMultiValued()) return null;
+            AttributeTypeAndValue a = rdns[0].getFirst();
+            if (!a.getType().getId().equals("2.5.4.10") || !(a.getValue() instanceof ASN1String)) return null;
+            String v = valueString(a.getValue());
+            return v.matches("[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?") ? v : null;
+        }
+
+        static AlgorithmIdentifier sha256SignatureAlgorithm(String keyAlgorithm) {
+            String name = switch (keyAlgorithm) {
+                case "RSA" -> "SHA256withRSA";
+                case "EC", "ECDSA" -> "SHA256withECDSA";
+                default -> throw Fail.badInput("the root key is " + keyAlgorithm + "; only RSA and EC roots are supported",
+                        "use an RSA or ECDSA root, as istiod's plugin verifies");
+            };
+            return new org.bouncycastle.operator.DefaultSignatureAlgorithmIdentifierFinder().find(name);
+        }
+
+        static ContentSigner signer(String keyAlgorithm, SignFunction f) {
+            AlgorithmIdentifier alg = sha256SignatureAlgorithm(keyAlgorithm);
+            java.io.ByteArrayOutputStream tbs = new java.io.ByteArrayOutputStream();
+            return new ContentSigner() {
+                @Override public AlgorithmIdentifier getAlgorithmIdentifier() { return alg; }
+                @Override public OutputStream getOutputStream() { return tbs; }
+                @Override public byte[] getSignature() {
+                    try {
+                        return f.sign(tbs.toByteArray());
+                    } catch (Fail e) {
+                        throw e;
+                    } catch (Exception e) {
+                        throw Fail.failed("signing with the root key failed: " + e.getMessage(), "check the root key and the HSM", e);
+                    }
+                }
+            };
+        }
+
+        static ContentSigner signer(PrivateKey key) {
+            sha256SignatureAlgorithm(key.getAlgorithm()); // refuses other key types with the same message
+            try {
+                return new JcaContentSignerBuilder(key.getAlgorithm().equals("RSA") ? "SHA256withRSA" : "SHA256withECDSA").build(key);
+            } catch (org.bouncycastle.operator.OperatorCreationException e) {
+                throw Fail.badInput("cannot sign with the root key: " + e.getMessage(), "check the root key file");
+            }
+        }
+
+        static byte[] ecdsaDer(byte[] rs) {
+            int n = rs.length / 2;
+            return der(new DERSequence(new ASN1Encodable[]{
+                    new ASN1Integer(new BigInteger(1, java.util.Arrays.copyOfRange(rs, 0, n))),
+                    new ASN1Integer(new BigInteger(1, java.util.Arrays.copyOfRange(rs, n, rs.length)))}));
+        }
+
+        static X509Certificate issueIstioCa(PKCS10CertificationRequest csr, X509Certificate root, ContentSigner signer,
+            Instant notBefore, Instant notAfter, BigInteger serial) {
+            try {
+                JcaX509ExtensionUtils u = new JcaX509ExtensionUtils();
+                X509v3CertificateBuilder b = new X509v3CertificateBuilder(X500Name.getInstance(subjectDer(root)), serial,
+                        Date.from(notBefore), Date.from(notAfter), csr.getSubject(), csr.getSubjectPublicKeyInfo());
+                b.addExtension(Extension.basicConstraints, true, new BasicConstraints(0));
+                b.addExtension(Extension.keyUsage, true,
+                        new KeyUsage(KeyUsage.keyCertSign | KeyUsage.cRLSign | KeyUsage.digitalSignature));
+                b.addExtension(Extension.subjectKeyIdentifier, false, u.createSubjectKeyIdentifier(csr.getSubjectPublicKeyInfo()));
+                byte[] rootSki = root.getExtensionValue(Extension.subjectKeyIdentifier.getId());
+                b.addExtension(Extension.authorityKeyIdentifier, false, rootSki != null
+                        ? new org.bouncycastle.asn1.x509.AuthorityKeyIdentifier(
+                                org.bouncycastle.asn1.x509.SubjectKeyIdentifier.getInstance(
+                                        org.bouncycastle.asn1.ASN1OctetString.getInstance(rootSki).getOctets()).getKeyIdentifier())
+                        : u.createAuthorityKeyIdentifier(SubjectPublicKeyInfo.getInstance(root.getPublicKey().getEncoded())));
+                return new JcaX509CertificateConverter().getCertificate(b.build(signer));
+            } catch (GeneralSecurityException | IOException e) {
+                throw Fail.failed("cannot build the CA certificate: " + e.getMessage(), "re-run with --verbose", e);
+            }
+        }
+
+        static PrivateKey pemPrivateKey(String text, char[] password, String what) {
+            JcaPEMKeyConverter conv = new JcaPEMKeyConverter();
+            try (PEMParser p = new PEMParser(new StringReader(text))) {
+                for (Object o; (o = p.readObject()) != null; ) {
+                    if ((o instanceof PEMEncryptedKeyPair || o instanceof PKCS8EncryptedPrivateKeyInfo) && password == null)
+                        throw Fail.badInput(what + " is encrypted", "pass the file holding its password with --root-key-pass-file");
+                    if (o instanceof PEMKeyPair kp) return conv.getKeyPair(kp).getPrivate();
+                    if (o instanceof PrivateKeyInfo info) return conv.getPrivateKey(info);
+                    // BC's own ciphers: the JDK lacks the names openssl's encryptions map to (AES/CBC/PKCS7Padding)
+                    if (o instanceof PEMEncryptedKeyPair e)
+                        return conv.getKeyPair(e.decryptKeyPair(new JcePEMDecryptorProviderBuilder().setProvider(Bc.PROVIDER).build(password))).getPrivate();
+                    if (o instanceof PKCS8EncryptedPrivateKeyInfo e)
+                        return conv.getPrivateKey(e.decryptPrivateKeyInfo(
+                                new org.bouncycastle.openssl.jcajce.JceOpenSSLPKCS8DecryptorProviderBuilder().setProvider(Bc.PROVIDER).build(password)));
+                }
+            } catch (Fail f) {
+                throw f;
+            } catch (Exception e) {
+                // Bouncy Castle's messages may carry parts of what it parsed: the key's file is not quoted
+                throw Fail.badInput("cannot read the private key in " + what + (password != null ? " (wrong password, or a damaged key)"
+                                : " (a damaged key block)"),
+                        "give an unencrypted or password-protected PEM key, or a PKCS#12 file, and the right password file");
+            }
+            throw Fail.badInput(what + " holds no private key", "give the root's private key (PEM or PKCS#12)");
+        }
+
+        static Identity identity(X509Certificate c) {
+            byte[] ext = c.getExtensionValue(Extension.subjectKeyIdentifier.getId());
+            String ski;
+            if (ext != null) {
+                ski = colonHex(org.bouncycastle.asn1.x509.SubjectKeyIdentifier.getInstance(
+                        org.bouncycastle.asn1.ASN1OctetString.getInstance(ext).getOctets()).getKeyIdentifier());
+            } else {
+                try {   // none in the certificate: RFC 5280's method 1, as openssl and Go compute it
+                    ski = colonHex(new JcaX509ExtensionUtils().createSubjectKeyIdentifier(c.getPublicKey()).getKeyIdentifier()) + " (computed)";
+                } catch (GeneralSecurityException e) {
+                    ski = "none";
+                }
+            }
+            return new Identity(name(c), c.getSerialNumber().toString(16), ski, c.getNotAfter().toInstant());
+        }
     }
 }

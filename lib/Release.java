@@ -52,7 +52,6 @@ import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.apache.commons.compress.archivers.tar.TarConstants;
 import org.apache.commons.compress.archivers.tar.TarUtils;
-import org.bouncycastle.util.io.pem.PemObject;
 
 /**
  * The ASM release archive: where it is published, its download, the check of its
@@ -241,7 +240,7 @@ public final class Release {
         return publicKey(Pki.pemBlocks(file, "public key file"), "public key file " + file);
     }
 
-    static PublicKey publicKey(List<PemObject> blocks, String what) {
+    static PublicKey publicKey(List<Pki.PemBlock> blocks, String what) {
         if (blocks.size() != 1 || !blocks.get(0).getType().equals("PUBLIC KEY"))
             throw Fail.badInput(what + " is not one PEM public key", "give a file with one -----BEGIN PUBLIC KEY----- block");
         PublicKey key;
