@@ -3,7 +3,6 @@ package asmhsm;
 import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.api.model.Namespace;
 import io.fabric8.kubernetes.api.model.NamespaceBuilder;
-import io.fabric8.kubernetes.api.model.Service;
 import io.fabric8.kubernetes.client.Config;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
@@ -447,16 +446,6 @@ public final class Kube implements AutoCloseable {
     }
 
     // ------------------------------------------------------------ desired state
-
-    /** The guide's istiod Service of a revision: {@link KubeLayout#istiodService}, which install-asm and the warm-up still reach through here. */
-    public static Service istiodService(String revision) {
-        return KubeLayout.GUIDE.istiodService(revision);
-    }
-
-    /** The same Service in another namespace. */
-    public static Service istiodService(String revision, String namespace) {
-        return new KubeLayout(KubeLayout.VAULT_NAMESPACE, KubeLayout.TOKENREVIEW_BINDING, namespace).istiodService(revision);
-    }
 
     public static Namespace namespace(String name) {
         return new NamespaceBuilder().withNewMetadata().withName(name).endMetadata().build();

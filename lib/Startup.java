@@ -265,7 +265,7 @@ public final class Startup {
                 Out out = new Out("warm-up", false, false, nowhere, nowhere);
                 try (Kube k = Kube.connect(kube)) {
                     k.live(Kube.namespace("warm-up"));
-                    k.apply(Kube.istiodService("asm-198-6", "warm-up"), out);
+                    k.apply(new KubeLayout(KubeLayout.VAULT_NAMESPACE, KubeLayout.TOKENREVIEW_BINDING, "warm-up").istiodService("asm-198-6"), out);
                     k.apply(new ConfigMapBuilder().withNewMetadata().withName("warm-up").withNamespace("warm-up").endMetadata()
                             .addToData("cert", Pki.pem(cert)).build(), out);
                 }

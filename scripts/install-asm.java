@@ -70,7 +70,7 @@ class InstallAsm extends Step {
         Kube k = kube();
         if (rootPem != null) k.apply(Istio.rootConfigMap(rootPem), out);
         Istioctl.install(cmd, guide.waitTimeout, revision, kube, out);
-        k.apply(Kube.istiodService(revision), out);
+        k.apply(KubeLayout.GUIDE.istiodService(revision), out);
         if (!out.dryRun())
             out.next("istiod-status --wait" + out.given(Opts.Kube.class, Opts.Kek.class) + " (the guide expects istiod 2/3 ready, waiting for its CA certificate)");
     }

@@ -60,7 +60,7 @@ class IstiodServiceTest {
 
     @Test
     void theServiceIsTheGuidesYaml() {
-        JsonNode ours = YAML.valueToTree(Kube.istiodService("asm-198-6"));
+        JsonNode ours = YAML.valueToTree(KubeLayout.GUIDE.istiodService("asm-198-6"));
         assertThat(ours).isEqualTo(YAML.readTree(GUIDE_YAML));
     }
 
@@ -86,7 +86,7 @@ class IstiodServiceTest {
         @Test
         void createsThenSaysUpToDateThenPatchesOnlyWhatDiffers() {
             Kube k = kube();
-            Service svc = Kube.istiodService("asm-198-6");
+            Service svc = KubeLayout.GUIDE.istiodService("asm-198-6");
             assertThat(apply(k, svc, true)).isEqualTo("would create Service istio-system/istiod\n");
             assertThat(client.services().inNamespace("istio-system").withName("istiod").get()).isNull();
             assertThat(apply(k, svc, false)).isEqualTo("created Service istio-system/istiod\n");
@@ -97,10 +97,10 @@ class IstiodServiceTest {
             assertThat(apply(k, svc, false)).isEqualTo("Service istio-system/istiod already up to date\n");
 
             // another revision: label, selector and nothing else change; others' labels stay
-            assertThat(apply(k, Kube.istiodService("asm-199-1"), true)).startsWith("would update Service istio-system/istiod (");
+            assertThat(apply(k, KubeLayout.GUIDE.istiodService("asm-199-1"), true)).startsWith("would update Service istio-system/istiod (");
             assertThat(client.services().inNamespace("istio-system").withName("istiod").get().getSpec().getSelector())
                     .containsEntry("istio.io/rev", "asm-198-6");
-            assertThat(apply(k, Kube.istiodService("asm-199-1"), false))
+            assertThat(apply(k, KubeLayout.GUIDE.istiodService("asm-199-1"), false))
                     .isEqualTo("updated Service istio-system/istiod (metadata.labels.istio.io/rev, spec.selector.istio.io/rev)\n");
             Service live = client.services().inNamespace("istio-system").withName("istiod").get();
             assertThat(live.getSpec().getSelector()).isEqualTo(Map.of("app", "istiod", "istio.io/rev", "asm-199-1"));
@@ -114,7 +114,7 @@ class IstiodServiceTest {
         @Test
         void aSelectorKeyOrPortTooManyIsADifference() {
             Kube k = kube();
-            Service svc = Kube.istiodService("asm-198-6");
+            Service svc = KubeLayout.GUIDE.istiodService("asm-198-6");
             apply(k, svc, false);
             client.services().inNamespace("istio-system").withName("istiod").edit(s -> new ServiceBuilder(s)
                     .editSpec().addToSelector("extra", "x").addNewPort().withName("tcp-extra").withPort(9999).endPort().endSpec().build());
@@ -124,7 +124,7 @@ class IstiodServiceTest {
 
     @Test
     void thePatchReplacesListsAndExactMapsAndLeavesMetadataAndServerFieldsAlone() {
-        JsonNode want = YAML.valueToTree(Kube.istiodService("asm-198-6"));
+        JsonNode want = YAML.valueToTree(KubeLayout.GUIDE.istiodService("asm-198-6"));
         JsonNode have = YAML.readTree(GUIDE_YAML.replace("asm-198-6", "old") + """
                   clusterIP: 10.0.0.7
                   type: ClusterIP

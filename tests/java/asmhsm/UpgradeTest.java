@@ -117,14 +117,14 @@ class UpgradeTest {
 
             k.pods().inNamespace(app).withName("web-1").withGracePeriod(0).delete();
             k.pods().inNamespace(app).withName("web-1").waitUntilCondition(p -> p == null, 30, java.util.concurrent.TimeUnit.SECONDS);
-            service.resource(Kube.istiodService(oldRev)).createOr(e -> e.update());
+            service.resource(KubeLayout.GUIDE.istiodService(oldRev)).createOr(e -> e.update());
             Cli.Result webhook = Cli.asm(Map.of(), base.toArray(String[]::new));
             assertThat(webhook.exit()).as(webhook.toString()).isEqualTo(1);
             assertThat(webhook.stderr()).contains("error: Service istio-system/istiod still points at revision " + oldRev)
                     .contains("-> point it at the new revision first: istiod-service --revision " + newRev);
             assertThat(tmp.resolve("args")).as("istioctl never ran while something used the old revision").doesNotExist();
 
-            service.resource(Kube.istiodService(newRev)).update();
+            service.resource(KubeLayout.GUIDE.istiodService(newRev)).update();
             Cli.Result removed = Cli.asm(Map.of(), base.toArray(String[]::new));
             assertThat(removed.exit()).as(removed.toString()).isZero();
             assertThat(Files.readString(tmp.resolve("args")).strip()).isEqualTo("x uninstall --revision " + oldRev + " -y");
