@@ -5,6 +5,7 @@ import io.fabric8.kubernetes.api.model.SecretBuilder;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import java.nio.charset.StandardCharsets;
 import java.security.cert.X509Certificate;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.Base64;
 import java.util.List;
@@ -93,12 +94,30 @@ public record CaSecret(String namespace, Secret secret, List<X509Certificate> ch
 
     /** What signing istiod's CSR again needs: the CSR, the HSM's root, and a validity that ends later than the current certificate's. */
     public record Renewal(PKCS10CertificationRequest csr, X509Certificate root, Pki.Validity validity) {
-        /** The CSR signed again in `slot`, the root key's (labelled `keyLabel`): the new chain, checked as istiod will check it. */
-        public List<X509Certificate> sign(Hsm slot, String keyLabel) throws Exception {
-            List<X509Certificate> chain = List.of(slot.issueIstioCa(keyLabel, csr, root, validity), root);
+        /**
+         * The CSR signed again with the root's key (`rootSlot`'s label, in its slot, or in `hsm` when that is `own`):
+         * the new chain, checked as istiod will check it, and told.
+         */
+        public List<X509Certificate> sign(Out out, Hsm hsm, Opts.RootSlot rootSlot, Opts.Pkcs11 own) throws Exception {
+            Opts.Pkcs11 other = rootSlot.slot(own);
+            List<X509Certificate> chain;
+            try (Hsm rootHsm = other == null ? null : Hsm.open(other, out)) {
+                chain = List.of((other == null ? hsm : rootHsm).issueIstioCa(rootSlot.keyLabel, csr, root, validity), root);
+            }
             String problem = Pki.chainProblem(Pki.ChainRules.ISTIOD, chain, root, new java.util.Date(), "the new chain");
             if (problem != null) throw Fail.failed("istiod would refuse the new chain: " + problem, "report this as a bug");
+            Pki.Identity id = Pki.identity(chain.get(0));
+            out.put("renewed", true).put("newNotAfter", chain.get(0).getNotAfter().toInstant().toString()).put("identity", id.json());
+            out.change("signed a new CA certificate for istiod's key: " + id.text());
             return chain;
+        }
+
+        /** What a run would do (--dry-run): sign with `keyLabel`, replace the chain, restart `deployments` and wait. */
+        public void plan(Out out, String namespace, String keyLabel, int days, List<Deployment> deployments) {
+            out.change("sign istiod's CSR again with key '" + keyLabel + "' (" + days + " days, until " + validity.notAfter() + ")");
+            out.change("replace the chain in Secret " + namespace + "/" + Istio.CA_CERT_SECRET);
+            out.change("restart Deployment(s) " + String.join(", ", Rollout.names(deployments)) + " (rollout), load the root into new pods without the root hook,"
+                    + " and wait for '" + Istio.LOG_CA_LOADED + "'");
         }
     }
 
@@ -108,6 +127,7 @@ public record CaSecret(String namespace, Secret secret, List<X509Certificate> ch
      * (never past the root's end, warned) ends later than the certificate does. Fails (exit 1) otherwise.
      */
     public Renewal renewal(Kube k, Out out, Hsm hsm, String kekId, String caId, int days) throws Exception {
+        if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet, so it holds no KEK", "run gen-kek and import-ca first");
         PKCS10CertificationRequest csr = KmsPlugin.decrypt(hsm, KmsPlugin.EncryptedCsr.fromCluster(k, namespace), kekId).request();
         if (!Pki.sameKey(ca().getPublicKey(), Pki.publicKey(csr)))
             throw Fail.failed("istiod's CSR in " + Istio.CSR_SECRET + " is for another key than the certificate in " + Istio.CA_CERT_SECRET,
@@ -116,17 +136,34 @@ public record CaSecret(String namespace, Secret secret, List<X509Certificate> ch
         if (!Pki.sameCert(root(), hsmRoot))
             throw Fail.failed("the chain in " + Istio.CA_CERT_SECRET + " ends at '" + Pki.name(root()) + "', not at the HSM's root '" + Pki.name(hsmRoot) + "'",
                     "sign-csr with the HSM's root, then upload-chain --replace");
-        Pki.Validity validity = Pki.istioCaValidity(hsmRoot, days, Instant.now());
-        if (validity.clamped()) out.warn("the root expires on " + validity.notAfter() + ": the CA certificate is valid until then, not " + days + " days");
+        Pki.Validity validity = CaSigning.validity(out, hsmRoot, days);
         if (!validity.notAfter().isAfter(ca().getNotAfter().toInstant()))
             throw Fail.failed("a new certificate would end on " + validity.notAfter() + ", no later than the current one", "the root itself expires then: renew the root first");
         return new Renewal(csr, hsmRoot, validity);
     }
 
-    /** The Deployments not restarted since this Secret was marked `stamp` (none when it is not marked): a run stopped before its restart. */
-    public List<Deployment> notRestartedSince(List<Deployment> deployments, String stamp) {
-        String at = annotation(stamp);
-        return at == null ? List.of() : deployments.stream().filter(d -> Rollout.restartedBefore(d, Instant.parse(at))).toList();
+    /** The annotation renew-ca leaves on this Secret: when it replaced the chain, so that a run stopped before the restart is finished by the next. */
+    public static final String RENEWED_AT = "asm-hsm/renewed-at";
+
+    /** How long the CA certificate has left, told with its identity and end (the result's namespace, notAfter, daysLeft). */
+    public Duration validFor(Out out) {
+        Instant expires = ca().getNotAfter().toInstant();
+        Duration left = Duration.between(Instant.now(), expires);
+        out.put("namespace", namespace).put("notAfter", expires.toString()).put("daysLeft", left.toDays());
+        out.say("Secret %s/%s: CA '%s' (%s), valid until %s (%d days left)", namespace, Istio.CA_CERT_SECRET, Pki.name(ca()), Pki.identity(ca()).text(),
+                expires, left.toDays());
+        return left;
+    }
+
+    /**
+     * Those of `deployments` not restarted since renew-ca replaced this chain ({@link #RENEWED_AT}): a run that
+     * stopped before its restart, told; none when there was no such run.
+     */
+    public List<Deployment> restartOwed(Out out, List<Deployment> deployments) {
+        String at = annotation(RENEWED_AT);
+        List<Deployment> behind = at == null ? List.of() : deployments.stream().filter(d -> Rollout.restartedBefore(d, Instant.parse(at))).toList();
+        if (!behind.isEmpty()) out.say("renew-ca replaced the chain at %s, but istiod was not restarted since: restarting it now", at);
+        return behind;
     }
 
     /** Replaces the chain (as cert-chain.pem in canonical form), marking the Secret with `stamp` = now. */

@@ -40,13 +40,34 @@ public final class ChainFile {
      * A file that holds the right chain in another form is rewritten in canonical form, saying whether istiod
      * would have refused it; true when it was (false: it is canonical already).
      */
-    public static boolean canonicalise(Out out, Path file) throws IOException {
+    private static boolean canonicalise(Out out, Path file) throws IOException {
         byte[] held = Files.readAllBytes(file);
         String canonical = Pki.chainPem(Pki.certificates(file, "existing chain"));
         if (Arrays.equals(held, canonical.getBytes(StandardCharsets.US_ASCII))) return false;
         String refusal = Istio.splitProblem(held);
         out.say("%s holds this CSR's chain, but not in canonical form%s", file, refusal == null ? "" : " (istiod would refuse it: " + refusal + ")");
         Pki.writePem(out, file, canonical, true, "CA certificate and root");
+        return true;
+    }
+
+    /**
+     * Whether `file` holds this CSR's chain already, so that there is nothing to sign: said (with its certificate's
+     * identity, `cluster` naming where it is for), or rewritten in canonical form. No file, or another chain with
+     * `replace`, is false; another chain without `replace` fails (exit 1).
+     */
+    public static boolean holdsAlready(Out out, Path file, PKCS10CertificationRequest csr, X509Certificate root, boolean replace, Opts.Cluster cluster)
+            throws IOException {
+        if (!Files.exists(file)) return false;
+        String why = whyNot(file, csr, root);
+        if (why != null) {
+            if (!replace) throw Fail.failed(file + " already exists and is not this CSR's chain (" + why + ")", "pass --replace to overwrite it, or -o to write elsewhere");
+            return false;
+        }
+        if (canonicalise(out, file)) return true;
+        Pki.Identity held = Pki.identity(Pki.certificates(file, "existing chain").get(0));
+        out.put("identity", cluster.identity(held));
+        out.say("%s already holds a CA certificate for this CSR issued by '%s' (%s%s); nothing to do (renew-ca renews it)", file,
+                Pki.goName(Pki.subjectDer(root)), held.text(), cluster.forCluster());
         return true;
     }
 

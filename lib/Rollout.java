@@ -135,6 +135,28 @@ public final class Rollout {
     }
 
     /**
+     * Restarts `deployments` and waits until each new pod loaded `chain` (renew-ca), loading the root (CA ID
+     * `caId`) into each new pod's plugin that has no root hook; the pods' report is the result's "pods".
+     */
+    public static void restartUntilLoaded(Kube k, Out out, List<Deployment> deployments, CaSecret chain, String caId, Duration timeout)
+            throws InterruptedException {
+        String at = restart(k, deployments);
+        out.change("restarted Deployment(s) " + String.join(", ", names(deployments)) + " (rollout: new pods first, the old ones serve until then)");
+        out.put("pods", awaitLoaded(k, out, names(deployments), at, chain, p -> rootInPlugin(k, out, p, chain, caId), timeout));
+        out.say("every new istiod pod loaded the chain; workloads keep trusting the same root '%s', so their certificates still verify", Pki.name(chain.root()));
+    }
+
+    /** The root in a new pod's plugin: its postStart hook's work, or load-root's (the plugin's import-ca) when it has no hook. */
+    private static String rootInPlugin(Kube k, Out out, Pod p, CaSecret chain, String caId) {
+        if (Istio.rootHookProblem(p, caId) == null) return "postStart hook";
+        String name = p.getMetadata().getName();
+        if (KmsPlugin.loadRootInPod(k, chain.namespace(), name, Pki.pem(chain.ca()), Pki.pem(chain.root()), caId, "the renewed certificate", false)
+                == KmsPlugin.RootState.LOADED) return "already loaded";
+        out.change("loaded the root into pod " + name + "'s " + Istio.HSM_PLUGIN_CONTAINER + " (it has no root hook)");
+        return "import-ca";
+    }
+
+    /**
      * The istiod pods (of `revision`, when given) whose hsm-plugin container runs. With `wait`, until there is at
      * least one and none is still starting, up to its timeout; without, those that run now (a warning for each
      * still starting), failing when none does.

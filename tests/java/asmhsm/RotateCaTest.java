@@ -127,15 +127,7 @@ class RotateCaTest {
             KubernetesClient k = lab.admin();
             X509Certificate oldCa = m.chain().get(0);
             String oldSkey = k.secrets().inNamespace(m.ns).withName(Istio.ENCRYPTED_KEY_SECRET).get().getData().get("encrypted-skey");
-            java.util.Map<String, String> data = new java.util.LinkedHashMap<>();
-            for (String name : List.of(Istio.CA_CERT_SECRET, Istio.CSR_SECRET, Istio.ENCRYPTED_KEY_SECRET))
-                k.secrets().inNamespace(m.ns).withName(name).get().getData().forEach((f, v) -> data.put(name + "." + f, v));
-            k.secrets().inNamespace(m.ns).resource(new io.fabric8.kubernetes.api.model.SecretBuilder().withNewMetadata().withName(CaBackup.PREFIX + "20261201-000000")
-                    .addToLabels(CaBackup.LABEL, "pending").addToAnnotations(CaBackup.OLD_KEK, m.kek).endMetadata().withData(data).build()).create();
-            for (String name : List.of(Istio.CA_CERT_SECRET, Istio.CSR_SECRET)) {
-                k.secrets().inNamespace(m.ns).withName(name).delete();
-                k.secrets().inNamespace(m.ns).withName(name).waitUntilCondition(s -> s == null, 30, java.util.concurrent.TimeUnit.SECONDS);
-            }
+            cutShortBeforeTheKey(m, null);
 
             Cli.Result dry = m.ok("rotate-ca", "-n", m.ns, "--dry-run");
             assertThat(dry.stdout()).contains("was cut short").contains("would delete " + Istio.ENCRYPTED_KEY_SECRET);
@@ -154,6 +146,89 @@ class RotateCaTest {
             m.awaitRolledOut();
             assertThat(m.chain().get(0).getPublicKey()).isNotEqualTo(oldCa.getPublicKey());
             assertThat(m.ok("rotate-ca", "-n", m.ns).stdout()).contains("deleted the backup Secret");
+            assertThat(backups(k, m.ns)).isEmpty();
+        }
+    }
+
+    /**
+     * What a rotate-ca run stopped after its backup and the deletion of chain and CSR leaves: the backup (naming
+     * `newKek` when it is a --new-kek rotation), and istio-ca-encrypted-key still there.
+     */
+    static void cutShortBeforeTheKey(RenewCaTest.Mesh m, String newKek) {
+        KubernetesClient k = m.lab.admin();
+        java.util.Map<String, String> data = new java.util.LinkedHashMap<>();
+        for (String name : List.of(Istio.CA_CERT_SECRET, Istio.CSR_SECRET, Istio.ENCRYPTED_KEY_SECRET))
+            k.secrets().inNamespace(m.ns).withName(name).get().getData().forEach((f, v) -> data.put(name + "." + f, v));
+        var backup = new io.fabric8.kubernetes.api.model.SecretBuilder().withNewMetadata().withName(CaBackup.PREFIX + "20261201-000000")
+                .addToLabels(CaBackup.LABEL, "pending").addToAnnotations(CaBackup.OLD_KEK, m.kek).endMetadata().withData(data);
+        if (newKek != null) backup.editMetadata().addToAnnotations(CaBackup.NEW_KEK, newKek).endMetadata();
+        k.secrets().inNamespace(m.ns).resource(backup.build()).create();
+        for (String name : List.of(Istio.CA_CERT_SECRET, Istio.CSR_SECRET)) {
+            k.secrets().inNamespace(m.ns).withName(name).delete();
+            k.secrets().inNamespace(m.ns).withName(name).waitUntilCondition(s -> s == null, 30, java.util.concurrent.TimeUnit.SECONDS);
+        }
+    }
+
+    /**
+     * A --new-kek rotation cut short before the key went: istiod is restarted by install-asm --kek-id NEW, not
+     * here, so the resume needs no istiod Deployment (here there is none: it is being reinstalled).
+     */
+    @Test
+    void aNewKekRotationCutShortIsResumedWithoutLookingForIstiod(Lab lab) throws Exception {
+        try (RenewCaTest.Mesh m = new RenewCaTest.Mesh(lab, tmp, 365)) {
+            KubernetesClient k = lab.admin();
+            String newKek = java.util.UUID.randomUUID().toString();
+            cutShortBeforeTheKey(m, newKek);
+            k.apps().deployments().inNamespace(m.ns).withName(Istio.istiodDeployment(Istio.GUIDE_REVISION)).delete();
+            k.apps().deployments().inNamespace(m.ns).withName(Istio.istiodDeployment(Istio.GUIDE_REVISION))
+                    .waitUntilCondition(d -> d == null, 30, java.util.concurrent.TimeUnit.SECONDS);
+
+            Cli.Result dry = m.ok("rotate-ca", "-n", m.ns, "--dry-run");
+            assertThat(dry.stdout()).contains("was cut short").contains("would delete " + Istio.ENCRYPTED_KEY_SECRET).doesNotContain("restart istiod");
+            Cli.Result resumed = m.ok("rotate-ca", "-n", m.ns);
+            assertThat(resumed.stdout()).contains("deleted Secret " + m.ns + "/" + Istio.ENCRYPTED_KEY_SECRET)
+                    .contains("Next: install-asm --kek-id " + newKek).doesNotContain("restarted istiod");
+            assertThat(k.secrets().inNamespace(m.ns).withName(Istio.ENCRYPTED_KEY_SECRET).get()).isNull();
+            assertThat(backups(k, m.ns)).hasSize(1);
+        }
+    }
+
+    /**
+     * A --new-kek rotation whose istiod restarted (an eviction, a drain) before install-asm --kek-id NEW: that pod
+     * still had the old KEK in its environment and made its new key under it, and istiod keeps reading it under the
+     * Secret's kek-id. The finish says so (text, warnings, --json) instead of a plain "rotated", and keeps the old KEK.
+     */
+    @Test
+    void aNewKekRotationWhoseIstiodRestartedTooEarlySaysTheKeyStayedUnderTheOldKek(Lab lab) throws Exception {
+        try (RenewCaTest.Mesh m = new RenewCaTest.Mesh(lab, tmp, 365)) {
+            KubernetesClient k = lab.admin();
+            var json = tools.jackson.databind.json.JsonMapper.builder().build();
+            String newKek = json.readTree(m.ok("rotate-ca", "-n", m.ns, "--new-kek", "--json").stdout()).path("newKekId").asString();
+            k.apps().deployments().inNamespace(m.ns).withName(Istio.istiodDeployment(Istio.GUIDE_REVISION)).edit(d -> new io.fabric8.kubernetes.api.model.apps.DeploymentBuilder(d)
+                    .editSpec().editTemplate().editOrNewMetadata().addToAnnotations(Rollout.RESTARTED_AT, java.time.Instant.now().toString()).endMetadata()
+                    .endTemplate().endSpec().build());
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (k.secrets().inNamespace(m.ns).withName(Istio.CSR_SECRET).get() == null && System.nanoTime() < deadline) Thread.sleep(250);
+            assertThat(CaBackup.value(k.secrets().inNamespace(m.ns).withName(Istio.ENCRYPTED_KEY_SECRET).get(), "kek-id")).isEqualTo(m.kek);
+            m.ok("decrypt-csr", "--from-secret", "-n", m.ns, "-o", "csr.pem", "--replace");
+            m.ok("sign-csr", "--csr", "csr.pem", "--root-cert", m.root.toString(), "--root-key-label", RenewCaTest.ROOT_KEY, "-o", "cert-chain.pem", "--replace");
+            m.ok("upload-chain", "-f", "cert-chain.pem", "-n", m.ns);
+            m.awaitRolledOut();
+
+            String underOld = "istiod's new CA key is under the old KEK " + m.kek + ", not the new KEK " + newKek;
+            Cli.Result refused = m.asm("rotate-ca", "-n", m.ns, "--delete-old-kek");
+            assertThat(refused.exit()).as(refused.toString()).isEqualTo(1);
+            assertThat(refused.stderr()).contains(underOld).contains("finish without --delete-old-kek");
+            assertThat(keks(m)).contains(hex(m.kek));
+            assertThat(m.ok("rotate-ca", "-n", m.ns, "--dry-run").stderr()).contains("warning: " + underOld);
+            assertThat(backups(k, m.ns)).hasSize(1);
+
+            var finished = json.readTree(m.ok("rotate-ca", "-n", m.ns, "--json").stdout());
+            assertThat(finished.path("rotated").asBoolean()).isTrue();
+            assertThat(finished.path("kekId").asString()).isEqualTo(m.kek);
+            assertThat(finished.path("newKekId").asString()).isEqualTo(newKek);
+            assertThat(finished.path("warnings").toString()).contains(underOld);
+            assertThat(finished.path("next").asString()).startsWith("install-asm --kek-id " + newKek + ", then rotate-ca --again");
             assertThat(backups(k, m.ns)).isEmpty();
         }
     }
