@@ -71,7 +71,7 @@ class InstallAsm extends Step {
         out.put("command", cmd).put("environment", Map.of("WAIT_FOR_RESOURCES_TIMEOUT", guide.waitTimeout));
         if (print) { if (!out.json()) System.out.println(shown); return; }
         Kube k = kube();
-        if (rootPem != null) k.apply(Istio.rootConfigMap(rootPem), out);
+        if (rootPem != null) k.apply(PluginRootHook.rootConfigMap(rootPem), out);
         if (out.dryRun()) {
             out.change("run " + shown);
         } else {

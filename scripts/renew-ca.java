@@ -68,7 +68,7 @@ class RenewCa extends Step {
             }
             // an earlier run replaced the chain but did not restart istiod: finish that
             out.say("renew-ca replaced the chain at %s, but istiod was not restarted since: restarting it now", current.annotation(RENEWED_AT));
-            if (out.dryRun()) out.change("restart Deployment(s) " + Rollout.names(behind) + " and wait for '" + Istio.LOG_CA_LOADED + "'");
+            if (out.dryRun()) out.change("restart Deployment(s) " + Rollout.names(behind) + " and wait for '" + IstiodLog.LOG_CA_LOADED + "'");
             else restartAndWait(k, behind, current);
             return;
         }
@@ -79,7 +79,7 @@ class RenewCa extends Step {
             out.change("sign istiod's CSR again with key '" + rootSlot.keyLabel + "' (" + validity.days + " days, until " + renewal.validity().notAfter() + ")");
             out.change("replace the chain in Secret " + ns.name + "/" + Istio.CA_CERT_SECRET);
             out.change("restart Deployment(s) " + String.join(", ", Rollout.names(deployments)) + " (rollout), load the root into new pods without the root hook,"
-                    + " and wait for '" + Istio.LOG_CA_LOADED + "'");
+                    + " and wait for '" + IstiodLog.LOG_CA_LOADED + "'");
             return;
         }
         Opts.Pkcs11 other = rootSlot.slot(p11);
@@ -104,7 +104,7 @@ class RenewCa extends Step {
 
     /** The root in a new pod's plugin: its postStart hook's work, or load-root's (the plugin's import-ca) when it has no hook. */
     private String loadRoot(Kube k, Pod p, CaSecret chain) {
-        if (Istio.rootHookProblem(p, ca.id) == null) return "postStart hook";
+        if (PluginRootHook.rootHookProblem(p, ca.id) == null) return "postStart hook";
         String name = p.getMetadata().getName();
         if (KmsPlugin.loadRootInPod(k, ns.name, name, Pki.pem(chain.ca()), Pki.pem(chain.root()), ca.id, "the renewed certificate", false)
                 == KmsPlugin.RootState.LOADED) return "already loaded";
