@@ -117,7 +117,7 @@ public record CaSecret(String namespace, Secret secret, List<X509Certificate> ch
             out.change("sign istiod's CSR again with key '" + keyLabel + "' (" + days + " days, until " + validity.notAfter() + ")");
             out.change("replace the chain in Secret " + namespace + "/" + Istio.CA_CERT_SECRET);
             out.change("restart Deployment(s) " + String.join(", ", Rollout.names(deployments)) + " (rollout), load the root into new pods without the root hook,"
-                    + " and wait for '" + Istio.LOG_CA_LOADED + "'");
+                    + " and wait for '" + IstiodLog.LOG_CA_LOADED + "'");
         }
     }
 

@@ -85,7 +85,7 @@ final class IstioInstall {
     /** The root hook (on by default): every new istiod pod loads the root into its own HSM plugin, as load-root does. */
     static final class RootHook {
         @Option(names = "--no-root-hook", description = "The guide's install only, without the root hook that makes every new istiod pod load"
-                + " the root into its own HSM plugin (ConfigMap " + Istio.ROOT_CONFIGMAP + " and a postStart hook, on by default); then run"
+                + " the root into its own HSM plugin (ConfigMap " + PluginRootHook.ROOT_CONFIGMAP + " and a postStart hook, on by default); then run"
                 + " load-root after every new istiod pod.")
         boolean off;
 
@@ -127,18 +127,18 @@ final class IstioInstall {
     /** --overlay: the settings as one IstioOperator file, with the root hook's overlay when `hookCaId` is not null. */
     static void writeOverlay(Path file, Istio.InstallSettings settings, String hookCaId, Out out) throws IOException {
         Map<String, Object> iop = settings.istioOperator();
-        if (hookCaId != null) spec(iop).put("components", spec(Istio.rootHookOverlay(settings.revision(), hookCaId)).get("components"));
+        if (hookCaId != null) spec(iop).put("components", spec(PluginRootHook.rootHookOverlay(settings.revision(), hookCaId)).get("components"));
         write(file, "overlay", iop, "the guide's istioctl install settings" + (hookCaId != null ? " and the root hook" : ""),
                 "IstioOperator, revision " + settings.revision(), out);
         if (hookCaId != null)
             out.say("the root hook needs ConfigMap %s/%s: install-asm creates it (or: kubectl -n %s create configmap %s --from-file=%s=ROOT_PEM)",
-                    KubeLayout.ISTIO_NAMESPACE, Istio.ROOT_CONFIGMAP, KubeLayout.ISTIO_NAMESPACE, Istio.ROOT_CONFIGMAP, Istio.ROOT_KEY);
+                    KubeLayout.ISTIO_NAMESPACE, PluginRootHook.ROOT_CONFIGMAP, KubeLayout.ISTIO_NAMESPACE, PluginRootHook.ROOT_CONFIGMAP, PluginRootHook.ROOT_KEY);
     }
 
     /** The root hook's file ({@link #hookFile}) for istioctl's -f. */
     static Path writeRootHook(String revision, String caId, Out out) throws IOException {
         Path hook = Path.of(hookFile(revision));
-        write(hook, "rootHook", Istio.rootHookOverlay(revision, caId), "the root hook of asm-hsm install-asm", "root hook, revision " + revision, out);
+        write(hook, "rootHook", PluginRootHook.rootHookOverlay(revision, caId), "the root hook of asm-hsm install-asm", "root hook, revision " + revision, out);
         return hook;
     }
 

@@ -431,7 +431,7 @@ public final class KmsPlugin {
         for (var p : pods) {
             String pod = p.getMetadata().getName();
             Checklist.Check c;
-            if (!Istio.containerRunning(p, Istio.HSM_PLUGIN_CONTAINER)) {
+            if (!Pods.containerRunning(p, Istio.HSM_PLUGIN_CONTAINER)) {
                 c = Checklist.Check.unknown(pod + ": its " + Istio.HSM_PLUGIN_CONTAINER + " is not running, so it cannot be asked", "istiod-status");
                 how.add("not-running");
             } else {
@@ -445,7 +445,7 @@ public final class KmsPlugin {
                                 + r.run().lastError(), "another root is loaded there: delete the pod (its new plugin starts empty), then load-root");
                     };
                 } catch (Fail cannotAsk) {
-                    String problem = Istio.rootHookProblem(p, caId);
+                    String problem = PluginRootHook.rootHookProblem(p, caId);
                     if (problem == null) {
                         if (hookRoot == null) hookRoot = new String[] {hookRootProblem(k, ns, hsmRoot)};
                         problem = hookRoot[0];
@@ -470,16 +470,16 @@ public final class KmsPlugin {
     static String hookRootProblem(Kube k, String ns, java.security.cert.X509Certificate hsmRoot) {
         io.fabric8.kubernetes.api.model.ConfigMap cm;
         try {
-            cm = k.call(() -> k.client.configMaps().inNamespace(ns).withName(Istio.ROOT_CONFIGMAP).get(), "read ConfigMap " + Istio.ROOT_CONFIGMAP);
+            cm = k.call(() -> k.client.configMaps().inNamespace(ns).withName(PluginRootHook.ROOT_CONFIGMAP).get(), "read ConfigMap " + PluginRootHook.ROOT_CONFIGMAP);
         } catch (Fail f) {
             return f.getMessage();
         }
-        String pem = cm == null || cm.getData() == null ? null : cm.getData().get(Istio.ROOT_KEY);
-        if (pem == null) return cm == null ? "there is no ConfigMap " + Istio.ROOT_CONFIGMAP + " (install-asm's root hook)" : "ConfigMap " + Istio.ROOT_CONFIGMAP + " has no " + Istio.ROOT_KEY;
+        String pem = cm == null || cm.getData() == null ? null : cm.getData().get(PluginRootHook.ROOT_KEY);
+        if (pem == null) return cm == null ? "there is no ConfigMap " + PluginRootHook.ROOT_CONFIGMAP + " (install-asm's root hook)" : "ConfigMap " + PluginRootHook.ROOT_CONFIGMAP + " has no " + PluginRootHook.ROOT_KEY;
         try {
-            List<java.security.cert.X509Certificate> certs = Pki.certificates(Pki.pemBlocks(pem, "ConfigMap " + Istio.ROOT_CONFIGMAP), "ConfigMap " + Istio.ROOT_CONFIGMAP);
+            List<java.security.cert.X509Certificate> certs = Pki.certificates(Pki.pemBlocks(pem, "ConfigMap " + PluginRootHook.ROOT_CONFIGMAP), "ConfigMap " + PluginRootHook.ROOT_CONFIGMAP);
             if (certs.size() == 1 && Pki.sameCert(certs.get(0), hsmRoot)) return null;
-            return "ConfigMap " + Istio.ROOT_CONFIGMAP + " holds '" + Pki.name(certs.get(0)) + "', not the HSM root";
+            return "ConfigMap " + PluginRootHook.ROOT_CONFIGMAP + " holds '" + Pki.name(certs.get(0)) + "', not the HSM root";
         } catch (Fail f) {
             return f.getMessage();
         }

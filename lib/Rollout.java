@@ -80,8 +80,8 @@ public final class Rollout {
      * Whether this istiod pod loaded `chain` (its log's load line, or inferred as {@link Istio#caLoad} says);
      * the abort that ended its run fails at once (exit 1), naming the pod as `which` ("new istiod pod").
      */
-    public static Istio.CaLoad caLoad(Kube k, Pod p, CaSecret chain, String which) {
-        Istio.CaLoad load = Istio.caLoad(k, p, chain.secret(), chain.chain());
+    public static IstiodLog.CaLoad caLoad(Kube k, Pod p, CaSecret chain, String which) {
+        IstiodLog.CaLoad load = IstiodLog.caLoad(k, p, chain.secret(), chain.chain());
         if (load.abort() != null) throw Fail.failed(which + " " + p.getMetadata().getName() + ": " + load.abort().what(), load.abort().hint());
         return load;
     }
@@ -112,8 +112,8 @@ public final class Rollout {
             for (Pod p : fresh) {
                 String name = p.getMetadata().getName();
                 Map<String, Object> r = report.computeIfAbsent(name, x -> new LinkedHashMap<>(Map.of("pod", name)));
-                if (!r.containsKey("root") && Istio.containerRunning(p, Istio.HSM_PLUGIN_CONTAINER)) r.put("root", root.apply(p));
-                Istio.CaLoad load = caLoad(k, p, chain, "new istiod pod");
+                if (!r.containsKey("root") && Pods.containerRunning(p, Istio.HSM_PLUGIN_CONTAINER)) r.put("root", root.apply(p));
+                IstiodLog.CaLoad load = caLoad(k, p, chain, "new istiod pod");
                 if (load.loaded()) {
                     loaded++;
                     if (r.put("caLoaded", load.how()) == null) out.say("pod %s: %s", name, load.how());
@@ -148,7 +148,7 @@ public final class Rollout {
 
     /** The root in a new pod's plugin: its postStart hook's work, or load-root's (the plugin's import-ca) when it has no hook. */
     private static String rootInPlugin(Kube k, Out out, Pod p, CaSecret chain, String caId) {
-        if (Istio.rootHookProblem(p, caId) == null) return "postStart hook";
+        if (PluginRootHook.rootHookProblem(p, caId) == null) return "postStart hook";
         String name = p.getMetadata().getName();
         if (KmsPlugin.loadRootInPod(k, chain.namespace(), name, Pki.pem(chain.ca()), Pki.pem(chain.root()), caId, "the renewed certificate", false)
                 == KmsPlugin.RootState.LOADED) return "already loaded";
@@ -168,7 +168,7 @@ public final class Rollout {
             List<Pod> all = k.call(() -> Istio.istiodPods(k.client, ns), "list the istiod pods in " + ns);
             for (Pod p : all)
                 if (revision == null || revision.equals(Istio.revisionOf(p)))
-                    (Istio.containerRunning(p, Istio.HSM_PLUGIN_CONTAINER) ? running : starting).add(p);
+                    (Pods.containerRunning(p, Istio.HSM_PLUGIN_CONTAINER) ? running : starting).add(p);
             if ((!running.isEmpty() && starting.isEmpty()) || (!wait.await && !running.isEmpty())) {
                 for (Pod p : starting) out.warn("pod " + p.getMetadata().getName() + " does not run its " + Istio.HSM_PLUGIN_CONTAINER + " yet: load-root again once it does");
                 return running;

@@ -386,7 +386,7 @@ final class StatusReport {
             chain[0] = chain(caSecret[0], csrExists[0]);
         });
         one("expiry: Istio CA", () -> istioCaExpiry(secretRead[0], caSecret[0], chain[0]));
-        one("istiod: chain logged", () -> line("istiod: chain logged", Istio.loggedChain(k, KubeLayout.ISTIO_NAMESPACE,
+        one("istiod: chain logged", () -> line("istiod: chain logged", IstiodLog.loggedChain(k, KubeLayout.ISTIO_NAMESPACE,
                 ofRevision(read(pods[0], "the istiod pods"), rev[0]), read(secretRead[0] ? caSecret : null, "Secret " + Istio.CA_CERT_SECRET)[0], chain[0])));
         one("istiod: root loaded", () -> line("istiod: root loaded", KmsPlugin.rootLoaded(k, KubeLayout.ISTIO_NAMESPACE,
                 ofRevision(read(pods[0], "the istiod pods"), rev[0]), hsmRoot, ca.id, PLUGIN_CALL)));
@@ -443,12 +443,12 @@ final class StatusReport {
     /** istiod's stage from its pods' readiness (no logs read): 3/3 is done. */
     private void istiod(List<Pod> pods) {
         if (pods.isEmpty()) { line("istiod pods", MISSING, "no istiod pod in " + KubeLayout.ISTIO_NAMESPACE, "install-asm"); return; }
-        List<Istio.PodReport> reports = new ArrayList<>();
-        for (Pod p : pods) reports.add(Istio.inspect(p, container -> null, kek.id));
-        Istio.Stage stage = Istio.overall(reports);
+        List<IstiodStages.PodReport> reports = new ArrayList<>();
+        for (Pod p : pods) reports.add(IstiodStages.inspect(p, container -> null, kek.id));
+        IstiodStages.Stage stage = IstiodStages.overall(reports);
         String ready = String.join(", ", reports.stream().map(r -> r.name() + " " + r.readiness()).toList());
         boolean full = reports.stream().allMatch(r -> r.total() == Istio.ISTIOD_CONTAINERS && r.ready() == r.total());
-        if (stage == Istio.Stage.RUNNING && full) line("istiod pods", DONE, ready, null);
+        if (stage == IstiodStages.Stage.RUNNING && full) line("istiod pods", DONE, ready, null);
         else line("istiod pods", WRONG, ready + ": " + stage.words, stage.next());
     }
 

@@ -68,7 +68,7 @@ class InstallAsm extends Step {
         out.put("command", cmd).put("environment", Map.of("WAIT_FOR_RESOURCES_TIMEOUT", guide.waitTimeout));
         if (print) { if (!out.json()) System.out.println(Istioctl.shown(cmd, guide.waitTimeout)); return; }
         Kube k = kube();
-        if (rootPem != null) k.apply(Istio.rootConfigMap(rootPem), out);
+        if (rootPem != null) k.apply(PluginRootHook.rootConfigMap(rootPem), out);
         Istioctl.install(cmd, guide.waitTimeout, revision, kube, out);
         k.apply(KubeLayout.GUIDE.istiodService(revision), out);
         if (!out.dryRun())

@@ -32,19 +32,19 @@ class IstiodStatus extends Step {
 
     @Override
     protected void run() throws Exception {
-        Istio.Stage target = waitFor == null ? null : Istio.Stage.of(waitFor);
+        IstiodStages.Stage target = waitFor == null ? null : IstiodStages.Stage.of(waitFor);
         Kube k = kube();
         long start = System.nanoTime();
-        Istio.Inspection now;
-        Istio.CaSecrets secrets;
-        Istio.Stage stage;
+        IstiodStages.Inspection now;
+        IstiodStages.CaSecrets secrets;
+        IstiodStages.Stage stage;
         while (true) {
-            now = Istio.Inspection.of(k, ns.name, kek.id);
+            now = IstiodStages.Inspection.of(k, ns.name, kek.id);
             now.unreadable().forEach(unreadableLogs::putIfAbsent);
-            secrets = Istio.CaSecrets.read(k, ns.name);
-            stage = Istio.overall(now.reports());
+            secrets = IstiodStages.CaSecrets.read(k, ns.name);
+            stage = IstiodStages.overall(now.reports());
             if (target == null || stage.ordinal() >= target.ordinal()) break;
-            if (stage == Istio.Stage.CRASH_LOOPING && now.reports().stream().anyMatch(p -> !p.problems().isEmpty())) break; // waiting will not fix it
+            if (stage == IstiodStages.Stage.CRASH_LOOPING && now.reports().stream().anyMatch(p -> !p.problems().isEmpty())) break; // waiting will not fix it
             long waited = (System.nanoTime() - start) / 1_000_000_000L;
             if (waited >= timeout.timeout.toSeconds()) {
                 show(now, secrets, stage);
@@ -64,14 +64,14 @@ class IstiodStatus extends Step {
                     problems.get(0).hint());
     }
 
-    private void show(Istio.Inspection now, Istio.CaSecrets secrets, Istio.Stage stage) {
+    private void show(IstiodStages.Inspection now, IstiodStages.CaSecrets secrets, IstiodStages.Stage stage) {
         out.put("namespace", ns.name).put("stage", stage.id);
         out.put("secrets", Map.of(Istio.CSR_SECRET, secrets.csr(), Istio.ENCRYPTED_KEY_SECRET, secrets.encryptedKey(), Istio.CA_CERT_SECRET, secrets.caCert()));
         out.say("istiod in %s: %s", ns.name, now.reports().isEmpty() ? "not started (no pods)" : stage.words);
         List<Map<String, Object>> json = new ArrayList<>();
-        for (Istio.PodReport p : now.reports()) {
-            Istio.Explanation why = Istio.explain(p, secrets);
-            String story = Istio.restartStory(p, now.pods().get(p.name()), secrets);
+        for (IstiodStages.PodReport p : now.reports()) {
+            IstiodStages.Explanation why = IstiodStages.explain(p, secrets);
+            String story = IstiodStages.restartStory(p, now.pods().get(p.name()), secrets);
             p.lines(why, story).forEach(out::say);
             json.add(p.json(why, story));
         }

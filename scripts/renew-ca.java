@@ -55,7 +55,7 @@ class RenewCa extends Step {
             out.put("renewed", false);
             List<Deployment> behind = current.restartOwed(out, deployments);
             if (behind.isEmpty()) out.say("more than --renew-before %s left: nothing to do (--force renews now)", Opts.DaysOrDurationConverter.text(renewBefore));
-            else if (out.dryRun()) out.change("restart Deployment(s) " + Rollout.names(behind) + " and wait for '" + Istio.LOG_CA_LOADED + "'");
+            else if (out.dryRun()) out.change("restart Deployment(s) " + Rollout.names(behind) + " and wait for '" + IstiodLog.LOG_CA_LOADED + "'");
             else restartAndWait(k, behind, current);
             return;
         }

@@ -120,15 +120,15 @@ class InstallAsmTest {
         List<String> args = recordedArgs();
         assertThat(args.subList(args.size() - 2, args.size())).containsExactly("-f", "asm-root-hook-asm-198-6.yaml");
         assertThat(args.subList(0, args.size() - 2)).as("the guide's settings, unchanged").isEqualTo(guideCommand(GUIDE_ENV).subList(1, guideCommand(GUIDE_ENV).size()));
-        var cm = kube.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.ROOT_CONFIGMAP).get();
-        assertThat(cm.getData().get(Istio.ROOT_KEY)).isEqualTo(root.pem());
+        var cm = kube.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(PluginRootHook.ROOT_CONFIGMAP).get();
+        assertThat(cm.getData().get(PluginRootHook.ROOT_KEY)).isEqualTo(root.pem());
 
         var iop = new tools.jackson.dataformat.yaml.YAMLMapper().readTree(work.resolve("asm-root-hook-asm-198-6.yaml").toFile());
         var overlay = iop.path("spec").path("components").path("pilot").path("k8s").path("overlays").get(0);
         assertThat(overlay.path("kind").asString()).isEqualTo("Deployment");
         assertThat(overlay.path("name").asString()).isEqualTo("istiod-asm-198-6");
         assertThat(overlay.path("patches").get(0).path("path").asString()).isEqualTo("spec.template.spec.volumes.[-1]");
-        assertThat(overlay.path("patches").get(0).path("value").path("configMap").path("name").asString()).isEqualTo(Istio.ROOT_CONFIGMAP);
+        assertThat(overlay.path("patches").get(0).path("value").path("configMap").path("name").asString()).isEqualTo(PluginRootHook.ROOT_CONFIGMAP);
         assertThat(overlay.path("patches").get(1).path("path").asString()).isEqualTo("spec.template.spec.containers.[name:hsm-plugin].volumeMounts.[-1]");
         var command = overlay.path("patches").get(2).path("value").path("postStart").path("exec").path("command");
         assertThat(command.get(0).asString()).isEqualTo("sh");

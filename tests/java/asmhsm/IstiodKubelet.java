@@ -94,10 +94,10 @@ final class IstiodKubelet implements AutoCloseable {
                 if (was == null) {
                     if (secret("istio-ca-cert-csr")) {
                         // kept as it is, even when it was made for a key that is gone
-                        said.add(name + ": " + Istio.LOG_CSR_EXISTS + " " + Istio.LOG_WAITING_FOR_CA);
+                        said.add(name + ": " + IstiodLog.LOG_CSR_EXISTS + " " + IstiodLog.LOG_WAITING_FOR_CA);
                     } else {
                         istiod.writeSecret(k, namespace); // a CSR for the key istiod holds now
-                        said.add(name + ": " + Istio.LOG_CSR_WRITTEN + " (KEK " + istiod.kekId + ")");
+                        said.add(name + ": " + IstiodLog.LOG_CSR_WRITTEN + " (KEK " + istiod.kekId + ")");
                     }
                     pods.running(p, Map.of(IstiodPods.DISCOVERY, false));
                     state.put(uid, "waiting");
@@ -119,7 +119,7 @@ final class IstiodKubelet implements AutoCloseable {
             }
             pods.running(p, Map.of());
             state.put(uid, "loaded");
-            said.add(name + ": " + Istio.LOG_CA_LOADED + " (3/3 ready)");
+            said.add(name + ": " + IstiodLog.LOG_CA_LOADED + " (3/3 ready)");
         }
     }
 
@@ -127,7 +127,7 @@ final class IstiodKubelet implements AutoCloseable {
         pods.crashLoop(p);
         state.put(p.getMetadata().getUid(), "aborted");
         said.add(p.getMetadata().getName() + ": " + (why.equals(KEY_MISMATCH) ? "failed to create CA KeyCertBundle (" + why + ")"
-                : Istio.LOG_CHAIN_REJECTED + " (error: " + why + "). Abort."));
+                : IstiodLog.LOG_CHAIN_REJECTED + " (error: " + why + "). Abort."));
     }
 
     private boolean secret(String name) {

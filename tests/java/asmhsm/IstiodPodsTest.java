@@ -55,7 +55,7 @@ class IstiodPodsTest {
     static PodSpec hookedSpec(String caId) {
         Map<String, Object> deployment = chartDeployment(Istio.GUIDE_REVISION);
         List<Map<String, Object>> objects = new ArrayList<>(List.of(deployment));
-        Map<String, Object> overlay = JSON.readValue(JSON.writeValueAsString(Istio.rootHookOverlay(Istio.GUIDE_REVISION, caId)), Map.class);
+        Map<String, Object> overlay = JSON.readValue(JSON.writeValueAsString(PluginRootHook.rootHookOverlay(Istio.GUIDE_REVISION, caId)), Map.class);
         IstioOverlay.apply(objects, List.of(overlay));
         Map<String, Object> spec = (Map<String, Object>) ((Map<String, Object>) ((Map<String, Object>) deployment.get("spec")).get("template")).get("spec");
         return JSON.convertValue(spec, PodSpec.class);
@@ -64,10 +64,10 @@ class IstiodPodsTest {
     @Test
     void theOverlayAddsTheRootVolumeTheMountAndTheHookBesideWhatTheChartHas() {
         PodSpec spec = hookedSpec(Hsm.DEFAULT_CA_ID);
-        assertThat(spec.getVolumes()).extracting(v -> v.getName()).containsExactly("hsm-socket", Istio.ROOT_VOLUME);
-        assertThat(spec.getVolumes().get(1).getConfigMap().getName()).isEqualTo(Istio.ROOT_CONFIGMAP);
+        assertThat(spec.getVolumes()).extracting(v -> v.getName()).containsExactly("hsm-socket", PluginRootHook.ROOT_VOLUME);
+        assertThat(spec.getVolumes().get(1).getConfigMap().getName()).isEqualTo(PluginRootHook.ROOT_CONFIGMAP);
         var plugin = spec.getContainers().get(1);
-        assertThat(plugin.getVolumeMounts()).extracting(m -> m.getMountPath()).containsExactly("/var/run/hsm-socket", Istio.ROOT_MOUNT);
+        assertThat(plugin.getVolumeMounts()).extracting(m -> m.getMountPath()).containsExactly("/var/run/hsm-socket", PluginRootHook.ROOT_MOUNT);
         assertThat(plugin.getLifecycle().getPostStart().getExec().getCommand()).startsWith("sh", "-c").endsWith(Hsm.DEFAULT_CA_ID);
         assertThat(spec.getContainers().get(0).getLifecycle()).as("discovery is not touched").isNull();
     }
@@ -79,7 +79,7 @@ class IstiodPodsTest {
         Map<String, String> hsm = lab.freshToken();
         Path root = SignCsrTest.opensslRoot(tmp, "root", "/O=Pods Test/CN=Pods Root", "rsa", 30);
         k.configMaps().inNamespace(ns).resource(new io.fabric8.kubernetes.api.model.ConfigMapBuilder().withNewMetadata()
-                .withName(Istio.ROOT_CONFIGMAP).endMetadata().withData(Map.of(Istio.ROOT_KEY, Files.readString(root))).build()).create();
+                .withName(PluginRootHook.ROOT_CONFIGMAP).endMetadata().withData(Map.of(PluginRootHook.ROOT_KEY, Files.readString(root))).build()).create();
         IstiodPods pods = new IstiodPods(k, tmp.resolve("pods"), hsm);
 
         Pod hooked = create(k, ns, "istiod-hooked", hookedSpec(Hsm.DEFAULT_CA_ID));

@@ -58,7 +58,7 @@ class RenewCaTest {
             ok("gen-kek");
             ok("import-ca", "-f", root.toString());
             KubernetesClient k = lab.admin();
-            k.configMaps().inNamespace(ns).resource(new ConfigMapBuilder(Istio.rootConfigMap(Files.readString(root))).editMetadata()
+            k.configMaps().inNamespace(ns).resource(new ConfigMapBuilder(PluginRootHook.rootConfigMap(Files.readString(root))).editMetadata()
                     .withNamespace(ns).endMetadata().build()).create();
             IstiodStandIn istiod = IstiodStandIn.start(token, kek, IstiodKubelet.TRUST_DOMAIN);
             istiod.writeSecret(k, ns);
@@ -81,12 +81,12 @@ class RenewCaTest {
                     .withNewStrategy().withType("RollingUpdate").withNewRollingUpdate().withNewMaxSurge("100%").withNewMaxUnavailable("25%")
                     .endRollingUpdate().endStrategy()
                     .withNewTemplate().withNewMetadata().withLabels(labels).endMetadata().withNewSpec()
-                    .addNewVolume().withName(Istio.ROOT_VOLUME).withNewConfigMap().withName(Istio.ROOT_CONFIGMAP).endConfigMap().endVolume()
+                    .addNewVolume().withName(PluginRootHook.ROOT_VOLUME).withNewConfigMap().withName(PluginRootHook.ROOT_CONFIGMAP).endConfigMap().endVolume()
                     .addNewContainer().withName("discovery").withImage("gcr.io/gke-release/asm/pilot:1.9.8-asm.6").endContainer()
                     .addNewContainer().withName("hsm-plugin").withImage("thales/k8s-kms-plugin:lab").addNewEnv().withName("KEK_ID").withValue(kek).endEnv()
-                    .addNewVolumeMount().withName(Istio.ROOT_VOLUME).withMountPath(Istio.ROOT_MOUNT).withReadOnly(true).endVolumeMount()
+                    .addNewVolumeMount().withName(PluginRootHook.ROOT_VOLUME).withMountPath(PluginRootHook.ROOT_MOUNT).withReadOnly(true).endVolumeMount()
                     .withNewLifecycle().withNewPostStart().withNewExec().withCommand(KmsPlugin.postStartImportCommand(
-                            Istio.ROOT_MOUNT + "/" + Istio.ROOT_KEY, Hsm.DEFAULT_CA_ID)).endExec().endPostStart().endLifecycle().endContainer()
+                            PluginRootHook.ROOT_MOUNT + "/" + PluginRootHook.ROOT_KEY, Hsm.DEFAULT_CA_ID)).endExec().endPostStart().endLifecycle().endContainer()
                     .addNewContainer().withName("vaultclient").withImage("vaultclient:lab").endContainer()
                     .endSpec().endTemplate().endSpec().build();
         }

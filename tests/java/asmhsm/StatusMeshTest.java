@@ -83,10 +83,10 @@ class StatusMeshTest {
     static Pod withRootHook(Pod p, String caId) {
         return new PodBuilder(p).editSpec()
                 .editMatchingContainer(c -> c.getName().equals(Istio.HSM_PLUGIN_CONTAINER))
-                .withNewLifecycle().withNewPostStart().withNewExec().withCommand(KmsPlugin.postStartImportCommand(Istio.ROOT_MOUNT + "/" + Istio.ROOT_KEY, caId))
+                .withNewLifecycle().withNewPostStart().withNewExec().withCommand(KmsPlugin.postStartImportCommand(PluginRootHook.ROOT_MOUNT + "/" + PluginRootHook.ROOT_KEY, caId))
                 .endExec().endPostStart().endLifecycle()
-                .addNewVolumeMount().withName(Istio.ROOT_VOLUME).withMountPath(Istio.ROOT_MOUNT).withReadOnly(true).endVolumeMount().endContainer()
-                .addNewVolume().withName(Istio.ROOT_VOLUME).withNewConfigMap().withName(Istio.ROOT_CONFIGMAP).endConfigMap().endVolume()
+                .addNewVolumeMount().withName(PluginRootHook.ROOT_VOLUME).withMountPath(PluginRootHook.ROOT_MOUNT).withReadOnly(true).endVolumeMount().endContainer()
+                .addNewVolume().withName(PluginRootHook.ROOT_VOLUME).withNewConfigMap().withName(PluginRootHook.ROOT_CONFIGMAP).endConfigMap().endVolume()
                 .endSpec().build();
     }
 
@@ -156,13 +156,13 @@ class StatusMeshTest {
         assertThat(loaded.get("state").asString()).as("no ConfigMap yet: " + loaded).isEqualTo("unknown");
         assertThat(loaded.get("detail").asString()).contains("there is no ConfigMap istio-hsm-root");
 
-        mock.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(Istio.rootConfigMap(root("CN=Other").pem())).create();
+        mock.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).resource(PluginRootHook.rootConfigMap(root("CN=Other").pem())).create();
         loaded = status().get("istiod: root loaded");
         assertThat(loaded.get("state").asString()).isEqualTo("unknown");
         assertThat(loaded.get("detail").asString()).contains("ConfigMap istio-hsm-root holds 'CN=Other', not the HSM root");
 
-        mock.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(Istio.ROOT_CONFIGMAP).edit(c -> new ConfigMapBuilder(c)
-                .withData(Map.of(Istio.ROOT_KEY, root.pem())).build());
+        mock.client.configMaps().inNamespace(KubeLayout.ISTIO_NAMESPACE).withName(PluginRootHook.ROOT_CONFIGMAP).edit(c -> new ConfigMapBuilder(c)
+                .withData(Map.of(PluginRootHook.ROOT_KEY, root.pem())).build());
         Map<String, JsonNode> l = status();
         loaded = l.get("istiod: root loaded");
         assertThat(loaded.get("state").asString()).as(loaded.toString()).isEqualTo("done");

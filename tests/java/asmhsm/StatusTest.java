@@ -182,7 +182,7 @@ class StatusTest {
                 .addToData("cert-chain.pem", b64(pems(ca, root))).build()).create();
         // istiod with install-asm's root hook, started after the chain was uploaded (no kubelet: neither its log nor its plugin
         // can be reached, so status goes by the pod spec, the ConfigMap and the start times)
-        k.configMaps().inNamespace("istio-system").resource(Istio.rootConfigMap(root.pem())).create();
+        k.configMaps().inNamespace("istio-system").resource(PluginRootHook.rootConfigMap(root.pem())).create();
         Thread.sleep(1100);   // API times are whole seconds: the pods start strictly after the Secret
         for (String name : List.of("istiod-asm-198-6-a", "istiod-asm-198-6-b")) runningPod(startedNow(StatusMeshTest.withRootHook(istiodPod(name, REV, 3), Hsm.DEFAULT_CA_ID)));
         k.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName("bookinfo").addToLabels("istio.io/rev", REV).endMetadata().build()).create();

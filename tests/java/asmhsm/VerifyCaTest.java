@@ -250,15 +250,15 @@ class VerifyCaTest {
         Issued mid = ca(root, "CN=Mid");
         String oneEntry = "2026-11-26T10:00:05Z\tinfo\tpkica\tCA cert: " + ca.pem() + "intermediate certs: " + mid.pem()
                 + "root cert: " + root.pem() + "2026-11-26T10:00:06Z\tinfo\tads\tdone\n";
-        Istio.LoggedChain c = Istio.caCertBlock(oneEntry);
+        IstiodLog.LoggedChain c = IstiodLog.caCertBlock(oneEntry);
         assertThat(c).isNotNull();
         assertThat(c.all().stream().map(Pki::name)).containsExactly("O=cluster.local", "CN=Mid", "CN=Root CA,O=Example");
 
         Issued newer = ca(root, "O=newer");
-        Istio.LoggedChain last = Istio.caCertBlock(discoveryLog(ca, root) + discoveryLog(newer, root));
+        IstiodLog.LoggedChain last = IstiodLog.caCertBlock(discoveryLog(ca, root) + discoveryLog(newer, root));
         assertThat(Pki.name(last.ca())).isEqualTo("O=newer");
         assertThat(last.intermediates()).isEmpty();
-        assertThat(Istio.caCertBlock("2026-11-26T10:00:01Z\tinfo\tpkica\tWait until ...\n")).isNull();
+        assertThat(IstiodLog.caCertBlock("2026-11-26T10:00:01Z\tinfo\tpkica\tWait until ...\n")).isNull();
     }
 
     // ---------------------------------------------------------------- the lab: Secret, HSM, RBAC
