@@ -25,7 +25,7 @@ public final class Http {
      * the kubeconfig's client key in one under a constant password), with that store's key
      * encryption at one PBKDF2 iteration instead of the JDK's 10000. Such a store never leaves the
      * process and its password is no secret, so the iterations protect nothing; they cost a step
-     * about 70 ms of CPU (the key is encrypted on the way in and decrypted on the way out).
+     * CPU time for nothing (the key is encrypted on the way in and decrypted on the way out).
      * The JDK reads keystore.pkcs12.keyPbeIterationCount (a security property a system property
      * overrides) each time it stores a key; the toolkit writes no PKCS#12 file meanwhile.
      */

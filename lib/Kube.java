@@ -177,8 +177,8 @@ public final class Kube implements AutoCloseable {
      * merged as kubectl merges KUBECONFIG's list (fabric8's merge: the first file wins for each
      * context, cluster and user name, and the current context comes from the first file that
      * sets one). Config.fromKubeconfig does the same with fabric8's shared serializer, whose
-     * first use loads every model class of every API group through ServiceLoader (about 60 ms
-     * of each step). The markers are the ones fabric8's own parser puts on each entry, so that
+     * first use loads every model class of every API group through ServiceLoader, in
+     * every step. The markers are the ones fabric8's own parser puts on each entry, so that
      * relative certificate paths resolve against each kubeconfig's folder, as kubectl resolves them.
      */
     static Config readKubeconfig(List<File> files, String context) {
@@ -248,8 +248,8 @@ public final class Kube implements AutoCloseable {
 
     /**
      * The client, trusting for TLS only the CA the kubeconfig names, as kubectl does. fabric8
-     * would also trust every CA of the JVM's bundle, and loading that bundle costs about 50 ms
-     * per step. fabric8 offers no switch for this, so while the client is built, fabric8 is told
+     * would also trust every CA of the JVM's bundle, and loading that bundle costs every
+     * step time. fabric8 offers no switch for this, so while the client is built, fabric8 is told
      * to trust anything and given no client certificate (it then loads neither), and the client
      * gets our TLS context instead; the Config is put back right after, so nothing else built
      * from it ever sees that setting. Without a CA in the kubeconfig, or with
@@ -597,8 +597,7 @@ public final class Kube implements AutoCloseable {
     /**
      * Closes the client and ends its JDK HttpClient's selector thread. On Java 17 that thread
      * outlives close(), waiting in epoll (native code) until the client is garbage-collected,
-     * and the JVM waits 0.3 s at exit for threads in native code: a third of a cluster step's
-     * run. The selector loop stops when interrupted.
+     * and the JVM waits 0.3 s at exit for threads in native code. The selector loop stops when interrupted.
      */
     @Override
     public void close() {

@@ -524,7 +524,7 @@ public final class Pki {
                 : pkcs12PrivateKey(content, password, what);
     }
 
-    /** Bouncy Castle's provider, made on first use: it loads some 600 classes (0.2 s) that only encrypted keys need. */
+    /** Bouncy Castle's provider, made on first use: it loads hundreds of classes that only encrypted keys need. */
     private static final class Bc {
         static final java.security.Provider PROVIDER = new org.bouncycastle.jce.provider.BouncyCastleProvider();
     }
@@ -716,7 +716,7 @@ public final class Pki {
     /**
      * The code that needs Bouncy Castle (DER names, CSRs, building certificates, key files), in a
      * class of its own: Pki itself names no Bouncy Castle type the JVM must load to link it, so a
-     * step that only reads certificates never opens Bouncy Castle's signed jars (150-200 ms CPU).
+     * step that only reads certificates never opens Bouncy Castle's signed jars (docs/startup.md).
      */
     static final class WithBc {
         private WithBc() {}

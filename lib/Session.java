@@ -359,7 +359,7 @@ public final class Session {
         if (ask(STATUS) != null) return 0;                      // another one was quicker
         // Load and initialise the libraries' classes, and let the JIT compile their busy paths (TLS,
         // JSON), before taking calls: a step's first call is then as quick as its later ones
-        // (asm session start waits for this, about 2 s).
+        // (asm session start waits for this).
         try {
             for (int i = 0; i < WARM_UP_ROUNDS; i++) warmUp.call();
         } catch (Exception e) {

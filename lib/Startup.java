@@ -58,7 +58,7 @@ public final class Startup {
      */
     static int main(String[] args, IntSupplier run) {
         // Name the JDK's own NIO provider (the one it would pick): looking for it unnamed searches
-        // every jar of the class path for a replacement, about 50 ms, most of a call through a session.
+        // every jar of the class path for a replacement, most of a call through a session.
         if (System.getProperty("java.nio.channels.spi.SelectorProvider") == null && "Linux".equals(System.getProperty("os.name"))
                 && ClassLoader.getPlatformClassLoader().getResource("sun/nio/ch/EPollSelectorProvider.class") != null)
             System.setProperty("java.nio.channels.spi.SelectorProvider", "sun.nio.ch.EPollSelectorProvider");
@@ -217,7 +217,7 @@ public final class Startup {
      * steps' code paths (every step's options, kubeconfig parsing, the Kubernetes and Vault
      * clients over TLS with a client certificate, JSON and YAML, Bouncy Castle's CSR and PEM code)
      * against a stand-in HTTPS server on 127.0.0.1 that lives only for this run. Archived classes
-     * load about 0.4 s faster in a cluster step than classes read from the jars. A class of its
+     * load much faster than classes read from the jars (docs/startup.md). A class of its
      * own, so that a step loads none of what it names.
      */
     static final class WarmUp {

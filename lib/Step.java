@@ -18,10 +18,8 @@
 // compiler, the serial GC and a class-data-sharing archive (//CDS) cut its start-up;
 // JVM logging is errors only, on stderr: a first CDS run warns about hundreds of classes,
 // on stdout by default, which would break --json and bury the step's own lines.
-// Which JDK runs a step: JBang takes the java of JAVA_HOME, else the one on PATH, when it
-// satisfies //JAVA 17+ (JBANG_DEFAULT_JAVA_VERSION or `jbang --java 25` choose another; JBang
-// downloads one only when none fits). JDK 25's AOT cache (-XX:AOTCache, JEP 483/514/515) did
-// not beat Java 17 with //CDS clearly here, so the archive stays the same on every JDK.
+// Which JDK runs a step is JBang's choice (//JAVA 17+; docs/startup.md says how to pick another).
+// JDK 25's AOT cache was measured and not adopted (docs/startup.md), so //CDS is the archive.
 package asmhsm;
 
 import java.util.Set;

@@ -16,7 +16,7 @@ import picocli.CommandLine.Command;
 /**
  * Every step as a subcommand: `jbang asm@org gen-kek ...`. Subcommands are added in code,
  * not in the annotation: picocli reads every subcommand's options (and loads the types they
- * mention) when it is added, which costs a one-step run about 0.1-0.2 s for 20 steps it will
+ * mention) when it is added, which a one-step run would pay for steps it will
  * not run; so a run adds only the step it names, and help (or a typo) adds them all.
  * asm's own subcommands (run, session ...) live in lib/AsmCommands.java, beside the start-up machinery.
  */
