@@ -22,7 +22,7 @@ final class Injection {
 
     /** A namespace name that may be injected: a DNS label, and not one the injector leaves alone. */
     static String requireInjectable(String namespace) {
-        if (!namespace.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
+        if (!namespace.matches(Opts.DNS_LABEL))
             throw Fail.badInput("'" + namespace + "' is not a namespace name", "give the namespace as kubectl get ns shows it");
         if (Istio.SYSTEM_NAMESPACES.contains(namespace) || namespace.equals(KubeLayout.ISTIO_NAMESPACE))
             throw Fail.badInput("namespace " + namespace + " is never injected", "label the namespaces of your workloads instead");

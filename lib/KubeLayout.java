@@ -45,7 +45,7 @@ public record KubeLayout(String vaultNamespace, String reviewerBinding, String i
 
     /** Refuses (exit 2) a Vault namespace or reviewer binding name the API server would refuse, before anything is made. */
     public KubeLayout requireReviewerNames() {
-        if (!vaultNamespace.matches("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"))
+        if (!vaultNamespace.matches(Opts.DNS_LABEL))
             throw Fail.badInput("namespace '" + vaultNamespace + "' is not a valid Kubernetes name", "use lower-case letters, digits and dashes");
         if (!reviewerBinding.matches("[a-z0-9:]([-a-z0-9.:]{0,251}[a-z0-9])?"))
             throw Fail.badInput("binding name '" + reviewerBinding + "' is not a valid Kubernetes name", "use lower-case letters, digits, dashes, dots");

@@ -238,7 +238,27 @@ public final class Opts {
      * webhooks), so it is a DNS-1123 label, as istioctl's own revision check requires: lower-case
      * letters, digits and inner dashes, at most 63. Null when it keeps the rule, else why not.
      */
-    public static final String REVISION_PATTERN = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
+    public static final String REVISION_PATTERN = Opts.DNS_LABEL;
+
+    /** A DNS-1123 label, the rule of a Kubernetes namespace name (and of a revision, above). */
+    public static final String DNS_LABEL = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
+
+    /** Why a namespace name is one the API server refuses; null when it is a valid one. */
+    public static String namespaceProblem(String namespace) {
+        if (namespace != null && namespace.matches(DNS_LABEL)) return null;
+        return "namespace " + (namespace == null ? "(none)" : shown(namespace)) + " is not a valid Kubernetes name: a DNS label of lower-case "
+                + "letters, digits and inner dashes, at most 63";
+    }
+
+    /** Every step's -n/--namespace goes through this, so each checks it the same way, before it runs (exit 2). */
+    public static final class NamespaceConverter implements picocli.CommandLine.ITypeConverter<String> {
+        @Override
+        public String convert(String value) {
+            String problem = namespaceProblem(value);
+            if (problem != null) throw new picocli.CommandLine.TypeConversionException(problem);
+            return value;
+        }
+    }
 
     public static String revisionProblem(String revision) {
         if (revision != null && revision.matches(REVISION_PATTERN)) return null;
@@ -336,7 +356,7 @@ public final class Opts {
     }
 
     public static class IstioNamespace {
-        @Option(names = {"-n", "--namespace"}, defaultValue = asmhsm.KubeLayout.ISTIO_NAMESPACE, paramLabel = "NS",
+        @Option(names = {"-n", "--namespace"}, defaultValue = asmhsm.KubeLayout.ISTIO_NAMESPACE, paramLabel = "NS", converter = NamespaceConverter.class,
                 description = "istiod's namespace (default ${DEFAULT-VALUE}).")
         public String name;
     }

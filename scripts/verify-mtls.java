@@ -22,7 +22,7 @@ class VerifyMtls extends Step {
     @Option(names = "--pod", required = true, paramLabel = "POD", description = "A pod with a sidecar (container istio-proxy).")
     String pod;
 
-    @Option(names = {"-n", "--namespace"}, paramLabel = "NAMESPACE", description = "The pod's namespace (default: the context's, else default).")
+    @Option(names = {"-n", "--namespace"}, paramLabel = "NAMESPACE", converter = Opts.NamespaceConverter.class, description = "The pod's namespace (default: the context's, else default).")
     String namespace;
 
     @Option(names = "--target", required = true, paramLabel = "HOST:PORT", description = "Service to connect to, e.g. details:9080.")

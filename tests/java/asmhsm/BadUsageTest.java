@@ -37,6 +37,10 @@ class BadUsageTest {
             new Usage("Invalid value for option '--days': 'abc' is not an int", "sign-csr", "--days", "abc"),
             new Usage("Invalid value for option '--timeout': 'soon' is not a duration (e.g. 30s, 5m, 1h; a bare number is seconds)", "k8s-vault-prep", "--cluster-suffix", "c1", "--timeout", "soon"),
             new Usage("Missing required parameter for option '--kek-id' (ID)", "gen-kek", "--kek-id"),
+            new Usage("Invalid value for option '--namespace': namespace '../kube-system' is not a valid Kubernetes name: a DNS label of lower-case "
+                    + "letters, digits and inner dashes, at most 63", "upload-chain", "-n", "../kube-system", "-f", "chain.pem"),
+            new Usage("Invalid value for option '--namespace': namespace 'Istio-System' is not a valid Kubernetes name: a DNS label of lower-case "
+                    + "letters, digits and inner dashes, at most 63", "verify-mtls", "--pod", "p", "--target", "details:9080", "-n", "Istio-System"),
             new Usage("Unmatched argument at index 0: 'gen-kekk'", "gen-kekk"),
             new Usage("Unknown option: '--bogus'", "run", "hsm-info", "--bogus", "+", "gen-kek"),
             new Usage("Unknown option: '--bogus'", "gen-kek", "--bogus", "--help"),    // not swallowed by the help it asks for
