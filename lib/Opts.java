@@ -213,35 +213,54 @@ public final class Opts {
         return b.append('\'').toString();
     }
 
-    public static final class KekIdConverter implements picocli.CommandLine.ITypeConverter<String> {
+    /**
+     * A converter for a value with a rule: picocli applies it as it reads the option (or its
+     * environment default), so a value that breaks the rule is bad usage (exit 2) before the step
+     * runs, in the same words in every step. `problem` says why a value breaks it, null when not.
+     */
+    public abstract static class RuleConverter implements picocli.CommandLine.ITypeConverter<String> {
+        private final java.util.function.UnaryOperator<String> problem;
+
+        RuleConverter(java.util.function.UnaryOperator<String> problem) { this.problem = problem; }
+
         @Override
         public String convert(String value) {
-            String problem = idProblem(value, "KEK ID");
-            if (problem != null)
-                throw new picocli.CommandLine.TypeConversionException(problem + " (a UUID, as gen-kek makes, or the ID gen-kek printed; env KEK_ID)");
+            String why = problem.apply(value);
+            if (why != null) throw new picocli.CommandLine.TypeConversionException(why);
             return value;
         }
     }
 
-    public static final class CaIdConverter implements picocli.CommandLine.ITypeConverter<String> {
-        @Override
-        public String convert(String value) {
-            String problem = idProblem(value, "CA ID");
-            if (problem != null)
-                throw new picocli.CommandLine.TypeConversionException(problem + " (the plugin's default is " + Hsm.DEFAULT_CA_ID + ")");
-            return value;
+    public static final class KekIdConverter extends RuleConverter {
+        public KekIdConverter() {
+            super(v -> hinted(idProblem(v, "KEK ID"), "a UUID, as gen-kek makes, or the ID gen-kek printed; env KEK_ID"));
         }
     }
+
+    public static final class CaIdConverter extends RuleConverter {
+        public CaIdConverter() { super(v -> hinted(idProblem(v, "CA ID"), "the plugin's default is " + Hsm.DEFAULT_CA_ID)); }
+    }
+
+    private static String hinted(String problem, String hint) {
+        return problem == null ? null : problem + " (" + hint + ")";
+    }
+
+    /** A DNS-1123 label, the rule of a Kubernetes namespace name and of a revision. */
+    public static final String DNS_LABEL = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
 
     /**
      * The revision rule, once: istio.io/rev's value is also part of object names (istiod-<rev>, the
      * webhooks), so it is a DNS-1123 label, as istioctl's own revision check requires: lower-case
-     * letters, digits and inner dashes, at most 63. Null when it keeps the rule, else why not.
+     * letters, digits and inner dashes, at most 63.
      */
-    public static final String REVISION_PATTERN = Opts.DNS_LABEL;
+    public static final String REVISION_PATTERN = DNS_LABEL;
 
-    /** A DNS-1123 label, the rule of a Kubernetes namespace name (and of a revision, above). */
-    public static final String DNS_LABEL = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?";
+    /** Why a revision breaks {@link #REVISION_PATTERN}; null when it keeps it. */
+    public static String revisionProblem(String revision) {
+        if (revision != null && revision.matches(REVISION_PATTERN)) return null;
+        return "revision " + (revision == null ? "(none)" : shown(revision)) + " is not a valid label value: a DNS label of lower-case "
+                + "letters, digits and inner dashes, at most 63 (e.g. " + Istio.GUIDE_REVISION + ")";
+    }
 
     /** Why a namespace name is one the API server refuses; null when it is a valid one. */
     public static String namespaceProblem(String namespace) {
@@ -250,30 +269,14 @@ public final class Opts {
                 + "letters, digits and inner dashes, at most 63";
     }
 
-    /** Every step's -n/--namespace goes through this, so each checks it the same way, before it runs (exit 2). */
-    public static final class NamespaceConverter implements picocli.CommandLine.ITypeConverter<String> {
-        @Override
-        public String convert(String value) {
-            String problem = namespaceProblem(value);
-            if (problem != null) throw new picocli.CommandLine.TypeConversionException(problem);
-            return value;
-        }
+    /** Every step's --revision goes through this. */
+    public static final class RevisionConverter extends RuleConverter {
+        public RevisionConverter() { super(Opts::revisionProblem); }
     }
 
-    public static String revisionProblem(String revision) {
-        if (revision != null && revision.matches(REVISION_PATTERN)) return null;
-        return "revision " + (revision == null ? "(none)" : shown(revision)) + " is not a valid label value: a DNS label of lower-case "
-                + "letters, digits and inner dashes, at most 63 (e.g. " + Istio.GUIDE_REVISION + ")";
-    }
-
-    /** Every step's --revision goes through this, so each checks it the same way, before it runs (exit 2). */
-    public static final class RevisionConverter implements picocli.CommandLine.ITypeConverter<String> {
-        @Override
-        public String convert(String value) {
-            String problem = revisionProblem(value);
-            if (problem != null) throw new picocli.CommandLine.TypeConversionException(problem);
-            return value;
-        }
+    /** Every step's -n/--namespace goes through this (and verify-mtls's workload namespace). */
+    public static final class NamespaceConverter extends RuleConverter {
+        public NamespaceConverter() { super(Opts::namespaceProblem); }
     }
 
     /** How long a step's --wait waits: for a step whose --wait is its own (istiod-status's names a stage). */

@@ -55,6 +55,32 @@ class LayoutTest {
         }
     }
 
+    /**
+     * The README's layout tour names every class in lib/, and every class its lib/ entry names is
+     * there: a class added, renamed or removed without the tour fails here.
+     */
+    @Test
+    void readmeLayoutNamesEveryLibClass() throws Exception {
+        String readme = Files.readString(Cli.repo().resolve("README.md"));
+        Matcher block = Pattern.compile("(?s)## Layout\n.*?\nlib/(.*?)\nrunbooks/").matcher(readme);
+        assertThat(block.find()).as("README's Layout block has a lib/ entry followed by runbooks/").isTrue();
+        Set<String> named = new TreeSet<>();
+        // class names as the tour writes them: CamelCase with a lower-case letter (not IDs, TTL or the prose's words)
+        Matcher word = Pattern.compile("\\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*\\b").matcher(block.group(1));
+        while (word.find()) named.add(word.group());
+        Set<String> lib = new TreeSet<>();
+        try (Stream<Path> s = Files.list(Cli.repo().resolve("lib"))) {
+            s.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".java")).forEach(n -> lib.add(n.substring(0, n.length() - 5)));
+        }
+        assertThat(lib).hasSizeGreaterThan(30);
+        assertThat(named).as("classes the README's lib/ entry names").containsAll(lib);
+        Set<String> words = new TreeSet<>(named);
+        words.removeAll(lib);
+        // what remains are the tour's prose words; each must be one, not a class that is gone
+        assertThat(words).as("names in the lib/ entry that are no class in lib/").allMatch(w -> Set.of(
+                "The", "Kubernetes", "Secrets", "Helm").contains(w));
+    }
+
     /** JBang compiles `asm` from the scripts its //SOURCES line names: exactly the table's, in its order. */
     @Test
     void asmSourcesLineIsTheTablesSteps() throws Exception {
