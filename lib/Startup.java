@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.IntSupplier;
+import java.util.function.Supplier;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
@@ -56,7 +57,7 @@ public final class Startup {
      * asm's main: the step in a session for this folder and environment when one is up, else in
      * this JVM (`run`); returns the exit code.
      */
-    static int main(String[] args, IntSupplier run) {
+    static int main(String[] args, IntSupplier run, Supplier<CommandLine> all) {
         // Name the JDK's own NIO provider (the one it would pick): looking for it unnamed searches
         // every jar of the class path for a replacement, most of a call through a session.
         if (System.getProperty("java.nio.channels.spi.SelectorProvider") == null && "Linux".equals(System.getProperty("os.name"))
@@ -65,9 +66,24 @@ public final class Startup {
         Integer rc = Session.forward(args);
         if (rc != null) return rc;
         rc = run.getAsInt();
+        if (recordingArchive() && !(args.length > 0 && args[0].equals("warm-up"))) WarmUp.afterStep(all);
         // every client is done: end the JDK HttpClients' selector threads, or exit waits for them (see Step.call)
         endSelectorThreads(selectorThreads());
         return rc;
+    }
+
+    /**
+     * Whether this JVM records the class-data archive at its exit: JBang's first run of a build
+     * (//CDS: -XX:ArchiveClassesAtExit). The archive keeps only the classes that run loaded, and
+     * JBang keeps it until the next build, so the warm-up's work is then added to whatever step ran.
+     */
+    static boolean recordingArchive() {
+        try {
+            String cmd = new String(Files.readAllBytes(Path.of("/proc/self/cmdline")), StandardCharsets.ISO_8859_1);
+            return cmd.contains("\0-XX:ArchiveClassesAtExit=");
+        } catch (IOException | RuntimeException e) {
+            return false;   // no /proc (not Linux): the archive holds what the step loaded, as before
+        }
     }
 
     /** The live selector threads of JDK HttpClients (each client has one). */
@@ -285,6 +301,30 @@ public final class Startup {
                 Files.delete(dir);
             }
         }
+
+        /**
+         * The warm-up after a step whose run records the archive: on a thread of its own, bounded
+         * in time, writing nothing and changing nothing the step did (its output is out, its exit
+         * code kept); what it loads by the time the JVM ends is in the archive.
+         */
+        static void afterStep(Supplier<CommandLine> all) {
+            Thread t = new Thread(() -> {
+                try {
+                    run(all.get());
+                } catch (Exception | LinkageError e) {
+                    // a warm-up that cannot finish leaves a smaller archive, nothing else
+                }
+            }, "asm-warm-up");
+            t.setDaemon(true);
+            t.start();
+            try {
+                t.join(WARM_UP_LIMIT.toMillis());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        private static final Duration WARM_UP_LIMIT = Duration.ofSeconds(20);
 
         /** Answers as the API server and Vault would, enough for the clients' ordinary paths. */
         static HttpsServer standIn(KeyPair key, X509Certificate cert) throws Exception {

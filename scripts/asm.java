@@ -103,6 +103,6 @@ class Asm implements Runnable {
     }
 
     public static void main(String... args) {
-        System.exit(Startup.main(args, () -> commandLine(args).execute(args)));
+        System.exit(Startup.main(args, () -> commandLine(args).execute(args), () -> commandLine()));
     }
 }
