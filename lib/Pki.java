@@ -28,9 +28,7 @@ import org.bouncycastle.asn1.ASN1Encodable;
 import org.bouncycastle.asn1.ASN1Integer;
 import org.bouncycastle.asn1.ASN1ObjectIdentifier;
 import org.bouncycastle.asn1.ASN1String;
-import org.bouncycastle.asn1.DERPrintableString;
 import org.bouncycastle.asn1.DERSequence;
-import org.bouncycastle.asn1.DERUTF8String;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
 import org.bouncycastle.asn1.x500.AttributeTypeAndValue;
 import org.bouncycastle.asn1.x500.RDN;
@@ -295,60 +293,9 @@ public final class Pki {
         }
     }
 
-    // ------------------------------------------------------------ Go's pkix.Name.String()
-
-    private static final String[][] GO_FIELDS = {
-            {"2.5.4.6", "C"}, {"2.5.4.8", "ST"}, {"2.5.4.7", "L"}, {"2.5.4.9", "STREET"}, {"2.5.4.17", "POSTALCODE"},
-            {"2.5.4.10", "O"}, {"2.5.4.11", "OU"}};
-    private static final String CN = "2.5.4.3", SERIAL = "2.5.4.5";
-    private static final List<String> PARSED = List.of("2.5.4.3", "2.5.4.5", "2.5.4.6", "2.5.4.7", "2.5.4.8",
-            "2.5.4.9", "2.5.4.10", "2.5.4.11", "2.5.4.17");
-
-    /**
-     * A DER name printed as Go's pkix.Name.String() prints it: Go first parses the name into
-     * fields, rebuilds them in its own order (C, ST, L, STREET, POSTALCODE, O, OU, CN,
-     * SERIALNUMBER), puts unknown attributes first, and prints the sequence reversed
-     * (RFC 2253). The plugin uses this string as the certificate's CKA_LABEL.
-     */
+    /** A DER name as Go's pkix.Name.String() prints it, the plugin's CKA_LABEL: see {@link GoName}. */
     public static String goName(byte[] derName) {
-        return WithBc.goName(derName);
-    }
-
-    private static String goTypeName(String oid) {
-        for (String[] f : GO_FIELDS) if (f[0].equals(oid)) return f[1];
-        if (oid.equals(CN)) return "CN";
-        if (oid.equals(SERIAL)) return "SERIALNUMBER";
-        return null;
-    }
-
-    /** Go's asn1 PrintableString alphabet, with '*' and '&' allowed as Marshal allows them. */
-    private static boolean printable(String s) {
-        for (char c : s.toCharArray()) {
-            boolean ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                    || " '()+,-./:=?*&".indexOf(c) >= 0;
-            if (!ok) return false;
-        }
-        return true;
-    }
-
-    private static String goEscape(String v) {
-        byte[] bytes = v.getBytes(StandardCharsets.UTF_8);
-        StringBuilder out = new StringBuilder();
-        int k = 0; // Go ranges over the string: k is the byte offset of each rune
-        for (int i = 0; i < v.length(); ) {
-            int cp = v.codePointAt(i);
-            boolean escape = switch (cp) {
-                case ',', '+', '"', '\\', '<', '>', ';' -> true;
-                case ' ' -> k == 0 || k == bytes.length - 1;
-                case '#' -> k == 0;
-                default -> false;
-            };
-            if (escape) out.append('\\');
-            out.appendCodePoint(cp);
-            k += new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8).length;
-            i += Character.charCount(cp);
-        }
-        return out.toString();
+        return GoName.of(derName);
     }
 
     /**
@@ -745,54 +692,16 @@ public final class Pki {
             }
         }
 
-        static String goName(byte[] derName) {
-            X500Name name = X500Name.getInstance(derName);
-            List<AttributeTypeAndValue> atvs = new ArrayList<>();
-            for (RDN rdn : name.getRDNs()) for (AttributeTypeAndValue a : rdn.getTypesAndValues()) atvs.add(a);
-            List<String[]> seq = new ArrayList<>(); // {oid, value, printed RDN or null}
-            for (AttributeTypeAndValue a : atvs) {
-                String oid = a.getType().getId();
-                if (!PARSED.contains(oid)) seq.add(new String[]{oid, valueString(a.getValue()), null});
-            }
-            for (String[] f : GO_FIELDS) {
-                // Go keeps every value of a field, in order, as ONE multi-valued RDN
-                StringBuilder joined = null;
-                for (AttributeTypeAndValue a : atvs)
-                    if (a.getType().getId().equals(f[0]) && a.getValue() instanceof ASN1String) {
-                        String v = f[1] + "=" + goEscape(valueString(a.getValue()));
-                        joined = joined == null ? new StringBuilder(v) : joined.append('+').append(v);
-                    }
-                if (joined != null) seq.add(new String[]{f[0], null, joined.toString()});
-            }
-            for (String single : new String[]{CN, SERIAL}) {
-                String last = null;
-                for (AttributeTypeAndValue a : atvs)
-                    if (a.getType().getId().equals(single) && a.getValue() instanceof ASN1String) last = valueString(a.getValue());
-                if (last != null && !last.isEmpty()) seq.add(new String[]{single, last, null});
-            }
-            StringBuilder s = new StringBuilder();
-            for (int i = seq.size() - 1; i >= 0; i--) {
-                if (s.length() > 0) s.append(',');
-                String oid = seq.get(i)[0], value = seq.get(i)[1];
-                if (seq.get(i)[2] != null) { s.append(seq.get(i)[2]); continue; }
-                String typeName = goTypeName(oid);
-                if (typeName == null) {
-                    // Go re-marshals the parsed string: PrintableString when it can, else UTF8String
-                    ASN1Encodable v = printable(value) ? new DERPrintableString(value) : new DERUTF8String(value);
-                    try {
-                        s.append(oid).append("=#").append(HexFormat.of().formatHex(v.toASN1Primitive().getEncoded("DER")));
-                    } catch (IOException e) {
-                        throw new IllegalStateException(e);
-                    }
-                    continue;
+        /** A name's attributes, in order, read by Bouncy Castle: for names GoName's own reader leaves alone. */
+        static List<GoName.Attribute> attributes(byte[] derName) {
+            List<GoName.Attribute> out = new ArrayList<>();
+            for (RDN rdn : X500Name.getInstance(derName).getRDNs())
+                for (AttributeTypeAndValue a : rdn.getTypesAndValues()) {
+                    ASN1Encodable v = a.getValue();
+                    out.add(new GoName.Attribute(a.getType().getId(), v instanceof ASN1String st ? st.getString() : v.toString(),
+                            v instanceof ASN1String));
                 }
-                s.append(typeName).append('=').append(goEscape(value));
-            }
-            return s.toString();
-        }
-
-        static String valueString(ASN1Encodable v) {
-            return v instanceof ASN1String ? ((ASN1String) v).getString() : v.toString();
+            return out;
         }
 
         static PKCS10CertificationRequest csr(List<PemBlock> blocks, String what) {
@@ -825,7 +734,7 @@ public final class Pki {
         }
 
         static String subject(PKCS10CertificationRequest csr) {
-            return goName(der(csr.getSubject()));
+            return Pki.goName(der(csr.getSubject()));
         }
 
         static String pem(PKCS10CertificationRequest csr) {
@@ -852,7 +761,7 @@ public final class Pki {
             if (rdns.length != 1 || rdns[0].isMultiValued()) return null;
             AttributeTypeAndValue a = rdns[0].getFirst();
             if (!a.getType().getId().equals("2.5.4.10") || !(a.getValue() instanceof ASN1String)) return null;
-            String v = valueString(a.getValue());
+            String v = ((ASN1String) a.getValue()).getString();
             return v.matches("[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?") ? v : null;
         }
 

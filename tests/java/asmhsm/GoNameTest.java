@@ -7,9 +7,15 @@ import java.nio.file.Path;
 import java.security.KeyPair;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HexFormat;
 import java.util.List;
 import org.bouncycastle.asn1.ASN1ObjectIdentifier;
+import org.bouncycastle.asn1.DERBMPString;
 import org.bouncycastle.asn1.DERIA5String;
+import org.bouncycastle.asn1.DERNumericString;
+import org.bouncycastle.asn1.DERT61String;
+import org.bouncycastle.asn1.DERVisibleString;
+import org.bouncycastle.asn1.ASN1Integer;
 import org.bouncycastle.asn1.DERPrintableString;
 import org.bouncycastle.asn1.DERUTF8String;
 import org.bouncycastle.asn1.x500.AttributeTypeAndValue;
@@ -49,7 +55,12 @@ class GoNameTest {
                 new X500Name(new RDN[]{rdn(BCStyle.CN, new DERUTF8String("first")), rdn(BCStyle.CN, new DERUTF8String("second")),
                         rdn(BCStyle.SERIALNUMBER, new DERPrintableString("1234")), rdn(BCStyle.T, new DERUTF8String("Title"))}),
                 new X500Name(new RDN[]{rdn(BCStyle.DC, new DERIA5String("example")), rdn(BCStyle.DC, new DERIA5String("com")),
-                        rdn(BCStyle.POSTAL_CODE, new DERUTF8String("94043")), rdn(BCStyle.STREET, new DERUTF8String("1 Main St"))}));
+                        rdn(BCStyle.POSTAL_CODE, new DERUTF8String("94043")), rdn(BCStyle.STREET, new DERUTF8String("1 Main St"))}),
+                // the other string types Go reads as strings
+                new X500Name(new RDN[]{rdn(BCStyle.O, new DERBMPString("BMP Örg")), rdn(BCStyle.OU, new DERT61String("T61 unit")),
+                        rdn(BCStyle.SERIALNUMBER, new DERNumericString("0042")), rdn(BCStyle.CN, new DERBMPString("Bmp CN"))}),
+                new X500Name(new RDN[]{rdn(BCStyle.C, new DERPrintableString("ES")), rdn(BCStyle.L, new DERT61String("Madrid")),
+                        rdn(BCStyle.UID, new DERUTF8String("ünique")), rdn(BCStyle.CN, new DERUTF8String(""))}));
         KeyPair key = ImportCaTest.rsa();
         List<String> ours = new ArrayList<>();
         List<String> files = new ArrayList<>();
@@ -88,6 +99,76 @@ class GoNameTest {
         Cli.Result go = Cli.run(cmd, java.util.Map.of("GOFLAGS", "-mod=mod", "GO111MODULE", "off"), tmp, null);
         assertThat(go.exit()).as(go.toString()).isZero();
         assertThat(ours).containsExactlyElementsOf(go.stdout().lines().toList());
+    }
+
+    /**
+     * GoName reads names with the JDK only, and leaves to Bouncy Castle what it does not take: where
+     * it reads one, it reads the same attributes as Bouncy Castle. Random names of every string type
+     * and others, and the same names with bytes changed, cut or added.
+     */
+    @Test
+    void theJdkReaderReadsWhatBouncyCastleReads() throws Exception {
+        java.util.Random random = new java.util.Random(20261202);
+        ASN1ObjectIdentifier[] types = {BCStyle.C, BCStyle.ST, BCStyle.L, BCStyle.STREET, BCStyle.POSTAL_CODE, BCStyle.O, BCStyle.OU,
+                BCStyle.CN, BCStyle.SERIALNUMBER, BCStyle.UID, BCStyle.DC, BCStyle.EmailAddress, new ASN1ObjectIdentifier("1.2.840.113549.1.9.2"),
+                new ASN1ObjectIdentifier("2.999.72057594037927935"), new ASN1ObjectIdentifier("1.3.6.1.4.1.99999.1")};
+        int read = 0, left = 0, mutated = 0;
+        for (int i = 0; i < 3000; i++) {
+            List<RDN> rdns = new ArrayList<>();
+            for (int r = random.nextInt(5); r >= 0; r--) {
+                AttributeTypeAndValue[] atvs = new AttributeTypeAndValue[1 + (random.nextInt(4) == 0 ? 1 : 0)];
+                for (int a = 0; a < atvs.length; a++) atvs[a] = new AttributeTypeAndValue(types[random.nextInt(types.length)], value(random));
+                rdns.add(new RDN(atvs));
+            }
+            byte[] der = new X500Name(rdns.toArray(RDN[]::new)).getEncoded("DER");
+            List<GoName.Attribute> ours = GoName.read(der);
+            if (ours == null) left++;
+            else {
+                read++;
+                assertThat(ours).as(HexFormat.of().formatHex(der)).isEqualTo(Pki.WithBc.attributes(der));
+            }
+            byte[] bad = mutate(der, random);
+            List<GoName.Attribute> ofBad = GoName.read(bad);
+            if (ofBad != null) {
+                mutated++;
+                assertThat(ofBad).as("changed: " + HexFormat.of().formatHex(bad)).isEqualTo(Pki.WithBc.attributes(bad));
+            }
+        }
+        // most names are the JDK reader's; the others (values of other types) and broken ones are Bouncy Castle's
+        assertThat(read).isGreaterThan(1000);
+        assertThat(left).isGreaterThan(100);
+        assertThat(mutated).isGreaterThan(50);
+    }
+
+    private static org.bouncycastle.asn1.ASN1Encodable value(java.util.Random random) {
+        StringBuilder b = new StringBuilder();
+        int[] alphabet = "abcXYZ 09 ,+\"#<>;=.-*&éÖ€\u0000\ud83d\ude00".codePoints().toArray();
+        for (int n = random.nextInt(12); n > 0; n--) b.appendCodePoint(alphabet[random.nextInt(alphabet.length)]);
+        String v = b.toString();
+        String ascii = v.replaceAll("[^ -~]", "x");
+        return switch (random.nextInt(9)) {
+            case 0, 1 -> new DERUTF8String(v);
+            case 2 -> new DERPrintableString(ascii);
+            case 3 -> new DERIA5String(ascii);
+            case 4 -> new DERBMPString(v);
+            case 5 -> new DERT61String(ascii);
+            case 6 -> new DERNumericString(ascii.replaceAll("[^0-9 ]", "1"));
+            case 7 -> new DERVisibleString(ascii);
+            default -> new ASN1Integer(random.nextInt(1000));
+        };
+    }
+
+    private static byte[] mutate(byte[] der, java.util.Random random) {
+        byte[] b = der.clone();
+        switch (random.nextInt(3)) {
+            case 0 -> b[random.nextInt(b.length)] ^= (byte) (1 << random.nextInt(8));
+            case 1 -> b = java.util.Arrays.copyOf(b, random.nextInt(b.length));
+            default -> {
+                b = java.util.Arrays.copyOf(b, b.length + 1);
+                b[b.length - 1] = (byte) random.nextInt(256);
+            }
+        }
+        return b;
     }
 
     static java.security.cert.X509Certificate certWithName(X500Name name, KeyPair key) throws Exception {

@@ -1,0 +1,267 @@
+package asmhsm;
+
+import java.io.ByteArrayOutputStream;
+import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.Charset;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+
+/**
+ * A DER name printed as Go's pkix.Name.String() prints it: Go first parses the name into fields,
+ * rebuilds them in its own order (C, ST, L, STREET, POSTALCODE, O, OU, CN, SERIALNUMBER), puts
+ * unknown attributes first, and prints the sequence reversed (RFC 2253). The plugin uses this
+ * string as the certificate's CKA_LABEL.
+ *
+ * <p>The name is read here with the JDK only: the steps that print names (control-plane-prep,
+ * import-ca, verify-ca, status) then load no Bouncy Castle, whose signed jar costs a JVM 150-180 ms
+ * CPU to open. A name this reader leaves alone (a value that is no plain string, an encoding it
+ * does not take) is read by Bouncy Castle instead ({@link Pki.WithBc#attributes}), as before.
+ */
+final class GoName {
+    private GoName() {}
+
+    /** One attribute of the name: its OID and its value as a string; `string`: the value is an ASN.1 string type. */
+    record Attribute(String oid, String value, boolean string) {}
+
+    private static final String[][] GO_FIELDS = {
+            {"2.5.4.6", "C"}, {"2.5.4.8", "ST"}, {"2.5.4.7", "L"}, {"2.5.4.9", "STREET"}, {"2.5.4.17", "POSTALCODE"},
+            {"2.5.4.10", "O"}, {"2.5.4.11", "OU"}};
+    private static final String CN = "2.5.4.3", SERIAL = "2.5.4.5";
+    private static final List<String> PARSED = List.of("2.5.4.3", "2.5.4.5", "2.5.4.6", "2.5.4.7", "2.5.4.8",
+            "2.5.4.9", "2.5.4.10", "2.5.4.11", "2.5.4.17");
+
+    static String of(byte[] derName) {
+        List<Attribute> attributes = read(derName);
+        return print(attributes != null ? attributes : Pki.WithBc.attributes(derName));
+    }
+
+    static String print(List<Attribute> atvs) {
+        List<String[]> seq = new ArrayList<>(); // {oid, value, printed RDN or null}
+        for (Attribute a : atvs)
+            if (!PARSED.contains(a.oid())) seq.add(new String[]{a.oid(), a.value(), null});
+        for (String[] f : GO_FIELDS) {
+            // Go keeps every value of a field, in order, as ONE multi-valued RDN
+            StringBuilder joined = null;
+            for (Attribute a : atvs)
+                if (a.oid().equals(f[0]) && a.string()) {
+                    String v = f[1] + "=" + escape(a.value());
+                    joined = joined == null ? new StringBuilder(v) : joined.append('+').append(v);
+                }
+            if (joined != null) seq.add(new String[]{f[0], null, joined.toString()});
+        }
+        for (String single : new String[]{CN, SERIAL}) {
+            String last = null;
+            for (Attribute a : atvs) if (a.oid().equals(single) && a.string()) last = a.value();
+            if (last != null && !last.isEmpty()) seq.add(new String[]{single, last, null});
+        }
+        StringBuilder s = new StringBuilder();
+        for (int i = seq.size() - 1; i >= 0; i--) {
+            if (s.length() > 0) s.append(',');
+            String oid = seq.get(i)[0], value = seq.get(i)[1];
+            if (seq.get(i)[2] != null) {
+                s.append(seq.get(i)[2]);
+                continue;
+            }
+            String typeName = typeName(oid);
+            if (typeName == null) {
+                // Go re-marshals the parsed string: PrintableString when it can, else UTF8String
+                boolean printable = printable(value);
+                s.append(oid).append("=#").append(HexFormat.of().formatHex(
+                        der(printable ? 0x13 : 0x0c, value.getBytes(printable ? StandardCharsets.US_ASCII : StandardCharsets.UTF_8))));
+                continue;
+            }
+            s.append(typeName).append('=').append(escape(value));
+        }
+        return s.toString();
+    }
+
+    private static String typeName(String oid) {
+        for (String[] f : GO_FIELDS) if (f[0].equals(oid)) return f[1];
+        if (oid.equals(CN)) return "CN";
+        if (oid.equals(SERIAL)) return "SERIALNUMBER";
+        return null;
+    }
+
+    /** Go's asn1 PrintableString alphabet, with '*' and '&' allowed as Marshal allows them. */
+    private static boolean printable(String s) {
+        for (char c : s.toCharArray()) {
+            boolean ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                    || " '()+,-./:=?*&".indexOf(c) >= 0;
+            if (!ok) return false;
+        }
+        return true;
+    }
+
+    private static String escape(String v) {
+        byte[] bytes = v.getBytes(StandardCharsets.UTF_8);
+        StringBuilder out = new StringBuilder();
+        int k = 0; // Go ranges over the string: k is the byte offset of each rune
+        for (int i = 0; i < v.length(); ) {
+            int cp = v.codePointAt(i);
+            boolean escape = switch (cp) {
+                case ',', '+', '"', '\\', '<', '>', ';' -> true;
+                case ' ' -> k == 0 || k == bytes.length - 1;
+                case '#' -> k == 0;
+                default -> false;
+            };
+            if (escape) out.append('\\');
+            out.appendCodePoint(cp);
+            k += new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8).length;
+            i += Character.charCount(cp);
+        }
+        return out.toString();
+    }
+
+    private static byte[] der(int tag, byte[] content) {
+        ByteArrayOutputStream b = new ByteArrayOutputStream();
+        b.write(tag);
+        int n = content.length;
+        if (n < 0x80) b.write(n);
+        else {
+            byte[] len = BigInteger.valueOf(n).toByteArray();
+            int skip = len[0] == 0 ? 1 : 0;
+            b.write(0x80 | (len.length - skip));
+            b.write(len, skip, len.length - skip);
+        }
+        b.write(content, 0, n);
+        return b.toByteArray();
+    }
+
+    // ------------------------------------------------------------ the JDK-only reader
+
+    /**
+     * The attributes of a DER Name (SEQUENCE OF SET OF SEQUENCE {OID, value}), in order, with
+     * each value decoded as Bouncy Castle's ASN1String.getString() decodes it; null when the name
+     * holds anything else (a value of another type, a long form this reader does not take, bad DER).
+     */
+    static List<Attribute> read(byte[] der) {
+        try {
+            Reader name = new Reader(der, 0, der.length);
+            Reader rdns = name.inner(0x30);
+            if (name.more()) return null;
+            List<Attribute> out = new ArrayList<>();
+            while (rdns.more()) {
+                Reader set = rdns.inner(0x31);
+                if (!set.more()) return null;
+                while (set.more()) {
+                    Reader atv = set.inner(0x30);
+                    String oid = oid(atv.content(0x06));
+                    int tag = atv.tag();
+                    String value = decode(tag, atv.content(tag));
+                    if (oid == null || value == null || atv.more()) return null;
+                    out.add(new Attribute(oid, value, true));
+                }
+            }
+            return out;
+        } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
+            return null;
+        }
+    }
+
+    /** A value of the string types Go reads as strings, decoded as Bouncy Castle decodes it; null for any other. */
+    private static String decode(int tag, byte[] v) {
+        return switch (tag) {
+            case 0x0c -> strict(StandardCharsets.UTF_8, v);                  // UTF8String
+            case 0x12, 0x13, 0x14, 0x16 -> new String(v, StandardCharsets.ISO_8859_1); // Numeric, Printable, T61, IA5: a char per byte
+            case 0x1e -> bmp(v);                                             // BMPString
+            default -> null;
+        };
+    }
+
+    /** Two bytes a char, kept as they are (a lone surrogate too, as Bouncy Castle keeps it); null for an odd length. */
+    private static String bmp(byte[] v) {
+        if (v.length % 2 != 0) return null;
+        char[] c = new char[v.length / 2];
+        for (int i = 0; i < c.length; i++) c[i] = (char) (((v[2 * i] & 0xff) << 8) | (v[2 * i + 1] & 0xff));
+        return new String(c);
+    }
+
+    private static String strict(Charset cs, byte[] v) {
+        try {
+            return cs.newDecoder().onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(v)).toString();
+        } catch (CharacterCodingException e) {
+            return null;
+        }
+    }
+
+    /** An OID's dotted form; null for one this reader leaves to Bouncy Castle (empty, or an arc past 2^56). */
+    private static String oid(byte[] v) {
+        if (v.length == 0 || (v[v.length - 1] & 0x80) != 0) return null;
+        StringBuilder s = new StringBuilder();
+        long arc = 0;
+        boolean first = true;
+        for (byte b : v) {
+            if (arc == 0 && (b & 0xff) == 0x80) return null;        // not minimal
+            arc = (arc << 7) | (b & 0x7f);
+            if (arc > (1L << 56)) return null;
+            if ((b & 0x80) != 0) continue;
+            if (first) {
+                long top = Math.min(arc / 40, 2);
+                s.append(top).append('.').append(arc - 40 * top);
+                first = false;
+            } else s.append('.').append(arc);
+            arc = 0;
+        }
+        return s.toString();
+    }
+
+    /** DER's tag-length-value within [pos, end): definite lengths, short or long form. */
+    private static final class Reader {
+        private final byte[] der;
+        private int pos;
+        private final int end;
+
+        Reader(byte[] der, int pos, int end) {
+            this.der = der;
+            this.pos = pos;
+            this.end = end;
+        }
+
+        boolean more() {
+            return pos < end;
+        }
+
+        int tag() {
+            if (pos >= end) throw new IndexOutOfBoundsException();
+            return der[pos] & 0xff;
+        }
+
+        /** The next element's content, which must have this tag. */
+        byte[] content(int tag) {
+            Reader r = inner(tag);
+            byte[] v = new byte[r.end - r.pos];
+            System.arraycopy(der, r.pos, v, 0, v.length);
+            return v;
+        }
+
+        /** The next element, which must have this tag, as a reader of its content. */
+        Reader inner(int tag) {
+            if (tag() != tag) throw new IllegalArgumentException("tag");
+            pos++;
+            if (pos >= end) throw new IndexOutOfBoundsException();
+            int first = der[pos++] & 0xff;
+            int length;
+            if (first < 0x80) length = first;
+            else {
+                int n = first & 0x7f;
+                if (n == 0 || n > 3) throw new IllegalArgumentException("length");   // indefinite, or 16 MB and more
+                length = 0;
+                for (int i = 0; i < n; i++) {
+                    if (pos >= end) throw new IndexOutOfBoundsException();
+                    length = (length << 8) | (der[pos++] & 0xff);
+                }
+                if (length < 0x80 || (n > 1 && length < (1 << (8 * (n - 1))))) throw new IllegalArgumentException("length"); // not minimal
+            }
+            if (length > end - pos) throw new IndexOutOfBoundsException();
+            Reader inner = new Reader(der, pos, pos + length);
+            pos += length;
+            return inner;
+        }
+    }
+}
