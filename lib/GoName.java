@@ -1,7 +1,5 @@
 package asmhsm;
 
-import java.io.ByteArrayOutputStream;
-import java.math.BigInteger;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.Charset;
@@ -72,7 +70,7 @@ final class GoName {
                 // Go re-marshals the parsed string: PrintableString when it can, else UTF8String
                 boolean printable = printable(value);
                 s.append(oid).append("=#").append(HexFormat.of().formatHex(
-                        der(printable ? 0x13 : 0x0c, value.getBytes(printable ? StandardCharsets.US_ASCII : StandardCharsets.UTF_8))));
+                        Der.write(printable ? 0x13 : 0x0c, value.getBytes(printable ? StandardCharsets.US_ASCII : StandardCharsets.UTF_8))));
                 continue;
             }
             s.append(typeName).append('=').append(escape(value));
@@ -117,21 +115,6 @@ final class GoName {
         return out.toString();
     }
 
-    private static byte[] der(int tag, byte[] content) {
-        ByteArrayOutputStream b = new ByteArrayOutputStream();
-        b.write(tag);
-        int n = content.length;
-        if (n < 0x80) b.write(n);
-        else {
-            byte[] len = BigInteger.valueOf(n).toByteArray();
-            int skip = len[0] == 0 ? 1 : 0;
-            b.write(0x80 | (len.length - skip));
-            b.write(len, skip, len.length - skip);
-        }
-        b.write(content, 0, n);
-        return b.toByteArray();
-    }
-
     // ------------------------------------------------------------ the JDK-only reader
 
     /**
@@ -141,15 +124,15 @@ final class GoName {
      */
     static List<Attribute> read(byte[] der) {
         try {
-            Reader name = new Reader(der, 0, der.length);
-            Reader rdns = name.inner(0x30);
+            Der.Reader name = new Der.Reader(der);
+            Der.Reader rdns = name.inner(0x30);
             if (name.more()) return null;
             List<Attribute> out = new ArrayList<>();
             while (rdns.more()) {
-                Reader set = rdns.inner(0x31);
+                Der.Reader set = rdns.inner(0x31);
                 if (!set.more()) return null;
                 while (set.more()) {
-                    Reader atv = set.inner(0x30);
+                    Der.Reader atv = set.inner(0x30);
                     String oid = oid(atv.content(0x06));
                     int tag = atv.tag();
                     String value = decode(tag, atv.content(tag));
@@ -209,59 +192,5 @@ final class GoName {
             arc = 0;
         }
         return s.toString();
-    }
-
-    /** DER's tag-length-value within [pos, end): definite lengths, short or long form. */
-    private static final class Reader {
-        private final byte[] der;
-        private int pos;
-        private final int end;
-
-        Reader(byte[] der, int pos, int end) {
-            this.der = der;
-            this.pos = pos;
-            this.end = end;
-        }
-
-        boolean more() {
-            return pos < end;
-        }
-
-        int tag() {
-            if (pos >= end) throw new IndexOutOfBoundsException();
-            return der[pos] & 0xff;
-        }
-
-        /** The next element's content, which must have this tag. */
-        byte[] content(int tag) {
-            Reader r = inner(tag);
-            byte[] v = new byte[r.end - r.pos];
-            System.arraycopy(der, r.pos, v, 0, v.length);
-            return v;
-        }
-
-        /** The next element, which must have this tag, as a reader of its content. */
-        Reader inner(int tag) {
-            if (tag() != tag) throw new IllegalArgumentException("tag");
-            pos++;
-            if (pos >= end) throw new IndexOutOfBoundsException();
-            int first = der[pos++] & 0xff;
-            int length;
-            if (first < 0x80) length = first;
-            else {
-                int n = first & 0x7f;
-                if (n == 0 || n > 3) throw new IllegalArgumentException("length");   // indefinite, or 16 MB and more
-                length = 0;
-                for (int i = 0; i < n; i++) {
-                    if (pos >= end) throw new IndexOutOfBoundsException();
-                    length = (length << 8) | (der[pos++] & 0xff);
-                }
-                if (length < 0x80 || (n > 1 && length < (1 << (8 * (n - 1))))) throw new IllegalArgumentException("length"); // not minimal
-            }
-            if (length > end - pos) throw new IndexOutOfBoundsException();
-            Reader inner = new Reader(der, pos, pos + length);
-            pos += length;
-            return inner;
-        }
     }
 }

@@ -261,16 +261,25 @@ public final class Pki {
 
     /** The serial number as a DER INTEGER, as crypto11 stores CKA_SERIAL_NUMBER. */
     public static byte[] serialDer(BigInteger serial) {
-        return WithBc.serialDer(serial);
+        return Der.integer(serial);
     }
 
     /** The subject exactly as encoded in the certificate (crypto11 stores RawSubject). */
     public static byte[] subjectDer(X509Certificate c) {
-        return WithBc.subjectDer(c);
+        return name(c, true);
     }
 
     public static byte[] issuerDer(X509Certificate c) {
-        return WithBc.issuerDer(c);
+        return name(c, false);
+    }
+
+    /** The JDK parsed the certificate already, so its DER holds both names: one is cut out as it is. */
+    private static byte[] name(X509Certificate c, boolean subject) {
+        try {
+            return Der.certificateName(encoded(c), subject);
+        } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
+            return subject ? WithBc.subjectDer(c) : WithBc.issuerDer(c);
+        }
     }
 
     static byte[] der(ASN1Encodable o) {
@@ -667,14 +676,6 @@ public final class Pki {
      */
     static final class WithBc {
         private WithBc() {}
-
-        static byte[] serialDer(BigInteger serial) {
-            try {
-                return new ASN1Integer(serial).getEncoded();
-            } catch (IOException e) {
-                throw new IllegalStateException(e);
-            }
-        }
 
         static byte[] subjectDer(X509Certificate c) {
             return der(org.bouncycastle.asn1.x509.Certificate.getInstance(encoded(c)).getSubject());
