@@ -10,7 +10,6 @@ import java.time.Instant;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
-import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 
 /**
  * Secret istio-ca-cert as the day-2 steps read and replace it: the chain istiod loads at start-up (the CA
@@ -93,7 +92,7 @@ public record CaSecret(String namespace, Secret secret, List<X509Certificate> ch
     }
 
     /** What signing istiod's CSR again needs: the CSR, the HSM's root, and a validity that ends later than the current certificate's. */
-    public record Renewal(PKCS10CertificationRequest csr, X509Certificate root, Pki.Validity validity) {
+    public record Renewal(Pki.Csr csr, X509Certificate root, Pki.Validity validity) {
         /**
          * The CSR signed again with the root's key (`rootSlot`'s label, in its slot, or in `hsm` when that is `own`):
          * the new chain, checked as istiod will check it, and told.
@@ -128,7 +127,7 @@ public record CaSecret(String namespace, Secret secret, List<X509Certificate> ch
      */
     public Renewal renewal(Kube k, Out out, Hsm hsm, String kekId, String caId, int days) throws Exception {
         if (hsm == null) throw Fail.failed("the embedded HSM token does not exist yet, so it holds no KEK", "run gen-kek and import-ca first");
-        PKCS10CertificationRequest csr = KmsPlugin.decrypt(hsm, KmsPlugin.EncryptedCsr.fromCluster(k, namespace), kekId).request();
+        Pki.Csr csr = KmsPlugin.decrypt(hsm, KmsPlugin.EncryptedCsr.fromCluster(k, namespace), kekId).request();
         if (!Pki.sameKey(ca().getPublicKey(), Pki.publicKey(csr)))
             throw Fail.failed("istiod's CSR in " + Istio.CSR_SECRET + " is for another key than the certificate in " + Istio.CA_CERT_SECRET,
                     "istiod made a new CA key: finish that with decrypt-csr, sign-csr and upload-chain --replace (rotate-ca), not renew-ca");

@@ -6,7 +6,6 @@ import java.time.Instant;
 import java.util.Date;
 import java.util.List;
 import java.util.function.Supplier;
-import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 
 /**
  * The signing of istiod's CSR by the root (sign-csr, renew-ca): the CSR checked as istiod writes it, the
@@ -16,14 +15,14 @@ public final class CaSigning {
     private CaSigning() {}
 
     /** istiod's CSR from `file`: its own signature verifies, its key is istiod's kind, its subject O=<trust domain> (unless `anySubject`). */
-    public static PKCS10CertificationRequest csr(Path file, boolean anySubject) {
-        PKCS10CertificationRequest csr = Pki.csr(file, "CSR");
+    public static Pki.Csr csr(Path file, boolean anySubject) {
+        Pki.Csr csr = Pki.csr(file, "CSR");
         String subject = Pki.subject(csr);
         if (!Pki.csrSignatureValid(csr))
             throw Fail.badInput("the signature of the CSR '" + subject + "' does not verify with its own key",
                     "do not sign it: decrypt istiod's CSR again with decrypt-csr");
         Pki.requireIstioCaKey(csr);
-        if (Pki.trustDomain(csr.getSubject()) == null && !anySubject)
+        if (Pki.trustDomain(csr) == null && !anySubject)
             throw Fail.badInput("the CSR's subject '" + subject + "' is not O=<trust domain>, as istiod writes it",
                     "sign only istiod's CSR (decrypt-csr); --allow-any-subject overrides this check");
         return csr;
@@ -47,7 +46,7 @@ public final class CaSigning {
      * istiod's CA certificate for `csr`: signed with the root's key in `keyFile` (its password in `passFile`) when
      * given, else with the key labelled `keyLabel` in `hsm`. Null under --dry-run when the embedded token does not exist yet.
      */
-    public static X509Certificate issue(Out out, Supplier<Hsm> hsm, String keyLabel, Path keyFile, Path passFile, PKCS10CertificationRequest csr,
+    public static X509Certificate issue(Out out, Supplier<Hsm> hsm, String keyLabel, Path keyFile, Path passFile, Pki.Csr csr,
                                         X509Certificate root, Pki.Validity validity) throws Exception {
         if (keyFile != null) return RootKeyFile.issueIstioCa(out, keyFile, passFile, csr, root, validity);
         Hsm slot = hsm.get();

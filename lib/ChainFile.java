@@ -11,7 +11,6 @@ import java.util.Collections;
 import java.util.Date;
 import java.util.HashSet;
 import java.util.List;
-import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 
 /**
  * cert-chain.pem, the file sign-csr writes and upload-chain uploads: the CA certificate first, the root last,
@@ -21,7 +20,7 @@ public final class ChainFile {
     private ChainFile() {}
 
     /** Why an existing file is not a valid chain for this CSR and root; null when it is. */
-    public static String whyNot(Path file, PKCS10CertificationRequest csr, X509Certificate root) {
+    public static String whyNot(Path file, Pki.Csr csr, X509Certificate root) {
         List<X509Certificate> certs;
         try {
             certs = Pki.certificates(file, "existing chain");
@@ -30,7 +29,7 @@ public final class ChainFile {
         }
         if (certs.size() != 2 || !certs.get(1).equals(root)) return "it is not one CA certificate followed by this root";
         X509Certificate ca = certs.get(0);
-        if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr)) || !Arrays.equals(Pki.subjectDer(ca), Pki.der(csr.getSubject())))
+        if (!Pki.sameKey(ca.getPublicKey(), Pki.publicKey(csr)) || !Arrays.equals(Pki.subjectDer(ca), csr.subjectDer()))
             return "its CA certificate is for another CSR";
         if (!Pki.isCa(ca)) return "its first certificate is not a CA";
         return Pki.chainProblem(Pki.ChainRules.ISTIOD, certs, certs.get(certs.size() - 1), new Date(), "the chain");
@@ -55,7 +54,7 @@ public final class ChainFile {
      * identity, `cluster` naming where it is for), or rewritten in canonical form. No file, or another chain with
      * `replace`, is false; another chain without `replace` fails (exit 1).
      */
-    public static boolean holdsAlready(Out out, Path file, PKCS10CertificationRequest csr, X509Certificate root, boolean replace, Opts.Cluster cluster)
+    public static boolean holdsAlready(Out out, Path file, Pki.Csr csr, X509Certificate root, boolean replace, Opts.Cluster cluster)
             throws IOException {
         if (!Files.exists(file)) return false;
         String why = whyNot(file, csr, root);

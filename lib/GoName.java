@@ -174,7 +174,7 @@ final class GoName {
     }
 
     /** An OID's dotted form; null for one this reader leaves to Bouncy Castle (empty, or an arc past 2^56). */
-    private static String oid(byte[] v) {
+    static String oid(byte[] v) {
         if (v.length == 0 || (v[v.length - 1] & 0x80) != 0) return null;
         StringBuilder s = new StringBuilder();
         long arc = 0;

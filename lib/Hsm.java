@@ -615,7 +615,7 @@ public final class Hsm implements AutoCloseable {
     }
 
     /** The Istio CA certificate for this CSR, signed by the root's key labelled keyLabel in this token (sign-csr, renew-ca). */
-    public java.security.cert.X509Certificate issueIstioCa(String keyLabel, org.bouncycastle.pkcs.PKCS10CertificationRequest csr,
+    public java.security.cert.X509Certificate issueIstioCa(String keyLabel, Pki.Csr csr,
             java.security.cert.X509Certificate root, Pki.Validity validity) throws PKCS11Exception {
         long key = privateKey(keyLabel).handle();
         org.bouncycastle.operator.ContentSigner signer = Pki.signer(keyAlgorithm(key), data -> signSha256(key, data));

@@ -21,7 +21,6 @@ import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
 import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
-import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 import sun.security.pkcs11.wrapper.PKCS11Exception;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
@@ -170,7 +169,7 @@ public final class KmsPlugin {
     }
 
     /** istiod's CSR, decrypted and checked; `dekIvBytes` tells the plugin build that wrote it ({@link #DEK_IV_2020} or {@link #DEK_IV_LATER}). */
-    public record Csr(String pem, PKCS10CertificationRequest request, String kekId, String csrId, int dekIvBytes) {
+    public record Csr(String pem, Pki.Csr request, String kekId, String csrId, int dekIvBytes) {
         /** Which plugin builds write this DEK format, for a human reader. */
         public String dekFormat() {
             return dekIvBytes + "-byte IV, " + (dekIvBytes == DEK_IV_2020 ? "plugin builds up to 2020-10-15" : "plugin builds after 2020-10-15");
@@ -223,7 +222,7 @@ public final class KmsPlugin {
             if (!e.csrId().equals(boundTo))
                 throw Fail.failed("the CSR was encrypted for trust domain '" + boundTo + "' but csr-id says '" + e.csrId() + "'",
                         "the Secret was altered or mixes two meshes: let istiod write it again");
-            PKCS10CertificationRequest request;
+            Pki.Csr request;
             try {
                 request = Pki.csr(pem, "the decrypted CSR");
             } catch (Fail f) {

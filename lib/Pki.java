@@ -329,17 +329,92 @@ public final class Pki {
     // ------------------------------------------------------------ CSR (istiod's request)
 
     /** The one certificate request of a PEM file; any other block, or several, is refused. */
-    public static PKCS10CertificationRequest csr(Path file, String what) {
+    public static Csr csr(Path file, String what) {
         return csr(pemBlocks(file, what), what + " " + file);
     }
 
-    public static PKCS10CertificationRequest csr(String pem, String what) {
+    public static Csr csr(String pem, String what) {
         return csr(pemBlocks(pem, what), what);
     }
 
-    private static PKCS10CertificationRequest csr(List<PemBlock> blocks, String what) {
-        return WithBc.csr(blocks, what);
+    private static Csr csr(List<PemBlock> blocks, String what) {
+        if (blocks.size() != 1 || !blocks.get(0).getType().endsWith("CERTIFICATE REQUEST"))
+            throw Fail.badInput(what + " is not one PEM CERTIFICATE REQUEST (found "
+                    + blocks.stream().map(PemBlock::getType).toList() + ")", "give the csr.pem that decrypt-csr wrote");
+        Csr csr = Csr.read(blocks.get(0).getContent());
+        if (csr != null) return csr;
+        // not plain DER: Bouncy Castle's reading says what is wrong, or takes it (BER), as DER again
+        csr = Csr.read(WithBc.csrDer(blocks.get(0).getContent(), what));
+        if (csr == null) throw Fail.badInput(what + " is not a valid PKCS#10 request", "give the csr.pem that decrypt-csr wrote");
+        return csr;
     }
+
+    /**
+     * A certificate request (PKCS#10: istiod's), read with the JDK: its DER and the parts the
+     * steps check. decrypt-csr and upload-chain need no more; signing it (sign-csr, renew-ca)
+     * hands its DER to Bouncy Castle.
+     */
+    public static final class Csr {
+        final byte[] der;
+        final byte[] subjectDer;
+        final byte[] publicKeyInfo;
+        final String keyOid;
+        final byte[] signedPart;
+        final String signatureOid;
+        final byte[] signature;
+
+        private Csr(byte[] der, byte[] subjectDer, byte[] publicKeyInfo, String keyOid, byte[] signedPart, String signatureOid, byte[] signature) {
+            this.der = der;
+            this.subjectDer = subjectDer;
+            this.publicKeyInfo = publicKeyInfo;
+            this.keyOid = keyOid;
+            this.signedPart = signedPart;
+            this.signatureOid = signatureOid;
+            this.signature = signature;
+        }
+
+        /** CertificationRequest ::= SEQUENCE { info SEQUENCE { version, subject, SubjectPublicKeyInfo, [0] attributes }, algorithm, BIT STRING }; null for anything else. */
+        static Csr read(byte[] der) {
+            try {
+                Der.Reader whole = new Der.Reader(der);
+                Der.Reader request = whole.inner(0x30);
+                if (whole.more()) return null;
+                byte[] info = request.element(0x30);
+                Der.Reader fields = new Der.Reader(info).inner(0x30);
+                if (fields.content(0x02).length != 1) return null;   // version 0, one byte
+                byte[] subject = fields.element(0x30);
+                byte[] spki = fields.element(0x30);
+                if (fields.more()) fields.inner(0xa0);
+                if (fields.more()) return null;
+                String keyOid = GoName.oid(new Der.Reader(spki).inner(0x30).inner(0x30).content(0x06));
+                Der.Reader algorithm = request.inner(0x30);
+                String signatureOid = GoName.oid(algorithm.content(0x06));
+                byte[] bits = request.content(0x03);
+                if (request.more() || keyOid == null || signatureOid == null || bits.length < 1 || bits[0] != 0) return null;
+                return new Csr(der, subject, spki, keyOid, info, signatureOid, java.util.Arrays.copyOfRange(bits, 1, bits.length));
+            } catch (IndexOutOfBoundsException | IllegalArgumentException e) {
+                return null;
+            }
+        }
+
+        /** The request as it is encoded. */
+        public byte[] der() {
+            return der.clone();
+        }
+
+        /** The subject as it is encoded (an issued certificate carries it byte for byte). */
+        public byte[] subjectDer() {
+            return subjectDer.clone();
+        }
+    }
+
+    /** JCA names of the keys and signatures istiod, openssl and Go make; another goes to Bouncy Castle. */
+    private static final java.util.Map<String, String> KEY_ALGORITHMS = java.util.Map.of(
+            "1.2.840.113549.1.1.1", "RSA", "1.2.840.10045.2.1", "EC", "1.3.101.112", "Ed25519", "1.3.101.113", "Ed448");
+    private static final java.util.Map<String, String> SIGNATURE_ALGORITHMS = java.util.Map.of(
+            "1.2.840.113549.1.1.11", "SHA256withRSA", "1.2.840.113549.1.1.12", "SHA384withRSA", "1.2.840.113549.1.1.13", "SHA512withRSA",
+            "1.2.840.10045.4.3.2", "SHA256withECDSA", "1.2.840.10045.4.3.3", "SHA384withECDSA", "1.2.840.10045.4.3.4", "SHA512withECDSA",
+            "1.3.101.112", "Ed25519", "1.3.101.113", "Ed448");
 
     /**
      * The request is signed by the key it carries: the requester holds that key. The verifier is
@@ -347,8 +422,23 @@ public final class Pki {
      * algorithm; the JDK has no KeyFactory under the EC key's OID, which a verifier made straight
      * from the SubjectPublicKeyInfo would look up.
      */
-    public static boolean csrSignatureValid(PKCS10CertificationRequest csr) {
-        return WithBc.csrSignatureValid(csr);
+    public static boolean csrSignatureValid(Csr csr) {
+        String algorithm = SIGNATURE_ALGORITHMS.get(csr.signatureOid);
+        if (algorithm == null) {
+            try {
+                return WithBc.csrSignatureValid(WithBc.request(csr));
+            } catch (Fail unreadable) {
+                return false;
+            }
+        }
+        try {
+            java.security.Signature verifier = java.security.Signature.getInstance(algorithm);
+            verifier.initVerify(publicKey(csr));
+            verifier.update(csr.signedPart);
+            return verifier.verify(csr.signature);
+        } catch (GeneralSecurityException | RuntimeException e) {
+            return false;
+        }
     }
 
     /** The smallest RSA key the Istio CA may have: istiod makes RSA 2048. */
@@ -369,23 +459,29 @@ public final class Pki {
     }
 
     /** Refuses (exit 2) a CSR whose key the Istio CA may not have; see {@link #istioCaKeyProblem}. */
-    public static void requireIstioCaKey(PKCS10CertificationRequest csr) {
+    public static void requireIstioCaKey(Csr csr) {
         String problem = istioCaKeyProblem(publicKey(csr));
         if (problem != null)
             throw Fail.badInput("the CSR '" + subject(csr) + "' has a key the Istio CA may not have: " + problem,
                     "only RSA keys of " + ISTIO_CA_MIN_RSA_BITS + " bits or more are signed: sign the CSR decrypt-csr took from istiod's Secret");
     }
 
-    public static PublicKey publicKey(PKCS10CertificationRequest csr) {
-        return WithBc.publicKey(csr);
+    public static PublicKey publicKey(Csr csr) {
+        String algorithm = KEY_ALGORITHMS.get(csr.keyOid);
+        if (algorithm == null) return WithBc.publicKey(WithBc.request(csr));
+        try {
+            return java.security.KeyFactory.getInstance(algorithm).generatePublic(new java.security.spec.X509EncodedKeySpec(csr.publicKeyInfo));
+        } catch (GeneralSecurityException | RuntimeException e) {
+            throw Fail.badInput("the CSR's public key cannot be read: " + e.getMessage(), "check the CSR (openssl req -text)");
+        }
     }
 
-    public static String subject(PKCS10CertificationRequest csr) {
-        return WithBc.subject(csr);
+    public static String subject(Csr csr) {
+        return goName(csr.subjectDer);
     }
 
-    public static String pem(PKCS10CertificationRequest csr) {
-        return WithBc.pem(csr);
+    public static String pem(Csr csr) {
+        return pem("CERTIFICATE REQUEST", csr.der);
     }
 
     /** "RSA 2048", "EC P-256": the key as an operator names it. */
@@ -414,9 +510,16 @@ public final class Pki {
      * The trust domain a subject names when it is exactly istiod's `O=<trust domain>` (one
      * attribute, organisation, a DNS-like name); null for anything else.
      */
-    public static String trustDomain(X500Name subject) {
-        return WithBc.trustDomain(subject);
+    public static String trustDomain(Csr csr) {
+        List<GoName.Attribute> attributes = GoName.read(csr.subjectDer);
+        if (attributes == null) return WithBc.trustDomain(X500Name.getInstance(csr.subjectDer));
+        // one RDN of one attribute: the reader takes no empty RDN, so one attribute is one RDN
+        if (attributes.size() != 1 || !attributes.get(0).oid().equals("2.5.4.10")) return null;
+        String v = attributes.get(0).value();
+        return v.matches(TRUST_DOMAIN) ? v : null;
     }
+
+    private static final String TRUST_DOMAIN = "[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?";
 
     // ------------------------------------------------------------ issuing the Istio CA certificate
 
@@ -449,9 +552,9 @@ public final class Pki {
      * (critical), no ExtKeyUsage, the CSR's subject and key, key identifiers, SHA-256.
      * The issuer name is the root's subject byte for byte, as Go matches them.
      */
-    public static X509Certificate issueIstioCa(PKCS10CertificationRequest csr, X509Certificate root, ContentSigner signer,
+    public static X509Certificate issueIstioCa(Csr csr, X509Certificate root, ContentSigner signer,
             Instant notBefore, Instant notAfter, BigInteger serial) {
-        return WithBc.issueIstioCa(csr, root, signer, notBefore, notAfter, serial);
+        return WithBc.issueIstioCa(WithBc.request(csr), root, signer, notBefore, notAfter, serial);
     }
 
     /** A CA certificate's validity: from 5 minutes ago (clock skew between machines), never before nor past the root's; clamped when the root ends first. */
@@ -633,7 +736,29 @@ public final class Pki {
     }
 
     public static Identity identity(X509Certificate c) {
-        return WithBc.identity(c);
+        String ski;
+        try {
+            ski = subjectKeyId(c);
+        } catch (IndexOutOfBoundsException | IllegalArgumentException | GeneralSecurityException e) {
+            return WithBc.identity(c);   // an extension or key the JDK-side reading does not take
+        }
+        return new Identity(name(c), c.getSerialNumber().toString(16), ski, c.getNotAfter().toInstant());
+    }
+
+    /** The certificate's SKI, else RFC 5280's method 1 (SHA-1 of the key's bits), as openssl and Go compute it. */
+    private static String subjectKeyId(X509Certificate c) throws GeneralSecurityException {
+        byte[] ext = c.getExtensionValue("2.5.29.14");
+        if (ext != null) {
+            Der.Reader outer = new Der.Reader(new Der.Reader(ext).content(0x04));
+            byte[] id = outer.content(0x04);
+            if (outer.more()) throw new IllegalArgumentException("subjectKeyIdentifier");
+            return colonHex(id);
+        }
+        Der.Reader spki = new Der.Reader(c.getPublicKey().getEncoded()).inner(0x30);
+        spki.inner(0x30);
+        byte[] bits = spki.content(0x03);
+        if (bits.length < 1 || bits[0] != 0) throw new IllegalArgumentException("subjectPublicKey");
+        return colonHex(java.security.MessageDigest.getInstance("SHA-1").digest(java.util.Arrays.copyOfRange(bits, 1, bits.length))) + " (computed)";
     }
 
     private static String colonHex(byte[] b) {
@@ -705,16 +830,24 @@ public final class Pki {
             return out;
         }
 
-        static PKCS10CertificationRequest csr(List<PemBlock> blocks, String what) {
-            if (blocks.size() != 1 || !blocks.get(0).getType().endsWith("CERTIFICATE REQUEST"))
-                throw Fail.badInput(what + " is not one PEM CERTIFICATE REQUEST (found "
-                        + blocks.stream().map(PemBlock::getType).toList() + ")", "give the csr.pem that decrypt-csr wrote");
+        /** A request the JDK-side reader does not take, read by Bouncy Castle: its DER, or why it is none. */
+        static byte[] csrDer(byte[] content, String what) {
             try {
-                PKCS10CertificationRequest r = new PKCS10CertificationRequest(blocks.get(0).getContent());
+                PKCS10CertificationRequest r = new PKCS10CertificationRequest(content);
                 r.getSubject(); // parsing is lazy in places: touch what is used later
-                return r;
+                return r.toASN1Structure().getEncoded("DER");
             } catch (IOException | RuntimeException e) {
                 throw Fail.badInput(what + " is not a valid PKCS#10 request: " + e.getMessage(), "give the csr.pem that decrypt-csr wrote");
+            }
+        }
+
+        /** The request as Bouncy Castle's, to sign it or to check one the JDK side leaves to it. */
+        static PKCS10CertificationRequest request(Csr csr) {
+            try {
+                return new PKCS10CertificationRequest(csr.der);
+            } catch (IOException | RuntimeException e) {
+                // parts the JDK side skips (attributes, algorithm parameters) and Bouncy Castle reads
+                throw Fail.badInput("the CSR is not a valid PKCS#10 request: " + e.getMessage(), "give the csr.pem that decrypt-csr wrote");
             }
         }
 
@@ -731,18 +864,6 @@ public final class Pki {
                 return new JcaPKCS10CertificationRequest(csr).getPublicKey();
             } catch (GeneralSecurityException | RuntimeException e) {
                 throw Fail.badInput("the CSR's public key cannot be read: " + e.getMessage(), "check the CSR (openssl req -text)");
-            }
-        }
-
-        static String subject(PKCS10CertificationRequest csr) {
-            return Pki.goName(der(csr.getSubject()));
-        }
-
-        static String pem(PKCS10CertificationRequest csr) {
-            try {
-                return Pki.pem("CERTIFICATE REQUEST", csr.getEncoded());
-            } catch (IOException e) {
-                throw new IllegalStateException(e);
             }
         }
 
@@ -763,7 +884,7 @@ public final class Pki {
             AttributeTypeAndValue a = rdns[0].getFirst();
             if (!a.getType().getId().equals("2.5.4.10") || !(a.getValue() instanceof ASN1String)) return null;
             String v = ((ASN1String) a.getValue()).getString();
-            return v.matches("[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?") ? v : null;
+            return v.matches(TRUST_DOMAIN) ? v : null;
         }
 
         static AlgorithmIdentifier sha256SignatureAlgorithm(String keyAlgorithm) {

@@ -4,7 +4,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.Arrays;
-import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 
 /**
  * A root's private key in a PEM or PKCS#12 file, mode 0600 (sign-csr --root-key; discouraged: root keys belong
@@ -14,7 +13,7 @@ public final class RootKeyFile {
     private RootKeyFile() {}
 
     /** istiod's CA certificate for `csr`, signed with the key in `file` (its password in `passFile`, or none). */
-    public static X509Certificate issueIstioCa(Out out, Path file, Path passFile, PKCS10CertificationRequest csr, X509Certificate root, Pki.Validity validity) {
+    public static X509Certificate issueIstioCa(Out out, Path file, Path passFile, Pki.Csr csr, X509Certificate root, Pki.Validity validity) {
         out.warn("the root's private key is read from a file; keep root keys in an HSM (--root-key-label)");
         Env.readSecret(file, "root private key", null); // refuses a key file others can read
         char[] pass = passFile == null ? null : Env.readSecretChars(passFile, "root key password", null);

@@ -6,7 +6,6 @@ package asmhsm;
 import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.util.List;
-import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -58,7 +57,7 @@ class SignCsr extends Step {
     protected void run() throws Exception {
         if (passFile != null && rootKey.file == null)
             throw Fail.badInput("--root-key-pass-file goes with --root-key only", "a key in the HSM needs no password file");
-        PKCS10CertificationRequest csr = CaSigning.csr(csrFile, anySubject);
+        Pki.Csr csr = CaSigning.csr(csrFile, anySubject);
         String subject = Pki.subject(csr);
         X509Certificate root = CaSigning.root(rootFile);
         String rootName = Pki.goName(Pki.subjectDer(root));

@@ -46,7 +46,7 @@ class DecryptCsrTest {
         assertThat(r.stdout()).contains("subject O=cluster.local").contains("key RSA 2048").contains("trust domain cluster.local")
                 .contains("KEK " + KEK).contains("wrote " + tmp.resolve("csr.pem"));
         Path csr = tmp.resolve("csr.pem");
-        assertThat(Pki.csr(csr, "csr").getEncoded()).isEqualTo(Pki.csr(istiod.csrPem, "stand-in CSR").getEncoded());
+        assertThat(Pki.csr(csr, "csr").der()).isEqualTo(Pki.csr(istiod.csrPem, "stand-in CSR").der());
         assertThat(Files.getPosixFilePermissions(csr)).isEqualTo(PosixFilePermissions.fromString("rw-r--r--"));
         Cli.Result o = Cli.run(List.of("openssl", "req", "-in", csr.toString(), "-verify", "-noout", "-subject"), Map.of(), tmp, null);
         assertThat(o.all()).contains("verify OK").contains("O = cluster.local");
@@ -71,7 +71,7 @@ class DecryptCsrTest {
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("encrypted-dek: " + ivBytes + "-byte IV, plugin builds "
                 + (ivBytes == 12 ? "up to 2020-10-15" : "after 2020-10-15"));
-        assertThat(Pki.csr(tmp.resolve("csr.pem"), "csr").getEncoded()).isEqualTo(Pki.csr(s.csrPem, "stand-in CSR").getEncoded());
+        assertThat(Pki.csr(tmp.resolve("csr.pem"), "csr").der()).isEqualTo(Pki.csr(s.csrPem, "stand-in CSR").der());
         Cli.Result again = decrypt(t.env(), json, "--json");
         assertThat(again.exit()).as(again.toString()).isZero();
         assertThat(again.stdout()).contains("\"changed\" : false").contains("\"dekIvBytes\" : " + ivBytes);

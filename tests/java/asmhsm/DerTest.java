@@ -60,4 +60,33 @@ class DerTest {
         }
         for (BigInteger s : serials) assertThat(Pki.serialDer(s)).as(s.toString()).isEqualTo(new ASN1Integer(s).getEncoded());
     }
+
+    /** A certificate's identity (subject, serial, SKI, expiry) as Bouncy Castle read it: with an SKI, without (computed), RSA and EC. */
+    @Test
+    void identitiesAreBouncyCastles() throws Exception {
+        KeyPairGenerator ec = KeyPairGenerator.getInstance("EC");
+        ec.initialize(256);
+        KeyPairGenerator rsa = KeyPairGenerator.getInstance("RSA");
+        rsa.initialize(2048);
+        int n = 0;
+        for (KeyPair key : new KeyPair[]{ec.generateKeyPair(), rsa.generateKeyPair()})
+            for (int form = 0; form < 3; form++) {
+                X500Name name = new X500Name("O=Istio,CN=Identity " + form);
+                Date from = new Date(System.currentTimeMillis() - 60_000), to = new Date(System.currentTimeMillis() + 3_600_000);
+                var signer = new JcaContentSignerBuilder(key.getPublic().getAlgorithm().equals("EC") ? "SHA256withECDSA" : "SHA256withRSA")
+                        .build(key.getPrivate());
+                BigInteger serial = BigInteger.valueOf(4096 + n++);
+                var holder = switch (form) {
+                    case 0 -> new JcaX509v1CertificateBuilder(name, serial, from, to, name, key.getPublic()).build(signer);
+                    case 1 -> new JcaX509v3CertificateBuilder(name, serial, from, to, name, key.getPublic()).build(signer);
+                    default -> new JcaX509v3CertificateBuilder(name, serial, from, to, name, key.getPublic())
+                            .addExtension(org.bouncycastle.asn1.x509.Extension.subjectKeyIdentifier, false,
+                                    new org.bouncycastle.asn1.x509.SubjectKeyIdentifier(new byte[]{1, 2, 3, (byte) form}))
+                            .build(signer);
+                };
+                X509Certificate c = new JcaX509CertificateConverter().getCertificate(holder);
+                assertThat(Pki.identity(c)).as(key.getPublic().getAlgorithm() + " form " + form).isEqualTo(Pki.WithBc.identity(c));
+                assertThat(Pki.identity(c).toString()).contains(form == 2 ? "01:02:03:02" : "(computed)");
+            }
+    }
 }

@@ -26,7 +26,6 @@ import org.bouncycastle.asn1.x509.KeyUsage;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
 import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
 import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
-import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -129,9 +128,9 @@ class PkiTest {
         // an openssl root: its subject's string types must be copied byte for byte into the issuer
         Path rootPem = SignCsrTest.opensslRoot(tmp, "root", "/C=US/O=Istio/CN=Root CA", "ec", 30);
         X509Certificate root = Pki.single(rootPem, "root");
-        PKCS10CertificationRequest csr = Pki.csr(IstiodStandIn.csr("cluster.local", ik), "csr");
+        Pki.Csr csr = Pki.csr(IstiodStandIn.csr("cluster.local", ik), "csr");
         assertThat(Pki.csrSignatureValid(csr)).isTrue();
-        assertThat(Pki.trustDomain(csr.getSubject())).isEqualTo("cluster.local");
+        assertThat(Pki.trustDomain(csr)).isEqualTo("cluster.local");
         var key = Pki.privateKey(Files.readAllBytes(tmp.resolve("root.key")), null, "root.key");
         Instant now = Instant.now();
         X509Certificate ca = Pki.issueIstioCa(csr, root, Pki.signer(key), now, now.plus(Duration.ofDays(1)), Pki.randomSerial());
@@ -155,13 +154,80 @@ class PkiTest {
     }
 
     @Test
-    void trustDomainSubjectsOnly() {
-        assertThat(Pki.trustDomain(new X500Name("O=cluster.local"))).isEqualTo("cluster.local");
-        assertThat(Pki.trustDomain(new X500Name("O=td_1.example-mesh"))).isEqualTo("td_1.example-mesh");
-        assertThat(Pki.trustDomain(new X500Name("CN=cluster.local"))).isNull();
-        assertThat(Pki.trustDomain(new X500Name("O=cluster.local,CN=x"))).isNull();
-        assertThat(Pki.trustDomain(new X500Name("O=two words"))).isNull();
-        assertThat(Pki.trustDomain(new X500Name("O=.local"))).isNull();
+    void trustDomainSubjectsOnly() throws Exception {
+        assertThat(Pki.trustDomain(csrNamed(new X500Name("O=cluster.local")))).isEqualTo("cluster.local");
+        assertThat(Pki.trustDomain(csrNamed(new X500Name("O=td_1.example-mesh")))).isEqualTo("td_1.example-mesh");
+        assertThat(Pki.trustDomain(csrNamed(new X500Name("CN=cluster.local")))).isNull();
+        assertThat(Pki.trustDomain(csrNamed(new X500Name("O=cluster.local,CN=x")))).isNull();
+        assertThat(Pki.trustDomain(csrNamed(new X500Name("O=two words")))).isNull();
+        assertThat(Pki.trustDomain(csrNamed(new X500Name("O=.local")))).isNull();
+        assertThat(Pki.trustDomain(csrNamed(new X500Name(new org.bouncycastle.asn1.x500.RDN[]{new org.bouncycastle.asn1.x500.RDN(
+                new org.bouncycastle.asn1.x500.AttributeTypeAndValue[]{
+                        new org.bouncycastle.asn1.x500.AttributeTypeAndValue(org.bouncycastle.asn1.x500.style.BCStyle.O, new org.bouncycastle.asn1.DERUTF8String("cluster.local")),
+                        new org.bouncycastle.asn1.x500.AttributeTypeAndValue(org.bouncycastle.asn1.x500.style.BCStyle.OU, new org.bouncycastle.asn1.DERUTF8String("x"))})}))))
+                .as("one multi-valued RDN").isNull();
+        assertThat(Pki.trustDomain(csrNamed(new X500Name(new org.bouncycastle.asn1.x500.RDN[]{new org.bouncycastle.asn1.x500.RDN(
+                org.bouncycastle.asn1.x500.style.BCStyle.O, new org.bouncycastle.asn1.ASN1Integer(7))})))).as("an O that is no string").isNull();
+    }
+
+    private static org.bouncycastle.operator.ContentSigner signer(String algorithm, KeyPair k) throws Exception {
+        var b = new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder(algorithm);
+        if (algorithm.contains("MGF1")) b.setProvider(new org.bouncycastle.jce.provider.BouncyCastleProvider());
+        return b.build(k.getPrivate());
+    }
+
+    static Pki.Csr csrNamed(X500Name subject) throws Exception {
+        KeyPair k = ec();
+        var req = new org.bouncycastle.pkcs.jcajce.JcaPKCS10CertificationRequestBuilder(subject, k.getPublic())
+                .build(new org.bouncycastle.operator.jcajce.JcaContentSignerBuilder("SHA256withECDSA").build(k.getPrivate()));
+        return Pki.csr(Pki.pem("CERTIFICATE REQUEST", req.getEncoded()), "csr");
+    }
+
+    /**
+     * Requests are read and checked with the JDK (Pki.Csr): their keys and signatures as Bouncy
+     * Castle reads and checks them, for the key types and signatures istiod, openssl and Go make,
+     * a signature Bouncy Castle alone checks (RSASSA-PSS), and damaged ones.
+     */
+    @Test
+    void requestsReadAndCheckedAsBouncyCastleDoes() throws Exception {
+        List<String[]> kinds = List.of(new String[]{"RSA", "SHA256withRSA"}, new String[]{"RSA", "SHA384withRSA"},
+                new String[]{"EC", "SHA256withECDSA"}, new String[]{"EC", "SHA384withECDSA"}, new String[]{"Ed25519", "Ed25519"},
+                new String[]{"RSA", "SHA256withRSAandMGF1"});
+        java.util.Random random = new java.util.Random(5);
+        for (String[] kind : kinds) {
+            KeyPairGenerator g = KeyPairGenerator.getInstance(kind[0]);
+            if (kind[0].equals("RSA")) g.initialize(2048);
+            KeyPair k = g.generateKeyPair();
+            byte[] der = new org.bouncycastle.pkcs.jcajce.JcaPKCS10CertificationRequestBuilder(new X500Name("O=cluster.local"), k.getPublic())
+                    .build(signer(kind[1], k)).getEncoded();
+            for (int i = 0; i < 40; i++) {
+                byte[] d = i == 0 ? der : der.clone();
+                if (i > 0) d[random.nextInt(d.length)] ^= (byte) (1 << random.nextInt(8));
+                Pki.Csr ours;
+                try {
+                    ours = Pki.csr(Pki.pem("CERTIFICATE REQUEST", d), "csr");
+                } catch (Fail f) {
+                    continue;   // Bouncy Castle's reading refused it too (it is the fallback)
+                }
+                org.bouncycastle.pkcs.PKCS10CertificationRequest theirs;
+                try {
+                    theirs = Pki.WithBc.request(ours);
+                } catch (Fail f) {
+                    // damage in a part the JDK side does not read (attributes, parameters): the signature shows it
+                    assertThat(Pki.csrSignatureValid(ours)).as(kind[1] + " #" + i + " Bouncy Castle refuses").isFalse();
+                    continue;
+                }
+                boolean bcValid = Pki.WithBc.csrSignatureValid(theirs);
+                assertThat(Pki.csrSignatureValid(ours)).as(kind[1] + " #" + i).isEqualTo(bcValid);
+                if (i == 0) {
+                    // RSASSA-PSS: Bouncy Castle's verifier on the JDK's providers cannot check it, so it was refused before too
+                    assertThat(bcValid).as(kind[1]).isEqualTo(!kind[1].contains("MGF1"));
+                    assertThat(Pki.publicKey(ours)).isEqualTo(k.getPublic());
+                    assertThat(Pki.publicKey(ours).getEncoded()).isEqualTo(Pki.WithBc.publicKey(theirs).getEncoded());
+                    assertThat(Pki.subject(ours)).isEqualTo("O=cluster.local");
+                }
+            }
+        }
     }
 
     @Test

@@ -328,7 +328,7 @@ class SignCsrTest {
         var forged = new JcaPKCS10CertificationRequestBuilder(new X500Name("O=cluster.local"), istiodKey.getPublic())
                 .build(new JcaContentSignerBuilder("SHA256withRSA").build(other.getPrivate()));
         Path bad = tmp.resolve("forged.pem");
-        Files.writeString(bad, Pki.pem(forged));
+        Files.writeString(bad, csrPem(forged));
         // openssl agrees that this request does not verify (OpenSSL 3.0 still exits 0 then)
         Cli.Result o = Cli.run(List.of("openssl", "req", "-in", bad.toString(), "-verify", "-noout"), Map.of(), tmp, null);
         assertThat(o.all()).as(o.toString()).contains("verify failure").doesNotContain("verify OK");
@@ -361,7 +361,7 @@ class SignCsrTest {
         g.initialize(new java.security.spec.ECGenParameterSpec("secp384r1"));
         KeyPair p384 = g.generateKeyPair();
         Path ec384 = tmp.resolve("ec384.csr.pem");
-        Files.writeString(ec384, Pki.pem(new JcaPKCS10CertificationRequestBuilder(new X500Name("O=cluster.local"), p384.getPublic())
+        Files.writeString(ec384, csrPem(new JcaPKCS10CertificationRequestBuilder(new X500Name("O=cluster.local"), p384.getPublic())
                 .build(new JcaContentSignerBuilder("SHA384withECDSA").build(p384.getPrivate()))));
         Map<Path, String> cases = Map.of(
                 opensslCsr("ec256", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"), "EC P-256 is not RSA",
@@ -377,7 +377,7 @@ class SignCsrTest {
         var forged = new JcaPKCS10CertificationRequestBuilder(new X500Name("O=cluster.local"), p384.getPublic())
                 .build(new JcaContentSignerBuilder("SHA384withECDSA").build(g.generateKeyPair().getPrivate()));
         Path bad = tmp.resolve("forged-ec.pem");
-        Files.writeString(bad, Pki.pem(forged));
+        Files.writeString(bad, csrPem(forged));
         assertThat(Cli.run(List.of("openssl", "req", "-in", bad.toString(), "-verify", "-noout"), Map.of(), tmp, null).all()).contains("verify failure");
         assertThat(refused(Map.of(), "--csr", bad.toString(), "--root-cert", root.toString(), "--root-key", key).stderr())
                 .contains("signature of the CSR 'O=cluster.local' does not verify");
@@ -450,7 +450,7 @@ class SignCsrTest {
         var req = new JcaPKCS10CertificationRequestBuilder(new X500Name("CN=www.example.com,O=cluster.local"), istiodKey.getPublic())
                 .build(new JcaContentSignerBuilder("SHA256withRSA").build(istiodKey.getPrivate()));
         Path web = tmp.resolve("web.pem");
-        Files.writeString(web, Pki.pem(req));
+        Files.writeString(web, csrPem(req));
         assertThat(refused(Map.of(), "--csr", web.toString(), "--root-cert", root.toString(), "--root-key", key.toString()).stderr())
                 .contains("is not O=<trust domain>").contains("--allow-any-subject");
         Cli.Result ok = Cli.asm(Map.of(), tmp, "sign-csr", "--csr", web.toString(), "--root-cert", root.toString(),
@@ -518,5 +518,9 @@ class SignCsrTest {
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.stdout()).contains("would write " + out);
         assertThat(out).doesNotExist();
+    }
+
+    static String csrPem(org.bouncycastle.pkcs.PKCS10CertificationRequest request) throws java.io.IOException {
+        return Pki.pem("CERTIFICATE REQUEST", request.getEncoded());
     }
 }
