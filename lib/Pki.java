@@ -417,10 +417,10 @@ public final class Pki {
             "1.3.101.112", "Ed25519", "1.3.101.113", "Ed448");
 
     /**
-     * The request is signed by the key it carries: the requester holds that key. The verifier is
-     * made from the request's key as a JCA key (RSA, EC, Ed25519 ...) and its own signature
-     * algorithm; the JDK has no KeyFactory under the EC key's OID, which a verifier made straight
-     * from the SubjectPublicKeyInfo would look up.
+     * The request is signed by the key it carries: the requester holds that key. The key is made
+     * by the JCA KeyFactory its algorithm OID names (the JDK has none under the EC key's OID
+     * itself), the signature checked by the JCA Signature its algorithm names; Bouncy Castle
+     * checks the others (RSASSA-PSS ...), as it checked every request before.
      */
     public static boolean csrSignatureValid(Csr csr) {
         String algorithm = SIGNATURE_ALGORITHMS.get(csr.signatureOid);
