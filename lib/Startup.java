@@ -324,7 +324,7 @@ public final class Startup {
             }
         }
 
-        private static final Duration WARM_UP_LIMIT = Duration.ofSeconds(20);
+        private static final Duration WARM_UP_LIMIT = Duration.ofSeconds(60);   // it takes 2-5 s; a loaded machine, more
 
         /** Answers as the API server and Vault would, enough for the clients' ordinary paths. */
         static HttpsServer standIn(KeyPair key, X509Certificate cert) throws Exception {
