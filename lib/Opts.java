@@ -54,7 +54,7 @@ public final class Opts {
                         case "yaml" -> Out.Format.yaml;
                         default -> throw new picocli.CommandLine.TypeConversionException("'" + value + "' is not an output format: json or yaml");
                     })
-                    .description("Print the result as json or yaml on stdout (-o json is --json).")
+                    .description("Print the result as json or yaml on stdout (" + names.get(0) + " json is --json).")
                     .completionCandidates(java.util.List.of("json", "yaml"))
                     .setter(new picocli.CommandLine.Model.ISetter() {
                         @Override

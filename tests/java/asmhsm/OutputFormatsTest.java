@@ -52,6 +52,11 @@ class OutputFormatsTest {
         CommandLine decrypt = Asm.commandLine("decrypt-csr").getSubcommands().get("decrypt-csr");
         assertThat(decrypt.getCommandSpec().findOption("-o").paramLabel()).isEqualTo("CSR_PEM");
         assertThat(decrypt.getCommandSpec().findOption("--output-format")).isNotNull();
+        // and its help names that option, not -o, as the one that takes json
+        assertThat(String.join(" ", decrypt.getCommandSpec().findOption("--output-format").description()))
+                .contains("--output-format json is --json").doesNotContain("-o json");
+        assertThat(String.join(" ", Asm.commandLine("hsm-info").getSubcommands().get("hsm-info").getCommandSpec()
+                .findOption("-o").description())).contains("(-o json is --json)");
     }
 
     @Test
