@@ -181,8 +181,8 @@ final class GoName {
         boolean first = true;
         for (byte b : v) {
             if (arc == 0 && (b & 0xff) == 0x80) return null;        // not minimal
+            if (arc >= (1L << 56)) return null;                       // the shift would overflow
             arc = (arc << 7) | (b & 0x7f);
-            if (arc > (1L << 56)) return null;
             if ((b & 0x80) != 0) continue;
             if (first) {
                 long top = Math.min(arc / 40, 2);

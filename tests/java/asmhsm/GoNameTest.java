@@ -111,7 +111,9 @@ class GoNameTest {
         java.util.Random random = new java.util.Random(20261202);
         ASN1ObjectIdentifier[] types = {BCStyle.C, BCStyle.ST, BCStyle.L, BCStyle.STREET, BCStyle.POSTAL_CODE, BCStyle.O, BCStyle.OU,
                 BCStyle.CN, BCStyle.SERIALNUMBER, BCStyle.UID, BCStyle.DC, BCStyle.EmailAddress, new ASN1ObjectIdentifier("1.2.840.113549.1.9.2"),
-                new ASN1ObjectIdentifier("2.999.72057594037927935"), new ASN1ObjectIdentifier("1.3.6.1.4.1.99999.1")};
+                new ASN1ObjectIdentifier("2.999.72057594037927935"), new ASN1ObjectIdentifier("1.3.6.1.4.1.99999.1"),
+                // arcs at and past what the JDK reader takes (2^56, 2^63 + 1): Bouncy Castle's
+                new ASN1ObjectIdentifier("1.2.72057594037927936"), new ASN1ObjectIdentifier("1.2.9223372036854775809")};
         int read = 0, left = 0, mutated = 0;
         for (int i = 0; i < 3000; i++) {
             List<RDN> rdns = new ArrayList<>();
