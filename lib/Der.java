@@ -4,7 +4,7 @@ import java.io.ByteArrayOutputStream;
 import java.math.BigInteger;
 
 /**
- * DER as the steps need it, with the JDK only: elements read by tag (definite lengths), a few
+ * DER as the steps need it, with the JDK only: elements read by tag (definite lengths), OIDs, a few
  * written, and the names and serial number of a certificate as crypto11 stores them. Reading
  * these with Bouncy Castle opened its signed jar, 150-180 ms CPU a JVM (docs/startup.md).
  * Anything malformed is an IndexOutOfBoundsException or IllegalArgumentException.
@@ -27,6 +27,27 @@ final class Der {
     /** An INTEGER, as crypto11 stores CKA_SERIAL_NUMBER: two's complement, minimal. */
     static byte[] integer(BigInteger value) {
         return write(0x02, value.toByteArray());
+    }
+
+    /** An OID's dotted form; null for one left to Bouncy Castle (empty, or an arc past 2^56). */
+    static String oid(byte[] v) {
+        if (v.length == 0 || (v[v.length - 1] & 0x80) != 0) return null;
+        StringBuilder s = new StringBuilder();
+        long arc = 0;
+        boolean first = true;
+        for (byte b : v) {
+            if (arc == 0 && (b & 0xff) == 0x80) return null;        // not minimal
+            if (arc >= (1L << 56)) return null;                       // the shift would overflow
+            arc = (arc << 7) | (b & 0x7f);
+            if ((b & 0x80) != 0) continue;
+            if (first) {
+                long top = Math.min(arc / 40, 2);
+                s.append(top).append('.').append(arc - 40 * top);
+                first = false;
+            } else s.append('.').append(arc);
+            arc = 0;
+        }
+        return s.toString();
     }
 
     /** One element: the tag, the length (short or long form), the content. */

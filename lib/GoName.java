@@ -133,7 +133,7 @@ final class GoName {
                 if (!set.more()) return null;
                 while (set.more()) {
                     Der.Reader atv = set.inner(0x30);
-                    String oid = oid(atv.content(0x06));
+                    String oid = Der.oid(atv.content(0x06));
                     int tag = atv.tag();
                     String value = decode(tag, atv.content(tag));
                     if (oid == null || value == null || atv.more()) return null;
@@ -171,26 +171,5 @@ final class GoName {
         } catch (CharacterCodingException e) {
             return null;
         }
-    }
-
-    /** An OID's dotted form; null for one this reader leaves to Bouncy Castle (empty, or an arc past 2^56). */
-    static String oid(byte[] v) {
-        if (v.length == 0 || (v[v.length - 1] & 0x80) != 0) return null;
-        StringBuilder s = new StringBuilder();
-        long arc = 0;
-        boolean first = true;
-        for (byte b : v) {
-            if (arc == 0 && (b & 0xff) == 0x80) return null;        // not minimal
-            if (arc >= (1L << 56)) return null;                       // the shift would overflow
-            arc = (arc << 7) | (b & 0x7f);
-            if ((b & 0x80) != 0) continue;
-            if (first) {
-                long top = Math.min(arc / 40, 2);
-                s.append(top).append('.').append(arc - 40 * top);
-                first = false;
-            } else s.append('.').append(arc);
-            arc = 0;
-        }
-        return s.toString();
     }
 }

@@ -282,10 +282,6 @@ public final class Pki {
         }
     }
 
-    static byte[] der(ASN1Encodable o) {
-        return WithBc.der(o);
-    }
-
     static byte[] encoded(X509Certificate c) {
         try {
             return c.getEncoded();
@@ -386,9 +382,9 @@ public final class Pki {
                 byte[] spki = fields.element(0x30);
                 if (fields.more()) fields.inner(0xa0);
                 if (fields.more()) return null;
-                String keyOid = GoName.oid(new Der.Reader(spki).inner(0x30).inner(0x30).content(0x06));
+                String keyOid = Der.oid(new Der.Reader(spki).inner(0x30).inner(0x30).content(0x06));
                 Der.Reader algorithm = request.inner(0x30);
-                String signatureOid = GoName.oid(algorithm.content(0x06));
+                String signatureOid = Der.oid(algorithm.content(0x06));
                 byte[] bits = request.content(0x03);
                 if (request.more() || keyOid == null || signatureOid == null || bits.length < 1 || bits[0] != 0) return null;
                 return new Csr(der, subject, spki, keyOid, info, signatureOid, java.util.Arrays.copyOfRange(bits, 1, bits.length));
