@@ -121,6 +121,38 @@ class JbangLauncherTest {
         assertThat(run("hi@t").stdout()).as("alias pointed elsewhere").isEqualTo("v3 - \n");
     }
 
+    /**
+     * A //CDS build: its recording run lists its classes, and the kept command line names a static
+     * archive dumped from that list (Java 17 leaves picocli's old classes out of JBang's dynamic one).
+     */
+    @Test
+    void aClassArchiveBuildGetsAStaticArchive() throws IOException {
+        Files.writeString(catalogDir.resolve("hi.java"), "//CDS\n" + Files.readString(catalogDir.resolve("hi.java")));
+        Cli.Result recording = run("hi@t", "r");
+        assertThat(recording.exit()).as(recording.toString()).isZero();
+        assertThat(recording.stdout()).isEqualTo("v1 - r\n");
+        assertThat(entries(".cmd")).as("a recording run is not kept").isEmpty();
+        Path jbangArchive;
+        try (Stream<Path> s = Files.walk(tmp.resolve("jbang-home"))) {
+            jbangArchive = s.filter(p -> p.getFileName().toString().equals("hi.jsa")).findFirst().orElseThrow();
+        }
+        Path classes = jbangArchive.resolveSibling("hi.classes");
+        assertThat(Files.readAllLines(classes)).as("the recording run's class list").contains("hi");
+
+        Cli.Result kept = run("hi@t", "k");
+        assertThat(kept.stdout()).isEqualTo("v1 - k\n");
+        Path staticArchive = jbangArchive.resolveSibling("hi.static.jsa");
+        assertThat(staticArchive).isNotEmptyFile();
+        String cmd = Files.readString(entries(".cmd").get(0));
+        assertThat(cmd).contains("-XX:SharedArchiveFile=" + staticArchive).doesNotContain(jbangArchive + " ");
+
+        // the kept command line, made to fail unless the archive maps, shows the script's class from it
+        Files.writeString(entries(".cmd").get(0), cmd.replaceFirst(" hi$", " -Xshare:on -Xlog:class+load=info:stdout hi"));
+        Cli.Result shared = run("hi@t", "s");
+        assertThat(shared.exit()).as(shared.toString()).isZero();
+        assertThat(shared.stdout()).contains("hi source: shared objects file").contains("\nv1 - s\n");
+    }
+
     @Test
     void offAndFailuresGoThroughJBangOnly() {
         env.put("JBANG_LAUNCH_CACHE", "off");
