@@ -404,6 +404,10 @@ public final class Kube implements AutoCloseable {
         if (code == 401)
             return Fail.failed("the API server rejected our credentials while trying to " + what + where,
                     "refresh the kubeconfig credentials (kubectl get ns must work)");
+        // 403 is also the API server's answer inside a namespace being deleted: not a missing right
+        if (code == 403 && reason(e).contains("because it is being terminated"))
+            return Fail.failed("cannot " + what + where + ": " + reason(e),
+                    "wait until the namespace is gone (kubectl get ns), then run this step again");
         if (code == 403)
             return Fail.failed("not allowed to " + what + where + ": " + reason(e),
                     "run as a cluster admin (see grant-admin) or ask one to grant this right");
@@ -474,6 +478,19 @@ public final class Kube implements AutoCloseable {
         JsonNode want = json(desired);
         out.manifest(manifest(desired));
         HasMetadata live = live(desired);
+        if (live != null && live.getMetadata().getDeletionTimestamp() != null) {
+            // being deleted (a namespace a teardown just removed stays until its contents are gone): the
+            // API server refuses anything inside it, so wait until it is gone and create it anew
+            if (!out.dryRun())
+                await(what + " to finish being deleted", DELETION_WAIT_SECONDS,
+                        "see what holds it (kubectl get " + desired.getKind().toLowerCase(java.util.Locale.ROOT) + " "
+                                + desired.getMetadata().getName() + " -o yaml: its finalizers), then run this step again",
+                        () -> {
+                            HasMetadata now = live(desired);
+                            return now != null && now.getMetadata().getDeletionTimestamp() != null ? null : Boolean.TRUE;
+                        }, out);
+            live = out.dryRun() ? null : live(desired);
+        }
         if (live == null) {
             if (!out.dryRun()) {
                 try {
@@ -503,6 +520,9 @@ public final class Kube implements AutoCloseable {
         out.change((out.dryRun() ? "update " : "updated ") + what + " (" + String.join(", ", differs) + ")");
         return true;
     }
+
+    /** How long apply waits for an object being deleted to be gone before it creates it anew. */
+    static final int DELETION_WAIT_SECONDS = 120;
 
     /** The object on the server with the kind, namespace and name of {@code desired}; null if there is none. */
     public <T extends HasMetadata> T live(T desired) {

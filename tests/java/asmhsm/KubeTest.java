@@ -3,8 +3,12 @@ package asmhsm;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
@@ -93,6 +97,44 @@ class KubeTest {
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(Files.readString(log)).contains("io.fabric8.kubernetes.client.KubernetesClient ")
                 .doesNotContain("org.bouncycastle");
+    }
+
+    /**
+     * An object still being deleted (a namespace a teardown just removed, here held by a finalizer) is
+     * waited for and created anew: the API server would refuse anything inside it ("being terminated").
+     */
+    @Test
+    void anObjectStillBeingDeletedIsWaitedForAndCreatedAnew(Lab lab) throws Exception {
+        String ns = lab.freshNamespace();
+        io.fabric8.kubernetes.client.KubernetesClient admin = lab.admin();
+        admin.namespaces().withName(ns).edit(n -> { n.getMetadata().setFinalizers(List.of("asm-hsm.test/hold")); return n; });
+        admin.namespaces().withName(ns).delete();
+        assertThat(admin.namespaces().withName(ns).get().getMetadata().getDeletionTimestamp()).isNotNull();
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        Out out = new Out("test", false, false, new PrintStream(buf, true, StandardCharsets.UTF_8), System.err);
+        Path file = kubeconfig(lab, tmp.resolve("deleting"), "k8s-ca.crt", "");
+        Kube k = Kube.connect(opts(file, null));
+        // inside it, the API server's 403 is no missing right, and the error says so
+        assertThatThrownBy(() -> k.apply(new io.fabric8.kubernetes.api.model.SecretBuilder()
+                .withNewMetadata().withName("s").withNamespace(ns).endMetadata().build(), out))
+                .isInstanceOf(Fail.class).hasMessageStartingWith("cannot create Secret " + ns + "/s")
+                .hasMessageContaining("being terminated").hasMessageNotContaining("not allowed")
+                .satisfies(e -> assertThat(((Fail) e).hint).contains("wait until the namespace is gone"));
+        Thread release = new Thread(() -> {
+            try {
+                Thread.sleep(1500);
+                admin.namespaces().withName(ns).edit(n -> { n.getMetadata().setFinalizers(List.of()); return n; });
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        release.start();
+        try (k) {
+            assertThat(k.apply(Kube.namespace(ns), out)).isTrue();
+        }
+        release.join();
+        assertThat(buf.toString(StandardCharsets.UTF_8)).contains("created Namespace " + ns);
+        assertThat(admin.namespaces().withName(ns).get().getMetadata().getDeletionTimestamp()).as("a new namespace").isNull();
     }
 
     @Test
