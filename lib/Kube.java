@@ -484,7 +484,9 @@ public final class Kube implements AutoCloseable {
             if (!out.dryRun())
                 await(what + " to finish being deleted", DELETION_WAIT_SECONDS,
                         "see what holds it (kubectl get " + desired.getKind().toLowerCase(java.util.Locale.ROOT) + " "
-                                + desired.getMetadata().getName() + " -o yaml: its finalizers), then run this step again",
+                                + desired.getMetadata().getName()
+                                + (desired.getMetadata().getNamespace() == null ? "" : " -n " + desired.getMetadata().getNamespace())
+                                + " -o yaml: its finalizers), then run this step again",
                         () -> {
                             HasMetadata now = live(desired);
                             return now != null && now.getMetadata().getDeletionTimestamp() != null ? null : Boolean.TRUE;
