@@ -120,6 +120,12 @@ class KubeTest {
                 .isInstanceOf(Fail.class).hasMessageStartingWith("cannot create Secret " + ns + "/s")
                 .hasMessageContaining("being terminated").hasMessageNotContaining("not allowed")
                 .satisfies(e -> assertThat(((Fail) e).hint).contains("wait until the namespace is gone"));
+        // --dry-run neither waits nor calls it up to date: the run would create it anew
+        ByteArrayOutputStream dryBuf = new ByteArrayOutputStream();
+        Out dry = new Out("test", false, true, new PrintStream(dryBuf, true, StandardCharsets.UTF_8), System.err);
+        assertThat(k.apply(Kube.namespace(ns), dry)).isTrue();
+        assertThat(dryBuf.toString(StandardCharsets.UTF_8)).contains("create Namespace " + ns).doesNotContain("up to date");
+        assertThat(admin.namespaces().withName(ns).get().getMetadata().getDeletionTimestamp()).as("still being deleted").isNotNull();
         Thread release = new Thread(() -> {
             try {
                 Thread.sleep(1500);
