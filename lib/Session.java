@@ -102,7 +102,7 @@ public final class Session {
             throw new IllegalStateException(e);
         }
         for (Map.Entry<String, String> e : new TreeMap<>(System.getenv()).entrySet()) {
-            if (SHELL_OWN.contains(e.getKey())) continue;
+            if (SHELL_OWN.contains(e.getKey()) || e.getKey().equals(SessionPipe.VARIABLE)) continue;
             parts.add(e.getKey());
             parts.add(e.getValue());
         }
@@ -371,10 +371,10 @@ public final class Session {
         Files.deleteIfExists(socket);                           // left by a session that was killed
         String me = System.getProperty("user.name");
         Instant since = Instant.now();
-        int served = 0;
         PrintStream ownOut = System.out, ownErr = System.err;
         try (shared; ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-             Selector selector = Selector.open()) {
+             Selector selector = Selector.open();
+             SessionPipe pipe = SessionPipe.open(socket, selector::wakeup)) {
             server.bind(UnixDomainSocketAddress.of(socket));
             Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
             // the socket and the log live as long as the session (a killed one leaves both: the next start clears the socket)
@@ -382,6 +382,7 @@ public final class Session {
                 try {
                     Files.deleteIfExists(socket);
                     Files.deleteIfExists(log(socket));
+                    if (pipe != null) Files.deleteIfExists(pipe.path);
                 } catch (IOException ignored) {
                     // nothing to tidy then
                 }
@@ -389,16 +390,31 @@ public final class Session {
             server.configureBlocking(false);
             server.register(selector, SelectionKey.OP_ACCEPT);
             ownErr.println("asm session " + key + " up (pid " + ProcessHandle.current().pid()
-                    + ") in " + Path.of("").toAbsolutePath());
+                    + ") in " + Path.of("").toAbsolutePath() + (pipe == null ? "" : "; launcher's pipe " + pipe.path));
             long last = System.nanoTime();
+            Calls calls = new Calls(socket, pipe, runner, shared, ownErr);
             while (true) {
                 long left = idle.toMillis() - (System.nanoTime() - last) / 1_000_000;
                 if (!idle.isZero() && left <= 0) {
-                    Files.deleteIfExists(socket);
+                    calls.end();
                     ownErr.println("asm session: idle for " + idle.toSeconds() + " s, ending");
                     return 0;
                 }
-                if (selector.select(idle.isZero() ? 0 : left) == 0) continue;   // woken early: look at the clock again
+                int ready = selector.select(idle.isZero() ? 0 : left);
+                // the launcher's calls (tests/jbang-launcher, no JVM on its side), in the order they came
+                for (SessionPipe.Call next = pipe == null ? null : pipe.next(); next != null; next = pipe.next()) {
+                    last = System.nanoTime();
+                    try (SessionPipe.Call c = next) {
+                        if (!c.gone() && !calls.serve(c, c.args)) return 0;     // a caller gone while queued: nothing to run
+                    } catch (IOException e) {
+                        ownErr.println("asm session: a caller went away: " + e.getMessage());
+                    } finally {
+                        System.setOut(ownOut);
+                        System.setErr(ownErr);
+                        Thread.interrupted();
+                    }
+                }
+                if (ready == 0) continue;   // woken early: look at the clock again
                 selector.selectedKeys().clear();
                 last = System.nanoTime();
                 SocketChannel ch = server.accept();
@@ -421,34 +437,20 @@ public final class Session {
                         args[i] = new String(s, StandardCharsets.UTF_8);
                     }
                     if (what == STOP) {
-                        Files.deleteIfExists(socket);       // gone before the caller hears so
+                        calls.end();                        // gone before the caller hears so
                         send(ch, frame(OUT, ("asm session " + key + " stopped\n").getBytes(StandardCharsets.UTF_8)));
                         send(ch, frame(EXIT, ByteBuffer.allocate(4).putInt(0).array()));
                         return 0;
                     }
                     if (what == STATUS) {
-                        String status = "pid=" + ProcessHandle.current().pid() + "\nsince=" + since + "\nserved=" + served
-                                + "\nidle=" + idle.toSeconds() + "s\nfolder=" + Path.of("").toAbsolutePath() + "\nsocket=" + socket + "\n";
+                        String status = "pid=" + ProcessHandle.current().pid() + "\nsince=" + since + "\nserved=" + calls.served
+                                + "\nidle=" + idle.toSeconds() + "s\nfolder=" + Path.of("").toAbsolutePath() + "\nsocket=" + socket + "\n"
+                                + (pipe == null ? "" : "pipe=" + pipe.path + "\n");
                         send(ch, frame(OUT, status.getBytes(StandardCharsets.UTF_8)));
                         send(ch, frame(EXIT, ByteBuffer.allocate(4).putInt(0).array()));
                         continue;
                     }
-                    String unseen = unseenToken(args);
-                    if (unseen != null) {
-                        // a new JVM would see that token and this one cannot: the caller runs it, and
-                        // this session ends, so that the next calls do too
-                        Files.deleteIfExists(socket);
-                        send(ch, frame(NOT_MINE, new byte[0]));
-                        ownErr.println("asm session: token '" + unseen + "' appeared after this session loaded its PKCS#11 library; ending");
-                        return 0;
-                    }
-                    served++;
-                    send(ch, frame(TAKEN, new byte[0]));    // from here on the caller never runs the step itself
-                    long began = System.nanoTime();
-                    int rc = run(ch, args, a -> runner.apply(shared, a));
-                    ownErr.printf("asm session: %s exit %d in %d ms%n", args.length == 0 ? "(help)" : args[0], rc,
-                            (System.nanoTime() - began) / 1_000_000);
-                    send(ch, frame(EXIT, ByteBuffer.allocate(4).putInt(rc).array()));
+                    if (!calls.serve(new SocketCaller(ch), args)) return 0;
                 } catch (IOException e) {
                     ownErr.println("asm session: a caller went away: " + e.getMessage());
                 } finally {
@@ -460,28 +462,116 @@ public final class Session {
         }
     }
 
-    /** One step, its stdout and stderr sent to the caller as they come; a caller that goes away interrupts it. */
-    private static int run(SocketChannel ch, String[] args, Function<String[], Integer> runner) {
-        Thread worker = Thread.currentThread();
-        boolean[] running = {true};
-        Thread watch = new Thread(() -> {
-            String why = "the caller going away";
+    /**
+     * One caller of a step: over the socket (a JVM of its own, {@link #forward}) or over the launcher's
+     * named pipes ({@link SessionPipe}, tests/jbang-launcher, no JVM at all).
+     */
+    interface Caller {
+        /** Not this session's call (a token it cannot see): the caller runs the step itself. */
+        void notMine() throws IOException;
+
+        /** From here on the caller never runs the step itself. */
+        void taken() throws IOException;
+
+        OutputStream out();
+
+        OutputStream err();
+
+        /** Blocks until the caller passes on a signal (SIGINT, SIGTERM) or goes away (a reason); null once `close`d. */
+        String awaitStop();
+
+        void exit(int rc) throws IOException;
+    }
+
+    /** A caller over the socket: the frames {@link #relay} reads. */
+    static final class SocketCaller implements Caller {
+        private final SocketChannel ch;
+
+        SocketCaller(SocketChannel ch) {
+            this.ch = ch;
+        }
+
+        @Override public void notMine() throws IOException { send(ch, frame(NOT_MINE, new byte[0])); }
+        @Override public void taken() throws IOException { send(ch, frame(TAKEN, new byte[0])); }
+        @Override public OutputStream out() { return new Sink(ch, body -> send(ch, frame(OUT, body))); }
+        @Override public OutputStream err() { return new Sink(ch, body -> send(ch, frame(ERR, body))); }
+        @Override public void exit(int rc) throws IOException { send(ch, frame(EXIT, ByteBuffer.allocate(4).putInt(rc).array())); }
+
+        @Override
+        public String awaitStop() {
+            // the caller sends nothing more but the signal it got (Ctrl-C): this read ends then, or when it goes away (or we close)
             try {
-                // the caller sends nothing more but the signal it got (Ctrl-C): this read ends then, or when it goes away (or we close)
                 ByteBuffer b = ByteBuffer.allocate(1);
-                if (ch.read(b) == 1) why = b.get(0) == SIGTERM ? "SIGTERM" : "SIGINT";
+                if (ch.read(b) == 1) return b.get(0) == SIGTERM ? "SIGTERM" : "SIGINT";
             } catch (IOException e) {
                 // closed: the same as gone
             }
+            return "the caller going away";
+        }
+    }
+
+    /** What the serving loop keeps between calls, whichever way they come. */
+    static final class Calls {
+        private final Path socket;
+        private final SessionPipe pipe;
+        private final java.util.function.BiFunction<Startup.Clients, String[], Integer> runner;
+        private final Startup.Clients shared;
+        private final PrintStream log;
+        int served;
+
+        Calls(Path socket, SessionPipe pipe, java.util.function.BiFunction<Startup.Clients, String[], Integer> runner,
+              Startup.Clients shared, PrintStream log) {
+            this.socket = socket;
+            this.pipe = pipe;
+            this.runner = runner;
+            this.shared = shared;
+            this.log = log;
+        }
+
+        /** Ends the session for new callers: its socket and pipe are gone. */
+        void end() throws IOException {
+            Files.deleteIfExists(socket);
+            if (pipe != null) Files.deleteIfExists(pipe.path);
+        }
+
+        /** Runs a caller's step; false when the session must end (the caller then runs it itself). */
+        boolean serve(Caller caller, String[] args) throws IOException {
+            String unseen = unseenToken(args);
+            if (unseen != null) {
+                // a new JVM would see that token and this one cannot: the caller runs it, and
+                // this session ends, so that the next calls do too
+                end();
+                caller.notMine();
+                log.println("asm session: token '" + unseen + "' appeared after this session loaded its PKCS#11 library; ending");
+                return false;
+            }
+            served++;
+            caller.taken();
+            long began = System.nanoTime();
+            int rc = run(caller, args, a -> runner.apply(shared, a));
+            log.printf("asm session: %s exit %d in %d ms%s%n", args.length == 0 ? "(help)" : args[0], rc,
+                    (System.nanoTime() - began) / 1_000_000, caller instanceof SocketCaller ? "" : " (launcher's pipe)");
+            caller.exit(rc);
+            return true;
+        }
+    }
+
+    /** One step, its stdout and stderr sent to the caller as they come; a caller that goes away interrupts it. */
+    private static int run(Caller caller, String[] args, Function<String[], Integer> runner) {
+        Thread worker = Thread.currentThread();
+        boolean[] running = {true};
+        Thread watch = new Thread(() -> {
+            String why = caller.awaitStop();
             synchronized (running) {
                 // the same stop as a signal to a step's own JVM: it finishes its current change, removes its temporary files
-                if (running[0]) Interrupt.stop(worker, why);
+                if (running[0] && why != null) Interrupt.stop(worker, why);
             }
         }, "asm-session-caller");
         watch.setDaemon(true);
         watch.start();
-        System.setOut(new PrintStream(new Frames(ch, OUT), true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(new Frames(ch, ERR), true, StandardCharsets.UTF_8));
+        OutputStream out = caller.out(), err = caller.err();
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        System.setErr(err == out ? System.out : new PrintStream(err, true, StandardCharsets.UTF_8));
         try {
             return runner.apply(args);
         } catch (RuntimeException | LinkageError e) {
@@ -518,14 +608,18 @@ public final class Session {
         return ByteBuffer.allocate(5 + body.length).put(kind).putInt(body.length).put(body).array();
     }
 
-    /** A stream whose every write goes to the caller as one frame. */
-    private static final class Frames extends OutputStream {
-        private final SocketChannel ch;
-        private final byte kind;
+    /** A stream whose every write goes to the caller at once (as one frame, or into its pipe). */
+    static final class Sink extends OutputStream {
+        interface Send {
+            void send(byte[] body) throws IOException;
+        }
 
-        Frames(SocketChannel ch, byte kind) {
-            this.ch = ch;
-            this.kind = kind;
+        private final Object lock;
+        private final Send send;
+
+        Sink(Object lock, Send send) {
+            this.lock = lock;
+            this.send = send;
         }
 
         @Override
@@ -540,8 +634,8 @@ public final class Session {
             // an interrupted step still reports: a write with the interrupt set would close the channel (and lose the answer)
             boolean interrupted = Thread.interrupted();
             try {
-                synchronized (ch) {
-                    send(ch, frame(kind, body));
+                synchronized (lock) {
+                    send.send(body);
                 }
             } finally {
                 if (interrupted) Thread.currentThread().interrupt();
