@@ -31,14 +31,7 @@ class JbangLauncherTest {
 
     @BeforeEach
     void setUp() throws IOException {
-        // the template, with the JBang jar the installed launcher uses (tests/install put both there)
-        Path installed = Path.of(Cli.run(List.of("bash", "-c", "command -v jbang"), null, null, null).stdout().trim());
-        String installedText = Files.readString(installed);
-        String template = Files.readString(Cli.repo().resolve("tests/jbang-launcher"));
-        launcher = tmp.resolve("jbang");
-        Files.writeString(launcher, template.replace("@JAR@", value(installedText, "jar"))
-                .replace("@JSA@", value(installedText, "jsa")).replace("@VERSION@", "test"));
-        launcher.toFile().setExecutable(true);
+        launcher = fromTemplate(tmp.resolve("jbang"));
         cache = tmp.resolve("launch-cache");
         catalogDir = tmp.resolve("catalog");
         Files.createDirectories(catalogDir);
@@ -48,6 +41,17 @@ class JbangLauncherTest {
         env.put("JBANG_LAUNCH_CACHE", cache.toString());
         Cli.Result add = run("catalog", "add", "--global", "--name", "t", catalogDir.resolve("jbang-catalog.json").toString());
         assertThat(add.exit()).as(add.toString()).isZero();
+    }
+
+    /** This checkout's launcher, with the JBang jar the installed one uses (tests/install put both there). */
+    static Path fromTemplate(Path launcher) throws IOException {
+        Path installed = Path.of(Cli.run(List.of("bash", "-c", "command -v jbang"), null, null, null).stdout().trim());
+        String installedText = Files.readString(installed);
+        String template = Files.readString(Cli.repo().resolve("tests/jbang-launcher"));
+        Files.writeString(launcher, template.replace("@JAR@", value(installedText, "jar"))
+                .replace("@JSA@", value(installedText, "jsa")).replace("@VERSION@", "test"));
+        assertThat(launcher.toFile().setExecutable(true)).isTrue();
+        return launcher;
     }
 
     static String value(String launcherText, String name) {

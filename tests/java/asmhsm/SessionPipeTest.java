@@ -41,23 +41,13 @@ class SessionPipeTest {
     void setUp() throws IOException {
         work = Files.createDirectories(tmp.resolve("work"));
         sessions = Files.createDirectories(tmp.resolve("sessions"), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-        Path installed = Path.of(Cli.run(List.of("bash", "-c", "command -v jbang"), null, null, null).stdout().trim());
-        String installedText = Files.readString(installed);
-        launcher = tmp.resolve("jbang");
-        Files.writeString(launcher, Files.readString(Cli.repo().resolve("tests/jbang-launcher"))
-                .replace("@JAR@", JbangLauncherTest.value(installedText, "jar"))
-                .replace("@JSA@", JbangLauncherTest.value(installedText, "jsa")).replace("@VERSION@", "test"));
-        assertThat(launcher.toFile().setExecutable(true)).isTrue();
+        launcher = JbangLauncherTest.fromTemplate(tmp.resolve("jbang"));
         alias = "asm@" + Cli.repo().resolve("jbang-catalog.json");
     }
 
     @AfterEach
     void stop() {
         if (env != null) launch("session", "stop");
-    }
-
-    private Map<String, String> sessionEnv(Lab lab) {
-        return env(lab, "ASM_SESSION_DIR", sessions.toString(), "JBANG_LAUNCH_CACHE", tmp.resolve("launch-cache").toString());
     }
 
     private List<String> command(String... args) {
@@ -87,8 +77,9 @@ class SessionPipeTest {
         return json(s);
     }
 
-    /** Starts the session through the launcher (after the two runs that keep JBang's answer). */
-    private JsonNode startSession() {
+    /** Starts the session through the launcher (after the two runs that keep JBang's answer); its status. */
+    private JsonNode startSession(Lab lab) {
+        env = env(lab, "ASM_SESSION_DIR", sessions.toString(), "JBANG_LAUNCH_CACHE", tmp.resolve("launch-cache").toString());
         for (int i = 0; i < 2; i++) {
             Cli.Result v = launch("version");
             assertThat(v.exit()).as(v.toString()).isZero();
@@ -116,8 +107,7 @@ class SessionPipeTest {
 
     @Test
     void callsThroughTheLauncherAreAnsweredOverThePipeAsTheirOwnJvmWould(Lab lab) throws Exception {
-        env = sessionEnv(lab);
-        JsonNode up = startSession();
+        JsonNode up = startSession(lab);
         Path pipe = Path.of(up.get("pipe").asText());
         Path log = Session.log(Path.of(up.get("socket").asText()));
         assertThat(pipe.getParent()).isEqualTo(sessions);
@@ -171,8 +161,7 @@ class SessionPipeTest {
 
     @Test
     void ctrlCOrAGoneCallerStopsTheStepAndAKilledSessionIsPassedBy(Lab lab) throws Exception {
-        env = sessionEnv(lab);
-        JsonNode up = startSession();
+        JsonNode up = startSession(lab);
         Path pipe = Path.of(up.get("pipe").asText());
         Path log = Session.log(Path.of(up.get("socket").asText()));
         String ns = lab.freshNamespace();      // no istiod there: --wait polls until it is stopped
