@@ -545,8 +545,8 @@ public final class Session {
                 log.println("asm session: token '" + unseen + "' appeared after this session loaded its PKCS#11 library; ending");
                 return false;
             }
-            served++;
             caller.taken();
+            served++;
             long began = System.nanoTime();
             int rc = run(caller, args, a -> runner.apply(shared, a));
             log.printf("asm session: %s exit %d in %d ms%s%n", args.length == 0 ? "(help)" : args[0], rc,

@@ -206,6 +206,114 @@ class SessionPipeTest {
         assertThat(status().get("up").asBoolean()).isFalse();
     }
 
+    /**
+     * The session answers only what it checked itself: a line that names no call, a call folder
+     * outside the sessions' folder, a caller in another folder or with another environment get no
+     * step run; a caller of its own folder and environment does.
+     */
+    @Test
+    void theSessionChecksEveryRequestItselfAndRunsOnlyItsOwnCallers(Lab lab) throws Exception {
+        JsonNode up = startSession(lab);
+        Path pipe = Path.of(up.get("pipe").asText());
+        Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+        Map<String, String> more = new HashMap<>(env);
+        more.put("ONE_MORE", "1");
+        List<Process> callers = new ArrayList<>();
+        try {
+            Process inWork = sleeper(work, env), inElsewhere = sleeper(elsewhere, env), otherEnv = sleeper(work, more);
+            callers.addAll(List.of(inWork, inElsewhere, otherEnv));
+
+            request(pipe, "not a request at all");
+            Path outside = Files.createDirectories(tmp.resolve("call.outside"), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+            try (FifoCall c = new FifoCall(outside)) {
+                request(pipe, inWork.pid() + " " + outside + " 0");
+                assertThat(c.line(3)).as("a folder outside the sessions' one: no answer").isNull();
+            }
+            try (FifoCall c = new FifoCall(Files.createTempDirectory(sessions, "call."))) {
+                request(pipe, inElsewhere.pid() + " " + c.dir + " 0");
+                assertThat(c.line(30)).as("a caller in another folder").isEqualTo("n");
+            }
+            try (FifoCall c = new FifoCall(Files.createTempDirectory(sessions, "call."))) {
+                request(pipe, otherEnv.pid() + " " + c.dir + " 0");
+                assertThat(c.line(30)).as("a caller with another variable").isEqualTo("n");
+            }
+            assertThat(status().get("served").asLong()).isZero();
+            try (FifoCall c = new FifoCall(Files.createTempDirectory(sessions, "call."))) {
+                request(pipe, inWork.pid() + " " + c.dir + " 1");
+                assertThat(c.line(30)).isEqualTo("w");
+                assertThat(c.line(30)).isEqualTo("t");
+                assertThat(c.line(30)).isEqualTo("x 0");
+                assertThat(c.out()).contains("asm-hsm");
+            }
+            assertThat(status().get("served").asLong()).as("only the caller of its own folder and environment").isEqualTo(1);
+        } finally {
+            callers.forEach(Process::destroyForcibly);
+        }
+    }
+
+    /** A process that stands for a caller: its folder and environment are what the session compares. */
+    private static Process sleeper(Path cwd, Map<String, String> env) throws IOException {
+        ProcessBuilder pb = new ProcessBuilder("sleep", "120").directory(cwd.toFile());
+        pb.environment().clear();
+        pb.environment().putAll(Cli.environment(env));
+        return pb.start();
+    }
+
+    private static void request(Path pipe, String line) throws IOException {
+        try (var ch = java.nio.channels.FileChannel.open(pipe, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(java.nio.ByteBuffer.wrap((line + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII)));
+        }
+    }
+
+    /** A call's folder as the launcher makes it (arguments: version), with its pipes held open as the launcher holds them. */
+    private static final class FifoCall implements AutoCloseable {
+        final Path dir;
+        final java.nio.channels.FileChannel ctl, out;
+
+        FifoCall(Path dir) throws IOException {
+            this.dir = dir;
+            Cli.Result made = Cli.run(List.of("mkfifo", "-m", "600", dir.resolve("out").toString(), dir.resolve("err").toString(),
+                    dir.resolve("ctl").toString()), Map.of(), dir, null);
+            assertThat(made.exit()).as(made.toString()).isZero();
+            Files.write(dir.resolve("args"), "1\0version\0".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            var rw = new java.nio.file.OpenOption[] {java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE};
+            ctl = java.nio.channels.FileChannel.open(dir.resolve("ctl"), rw);
+            out = java.nio.channels.FileChannel.open(dir.resolve("out"), rw);
+        }
+
+        /** The session's next line on ctl, or null if none came within `seconds`. */
+        String line(int seconds) throws Exception {
+            var f = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                StringBuilder b = new StringBuilder();
+                var one = java.nio.ByteBuffer.allocate(1);
+                try {
+                    while (ctl.read(one.clear()) == 1 && one.get(0) != '\n') b.append((char) one.get(0));
+                } catch (IOException e) {
+                    return null;
+                }
+                return b.toString();
+            });
+            try {
+                return f.get(seconds, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.TimeoutException e) {
+                return null;
+            }
+        }
+
+        /** What the step wrote on out (the session has closed it: only this call holds it now). */
+        String out() throws IOException {
+            var b = java.nio.ByteBuffer.allocate(1 << 16);
+            out.read(b);
+            return new String(b.array(), 0, b.position(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+
+        @Override
+        public void close() throws IOException {
+            ctl.close();
+            out.close();
+        }
+    }
+
     private static String read(Path p) {
         try {
             return Files.readString(p);
