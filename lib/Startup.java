@@ -47,8 +47,9 @@ import picocli.CommandLine;
 /**
  * What makes steps start and end quickly, kept apart so that a reader of a step or of Step, Kube
  * and Vault can skip it: nothing here changes what a step does. The rest of that machinery:
- * {@link Session} (asm session, one warm JVM per shell) and tests/jbang-launcher (JBang's answer
- * for an alias kept between calls). Where a step's time goes: README, "Where a step's time goes".
+ * {@link Session} (asm session, one warm JVM per shell), {@link SessionPipe} (the launcher's way
+ * into a session, without a JVM for the call) and tests/jbang-launcher (JBang's answer for an alias
+ * kept between calls). Where a step's time goes: README, "Where a step's time goes".
  */
 public final class Startup {
     private Startup() {}
