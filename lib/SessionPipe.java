@@ -74,6 +74,15 @@ final class SessionPipe implements Closeable {
         } catch (IOException e) {
             // the new pipe's name is its own; old ones only cost their callers a check
         }
+        // call folders (call.PID.*) of callers killed before they wrote their request
+        try (var calls = Files.newDirectoryStream(socket.getParent(), "call.*")) {
+            for (Path c : calls) {
+                String pid = c.getFileName().toString().replaceAll("^call\\.([0-9]+)\\..*$", "$1");
+                if (pid.matches("[0-9]{1,10}") && gone(Long.parseLong(pid)) && Files.isDirectory(c, LinkOption.NOFOLLOW_LINKS)) removeFolder(c);
+            }
+        } catch (IOException e) {
+            // left for the next start
+        }
         try {
             Process p = new ProcessBuilder("mkfifo", "-m", "600", path.toString()).redirectErrorStream(true).start();
             String said = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
@@ -157,6 +166,16 @@ final class SessionPipe implements Closeable {
         env.keySet().removeAll(Session.SHELL_OWN);
         env.remove(VARIABLE);
         return env;
+    }
+
+    /** A call's folder (its pipes and files, no folder inside), once its caller is gone. */
+    static void removeFolder(Path dir) {
+        try (var files = Files.list(dir)) {
+            for (Path f : files.toList()) Files.deleteIfExists(f);
+            Files.deleteIfExists(dir);
+        } catch (IOException ignored) {
+            // it is gone already
+        }
     }
 
     /** Whether a process has ended (a zombie not yet reaped has too). */
@@ -323,15 +342,7 @@ final class SessionPipe implements Closeable {
                     // nothing more to say to that caller
                 }
             }
-            if (gone()) {
-                // a caller killed before it could tidy up leaves its folder: remove it
-                try (var files = Files.list(dir)) {
-                    for (Path f : files.toList()) Files.deleteIfExists(f);
-                    Files.deleteIfExists(dir);
-                } catch (IOException ignored) {
-                    // it is gone already, or someone else's now
-                }
-            }
+            if (gone()) removeFolder(dir);    // a caller killed before it could tidy up leaves its folder
         }
     }
 }

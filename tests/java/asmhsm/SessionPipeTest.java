@@ -107,7 +107,11 @@ class SessionPipeTest {
 
     @Test
     void callsThroughTheLauncherAreAnsweredOverThePipeAsTheirOwnJvmWould(Lab lab) throws Exception {
+        // left by a caller killed before it wrote its request (pid 999999999 is none): removed at the start
+        Path stale = Files.createDirectories(sessions.resolve("call.999999999.AbCdEf"));
+        Files.writeString(stale.resolve("args"), "1\0version\0");
         JsonNode up = startSession(lab);
+        assertThat(stale).doesNotExist();
         Path pipe = Path.of(up.get("pipe").asText());
         Path log = Session.log(Path.of(up.get("socket").asText()));
         assertThat(pipe.getParent()).isEqualTo(sessions);
