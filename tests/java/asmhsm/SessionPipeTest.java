@@ -74,6 +74,11 @@ class SessionPipeTest {
     private JsonNode status() {
         Cli.Result s = launch("session", "status", "--json");
         assertThat(s.exit()).as(s.toString()).isZero();
+        try {
+            ResultSchemaTest.valid(s, "session status");      // with its pipe field too
+        } catch (Exception e) {
+            throw new AssertionError(e);
+        }
         return json(s);
     }
 
