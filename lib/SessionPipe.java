@@ -42,6 +42,9 @@ final class SessionPipe implements Closeable {
     /** The launcher's name for this session's context (set for `asm session ...` only); in no key, in no comparison. */
     static final String VARIABLE = "ASM_SESSION_LAUNCH";
 
+    /** How this JVM decodes its command line and environment (the caller's environment, checked equal, gives it the same). */
+    static final Charset JNU = Charset.forName(System.getProperty("sun.jnu.encoding", Charset.defaultCharset().name()));
+
     final Path path;
     private final Path dir;
     private final FileChannel requests;
@@ -127,17 +130,22 @@ final class SessionPipe implements Closeable {
         }
     }
 
-    private void take(String request) throws IOException {
+    /** One request: queued (w) or refused (n); a caller that cannot be answered is dropped, never the pipe. */
+    private void take(String request) {
         Call c = Call.of(request, this);
         if (c == null) return;
-        if (c.mine()) {
-            c.answer("w");
-            calls.add(c);
-            wake.run();
-        } else {
+        try {
+            if (c.mine()) {
+                c.answer("w");
+                calls.add(c);
+                wake.run();
+                return;
+            }
             c.answer("n");
-            c.close();
+        } catch (IOException e) {
+            // that caller's ctl is gone: nothing to say to it
         }
+        c.close();
     }
 
     /** An environment without what a shell changes by itself and without {@link #VARIABLE}: this process's (pid null) or another's. */
@@ -152,12 +160,10 @@ final class SessionPipe implements Closeable {
             } catch (IOException e) {
                 return null;
             }
-            // decoded as the JVM decodes its own (System.getenv)
-            Charset cs = Charset.forName(System.getProperty("sun.jnu.encoding", Charset.defaultCharset().name()));
             int start = 0;
             for (int i = 0; i <= raw.length; i++) {
                 if (i < raw.length && raw[i] != 0) continue;
-                String v = new String(raw, start, i - start, cs);
+                String v = new String(raw, start, i - start, JNU);      // as the JVM decodes its own (System.getenv)
                 int eq = v.indexOf('=');
                 if (eq > 0) env.put(v.substring(0, eq), v.substring(eq + 1));
                 start = i + 1;
@@ -236,11 +242,13 @@ final class SessionPipe implements Closeable {
                     return null;
                 for (String f : new String[] {"ctl", "out", "err"})
                     if (!Files.readAttributes(dir.resolve(f), PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) return null;
-                byte[] raw = Files.readAllBytes(dir.resolve("args"));
+                Path argsFile = dir.resolve("args");
+                if (!Files.isRegularFile(argsFile, LinkOption.NOFOLLOW_LINKS) || Files.size(argsFile) > (1 << 20)) return null;
+                byte[] raw = Files.readAllBytes(argsFile);
                 List<String> fields = new ArrayList<>();
                 for (int start = 0, i = 0; i < raw.length; i++) {
                     if (raw[i] != 0) continue;
-                    fields.add(new String(raw, start, i - start, StandardCharsets.UTF_8));
+                    fields.add(new String(raw, start, i - start, JNU));     // as the JVM decodes its own arguments
                     start = i + 1;
                 }
                 if (fields.isEmpty() || !fields.get(0).matches("[0-9]{1,6}") || Integer.parseInt(fields.get(0)) != fields.size() - 1) return null;
