@@ -183,11 +183,17 @@ class SessionPipeTest {
         assertThat(r.stderr()).contains("error: interrupted by SIGINT; nothing was changed");
         assertThat(Files.readString(log)).contains("istiod-status exit 130");
 
+        // SIGTERM to the caller's whole process group (timeout does that): the step's answer still comes through
+        Cli.Result timedOut = Cli.run(List.of("timeout", "-s", "TERM", "5", launcher.toString(), alias,
+                "istiod-status", "-n", ns, "--wait", "--timeout", "10m"), env, work, null);
+        assertThat(timedOut.exit()).as(timedOut.toString()).isEqualTo(124);
+        assertThat(timedOut.stderr()).contains("error: interrupted by SIGTERM; nothing was changed");
+
         Cli.Running killed = started("istiod-status", "-n", ns, "--wait", "--timeout", "10m");
         Cli.waitFor("the step running in the session", () -> killed.stderrSoFar().contains("istiod"));
         killed.signal("KILL");
         assertThat(killed.process().waitFor(30, TimeUnit.SECONDS)).isTrue();
-        Cli.waitFor("the step stopped once its caller is gone", () -> read(log).split("istiod-status exit 130", -1).length == 3);
+        Cli.waitFor("the step stopped once its caller is gone", () -> read(log).split("istiod-status exit 130", -1).length == 4);
         Cli.waitFor("the gone caller's folder removed", () -> {
             try {
                 return callFolders().isEmpty();
@@ -195,7 +201,7 @@ class SessionPipeTest {
                 return false;
             }
         });
-        assertThat(pipeCalls(log)).isEqualTo(2);
+        assertThat(pipeCalls(log)).isEqualTo(3);
 
         // the session killed during a step: its caller says so, and the next call runs in its own JVM
         long pid = status().get("pid").asLong();
