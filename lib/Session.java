@@ -87,22 +87,10 @@ public final class Session {
      * No lambdas or string concatenation here either: each one a call spins costs it time.
      */
     static String key() {
-        String cp = System.getProperty("java.class.path", "");
-        int sep = cp.indexOf(java.io.File.pathSeparatorChar);
-        Path first = Path.of(sep < 0 ? cp : cp.substring(0, sep));
-        List<String> parts = new ArrayList<>(List.of(MAGIC, cp, System.getProperty("java.home"),
+        List<String> parts = new ArrayList<>(List.of(MAGIC, System.getProperty("java.class.path", ""), System.getProperty("java.home"),
                 Path.of("").toAbsolutePath().toString()));
-        try {
-            // the build: JBang's jar path names the sources' hash; its time and size tell a rebuild
-            if (Files.isRegularFile(first)) {
-                parts.add(Long.toString(Files.getLastModifiedTime(first).toMillis()));
-                parts.add(Long.toString(Files.size(first)));
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
-        for (Map.Entry<String, String> e : new TreeMap<>(System.getenv()).entrySet()) {
-            if (SHELL_OWN.contains(e.getKey()) || e.getKey().equals(SessionPipe.VARIABLE)) continue;
+        parts.addAll(build());
+        for (Map.Entry<String, String> e : new TreeMap<>(environment(null)).entrySet()) {
             parts.add(e.getKey());
             parts.add(e.getValue());
         }
@@ -112,6 +100,58 @@ public final class Session {
             h = (h ^ 0xffff) * 0x100000001b3L;          // a separator no char can be mistaken for
         }
         return HexFormat.of().formatHex(ByteBuffer.allocate(8).putLong(h).array());
+    }
+
+    /** The build this JVM runs: JBang's jar (the class path's first entry, its path names the sources' hash), and its time and size (a rebuild). */
+    static List<String> build() {
+        String cp = System.getProperty("java.class.path", "");
+        int sep = cp.indexOf(java.io.File.pathSeparatorChar);
+        Path first = Path.of(sep < 0 ? cp : cp.substring(0, sep));
+        List<String> build = new ArrayList<>(List.of(first.toString()));
+        try {
+            if (Files.isRegularFile(first)) {
+                build.add(Long.toString(Files.getLastModifiedTime(first).toMillis()));
+                build.add(Long.toString(Files.size(first)));
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        return build;
+    }
+
+    /**
+     * The environment a session is bound to: this process's (pid null) or another's (/proc/PID/environ,
+     * null if unreadable), without what a shell changes by itself and the launcher's name for the
+     * session (tests/jbang-launcher leaves out the same).
+     */
+    static Map<String, String> environment(Long pid) {
+        Map<String, String> env = new java.util.HashMap<>();
+        if (pid == null) {
+            env.putAll(System.getenv());
+        } else {
+            byte[] raw;
+            try {
+                raw = Files.readAllBytes(Path.of("/proc", pid.toString(), "environ"));
+            } catch (IOException e) {
+                return null;
+            }
+            int start = 0;
+            for (int i = 0; i <= raw.length; i++) {
+                if (i < raw.length && raw[i] != 0) continue;
+                String v = new String(raw, start, i - start, jnu());     // as the JVM decodes its own (System.getenv)
+                int eq = v.indexOf('=');
+                if (eq > 0) env.put(v.substring(0, eq), v.substring(eq + 1));
+                start = i + 1;
+            }
+        }
+        env.keySet().removeAll(SHELL_OWN);
+        env.remove(SessionPipe.VARIABLE);
+        return env;
+    }
+
+    /** How this JVM decodes its command line and environment. */
+    static java.nio.charset.Charset jnu() {
+        return java.nio.charset.Charset.forName(System.getProperty("sun.jnu.encoding", java.nio.charset.Charset.defaultCharset().name()));
     }
 
     static Path socket(String key) {

@@ -6,7 +6,6 @@ import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
-import java.nio.charset.Charset;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -14,7 +13,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.BlockingQueue;
@@ -42,17 +40,14 @@ final class SessionPipe implements Closeable {
     /** The launcher's name for this session's context (set for `asm session ...` only); in no key, in no comparison. */
     static final String VARIABLE = "ASM_SESSION_LAUNCH";
 
-    /** How this JVM decodes its command line and environment (the caller's environment, checked equal, gives it the same). */
-    static final Charset JNU = Charset.forName(System.getProperty("sun.jnu.encoding", Charset.defaultCharset().name()));
-
     final Path path;
     private final Path dir;
     private final FileChannel requests;
     private final BlockingQueue<Call> calls = new LinkedBlockingQueue<>();
     private final Runnable wake;
-    private final Map<String, String> env = environment(null);
+    private final Map<String, String> env = Session.environment(null);
     private final Path folder = Path.of("").toAbsolutePath();
-    private final String build = build();
+    private final List<String> build = Session.build();
 
     private SessionPipe(Path path, FileChannel requests, Runnable wake) {
         this.path = path;
@@ -81,7 +76,7 @@ final class SessionPipe implements Closeable {
         try (var calls = Files.newDirectoryStream(socket.getParent(), "call.*")) {
             for (Path c : calls) {
                 String pid = c.getFileName().toString().replaceAll("^call\\.([0-9]+)\\..*$", "$1");
-                if (pid.matches("[0-9]{1,10}") && gone(Long.parseLong(pid)) && Files.isDirectory(c, LinkOption.NOFOLLOW_LINKS)) removeFolder(c);
+                if (pid.matches("[0-9]{1,10}") && gone(Long.parseLong(pid)) && Files.isDirectory(c, LinkOption.NOFOLLOW_LINKS)) remove(c);
             }
         } catch (IOException e) {
             // left for the next start
@@ -148,37 +143,10 @@ final class SessionPipe implements Closeable {
         c.close();
     }
 
-    /** An environment without what a shell changes by itself and without {@link #VARIABLE}: this process's (pid null) or another's. */
-    static Map<String, String> environment(Long pid) {
-        Map<String, String> env = new HashMap<>();
-        if (pid == null) {
-            env.putAll(System.getenv());
-        } else {
-            byte[] raw;
-            try {
-                raw = Files.readAllBytes(Path.of("/proc", pid.toString(), "environ"));
-            } catch (IOException e) {
-                return null;
-            }
-            int start = 0;
-            for (int i = 0; i <= raw.length; i++) {
-                if (i < raw.length && raw[i] != 0) continue;
-                String v = new String(raw, start, i - start, JNU);      // as the JVM decodes its own (System.getenv)
-                int eq = v.indexOf('=');
-                if (eq > 0) env.put(v.substring(0, eq), v.substring(eq + 1));
-                start = i + 1;
-            }
-        }
-        env.keySet().removeAll(Session.SHELL_OWN);
-        env.remove(VARIABLE);
-        return env;
-    }
-
-    /** A call's folder (its pipes and files, no folder inside), once its caller is gone. */
-    static void removeFolder(Path dir) {
-        try (var files = Files.list(dir)) {
-            for (Path f : files.toList()) Files.deleteIfExists(f);
-            Files.deleteIfExists(dir);
+    /** A gone caller's folder (its pipes and files). */
+    static void remove(Path dir) {
+        try {
+            Release.deleteTree(dir);
         } catch (IOException ignored) {
             // it is gone already
         }
@@ -192,18 +160,6 @@ final class SessionPipe implements Closeable {
             return end < 0 || end + 2 >= stat.length() || stat.charAt(end + 2) == 'Z' || stat.charAt(end + 2) == 'X';
         } catch (IOException | RuntimeException e) {
             return true;
-        }
-    }
-
-    /** The build this JVM runs: the first class path entry (JBang's jar) with its time and size. */
-    static String build() {
-        String cp = System.getProperty("java.class.path", "");
-        int sep = cp.indexOf(java.io.File.pathSeparatorChar);
-        Path first = Path.of(sep < 0 ? cp : cp.substring(0, sep));
-        try {
-            return first + "|" + Files.getLastModifiedTime(first).toMillis() + "|" + Files.size(first);
-        } catch (IOException e) {
-            return first.toString();
         }
     }
 
@@ -248,7 +204,7 @@ final class SessionPipe implements Closeable {
                 List<String> fields = new ArrayList<>();
                 for (int start = 0, i = 0; i < raw.length; i++) {
                     if (raw[i] != 0) continue;
-                    fields.add(new String(raw, start, i - start, JNU));     // as the JVM decodes its own arguments
+                    fields.add(new String(raw, start, i - start, Session.jnu()));     // as the JVM decodes its own arguments
                     start = i + 1;
                 }
                 if (fields.isEmpty() || !fields.get(0).matches("[0-9]{1,6}") || Integer.parseInt(fields.get(0)) != fields.size() - 1) return null;
@@ -264,7 +220,7 @@ final class SessionPipe implements Closeable {
             if (args.length > 0 && (args[0].equals("session") || args[0].equals("warm-up"))) return false;
             try {
                 return !gone() && Files.readSymbolicLink(Path.of("/proc", Long.toString(pid), "cwd")).equals(pipe.folder)
-                        && pipe.env.equals(environment(pid)) && pipe.build.equals(build());
+                        && pipe.env.equals(Session.environment(pid)) && pipe.build.equals(Session.build());
             } catch (IOException | RuntimeException e) {
                 return false;
             }
@@ -350,7 +306,7 @@ final class SessionPipe implements Closeable {
                     // nothing more to say to that caller
                 }
             }
-            if (gone()) removeFolder(dir);    // a caller killed before it could tidy up leaves its folder
+            if (gone()) remove(dir);    // a caller killed before it could tidy up leaves its folder
         }
     }
 }

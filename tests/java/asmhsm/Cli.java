@@ -87,8 +87,13 @@ public final class Cli {
      * ignored, and the test must not depend on how its own JVM was started.
      */
     public static Running start(Map<String, String> env, Path cwd, Path outputs, String... args) {
+        return start(asmCommand(args), env, cwd, outputs);
+    }
+
+    /** Starts any command as {@link #start(Map, Path, Path, String...)} starts asm (e.g. through the launcher). */
+    public static Running start(List<String> command, Map<String, String> env, Path cwd, Path outputs) {
         List<String> cmd = new ArrayList<>(List.of("env", "--default-signal=INT,TERM"));
-        cmd.addAll(asmCommand(args));
+        cmd.addAll(command);
         ProcessBuilder pb = new ProcessBuilder(cmd).directory((cwd == null ? repo() : cwd).toFile());
         pb.environment().clear();
         pb.environment().putAll(environment(env));

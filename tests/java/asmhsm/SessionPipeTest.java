@@ -60,15 +60,8 @@ class SessionPipeTest {
         return Cli.run(command(args), env, work, null);
     }
 
-    private Cli.Running started(String... args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of("env", "--default-signal=INT,TERM"));
-        cmd.addAll(command(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd).directory(work.toFile());
-        pb.environment().clear();
-        pb.environment().putAll(Cli.environment(env));
-        Path out = Files.createTempFile(tmp, "stdout", ".txt"), err = Files.createTempFile(tmp, "stderr", ".txt");
-        pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).redirectOutput(out.toFile()).redirectError(err.toFile());
-        return new Cli.Running(pb.start(), out, err);
+    private Cli.Running started(String... args) {
+        return Cli.start(command(args), env, work, tmp.resolve("outputs"));
     }
 
     private JsonNode status() {
