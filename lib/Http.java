@@ -17,10 +17,6 @@ public final class Http {
     private Http() {}
 
     /**
-     * Trust managers that trust exactly the CA certificates in this PEM, as kubectl and the Vault
-     * CLI trust their CA file: not the JVM's bundle of public CAs besides (which is also slow to load).
-     */
-    /**
      * Runs `make`, which builds an in-memory PKCS#12 key store (fabric8's SSLUtils.keyManagers puts
      * the kubeconfig's client key in one under a constant password), with that store's key
      * encryption at one PBKDF2 iteration instead of the JDK's 10000. Such a store never leaves the
@@ -49,6 +45,10 @@ public final class Http {
         T call() throws IOException, GeneralSecurityException;
     }
 
+    /**
+     * Trust managers that trust exactly the CA certificates in this PEM, as kubectl and the Vault
+     * CLI trust their CA file: not the JVM's bundle of public CAs besides (which is also slow to load).
+     */
     public static TrustManager[] trustOnly(InputStream pem) throws IOException, GeneralSecurityException {
         KeyStore store = KeyStore.getInstance("PKCS12");
         store.load(null, null);
