@@ -14,19 +14,14 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/**
- * The least a JVM per step can cost, for bench/procedure: three programs that do less than any step
- * and nothing of the toolkit's. Each is its own main class, so one loads nothing of the others.
- *   FloorJvm                        a JVM that prints one line
- *   FloorCli --name N               the same through a picocli command with two options
- *   FloorHttps URL CA_PEM           the picocli command, then one HTTPS GET with the JDK's cheapest
- *                                   client (HttpsURLConnection), trusting CA_PEM only
- *   FloorFabric8 NAMESPACE          the picocli command, then fabric8 as its README shows it: a client
- *                                   from KUBECONFIG, one GET of the namespace
- */
-public class Floor {
-    private Floor() {}
-}
+// The least a JVM per step can cost, for bench/procedure: four programs that do less than any step
+// and nothing of the toolkit's. Each is its own main class, so one loads nothing of the others.
+//   FloorJvm                        a JVM that prints one line
+//   FloorCli --name N               the same through a picocli command with two options
+//   FloorHttps URL CA_PEM           the picocli command, then one HTTPS GET with the JDK's cheapest
+//                                   client (HttpsURLConnection), trusting CA_PEM only
+//   FloorFabric8 NAMESPACE          the picocli command, then fabric8 as its README shows it: a client
+//                                   from KUBECONFIG, one GET of the namespace
 
 class FloorJvm {
     public static void main(String[] args) {
