@@ -182,11 +182,30 @@ class SessionPipeTest {
         assertThat(timedOut.exit()).as(timedOut.toString()).isEqualTo(124);
         assertThat(timedOut.stderr()).contains("error: interrupted by SIGTERM; nothing was changed");
 
+        // the session stuck (stopped here): the same signal sent twice at once is one; a second one later ends the caller
+        long sessionPid = status().get("pid").asLong();
+        Cli.Running stuck = started("istiod-status", "-n", ns, "--wait", "--timeout", "10m");
+        Cli.waitFor("the step running in the session", () -> stuck.stderrSoFar().contains("istiod"));
+        kill("STOP", sessionPid);
+        try {
+            Cli.Result twice = Cli.run(List.of("bash", "-c", "kill -TERM $0 && sleep 0.01 && kill -TERM $0", Long.toString(stuck.pid())), Map.of(), null, null);
+            assertThat(twice.exit()).as(twice.toString()).isZero();
+            assertThat(stuck.process().waitFor(2, TimeUnit.SECONDS)).as("SIGTERM twice at once: still waiting for the step's answer").isFalse();
+            stuck.signal("INT");
+            Cli.Result given = stuck.await();
+            assertThat(given.exit()).as(given.toString()).isEqualTo(130);
+            assertThat(given.stderr()).contains("error: interrupted by SIGINT again; the step in the asm session was told to stop and may still be stopping\n"
+                    + "  -> check what it changed (asm status) before running it again").doesNotContain("Killed", "nothing was changed");
+        } finally {
+            kill("CONT", sessionPid);
+        }
+        Cli.waitFor("the step of the caller that gave up stopped too", () -> read(log).split("istiod-status exit 130", -1).length == 4);
+
         Cli.Running killed = started("istiod-status", "-n", ns, "--wait", "--timeout", "10m");
         Cli.waitFor("the step running in the session", () -> killed.stderrSoFar().contains("istiod"));
         killed.signal("KILL");
         assertThat(killed.process().waitFor(30, TimeUnit.SECONDS)).isTrue();
-        Cli.waitFor("the step stopped once its caller is gone", () -> read(log).split("istiod-status exit 130", -1).length == 4);
+        Cli.waitFor("the step stopped once its caller is gone", () -> read(log).split("istiod-status exit 130", -1).length == 5);
         Cli.waitFor("the gone caller's folder removed", () -> {
             try {
                 return callFolders().isEmpty();
@@ -194,13 +213,13 @@ class SessionPipeTest {
                 return false;
             }
         });
-        assertThat(pipeCalls(log)).isEqualTo(3);
+        assertThat(pipeCalls(log)).isEqualTo(4);
 
         // the session killed during a step: its caller says so, and the next call runs in its own JVM
         long pid = status().get("pid").asLong();
         Cli.Running orphan = started("istiod-status", "-n", ns, "--wait", "--timeout", "10m");
         Cli.waitFor("the step running in the session", () -> orphan.stderrSoFar().contains("istiod"));
-        assertThat(Cli.run(List.of("kill", "-KILL", Long.toString(pid)), Map.of(), null, null).exit()).isZero();
+        kill("KILL", pid);
         Cli.Result lost = orphan.await();
         assertThat(lost.exit()).as(lost.toString()).isEqualTo(1);
         assertThat(lost.stderr()).contains("error: the asm session ended before the step did\n  -> check what the step changed (asm status), then run it again");
@@ -320,6 +339,11 @@ class SessionPipeTest {
             ctl.close();
             out.close();
         }
+    }
+
+    private static void kill(String signal, long pid) {
+        Cli.Result k = Cli.run(List.of("kill", "-" + signal, Long.toString(pid)), Map.of(), null, null);
+        assertThat(k.exit()).as(k.toString()).isZero();
     }
 
     private static String read(Path p) {
