@@ -20,7 +20,8 @@ import java.util.function.Supplier;
  *
  * <p>The same happens in `asm session`, where a step runs on a thread of a long-lived JVM and
  * the caller's Ctrl-C reaches it as {@link #stop}: nothing here depends on the JVM ending.
- * A step that does not stop within {@link #GRACE_SECONDS} (or a second Ctrl-C) has its temporary files
+ * A step that does not stop within {@link #GRACE_SECONDS} (or a second Ctrl-C, a second or more after
+ * the first: one sooner is the same one sent twice, {@link #sameSignalAgain}) has its temporary files
  * removed from the signal's thread and the process ends with 130 at once.
  */
 public final class Interrupt {
@@ -45,6 +46,7 @@ public final class Interrupt {
         final List<String> removed = new ArrayList<>();
         final CountDownLatch ended = new CountDownLatch(1);
         volatile String signal;             // what stopped it: SIGINT, SIGTERM, "the caller going away"
+        volatile long signalledAt;          // System.nanoTime() when it was
         volatile Supplier<String> state;
         int units;                          // changes under way that an interrupt waits for (the step's thread only)
         boolean deferred;                   // an interrupt waits for the current unit to end
@@ -201,7 +203,10 @@ public final class Interrupt {
             return null;
         }
         synchronized (r) {
-            if (r.signal == null) r.signal = why;
+            if (r.signal == null) {
+                r.signalledAt = System.nanoTime();
+                r.signal = why;
+            }
             if (r.units > 0) r.deferred = true;
             else deliver(r);
         }
@@ -297,6 +302,7 @@ public final class Interrupt {
         }
         if (r == null || r.ended.getCount() == 0) System.exit(EXIT);
         if (r.signal != null && r.ended.getCount() > 0) {
+            if (sameSignalAgain(r.signalledAt)) return;
             force(r, "a second " + signal);         // Ctrl-C again: do not wait any longer
             return;
         }
@@ -308,6 +314,17 @@ public final class Interrupt {
         }
         System.exit(EXIT);      // asm run does not start the next step; asm session ends (its caller got the answer)
     }
+
+    /**
+     * Whether a signal that comes while the step stops from one received at `firstNanos`
+     * (System.nanoTime()) is that one sent twice: within a second of it. timeout signals its child,
+     * then its whole process group, and a stopping step must not be cut short by the copy.
+     */
+    static boolean sameSignalAgain(long firstNanos) {
+        return System.nanoTime() - firstNanos < SAME_SIGNAL_NANOS;
+    }
+
+    private static final long SAME_SIGNAL_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     /** The step is stuck (in a native call, say): remove its temporary files from here, say so, end now. */
     private static void force(Run r, String why) {

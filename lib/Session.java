@@ -220,7 +220,7 @@ public final class Session {
     /**
      * Ctrl-C (or SIGTERM) of the caller goes to its step in the session, which stops as in a JVM of its own
      * (see Interrupt) and answers with its state and exit 130, relayed as any answer. A second one ends
-     * the caller at once.
+     * the caller at once, unless it is the first sent twice (Interrupt.sameSignalAgain).
      */
     private static void passSignals(SocketChannel ch) {
         CallerSignals handler = new CallerSignals(ch);
@@ -237,6 +237,7 @@ public final class Session {
     private static final class CallerSignals implements sun.misc.SignalHandler {
         private final SocketChannel ch;
         private boolean sent;
+        private long sentAt;
 
         CallerSignals(SocketChannel ch) {
             this.ch = ch;
@@ -245,8 +246,15 @@ public final class Session {
         @Override
         public void handle(sun.misc.Signal signal) {
             synchronized (this) {
-                if (sent) Runtime.getRuntime().halt(Interrupt.EXIT);       // a second one: do not wait
+                if (sent) {
+                    if (Interrupt.sameSignalAgain(sentAt)) return;
+                    // a second one: do not wait (the launcher's pipe says the same, tests/jbang-launcher)
+                    System.err.println("error: interrupted by SIG" + signal.getName() + " again; the step in the asm session was told to stop"
+                            + " and may still be stopping\n  -> check what it changed (asm status) before running it again");
+                    Runtime.getRuntime().halt(Interrupt.EXIT);
+                }
                 sent = true;
+                sentAt = System.nanoTime();
             }
             try {
                 send(ch, new byte[] {signal.getName().equals("TERM") ? SIGTERM : SIGINT});

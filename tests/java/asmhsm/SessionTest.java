@@ -139,6 +139,44 @@ class SessionTest {
     }
 
     /**
+     * The session stuck (stopped here): the same SIGTERM twice at once (timeout sends it to its child,
+     * then to its process group) is one, and the caller waits for the step's answer; a second signal
+     * later ends the caller at once, saying so, and the step in the session still stops.
+     */
+    @Test
+    void aSignalSentTwiceAtOnceIsOneAndASecondOneLaterEndsTheCaller(Lab lab) throws Exception {
+        env = sessionEnv(lab);
+        assertThat(Cli.asm(env, work, "session", "start").exit()).isZero();
+        Cli.Result up = Cli.asm(env, work, "session", "status", "--json");
+        long sessionPid = json(up).get("pid").asLong();
+        Path log = Session.log(Path.of(json(up).get("socket").asText()));
+        Cli.Running caller = Cli.start(env, work, tmp.resolve("outputs"), "istiod-status", "-n", lab.freshNamespace(), "--wait", "--timeout", "10m");
+        Cli.waitFor("the step running in the session", () -> caller.stderrSoFar().contains("istiod"));
+        assertThat(Cli.run(java.util.List.of("kill", "-STOP", Long.toString(sessionPid)), Map.of(), null, null).exit()).isZero();
+        try {
+            Cli.Result twice = Cli.run(java.util.List.of("bash", "-c", "kill -TERM $0 && sleep 0.01 && kill -TERM $0", Long.toString(caller.pid())),
+                    Map.of(), null, null);
+            assertThat(twice.exit()).as(twice.toString()).isZero();
+            assertThat(caller.process().waitFor(2, java.util.concurrent.TimeUnit.SECONDS)).as("SIGTERM twice at once: still waiting for the answer").isFalse();
+            caller.signal("INT");
+            Cli.Result r = caller.await();
+            assertThat(r.exit()).as(r.toString()).isEqualTo(130);
+            assertThat(r.stderr()).contains("error: interrupted by SIGINT again; the step in the asm session was told to stop and may still be stopping\n"
+                    + "  -> check what it changed (asm status) before running it again").doesNotContain("nothing was changed");
+        } finally {
+            Cli.run(java.util.List.of("kill", "-CONT", Long.toString(sessionPid)), Map.of(), null, null);
+        }
+        Cli.waitFor("the step stopped in the session", () -> {
+            try {
+                return Files.readString(log).contains("istiod-status exit 130");
+            } catch (java.io.IOException e) {
+                return false;
+            }
+        });
+        assertThat(served()).as("the session goes on").isEqualTo(1);
+    }
+
+    /**
      * Ctrl-C in a caller stops its step in the session as it would in the step's own JVM: the download's
      * part files are removed, and the caller gets the step's state and exit 130; the session goes on.
      */
