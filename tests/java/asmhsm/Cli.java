@@ -48,14 +48,25 @@ public final class Cli {
         return cmd;
     }
 
+    /** Sends signal `name` (INT, TERM, KILL, STOP, CONT) to process `pid`. */
+    public static void kill(String name, long pid) {
+        Result kill = run(List.of("kill", "-" + name, Long.toString(pid)), Map.of(), null, null);
+        if (kill.exit() != 0) throw new AssertionError("kill -" + name + " " + pid + ": " + kill);
+    }
+
     /** A running `asm <args>`, for a test that signals it half-way; its output goes to two files. */
     public record Running(Process process, Path stdout, Path stderr) {
         public long pid() { return process.pid(); }
 
         /** Sends a signal as Ctrl-C (INT), kill (TERM) or kill -9 (KILL) would. */
         public void signal(String name) {
-            Result kill = run(List.of("kill", "-" + name, Long.toString(pid())), Map.of(), null, null);
-            if (kill.exit() != 0) throw new AssertionError("kill -" + name + " " + pid() + ": " + kill);
+            kill(name, pid());
+        }
+
+        /** Sends a signal twice, 10 ms apart, as timeout does (to its command, then to its process group). */
+        public void signalTwiceAtOnce(String name) {
+            Result twice = run(List.of("bash", "-c", "kill -" + name + " $0 && sleep 0.01 && kill -" + name + " $0", Long.toString(pid())), Map.of(), null, null);
+            if (twice.exit() != 0) throw new AssertionError("kill -" + name + " " + pid() + " twice: " + twice);
         }
 
         /** Waits for its end (at most 60 s): its exit code and output. */

@@ -186,10 +186,9 @@ class SessionPipeTest {
         long sessionPid = status().get("pid").asLong();
         Cli.Running stuck = started("istiod-status", "-n", ns, "--wait", "--timeout", "10m");
         Cli.waitFor("the step running in the session", () -> stuck.stderrSoFar().contains("istiod"));
-        kill("STOP", sessionPid);
+        Cli.kill("STOP", sessionPid);
         try {
-            Cli.Result twice = Cli.run(List.of("bash", "-c", "kill -TERM $0 && sleep 0.01 && kill -TERM $0", Long.toString(stuck.pid())), Map.of(), null, null);
-            assertThat(twice.exit()).as(twice.toString()).isZero();
+            stuck.signalTwiceAtOnce("TERM");
             assertThat(stuck.process().waitFor(2, TimeUnit.SECONDS)).as("SIGTERM twice at once: still waiting for the step's answer").isFalse();
             stuck.signal("INT");
             Cli.Result given = stuck.await();
@@ -197,7 +196,7 @@ class SessionPipeTest {
             assertThat(given.stderr()).contains("error: interrupted by SIGINT again; the step in the asm session was told to stop and may still be stopping\n"
                     + "  -> check what it changed (asm status) before running it again").doesNotContain("Killed", "nothing was changed");
         } finally {
-            kill("CONT", sessionPid);
+            Cli.kill("CONT", sessionPid);
         }
         Cli.waitFor("the step of the caller that gave up stopped too", () -> read(log).split("istiod-status exit 130", -1).length == 4);
 
@@ -219,7 +218,7 @@ class SessionPipeTest {
         long pid = status().get("pid").asLong();
         Cli.Running orphan = started("istiod-status", "-n", ns, "--wait", "--timeout", "10m");
         Cli.waitFor("the step running in the session", () -> orphan.stderrSoFar().contains("istiod"));
-        kill("KILL", pid);
+        Cli.kill("KILL", pid);
         Cli.Result lost = orphan.await();
         assertThat(lost.exit()).as(lost.toString()).isEqualTo(1);
         assertThat(lost.stderr()).contains("error: the asm session ended before the step did\n  -> check what the step changed (asm status), then run it again");
@@ -339,11 +338,6 @@ class SessionPipeTest {
             ctl.close();
             out.close();
         }
-    }
-
-    private static void kill(String signal, long pid) {
-        Cli.Result k = Cli.run(List.of("kill", "-" + signal, Long.toString(pid)), Map.of(), null, null);
-        assertThat(k.exit()).as(k.toString()).isZero();
     }
 
     private static String read(Path p) {

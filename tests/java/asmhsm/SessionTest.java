@@ -4,6 +4,7 @@ import static asmhsm.KubeVaultStepsSupport.env;
 import static asmhsm.KubeVaultStepsSupport.json;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import tools.jackson.databind.JsonNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -40,6 +41,16 @@ class SessionTest {
 
     private Map<String, String> sessionEnv(Lab lab) {
         return env(lab, "ASM_SESSION_DIR", tmp.resolve("sessions").toString());
+    }
+
+    /** Starts a session with the lab's environment; its status. */
+    private JsonNode startSession(Lab lab) {
+        env = sessionEnv(lab);
+        Cli.Result start = Cli.asm(env, work, "session", "start");
+        assertThat(start.exit()).as(start.toString()).isZero();
+        Cli.Result up = Cli.asm(env, work, "session", "status", "--json");
+        assertThat(up.exit()).as(up.toString()).isZero();
+        return json(up);
     }
 
     private long served() {
@@ -115,9 +126,7 @@ class SessionTest {
     /** A caller that goes away (Ctrl-C) interrupts its step in the session, which then serves the next call. */
     @Test
     void aCallerThatGoesAwayInterruptsItsStep(Lab lab) throws Exception {
-        env = sessionEnv(lab);
-        assertThat(Cli.asm(env, work, "session", "start").exit()).isZero();
-        Path log = Session.log(Path.of(json(Cli.asm(env, work, "session", "status", "--json")).get("socket").asText()));
+        Path log = Session.log(Path.of(startSession(lab).get("socket").asText()));
         String ns = lab.freshNamespace();      // no istiod there: --wait would poll for its whole timeout
         java.util.List<String> cmd = new java.util.ArrayList<>(java.util.List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -145,18 +154,14 @@ class SessionTest {
      */
     @Test
     void aSignalSentTwiceAtOnceIsOneAndASecondOneLaterEndsTheCaller(Lab lab) throws Exception {
-        env = sessionEnv(lab);
-        assertThat(Cli.asm(env, work, "session", "start").exit()).isZero();
-        Cli.Result up = Cli.asm(env, work, "session", "status", "--json");
-        long sessionPid = json(up).get("pid").asLong();
-        Path log = Session.log(Path.of(json(up).get("socket").asText()));
+        JsonNode up = startSession(lab);
+        long sessionPid = up.get("pid").asLong();
+        Path log = Session.log(Path.of(up.get("socket").asText()));
         Cli.Running caller = Cli.start(env, work, tmp.resolve("outputs"), "istiod-status", "-n", lab.freshNamespace(), "--wait", "--timeout", "10m");
         Cli.waitFor("the step running in the session", () -> caller.stderrSoFar().contains("istiod"));
-        assertThat(Cli.run(java.util.List.of("kill", "-STOP", Long.toString(sessionPid)), Map.of(), null, null).exit()).isZero();
+        Cli.kill("STOP", sessionPid);
         try {
-            Cli.Result twice = Cli.run(java.util.List.of("bash", "-c", "kill -TERM $0 && sleep 0.01 && kill -TERM $0", Long.toString(caller.pid())),
-                    Map.of(), null, null);
-            assertThat(twice.exit()).as(twice.toString()).isZero();
+            caller.signalTwiceAtOnce("TERM");
             assertThat(caller.process().waitFor(2, java.util.concurrent.TimeUnit.SECONDS)).as("SIGTERM twice at once: still waiting for the answer").isFalse();
             caller.signal("INT");
             Cli.Result r = caller.await();
@@ -164,7 +169,7 @@ class SessionTest {
             assertThat(r.stderr()).contains("error: interrupted by SIGINT again; the step in the asm session was told to stop and may still be stopping\n"
                     + "  -> check what it changed (asm status) before running it again").doesNotContain("nothing was changed");
         } finally {
-            Cli.run(java.util.List.of("kill", "-CONT", Long.toString(sessionPid)), Map.of(), null, null);
+            Cli.kill("CONT", sessionPid);
         }
         Cli.waitFor("the step stopped in the session", () -> {
             try {
@@ -182,11 +187,9 @@ class SessionTest {
      */
     @Test
     void ctrlCInTheCallerStopsItsStepThereWhichCleansUpAndAnswers(Lab lab) throws Exception {
-        env = sessionEnv(lab);
-        assertThat(Cli.asm(env, work, "session", "start").exit()).isZero();
-        Cli.Result up = Cli.asm(env, work, "session", "status", "--json");
-        long sessionPid = json(up).get("pid").asLong();
-        Path log = Session.log(Path.of(json(up).get("socket").asText()));
+        JsonNode up = startSession(lab);
+        long sessionPid = up.get("pid").asLong();
+        Path log = Session.log(Path.of(up.get("socket").asText()));
         String name = Release.archiveName(Release.DEFAULT_VERSION, Release.Platform.LINUX_AMD64);
         var key = ReleaseTest.p256();
         Path pub = ReleaseTest.pubPem(key, tmp.resolve("release-key.pem"));
