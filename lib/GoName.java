@@ -19,11 +19,20 @@ import java.util.List;
  * import-ca, verify-ca, status) then load no Bouncy Castle, whose signed jar costs a JVM 150-180 ms
  * CPU to open. A name this reader leaves alone (a value that is no plain string, an encoding it
  * does not take) is read by Bouncy Castle instead ({@link Pki.WithBc#attributes}), as before.
+ *
+ * <p>A value that is no string (an INTEGER, say) is printed only for an attribute Go does not name,
+ * as `OID=#` and the hex of its DER as the certificate holds it: what Go 1.15 and 1.16 print for an
+ * INTEGER, BOOLEAN, BIT STRING, OID or OCTET STRING (they re-encode the value they parsed, and DER
+ * has one encoding). Go 1.14 prints no attribute it does not name, and Go 1.17 on refuses such a
+ * certificate altogether ("x509: invalid RDNSequence"), so no label is right for every plugin build.
  */
 final class GoName {
     private GoName() {}
 
-    /** One attribute of the name: its OID and its value as a string; `string`: the value is an ASN.1 string type. */
+    /**
+     * One attribute of the name: its OID and its value as a string when `string` (an ASN.1 string
+     * type), else the hex of the value's DER.
+     */
     record Attribute(String oid, String value, boolean string) {}
 
     private static final String[][] GO_FIELDS = {
@@ -39,9 +48,9 @@ final class GoName {
     }
 
     static String print(List<Attribute> atvs) {
-        List<String[]> seq = new ArrayList<>(); // {oid, value, printed RDN or null}
+        List<Object> seq = new ArrayList<>(); // an Attribute printed alone, or a String already printed
         for (Attribute a : atvs)
-            if (!PARSED.contains(a.oid())) seq.add(new String[]{a.oid(), a.value(), null});
+            if (!PARSED.contains(a.oid())) seq.add(a);
         for (String[] f : GO_FIELDS) {
             // Go keeps every value of a field, in order, as ONE multi-valued RDN
             StringBuilder joined = null;
@@ -50,30 +59,29 @@ final class GoName {
                     String v = f[1] + "=" + escape(a.value());
                     joined = joined == null ? new StringBuilder(v) : joined.append('+').append(v);
                 }
-            if (joined != null) seq.add(new String[]{f[0], null, joined.toString()});
+            if (joined != null) seq.add(joined.toString());
         }
         for (String single : new String[]{CN, SERIAL}) {
-            String last = null;
-            for (Attribute a : atvs) if (a.oid().equals(single) && a.string()) last = a.value();
-            if (last != null && !last.isEmpty()) seq.add(new String[]{single, last, null});
+            Attribute last = null;
+            for (Attribute a : atvs) if (a.oid().equals(single) && a.string()) last = a;
+            if (last != null && !last.value().isEmpty()) seq.add(last);
         }
         StringBuilder s = new StringBuilder();
         for (int i = seq.size() - 1; i >= 0; i--) {
             if (s.length() > 0) s.append(',');
-            String oid = seq.get(i)[0], value = seq.get(i)[1];
-            if (seq.get(i)[2] != null) {
-                s.append(seq.get(i)[2]);
+            if (!(seq.get(i) instanceof Attribute a)) {
+                s.append((String) seq.get(i));
                 continue;
             }
-            String typeName = typeName(oid);
-            if (typeName == null) {
+            String typeName = typeName(a.oid());
+            if (typeName != null) s.append(typeName).append('=').append(escape(a.value()));
+            else if (!a.string()) s.append(a.oid()).append("=#").append(a.value());   // its DER as it came (see the class comment)
+            else {
                 // Go re-marshals the parsed string: PrintableString when it can, else UTF8String
-                boolean printable = printable(value);
-                s.append(oid).append("=#").append(HexFormat.of().formatHex(
-                        Der.write(printable ? 0x13 : 0x0c, value.getBytes(printable ? StandardCharsets.US_ASCII : StandardCharsets.UTF_8))));
-                continue;
+                boolean printable = printable(a.value());
+                s.append(a.oid()).append("=#").append(HexFormat.of().formatHex(Der.write(printable ? 0x13 : 0x0c,
+                        a.value().getBytes(printable ? StandardCharsets.US_ASCII : StandardCharsets.UTF_8))));
             }
-            s.append(typeName).append('=').append(escape(value));
         }
         return s.toString();
     }
@@ -85,11 +93,15 @@ final class GoName {
         return null;
     }
 
-    /** Go's asn1 PrintableString alphabet, with '*' and '&' allowed as Marshal allows them. */
+    /**
+     * Whether Marshal picks PrintableString for a string of no stated type: Go's PrintableString
+     * alphabet without '*' and '&' (it rejects both when choosing; it accepts them only in a
+     * PrintableString it parsed).
+     */
     private static boolean printable(String s) {
         for (char c : s.toCharArray()) {
             boolean ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-                    || " '()+,-./:=?*&".indexOf(c) >= 0;
+                    || " '()+,-./:=?".indexOf(c) >= 0;
             if (!ok) return false;
         }
         return true;

@@ -820,8 +820,9 @@ public final class Pki {
             for (RDN rdn : X500Name.getInstance(derName).getRDNs())
                 for (AttributeTypeAndValue a : rdn.getTypesAndValues()) {
                     ASN1Encodable v = a.getValue();
-                    out.add(new GoName.Attribute(a.getType().getId(), v instanceof ASN1String st ? st.getString() : v.toString(),
-                            v instanceof ASN1String));
+                    // (a BIT STRING is an ASN1String to Bouncy Castle, with a made-up text: not one to Go)
+                    out.add(v instanceof ASN1String st && !(v instanceof org.bouncycastle.asn1.ASN1BitString) ? new GoName.Attribute(a.getType().getId(), st.getString(), true)
+                            : new GoName.Attribute(a.getType().getId(), java.util.HexFormat.of().formatHex(der(v)), false));
                 }
             return out;
         }
