@@ -482,7 +482,7 @@ public final class Kube implements AutoCloseable {
             // being deleted (a namespace a teardown just removed stays until its contents are gone): the
             // API server refuses anything inside it, so wait until it is gone and create it anew
             if (!out.dryRun())
-                await(what + " to finish being deleted", DELETION_WAIT_SECONDS,
+                await(what + " to finish being deleted", deletionWaitSeconds,
                         "see what holds it (kubectl get " + desired.getKind().toLowerCase(java.util.Locale.ROOT) + " "
                                 + desired.getMetadata().getName()
                                 + (desired.getMetadata().getNamespace() == null ? "" : " -n " + desired.getMetadata().getNamespace())
@@ -525,6 +525,7 @@ public final class Kube implements AutoCloseable {
 
     /** How long apply waits for an object being deleted to be gone before it creates it anew. */
     static final int DELETION_WAIT_SECONDS = 120;
+    int deletionWaitSeconds = DELETION_WAIT_SECONDS;      // shorter only in KubeTest, to see the wait end
 
     /** The object on the server with the kind, namespace and name of {@code desired}; null if there is none. */
     public <T extends HasMetadata> T live(T desired) {

@@ -143,6 +143,27 @@ class KubeTest {
         assertThat(admin.namespaces().withName(ns).get().getMetadata().getDeletionTimestamp()).as("a new namespace").isNull();
     }
 
+    /** An object that stays being deleted (a finalizer no one removes): the wait ends, saying where to look. */
+    @Test
+    void anObjectThatStaysBeingDeletedEndsTheWaitWithWhereToLook(Lab lab) throws Exception {
+        String ns = lab.freshNamespace();
+        io.fabric8.kubernetes.client.KubernetesClient admin = lab.admin();
+        admin.namespaces().withName(ns).edit(n -> { n.getMetadata().setFinalizers(List.of("asm-hsm.test/hold")); return n; });
+        admin.namespaces().withName(ns).delete();
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        Out out = new Out("test", false, false, new PrintStream(buf, true, StandardCharsets.UTF_8), System.err);
+        try (Kube k = Kube.connect(opts(kubeconfig(lab, tmp.resolve("stays"), "k8s-ca.crt", ""), null))) {
+            k.deletionWaitSeconds = 2;
+            assertThatThrownBy(() -> k.apply(Kube.namespace(ns), out)).isInstanceOf(Fail.class)
+                    .hasMessage("timed out after 2s waiting for Namespace " + ns + " to finish being deleted")
+                    .satisfies(e -> assertThat(((Fail) e).hint)
+                            .isEqualTo("see what holds it (kubectl get namespace " + ns + " -o yaml: its finalizers), then run this step again"));
+        } finally {
+            admin.namespaces().withName(ns).edit(n -> { n.getMetadata().setFinalizers(List.of()); return n; });
+        }
+        assertThat(buf.toString(StandardCharsets.UTF_8)).doesNotContain("created");
+    }
+
     @Test
     void aCertificateAuthorityFileWithoutACertificateIsBadInput(Lab lab) throws Exception {
         Path file = kubeconfig(lab, tmp.resolve("empty-ca"), "k8s-ca.crt", "");
