@@ -820,9 +820,11 @@ public final class Pki {
             for (RDN rdn : X500Name.getInstance(derName).getRDNs())
                 for (AttributeTypeAndValue a : rdn.getTypesAndValues()) {
                     ASN1Encodable v = a.getValue();
-                    // (a BIT STRING is an ASN1String to Bouncy Castle, with a made-up text: not one to Go)
-                    out.add(v instanceof ASN1String st && !(v instanceof org.bouncycastle.asn1.ASN1BitString) ? new GoName.Attribute(a.getType().getId(), st.getString(), true)
-                            : new GoName.Attribute(a.getType().getId(), java.util.HexFormat.of().formatHex(der(v)), false));
+                    String oid = a.getType().getId();
+                    // a BIT STRING is an ASN1String to Bouncy Castle (with a made-up text), not a string to Go
+                    out.add(v instanceof ASN1String st && !(v instanceof org.bouncycastle.asn1.ASN1BitString)
+                            ? new GoName.Attribute(oid, st.getString(), true)
+                            : new GoName.Attribute(oid, java.util.HexFormat.of().formatHex(der(v)), false));
                 }
             return out;
         }
